@@ -1,0 +1,159 @@
+// Device acquisition for every runtime we support:
+//   Node  -> npm `webgpu` (Dawn), loaded on demand so browsers and Deno never see it;
+//   Deno, browsers -> `navigator.gpu`.
+// We request the adapter's own maxima for the limits that bound tensor sizes and kernel tiles
+// (buffer size, storage binding size, workgroup storage), not the spec defaults, so a kernel can
+// size its tiles from `GpuContext.limits` and the tensor layer can refuse what cannot be bound.
+
+export type Runtime = 'node' | 'deno' | 'browser';
+
+export interface AdapterReport {
+  runtime: Runtime;
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** A CPU implementation (lavapipe/llvmpipe, SwiftShader) or an adapter flagged as fallback. */
+  isSoftware: boolean;
+  features: string[];
+}
+
+/** The limits we asked the device for (the adapter's maxima). */
+export interface RequestedLimits {
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+  maxUniformBufferBindingSize: number;
+  maxComputeWorkgroupStorageSize: number;
+  maxComputeInvocationsPerWorkgroup: number;
+  maxComputeWorkgroupSizeX: number;
+  maxComputeWorkgroupSizeY: number;
+  maxComputeWorkgroupSizeZ: number;
+  maxComputeWorkgroupsPerDimension: number;
+  maxStorageBuffersPerShaderStage: number;
+  minUniformBufferOffsetAlignment: number;
+}
+
+export interface GpuContext {
+  device: GPUDevice;
+  adapter: AdapterReport;
+  limits: RequestedLimits;
+  hasTimestampQuery: boolean;
+  /**
+   * The GPU object the device came from. Dawn (Node) stops processing events once it is garbage
+   * collected, so pending mapAsync promises would never settle: we hold it until destroy().
+   */
+  gpu: GPU | null;
+  /** Destroys the device and drops the GPU object so that a Node process can exit. */
+  destroy(): void;
+}
+
+export interface AcquireOptions {
+  powerPreference?: GPUPowerPreference;
+  /** Extra Dawn toggles for Node, e.g. 'disable-dawn-features=timestamp_quantization'. */
+  dawnOptions?: string[];
+}
+
+const LIMIT_NAMES: (keyof RequestedLimits)[] = [
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxUniformBufferBindingSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+  'minUniformBufferOffsetAlignment',
+];
+
+export const NO_ADAPTER_HELP = [
+  'No WebGPU adapter was found.',
+  'On Debian 12 (bookworm) as root, install a Mesa lavapipe new enough for Dawn (Mesa >= 25):',
+  '  echo "deb http://deb.debian.org/debian bookworm-backports main" > /etc/apt/sources.list.d/backports.list',
+  '  apt-get update && apt-get install -y -t bookworm-backports mesa-vulkan-drivers',
+  '(use the mirror your /etc/apt sources already name). On Debian 13 or Ubuntu 24.04+:',
+  '  apt-get install -y mesa-vulkan-drivers',
+  'or run `npm run provision`, which does this for you when run as root.',
+  'Alternatively use SwiftShader from Debian chromium-common:',
+  '  VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json',
+  'In a browser: use Chrome/Edge 113+ or start Chromium with --enable-unsafe-webgpu.',
+].join('\n');
+
+export function detectRuntime(): Runtime {
+  const g = globalThis as { Deno?: unknown; process?: { versions?: { node?: string } } };
+  if (g.Deno !== undefined) return 'deno';
+  if (g.process?.versions?.node !== undefined) return 'node';
+  return 'browser';
+}
+
+async function nodeGpu(dawnOptions: string[]): Promise<GPU> {
+  // Lavapipe prints `XDG_RUNTIME_DIR is invalid` on every start unless it is set.
+  const env = (globalThis as unknown as { process: { env: Record<string, string | undefined> } }).process.env;
+  if (!env.XDG_RUNTIME_DIR) env.XDG_RUNTIME_DIR = '/tmp';
+  const moduleName = 'webgpu'; // through a variable so bundlers for the browser leave it alone
+  const dawn = (await import(moduleName)) as { create(options: string[]): GPU; globals: object };
+  // GPUBufferUsage, GPUMapMode, ... are globals in browsers and Deno; Dawn's package exports them.
+  Object.assign(globalThis, dawn.globals);
+  return dawn.create(dawnOptions);
+}
+
+function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
+  const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
+  const fallback = (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  return fallback || /llvmpipe|lavapipe|swiftshader|software|warp/.test(text);
+}
+
+export async function acquireGpu(options: AcquireOptions = {}): Promise<GpuContext> {
+  const runtime = detectRuntime();
+  let gpu: GPU | undefined;
+  if (runtime === 'node') {
+    gpu = await nodeGpu(options.dawnOptions ?? []);
+  } else {
+    gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+    if (!gpu) throw new Error(`This ${runtime} has no navigator.gpu (WebGPU is unavailable).\n${NO_ADAPTER_HELP}`);
+  }
+  const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+  if (!adapter) throw new Error(NO_ADAPTER_HELP);
+
+  const requiredLimits: Record<string, number> = {};
+  for (const name of LIMIT_NAMES) {
+    if (name === 'minUniformBufferOffsetAlignment') continue; // a minimum: the default is the safe choice
+    requiredLimits[name] = adapter.limits[name];
+  }
+  const wanted: GPUFeatureName[] = ['timestamp-query'];
+  const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+
+  const info = adapter.info;
+  const report: AdapterReport = {
+    runtime,
+    vendor: info.vendor,
+    architecture: info.architecture,
+    device: info.device,
+    description: info.description,
+    isSoftware: isSoftwareAdapter(info),
+    features: [...adapter.features].map(String).sort(),
+  };
+  const limits = {} as RequestedLimits;
+  for (const name of LIMIT_NAMES) limits[name] = device.limits[name];
+  const context: GpuContext = {
+    device,
+    adapter: report,
+    limits,
+    hasTimestampQuery: device.features.has('timestamp-query'),
+    gpu,
+    destroy: () => {
+      device.destroy();
+      context.gpu = null;
+    },
+  };
+  return context;
+}
+
+/** One line naming the adapter, for benchmark tables and logs. */
+export function describeAdapter(a: AdapterReport): string {
+  const name = a.description || a.device || 'unknown device';
+  const kind = a.isSoftware ? 'software' : 'hardware';
+  return `${name} [${a.vendor}/${a.architecture}, ${kind}, ${a.runtime}]`;
+}

@@ -1,0 +1,114 @@
+// The gradcheck table: one or more cases per differentiable op, on small awkward shapes (odd
+// sizes, broadcasting, batches, every transpose). `sgilo gradcheck [op]` and the tests run these.
+
+import { TOLERANCES, type GradCase } from './gradcheck.ts';
+import { binary, binaryOpNames, binaryRow, unary, unaryOpNames, unaryRow } from './ops/elementwise.ts';
+import { broadcastTo, max, mean, sum } from './ops/reduce.ts';
+import { matmul } from './ops/matmul.ts';
+import { binaryForward, binaryVjp, unaryForward, unaryVjp } from './reference/elementwise.ts';
+import { broadcastForward, broadcastVjp, maxForward, maxVjp, sumForward, sumVjp } from './reference/reduce.ts';
+import { matmulForward, matmulVjp } from './reference/matmul.ts';
+import { normalizeAxes, type Shape } from './shape.ts';
+
+const TRANSCENDENTAL = new Set(['exp', 'log', 'sqrt', 'rsqrt', 'sigmoid', 'tanh', 'swish', 'gelu']);
+
+export function unaryCase(name: string, shape: Shape = [3, 7]): GradCase {
+  const row = unaryRow(name);
+  const [p0, p1] = row.testParams ?? [0, 0];
+  return {
+    name,
+    inputs: [{ shape, domain: row.domain }],
+    tol: TRANSCENDENTAL.has(name) ? TOLERANCES.transcendental : TOLERANCES.elementwise,
+    forward: ([x]) => unaryForward(row, x, p0, p1),
+    vjp: ([x], gy) => [unaryVjp(row, x, gy, p0, p1)],
+    gpu: ([x]) => unary(name, x, p0, p1),
+  };
+}
+
+function binaryCase(name: string, aShape: Shape, bShape: Shape, label: string): GradCase {
+  const row = binaryRow(name);
+  return {
+    name: `${name}${label}`,
+    inputs: [{ shape: aShape }, { shape: bShape, domain: row.domainB }],
+    tol: TOLERANCES.elementwise,
+    forward: ([a, b]) => binaryForward(row, a, b),
+    vjp: ([a, b], gy) => binaryVjp(row, a, b, gy),
+    gpu: ([a, b]) => binary(name, a, b),
+  };
+}
+
+function reduceCase(op: 'sum' | 'mean' | 'max', shape: Shape, axes: number[] | undefined, keepdims: boolean): GradCase {
+  const ax = normalizeAxes(axes, shape.length, op);
+  const outShape = keepdims ? shape.map((d, i) => (ax.includes(i) ? 1 : d)) : shape.filter((_, i) => !ax.includes(i));
+  const label = `${op}[${shape.join('x')}, axes=${axes ? axes.join(',') : 'all'}${keepdims ? ', keepdims' : ''}]`;
+  const gpuOp = { sum, mean, max }[op];
+  return {
+    name: label,
+    inputs: [{ shape }],
+    tol: TOLERANCES.reduction,
+    forward: ([x]) => (op === 'max' ? maxForward(x, ax, outShape) : sumForward(x, ax, outShape, op === 'mean')),
+    vjp: ([x], gy) => [op === 'max' ? maxVjp(x, ax, gy) : sumVjp(x, ax, gy, op === 'mean')],
+    gpu: ([x]) => gpuOp(x, axes, { keepdims }),
+  };
+}
+
+function matmulCase(aShape: Shape, bShape: Shape, transposeA: boolean, transposeB: boolean): GradCase {
+  const o = { transposeA, transposeB };
+  const t = `${transposeA ? 'T' : 'N'}${transposeB ? 'T' : 'N'}`;
+  return {
+    name: `matmul[${aShape.join('x')} ${t} ${bShape.join('x')}]`,
+    inputs: [{ shape: aShape }, { shape: bShape }],
+    tol: TOLERANCES.matmul,
+    forward: ([a, b]) => matmulForward(a, b, o),
+    vjp: ([a, b], gy) => matmulVjp(a, b, gy, o),
+    gpu: ([a, b]) => matmul(a, b, o),
+  };
+}
+
+export function allGradCases(): GradCase[] {
+  const cases: GradCase[] = [];
+  for (const name of unaryOpNames()) cases.push(unaryCase(name));
+  for (const name of binaryOpNames()) {
+    cases.push(binaryCase(name, [4, 5], [4, 5], ''));
+    cases.push(binaryCase(name, [2, 3, 5], [3, 1], '[broadcast 2x3x5, 3x1]'));
+  }
+  cases.push(binaryCase('mul', [1, 6], [5, 1], '[broadcast 1x6, 5x1]'));
+  cases.push(binaryCase('add', [3, 4], [], '[scalar]'));
+  cases.push(reduceCase('sum', [3, 4, 5], [1], false));
+  cases.push(reduceCase('sum', [3, 4, 5], [0, 2], true));
+  cases.push(reduceCase('sum', [7, 9], undefined, false));
+  cases.push(reduceCase('sum', [2, 300], [1], false));
+  cases.push(reduceCase('mean', [3, 4, 5], [2], false));
+  cases.push(reduceCase('mean', [6, 5], undefined, true));
+  cases.push(reduceCase('max', [3, 4, 5], [1], false));
+  cases.push(reduceCase('max', [4, 70], [1], true));
+  cases.push(reduceCase('max', [5, 6], undefined, false));
+  cases.push({
+    name: 'broadcast_to[3x1 -> 2x3x4]',
+    inputs: [{ shape: [3, 1] }],
+    tol: TOLERANCES.elementwise,
+    forward: ([x]) => broadcastForward(x, [2, 3, 4]),
+    vjp: ([x], gy) => [broadcastVjp(x, gy)],
+    gpu: ([x]) => broadcastTo(x, [2, 3, 4]),
+  });
+  cases.push(matmulCase([5, 7], [7, 6], false, false));
+  cases.push(matmulCase([7, 5], [7, 6], true, false));
+  cases.push(matmulCase([5, 7], [6, 7], false, true));
+  cases.push(matmulCase([7, 5], [6, 7], true, true));
+  cases.push(matmulCase([3, 9, 4], [3, 4, 10], false, false));
+  cases.push(matmulCase([2, 3, 33, 5], [5, 35], false, false));
+  cases.push(matmulCase([6, 4], [3, 6, 5], true, false));
+  return cases;
+}
+
+/** Cases whose op name (before "[") equals `filter`, or whose full name does. */
+export function gradCases(filter?: string): GradCase[] {
+  const all = allGradCases();
+  if (!filter) return all;
+  const picked = all.filter((c) => c.name === filter || c.name.split('[')[0] === filter);
+  if (picked.length === 0) {
+    const ops = [...new Set(all.map((c) => c.name.split('[')[0]))];
+    throw new Error(`gradcheck: unknown op "${filter}" (ops: ${ops.join(', ')})`);
+  }
+  return picked;
+}

@@ -1,0 +1,163 @@
+// Elementwise ops generated from elementwise_table.ts: one forward and one backward kernel per
+// row, specialized from shaders/unary.wgsl and shaders/binary.wgsl.
+
+import { defineKernel, grid1d, type Kernel } from '../kernel.ts';
+import { record } from '../tape.ts';
+import { Tensor, empty } from '../tensor.ts';
+import { broadcastShapes, broadcastStrides, sameShape, shapeString, type Shape } from '../shape.ts';
+import { BINARY_ROWS, UNARY_ROWS, type BinaryRow, type UnaryRow } from './elementwise_table.ts';
+import { sumTo } from './reduce.ts';
+
+const WG = 64; // workgroup size of both templates
+
+interface UnaryKernels {
+  row: UnaryRow;
+  forward: Kernel;
+  backward: Kernel;
+}
+interface BinaryKernels {
+  row: BinaryRow;
+  forward: Kernel;
+  backward: Kernel;
+}
+
+const unaryOps = new Map<string, UnaryKernels>();
+const binaryOps = new Map<string, BinaryKernels>();
+
+/** Adds a unary row (the table's rows are defined at load; tests add a deliberately wrong one). */
+export function defineUnaryOp(row: UnaryRow): void {
+  if (unaryOps.has(row.name)) throw new Error(`unary op "${row.name}" is already defined`);
+  const specialize = { FWD: row.fwd, BWD: row.bwd };
+  unaryOps.set(row.name, {
+    row,
+    forward: defineKernel({ shader: 'unary', entry: 'unary_forward', variant: row.name, specialize, bindings: { x: 'read', y: 'read_write', params: 'uniform' } }),
+    backward: defineKernel({
+      shader: 'unary',
+      entry: 'unary_backward',
+      variant: row.name,
+      specialize,
+      bindings: { x: 'read', y_saved: 'read', gy: 'read', gx: 'read_write', params: 'uniform' },
+    }),
+  });
+}
+
+export function defineBinaryOp(row: BinaryRow): void {
+  if (binaryOps.has(row.name)) throw new Error(`binary op "${row.name}" is already defined`);
+  const specialize = { FWD: row.fwd, DA: row.da, DB: row.db };
+  binaryOps.set(row.name, {
+    row,
+    forward: defineKernel({ shader: 'binary', entry: 'binary_forward', variant: row.name, specialize, bindings: { a_in: 'read', b_in: 'read', out: 'read_write', params: 'uniform' } }),
+    backward: defineKernel({
+      shader: 'binary',
+      entry: 'binary_backward',
+      variant: row.name,
+      specialize,
+      bindings: { a_in: 'read', b_in: 'read', gy: 'read', ga: 'read_write', gb: 'read_write', params: 'uniform' },
+    }),
+  });
+}
+
+for (const row of UNARY_ROWS) defineUnaryOp(row);
+for (const row of BINARY_ROWS) defineBinaryOp(row);
+
+export function unaryOpNames(): string[] {
+  return [...unaryOps.keys()];
+}
+export function binaryOpNames(): string[] {
+  return [...binaryOps.keys()];
+}
+export function unaryRow(name: string): UnaryRow {
+  return lookup(unaryOps, name, 'unary').row;
+}
+export function binaryRow(name: string): BinaryRow {
+  return lookup(binaryOps, name, 'binary').row;
+}
+
+function lookup<T>(map: Map<string, T>, name: string, kind: string): T {
+  const k = map.get(name);
+  if (!k) throw new Error(`unknown ${kind} op "${name}" (known: ${[...map.keys()].join(', ')})`);
+  return k;
+}
+
+function requireF32(op: string, ...ts: Tensor[]): void {
+  for (const t of ts) if (t.dtype !== 'f32') throw new TypeError(`${op}: expects f32 tensors, got ${t.dtype}${shapeString(t.shape)}`);
+}
+
+/** Applies the unary op `name` (with its scalars p0, p1) elementwise. */
+export function unary(name: string, x: Tensor, p0 = 0, p1 = 0): Tensor {
+  const k = lookup(unaryOps, name, 'unary');
+  requireF32(name, x);
+  const y = empty(x.shape);
+  const params = { n: x.size, p0, p1 };
+  const groups = grid1d(Math.ceil(x.size / WG));
+  k.forward.dispatch({ x, y, params }, groups);
+  record(name, [x], y, [x, y], (gy) => {
+    const gx = empty(x.shape);
+    k.backward.dispatch({ x, y_saved: y, gy, gx, params }, groups);
+    return [gx];
+  });
+  return y;
+}
+
+/** Applies the binary op `name` with NumPy broadcasting. */
+export function binary(name: string, a: Tensor, b: Tensor): Tensor {
+  const k = lookup(binaryOps, name, 'binary');
+  requireF32(name, a, b);
+  const shape = broadcastShapes(a.shape, b.shape, name);
+  const out = empty(shape);
+  const params = binaryParams(a.shape, b.shape, shape);
+  const groups = grid1d(Math.ceil(out.size / WG));
+  k.forward.dispatch({ a_in: a, b_in: b, out, params }, groups);
+  record(name, [a, b], out, [a, b], (gy) => {
+    const ga = empty(shape);
+    const gb = empty(shape);
+    k.backward.dispatch({ a_in: a, b_in: b, gy, ga, gb, params }, groups);
+    return [reduceTo(ga, a.shape), reduceTo(gb, b.shape)];
+  });
+  return out;
+}
+
+function binaryParams(aShape: Shape, bShape: Shape, outShape: Shape) {
+  return {
+    n: outShape.reduce((p, d) => p * d, 1),
+    rank: outShape.length,
+    same_shape: sameShape(aShape, outShape) && sameShape(bShape, outShape) ? 1 : 0,
+    out_shape: [...outShape],
+    a_strides: broadcastStrides(aShape, outShape),
+    b_strides: broadcastStrides(bShape, outShape),
+  };
+}
+
+/** Sums a gradient computed at the broadcast shape down to an operand's shape (consumes g). */
+function reduceTo(g: Tensor, shape: Shape): Tensor {
+  if (sameShape(g.shape, shape)) return g;
+  const r = sumTo(g, shape);
+  g.dispose();
+  return r;
+}
+
+export const add = (a: Tensor, b: Tensor) => binary('add', a, b);
+export const sub = (a: Tensor, b: Tensor) => binary('sub', a, b);
+export const mul = (a: Tensor, b: Tensor) => binary('mul', a, b);
+export const div = (a: Tensor, b: Tensor) => binary('div', a, b);
+
+export const neg = (x: Tensor) => unary('neg', x);
+export const exp = (x: Tensor) => unary('exp', x);
+export const log = (x: Tensor) => unary('log', x);
+export const sqrt = (x: Tensor) => unary('sqrt', x);
+export const rsqrt = (x: Tensor) => unary('rsqrt', x);
+export const square = (x: Tensor) => unary('square', x);
+export const abs = (x: Tensor) => unary('abs', x);
+export const sigmoid = (x: Tensor) => unary('sigmoid', x);
+export const tanh = (x: Tensor) => unary('tanh', x);
+export const swish = (x: Tensor) => unary('swish', x);
+export const gelu = (x: Tensor) => unary('gelu', x);
+export const relu = (x: Tensor) => unary('relu', x);
+/** leaky_relu(x) * gain; StyleGAN2's fused activation is leakyRelu(x, 0.2, Math.SQRT2). */
+export const leakyRelu = (x: Tensor, slope = 0.2, gain = 1) => unary('leaky_relu', x, slope, gain);
+export const clamp = (x: Tensor, lo: number, hi: number) => {
+  if (!(lo <= hi)) throw new RangeError(`clamp: lower bound ${lo} exceeds upper bound ${hi}`);
+  return unary('clamp', x, lo, hi);
+};
+/** scale * x + shift with constant scalars. */
+export const affine = (x: Tensor, scale: number, shift = 0) => unary('affine', x, scale, shift);
