@@ -1,7 +1,7 @@
 // A size-bucketed pool of storage buffers. GPU buffers are not garbage collected and creating
 // them is slow, so tensors borrow buffers from here and give them back on dispose.
 //
-// Buckets: sizes are rounded up to 256 bytes, then to a quarter step of their power of two
+// Buckets: sizes are rounded up to a quarter step of their power of two, steps of at least 256
 // (e.g. 4096, 5120, 6144, 7168, 8192, ...), so at most 25% of a buffer is slack and a loop that
 // allocates the same shapes every step reuses the same buffers.
 //

@@ -67,6 +67,8 @@ const LIMIT_NAMES: (keyof RequestedLimits)[] = [
   'minUniformBufferOffsetAlignment',
 ];
 
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
 export const NO_ADAPTER_HELP = [
   'No WebGPU adapter was found.',
   'On Debian 12 (bookworm) as root, install a Mesa lavapipe new enough for Dawn (Mesa >= 25):',
@@ -76,7 +78,7 @@ export const NO_ADAPTER_HELP = [
   '  apt-get install -y mesa-vulkan-drivers',
   'or run `npm run provision`, which does this for you when run as root.',
   'Alternatively use SwiftShader from Debian chromium-common:',
-  '  VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json',
+  '  apt-get install -y chromium-common   (the engine then uses /usr/lib/chromium/vk_swiftshader_icd.json)',
   'In a browser: use Chrome/Edge 113+ or start Chromium with --enable-unsafe-webgpu.',
 ].join('\n');
 
@@ -113,7 +115,18 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<GpuConte
     gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
     if (!gpu) throw new Error(`This ${runtime} has no navigator.gpu (WebGPU is unavailable).\n${NO_ADAPTER_HELP}`);
   }
-  const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+  let adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+  if (!adapter && runtime === 'node') {
+    // No Vulkan driver of our own: try SwiftShader from Debian's chromium-common (about 4x slower
+    // than lavapipe). The Vulkan loader reads VK_ICD_FILENAMES when Dawn creates its instance.
+    const env = (globalThis as unknown as { process: { env: Record<string, string | undefined> } }).process.env;
+    const fs = (globalThis as unknown as { process: { getBuiltinModule(id: string): { existsSync(p: string): boolean } } }).process.getBuiltinModule('node:fs');
+    if (!env.VK_ICD_FILENAMES && fs.existsSync(SWIFTSHADER_ICD)) {
+      env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+      gpu = await nodeGpu(options.dawnOptions ?? []);
+      adapter = await gpu.requestAdapter();
+    }
+  }
   if (!adapter) throw new Error(NO_ADAPTER_HELP);
 
   const requiredLimits: Record<string, number> = {};

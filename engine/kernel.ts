@@ -123,6 +123,13 @@ export class Kernel {
       if (!buffer || typeof (buffer as GPUBuffer).size !== 'number') throw new Error(`${this.key}: binding "${s.name}" needs a tensor or GPUBuffer`);
       return { binding: s.binding, resource: { buffer } };
     });
+    // WebGPU forbids a buffer being writable and bound again in one dispatch; say which bindings.
+    entries.forEach((e, i) => {
+      const buf = (e.resource as GPUBufferBinding).buffer;
+      if (c.slots[i].kind !== 'read_write') return;
+      const other = entries.findIndex((f, j) => j !== i && (f.resource as GPUBufferBinding).buffer === buf);
+      if (other >= 0) throw new Error(`${this.key}: "${c.slots[i].name}" is written but its buffer is also bound as "${c.slots[other].name}" (an op may not write its input in place)`);
+    });
     const [x, y = 1, z = 1] = workgroups;
     const maxDim = eng.gpu.limits.maxComputeWorkgroupsPerDimension;
     for (const n of [x, y, z]) {

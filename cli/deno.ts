@@ -1,0 +1,16 @@
+// The `sgilo` command line on Deno: `deno run -A cli/deno.ts <command> [args]`, e.g.
+//   deno run -A cli/deno.ts gradcheck [op]
+// Same commands as the Node entry (cli/sgilo.mjs); the engine takes Deno's navigator.gpu
+// (engine/device.ts) and reads WGSL with Deno.readTextFileSync (engine/shader_source.ts). Deno
+// finds package.json next to this file and resolves the npm imports (wgsl_reflect) from
+// node_modules, so no deno.json is needed; run `npm ci` first. Deno 2 needs no unstable flag for
+// WebGPU. -A: the engine reads shaders/ and the GPU driver files.
+
+// Only the part of Deno's API used here (the project type-checks without Deno's lib).
+declare const Deno: { args: string[]; exitCode: number };
+
+import { main } from './main.ts';
+
+// exitCode, not Deno.exit(): main() destroys the device (shutdown()), after which Deno exits on its
+// own; a device left alive would show up as a hang (the Deno test's timeout) instead of hiding.
+Deno.exitCode = await main(Deno.args);

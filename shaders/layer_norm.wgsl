@@ -1,0 +1,115 @@
+// Layer normalization over the last axis with affine parameters (engine/ops/layer_norm.ts).
+//
+// Dimensions: x [..., D] viewed as [rows, D]; weight, bias [D]; mean, rstd [rows].
+//   forward:  mu = mean_j x_j, var = mean_j (x_j - mu)^2 (biased, like PyTorch),
+//             rstd = 1 / sqrt(var + eps), xhat_j = (x_j - mu) rstd, y_j = xhat_j w_j + b_j.
+//             Two passes over the row (mean, then squared deviations) rather than E[x^2] - mu^2,
+//             which cancels catastrophically in float32 when |mu| >> std.
+//   backward (x): with g_j = gy_j w_j,
+//             gx_j = rstd (g_j - mean_k g_k - xhat_j mean_k (g_k xhat_k)).
+//   backward (weight, bias): gw_j = sum_rows gy_j xhat_j, gb_j = sum_rows gy_j.
+// layer_norm_forward and layer_norm_backward: one 64-wide workgroup per row;
+// layer_norm_backward_params: one 64-wide workgroup per column j, striding over the rows.
+// Grids fold into y past 65535 workgroups.
+
+struct Params {
+  rows: u32,
+  d: u32,                       // D, the normalized axis
+  eps: f32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;             // [rows, D] input
+@group(0) @binding(1) var<storage, read> weight: array<f32>;        // [D]
+@group(0) @binding(2) var<storage, read> bias: array<f32>;          // [D]
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;       // [rows, D] output
+@group(0) @binding(4) var<storage, read_write> mean: array<f32>;    // [rows] saved for backward
+@group(0) @binding(5) var<storage, read_write> rstd: array<f32>;    // [rows] saved for backward
+@group(0) @binding(6) var<uniform> params: Params;
+@group(0) @binding(7) var<storage, read> mean_saved: array<f32>;    // [rows]
+@group(0) @binding(8) var<storage, read> rstd_saved: array<f32>;    // [rows]
+@group(0) @binding(9) var<storage, read> gy: array<f32>;            // [rows, D] upstream gradient
+@group(0) @binding(10) var<storage, read_write> gx: array<f32>;     // [rows, D]
+@group(0) @binding(11) var<storage, read_write> gw: array<f32>;     // [D] weight gradient
+@group(0) @binding(12) var<storage, read_write> gb: array<f32>;     // [D] bias gradient
+
+const WG: u32 = 64u;
+var<workgroup> partial: array<vec2f, 64>;
+
+// Workgroup-wide sum of a pair per invocation; every invocation gets the result. Must be called
+// from uniform control flow (it has barriers).
+fn workgroup_sum(v: vec2f, lid: u32) -> vec2f {
+  partial[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s / 2u) {
+    if (lid < s) { partial[lid] += partial[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = partial[0];
+  workgroupBarrier(); // everyone has read partial[0] before the next reduction overwrites it
+  return r;
+}
+
+@compute @workgroup_size(64)
+fn layer_norm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                      @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= params.rows) { return; } // whole workgroup: row is uniform
+  let base = row * params.d;
+  let inv_d = 1.0 / f32(params.d);
+  var s = 0.0;
+  for (var j = lid; j < params.d; j += WG) { s += x[base + j]; }
+  let mu = workgroup_sum(vec2f(s, 0.0), lid).x * inv_d;
+  var q = 0.0;
+  for (var j = lid; j < params.d; j += WG) {
+    let c = x[base + j] - mu;
+    q += c * c;
+  }
+  let r = inverseSqrt(workgroup_sum(vec2f(q, 0.0), lid).x * inv_d + params.eps);
+  for (var j = lid; j < params.d; j += WG) {
+    y[base + j] = (x[base + j] - mu) * r * weight[j] + bias[j];
+  }
+  if (lid == 0u) {
+    mean[row] = mu;
+    rstd[row] = r;
+  }
+}
+
+@compute @workgroup_size(64)
+fn layer_norm_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                       @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= params.rows) { return; }
+  let base = row * params.d;
+  let mu = mean_saved[row];
+  let r = rstd_saved[row];
+  // Both row sums in one reduction: (sum g, sum g xhat).
+  var acc = vec2f(0.0);
+  for (var j = lid; j < params.d; j += WG) {
+    let g = gy[base + j] * weight[j];
+    acc += vec2f(g, g * (x[base + j] - mu) * r);
+  }
+  let sums = workgroup_sum(acc, lid) / f32(params.d);
+  for (var j = lid; j < params.d; j += WG) {
+    let g = gy[base + j] * weight[j];
+    let xhat = (x[base + j] - mu) * r;
+    gx[base + j] = r * (g - sums.x - xhat * sums.y);
+  }
+}
+
+@compute @workgroup_size(64)
+fn layer_norm_backward_params(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                              @builtin(local_invocation_index) lid: u32) {
+  let j = wid.x + wid.y * nwg.x;
+  if (j >= params.d) { return; } // whole workgroup: j is uniform
+  // (sum gy xhat, sum gy) over the rows of column j.
+  var acc = vec2f(0.0);
+  for (var row = lid; row < params.rows; row += WG) {
+    let g = gy[row * params.d + j];
+    acc += vec2f(g * (x[row * params.d + j] - mean_saved[row]) * rstd_saved[row], g);
+  }
+  let sums = workgroup_sum(acc, lid);
+  if (lid == 0u) {
+    gw[j] = sums.x;
+    gb[j] = sums.y;
+  }
+}

@@ -1,0 +1,108 @@
+// Data movement for the layout ops (engine/ops/layout.ts): permute, slice, concat, pad and their
+// backward passes. Reshape needs no kernel (contiguous data: a buffer copy).
+//
+// Dimensions: rank <= 8; shapes, strides and window corners live in array<vec4u, 2> (16-byte
+// uniform stride). n = elements the kernel visits (one invocation each), 1D grid of 64-wide
+// workgroups folded into y past 65535.
+//
+// The buffers are array<u32>: these kernels only move bits, so one kernel serves f32 and u32
+// tensors alike and never canonicalizes a NaN payload.
+//
+//   layout_gather:  dst[i] = src[offset + sum_d idx_d(i) * src_strides[d]], idx over out_shape.
+//                   Forward of permute (permuted strides) and slice (offset = the corner);
+//                   backward of permute (inverse permutation), concat (one slice per input) and
+//                   pad (crop).
+//   layout_pad:     dst over out_shape; inside the window [lo, lo + win_shape) it reads the
+//                   contiguous src, outside it writes `value`. Forward of pad; backward of slice
+//                   (value 0: the gradient scattered into zeros).
+//   layout_scatter: dst[offset + sum_d idx_d(i) * dst_strides[d]] = src[i], idx over src_shape.
+//                   Forward of concat: each input is written into its band of the output; the
+//                   bands tile the output, so no fill is needed.
+
+struct GatherParams {
+  n: u32,                          // elements of dst
+  rank: u32,
+  offset: u32,                     // src element of dst index (0, ..., 0)
+  out_shape: array<vec4u, 2>,
+  src_strides: array<vec4u, 2>,    // src stride per dst dimension
+}
+
+struct PadParams {
+  n: u32,                          // elements of dst
+  rank: u32,
+  value: u32,                      // fill value, as bits of the tensor's dtype
+  out_shape: array<vec4u, 2>,
+  lo: array<vec4u, 2>,             // window corner in dst
+  win_shape: array<vec4u, 2>,      // window extent = src shape
+}
+
+struct ScatterParams {
+  n: u32,                          // elements of src
+  rank: u32,
+  offset: u32,                     // dst element of src index (0, ..., 0)
+  src_shape: array<vec4u, 2>,
+  dst_strides: array<vec4u, 2>,    // dst stride per src dimension
+}
+
+@group(0) @binding(0) var<storage, read> src: array<u32>;          // [source elements]
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;    // [destination elements]
+@group(0) @binding(2) var<uniform> gparams: GatherParams;
+@group(0) @binding(3) var<uniform> pparams: PadParams;
+@group(0) @binding(4) var<uniform> sparams: ScatterParams;
+
+const WG: u32 = 64u;
+
+fn at(v: array<vec4u, 2>, d: u32) -> u32 {
+  return v[d / 4u][d % 4u];
+}
+
+fn linear_index(gid: vec3u, nwg: vec3u) -> u32 {
+  return gid.x + gid.y * nwg.x * WG;
+}
+
+// Offset of the row-major index `index` over `shape`, read through `strides`.
+fn strided_offset(index: u32, rank: u32, shape: array<vec4u, 2>, strides: array<vec4u, 2>) -> u32 {
+  var rem = index;
+  var off = 0u;
+  for (var d = i32(rank) - 1; d >= 0; d--) {
+    let s = at(shape, u32(d));
+    off += (rem % s) * at(strides, u32(d));
+    rem = rem / s;
+  }
+  return off;
+}
+
+@compute @workgroup_size(64)
+fn layout_gather(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= gparams.n) { return; }
+  dst[i] = src[gparams.offset + strided_offset(i, gparams.rank, gparams.out_shape, gparams.src_strides)];
+}
+
+@compute @workgroup_size(64)
+fn layout_pad(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= pparams.n) { return; }
+  var rem = i;
+  var off = 0u;       // row-major offset into the window (= src)
+  var stride = 1u;    // src stride of dimension d
+  var inside = true;
+  for (var d = i32(pparams.rank) - 1; d >= 0; d--) {
+    let s = at(pparams.out_shape, u32(d));
+    // idx - lo wraps to a huge u32 when idx < lo, so one comparison tests both window edges.
+    let w = rem % s - at(pparams.lo, u32(d));
+    let ws = at(pparams.win_shape, u32(d));
+    inside = inside && w < ws;
+    off += w * stride;
+    stride *= ws;
+    rem = rem / s;
+  }
+  dst[i] = select(pparams.value, src[select(0u, off, inside)], inside);
+}
+
+@compute @workgroup_size(64)
+fn layout_scatter(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= sparams.n) { return; }
+  dst[sparams.offset + strided_offset(i, sparams.rank, sparams.src_shape, sparams.dst_strides)] = src[i];
+}
