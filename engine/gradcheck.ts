@@ -153,13 +153,19 @@ export async function runGradCase(c: GradCase, seed = 1234): Promise<CheckResult
   checkReference(c, xs, gy, rng, tally);
   const wantGrads = c.vjp(xs, gy);
 
-  const gpu = await scope(async () => {
-    const inputs = xs.map((x) => tensor(x.data, x.shape).requireGrad());
-    const out = c.gpu(inputs);
-    const grads = grad(out, inputs, { upstream: tensor(gy.data, gy.shape) });
-    const result = { out: await out.readF32(), shape: out.shape, grads: await Promise.all(grads.map((g) => g.readF32())) };
-    return result;
-  }).finally(clearTape);
+  let gpu: { out: Float32Array; shape: readonly number[]; grads: Float32Array[] };
+  try {
+    gpu = await scope(async () => {
+      const inputs = xs.map((x) => tensor(x.data, x.shape).requireGrad());
+      const out = c.gpu(inputs);
+      const grads = grad(out, inputs, { upstream: tensor(gy.data, gy.shape) });
+      return { out: await out.readF32(), shape: out.shape, grads: await Promise.all(grads.map((g) => g.readF32())) };
+    }).finally(clearTape);
+  } catch (e) {
+    // An op that throws (e.g. a backward rule returning a wrong shape) is a failed row, not a crash.
+    tally.failures.push(`GPU run threw: ${(e as Error).message}`);
+    return { name: c.name, maxAbsErr: Infinity, maxRelErr: Infinity, pass: false, failures: tally.failures };
+  }
 
   if (gpu.shape.join() !== want.shape.join()) tally.failures.push(`GPU forward has shape [${gpu.shape}], reference [${want.shape}]`);
   tally.compare('GPU forward vs reference', gpu.out, want.data, want.shape, c.tol);

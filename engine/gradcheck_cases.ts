@@ -9,6 +9,7 @@ import { binaryForward, binaryVjp, unaryForward, unaryVjp } from './reference/el
 import { broadcastForward, broadcastVjp, maxForward, maxVjp, sumForward, sumVjp } from './reference/reduce.ts';
 import { matmulForward, matmulVjp } from './reference/matmul.ts';
 import { normalizeAxes, type Shape } from './shape.ts';
+import { layoutGradCases } from './gradcheck_cases_layout.ts';
 
 const TRANSCENDENTAL = new Set(['exp', 'log', 'sqrt', 'rsqrt', 'sigmoid', 'tanh', 'swish', 'gelu']);
 
@@ -98,6 +99,7 @@ export function allGradCases(): GradCase[] {
   cases.push(matmulCase([3, 9, 4], [3, 4, 10], false, false));
   cases.push(matmulCase([2, 3, 33, 5], [5, 35], false, false));
   cases.push(matmulCase([6, 4], [3, 6, 5], true, false));
+  cases.push(...layoutGradCases());
   return cases;
 }
 

@@ -157,7 +157,7 @@ export function resolveSlice(shape: Shape, starts: readonly number[], sizes: rea
 
 /** Joins tensors along `axis`; every other dimension must match. */
 export function concat(tensors: readonly Tensor[], axis: number): Tensor {
-  if (!Array.isArray(tensors) || tensors.length === 0) throw new RangeError('concat: needs at least one tensor');
+  if (!tensors?.length) throw new RangeError('concat: needs a non-empty list of tensors');
   const first = tensors[0];
   const rank = first.rank;
   if (!Number.isInteger(axis) || axis < -rank || axis >= rank) throw new RangeError(`concat: axis ${axis} is out of range for tensors of rank ${rank}`);
