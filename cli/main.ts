@@ -18,7 +18,8 @@ commands:
 environment: SGILO_DEBUG_WGSL=1 prints each pipeline's final WGSL.`;
 
 async function withEngine(fn: (eng: Engine) => Promise<number>): Promise<number> {
-  const eng = await init();
+  // Unquantized GPU timestamps for the benchmarks (Dawn rounds them to ~65 us otherwise).
+  const eng = await init({ dawnOptions: ['disable-dawn-features=timestamp_quantization'] });
   try {
     return await fn(eng);
   } finally {
