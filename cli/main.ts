@@ -2,14 +2,16 @@
 
 import { describeAdapter } from '../engine/device.ts';
 import { init, shutdown, type Engine } from '../engine/engine.ts';
-import { formatTable, runGradCase } from '../engine/gradcheck.ts';
+import { formatTable, runGradCase, type CheckResult } from '../engine/gradcheck.ts';
 import { gradCases } from '../engine/gradcheck_cases.ts';
 import { runMatmulBench } from '../bench/matmul.ts';
+import { runRngChecks } from '../engine/rngcheck.ts';
 
 const USAGE = `usage: sgilo <command> [args]
 
 commands:
   gradcheck [op]   finite-difference gradient check of every op (or one), GPU vs float64 reference
+  rngcheck         the GPU Philox RNG against its CPU mirror (bits and uniforms bit for bit)
   bench            kernel benchmarks (matmul GFLOP/s, FMA peak, bandwidth) on this adapter
   demo             gradient-check table and a short matmul benchmark
   adapter          the adapter and the limits the engine requests
@@ -32,6 +34,11 @@ export async function gradcheckCommand(filter: string | undefined, eng: Engine):
   console.log(`gradcheck on ${describeAdapter(eng.gpu.adapter)}: ${cases.length} case(s)\n`);
   const results = [];
   for (const c of cases) results.push(await runGradCase(c));
+  return report(results);
+}
+
+/** Prints a check table, the failures' details and the tally; the exit code is 1 on any FAIL. */
+function report(results: CheckResult[]): number {
   console.log(formatTable(results));
   const failed = results.filter((r) => !r.pass);
   for (const r of failed) console.log(`\n${r.name} FAILED:\n  ${r.failures.join('\n  ')}`);
@@ -45,6 +52,12 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'gradcheck':
         return await withEngine((eng) => gradcheckCommand(args[0], eng));
+      case 'rngcheck':
+        return await withEngine(async (eng) => {
+          const results = await runRngChecks();
+          console.log(`rngcheck on ${describeAdapter(eng.gpu.adapter)}: ${results.length} case(s)\n`);
+          return report(results);
+        });
       case 'bench':
         return await withEngine(async (eng) => {
           await runMatmulBench(eng, { sizes: [128, 256, 512, 1024], probes: true });

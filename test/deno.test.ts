@@ -1,6 +1,6 @@
-// The engine on Deno: runs `deno run -A cli/deno.ts gradcheck` (Deno's own WebGPU, wgpu on the
-// same lavapipe, instead of Node's Dawn) and turns each row of the table it prints into one uvu
-// test, so every op's Deno result counts in the summary. A FAIL row, a missing or truncated table,
+// The engine on Deno: runs `deno run -A cli/deno.ts gradcheck` and `... rngcheck` (Deno's own
+// WebGPU, wgpu on the same lavapipe, instead of Node's Dawn) and turns each row of the tables they
+// print into one uvu test, so every op's Deno result counts in the summary. A FAIL row, a missing or truncated table,
 // a non-zero exit, a timeout, or a missing Deno binary is a failing test (never a skip).
 //
 // The child process runs at import time (top-level await): rows must be known before the tests
@@ -15,7 +15,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 // The exact-pinned devDependency `deno` (npm ships the binary in @deno/<platform>); SGILO_DENO
 // overrides it, e.g. to test another Deno build.
 const DENO = process.env.SGILO_DENO ?? fileURLToPath(new URL('../node_modules/.bin/deno', import.meta.url));
-const ARGS = ['run', '-A', 'cli/deno.ts', 'gradcheck'];
+const COMMANDS = ['gradcheck', 'rngcheck'];
 const TIMEOUT_MS = 240_000; // lavapipe on 2 shared cores; the run takes a few seconds when idle
 
 interface RunResult {
@@ -27,7 +27,7 @@ interface RunResult {
   timedOut: boolean;
 }
 
-function runDeno(): Promise<RunResult> {
+function runDeno(ARGS: string[]): Promise<RunResult> {
   return new Promise((resolve) => {
     // NO_COLOR: Deno's own error messages (module resolution, panics) stay readable in failures.
     const child = spawn(DENO, ARGS, { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -95,40 +95,44 @@ if (!existsSync(DENO)) {
     );
   });
 } else {
-  const t0 = Date.now();
-  const run = await runDeno();
-  const seconds = ((Date.now() - t0) / 1000).toFixed(1);
-  const what = `\`${DENO} ${ARGS.join(' ')}\``;
-  const output = `stdout:\n${tail(run.stdout)}\nstderr:\n${tail(run.stderr)}`;
+  for (const command of COMMANDS) {
+    const t0 = Date.now();
+    const ARGS = ['run', '-A', 'cli/deno.ts', command];
+    const run = await runDeno(ARGS);
+    const seconds = ((Date.now() - t0) / 1000).toFixed(1);
+    const what = `\`${DENO} ${ARGS.join(' ')}\``;
+    const output = `stdout:\n${tail(run.stdout)}\nstderr:\n${tail(run.stderr)}`;
 
-  test(`${what} exits with status 0`, () => {
-    if (run.error) assert.unreachable(`${what} could not start: ${run.error.message}`);
-    if (run.timedOut) assert.unreachable(`${what} was still running after ${TIMEOUT_MS / 1000} s (killed)\n${output}`);
-    assert.ok(run.code === 0, `${what} exited with ${run.signal ?? `status ${run.code}`} after ${seconds} s\n${output}`);
-  });
-
-  const rows = parseTable(run.stdout);
-  if (typeof rows === 'string') {
-    test('Deno printed the gradcheck table', () => assert.unreachable(`${rows}\n${output}`));
-  } else {
-    // The header line announces the case count and the last line the tally: a table cut short
-    // (a crash between rows) or an empty one fails here rather than passing with fewer rows.
-    test('Deno table has every announced case', () => {
-      const announced = /: (\d+) case\(s\)/.exec(run.stdout);
-      const tally = /^(\d+) of (\d+) ops pass$/m.exec(run.stdout);
-      assert.ok(announced, `no "N case(s)" line\n${output}`);
-      assert.ok(tally, `no "N of M ops pass" line\n${output}`);
-      assert.ok(rows.length > 0, `the table has no rows\n${output}`);
-      assert.is(rows.length, Number(announced[1]), 'rows in the table vs cases announced');
-      assert.is(rows.length, Number(tally[2]), 'rows in the table vs cases tallied');
+    test(`${what} exits with status 0`, () => {
+      if (run.error) assert.unreachable(`${what} could not start: ${run.error.message}`);
+      if (run.timedOut) assert.unreachable(`${what} was still running after ${TIMEOUT_MS / 1000} s (killed)\n${output}`);
+      assert.ok(run.code === 0, `${what} exited with ${run.signal ?? `status ${run.code}`} after ${seconds} s\n${output}`);
     });
-    for (const r of rows) {
-      test(`deno ${r.op}`, () => {
-        const errs = `max abs err ${r.absErr}, max rel err ${r.relErr}`;
-        assert.ok(r.status === 'PASS', `${r.op} on Deno: ${r.status} (${errs})\n${failureDetails(run.stdout, r.op)}`);
-        assert.ok(Number.isFinite(Number(r.absErr)) && Number.isFinite(Number(r.relErr)), `unparsable errors: ${errs}`);
+
+    const rows = parseTable(run.stdout);
+    if (typeof rows === 'string') {
+      test(`Deno printed the ${command} table`, () => assert.unreachable(`${rows}\n${output}`));
+    } else {
+      // The header line announces the case count and the last line the tally: a table cut short
+      // (a crash between rows) or an empty one fails here rather than passing with fewer rows.
+      test(`Deno ${command} table has every announced case`, () => {
+        const announced = /: (\d+) case\(s\)/.exec(run.stdout);
+        const tally = /^(\d+) of (\d+) ops pass$/m.exec(run.stdout);
+        assert.ok(announced, `no "N case(s)" line\n${output}`);
+        assert.ok(tally, `no "N of M ops pass" line\n${output}`);
+        assert.ok(rows.length > 0, `the table has no rows\n${output}`);
+        assert.is(rows.length, Number(announced[1]), 'rows in the table vs cases announced');
+        assert.is(rows.length, Number(tally[2]), 'rows in the table vs cases tallied');
       });
+      for (const r of rows) {
+        test(`deno ${command} ${r.op}`, () => {
+          const errs = `max abs err ${r.absErr}, max rel err ${r.relErr}`;
+          assert.ok(r.status === 'PASS', `${r.op} on Deno: ${r.status} (${errs})\n${failureDetails(run.stdout, r.op)}`);
+          assert.ok(Number.isFinite(Number(r.absErr)) && Number.isFinite(Number(r.relErr)), `unparsable errors: ${errs}`);
+        });
+      }
     }
+
   }
 }
 
