@@ -1,0 +1,60 @@
+// float64 reference of the fused bias + activation (engine/ops/bias_act.ts), StyleGAN2's
+// `fused_leaky_relu` / NVlabs `bias_act`:
+//
+//   z = x + bias[c]                      (c = the index along `dim`; no bias: z = x)
+//   y = clamp(act(z) * gain, -clamp, clamp)
+//   act = lrelu: z > 0 ? z : alpha * z;  linear: z
+//
+// Derivative: dy/dz = gain * (z > 0 ? 1 : alpha) where |act(z) * gain| <= clamp, else 0 (a clamped
+// output does not move). The gradient at z = 0 takes the alpha branch, like torch's leaky_relu.
+// Bias gradient: dz/dbias[c] = 1, so gbias[c] = sum of gz over every element with that channel.
+//
+// Dimensions: x any rank, viewed as [outer, C, inner] around `dim`; bias [C].
+
+import { host, type HostArray } from './host.ts';
+
+export interface BiasActConfig {
+  /** Slope for z <= 0: alpha for lrelu, 1 for linear. */
+  alpha: number;
+  gain: number;
+  /** Infinity for no clamp. */
+  clamp: number;
+  /** Already normalized (non-negative). */
+  dim: number;
+}
+
+function layout(x: HostArray, dim: number): { C: number; inner: number } {
+  const C = x.shape[dim];
+  const inner = x.shape.slice(dim + 1).reduce((p, d) => p * d, 1);
+  return { C, inner };
+}
+
+function zAt(x: HostArray, bias: HostArray | null, i: number, C: number, inner: number): number {
+  return x.data[i] + (bias ? bias.data[Math.floor(i / inner) % C] : 0);
+}
+
+export function biasActForward(x: HostArray, bias: HostArray | null, c: BiasActConfig): HostArray {
+  const { C, inner } = layout(x, c.dim);
+  const y = host(x.shape);
+  for (let i = 0; i < y.data.length; i++) {
+    const z = zAt(x, bias, i, C, inner);
+    const v = (z > 0 ? z : c.alpha * z) * c.gain;
+    y.data[i] = Math.min(Math.max(v, -c.clamp), c.clamp);
+  }
+  return y;
+}
+
+/** [gx] or [gx, gbias]. */
+export function biasActVjp(x: HostArray, bias: HostArray | null, c: BiasActConfig, gy: HostArray): Float64Array[] {
+  const { C, inner } = layout(x, c.dim);
+  const gx = new Float64Array(x.data.length);
+  const gb = new Float64Array(C);
+  for (let i = 0; i < gx.length; i++) {
+    const z = zAt(x, bias, i, C, inner);
+    const slope = z > 0 ? 1 : c.alpha;
+    const pass = Math.abs(z * slope * c.gain) <= c.clamp;
+    gx[i] = pass ? gy.data[i] * slope * c.gain : 0;
+    gb[Math.floor(i / inner) % C] += gx[i];
+  }
+  return bias ? [gx, gb] : [gx];
+}

@@ -1,0 +1,123 @@
+// Fused bias + leaky ReLU (or linear) + gain + clamp, StyleGAN2's fused_leaky_relu / NVlabs
+// bias_act, and its backward (engine/ops/bias_act.ts; reference engine/reference/bias_act.ts).
+//
+// Dimensions: x, y, gy, gx are [outer, C, inner] views of one contiguous tensor (C = the bias
+// dimension); bias [C]. Element i has channel (i / inner) % C. Forward: one invocation per 4
+// elements; backward: see bias_act_backward. 1D grids of 64-wide workgroups folded into y past
+// 65535 (grid1d).
+//
+//   z = x + bias[c];  y = clamp(gain * (z > 0 ? z : alpha * z), -clamp, clamp)
+// 'linear' is alpha = 1. With no bias the op binds x as `bias` too (read-only twice is allowed)
+// and has_bias = 0. With no clamp, has_clamp = 0.
+//
+// Backward recomputes z from x and bias rather than saving anything else; it writes gz (the
+// gradient with respect to x and to x + bias alike) and per-invocation partial sums of gz, which
+// bias_act_bias_grad adds up per channel for the bias gradient (two passes instead of workgroup
+// memory or integer division per element). A clamped output passes no gradient.
+
+struct BiasActParams {
+  n: u32,          // elements of x
+  channels: u32,   // C
+  inner: u32,      // product of the dims after the channel dim
+  has_bias: u32,
+  alpha: f32,      // slope for z <= 0 (1 for linear)
+  gain: f32,
+  clamp: f32,      // used when has_clamp = 1
+  has_clamp: u32,
+}
+
+struct BackwardParams {
+  rows: u32,       // outer * C
+  lanes: u32,      // invocations per row: min(inner, 64)
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;           // [outer, C, inner]
+@group(0) @binding(1) var<storage, read> bias: array<f32>;        // [C] (or x, unused, when has_bias = 0)
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;     // [outer, C, inner]
+@group(0) @binding(3) var<uniform> params: BiasActParams;
+@group(0) @binding(4) var<storage, read> gy: array<f32>;          // [outer, C, inner]
+@group(0) @binding(2) var<storage, read_write> gx: array<f32>;    // [outer, C, inner] = gz
+@group(0) @binding(5) var<uniform> bparams: BackwardParams;
+@group(0) @binding(6) var<storage, read_write> partial: array<f32>; // [outer, C, lanes] (a dummy [1] without bias)
+@group(0) @binding(6) var<storage, read> partial_in: array<f32>;    // [outer, C, lanes]
+@group(0) @binding(2) var<storage, read_write> gbias: array<f32>;   // [C]
+
+const WG: u32 = 64u;
+
+fn channel_of(i: u32) -> u32 {
+  return (i / params.inner) % params.channels;
+}
+
+fn act(z: f32) -> f32 {
+  var v = select(params.alpha * z, z, z > 0.0) * params.gain;
+  if (params.has_clamp != 0u) { v = clamp(v, -params.clamp, params.clamp); }
+  return v;
+}
+
+// d act / d z, 0 where the output was clamped (same pre-clamp expression as `act`).
+fn act_grad(z: f32) -> f32 {
+  let pre = select(params.alpha * z, z, z > 0.0) * params.gain;
+  let unclamped = params.has_clamp == 0u || abs(pre) <= params.clamp;
+  return select(0.0, select(params.alpha, 1.0, z > 0.0) * params.gain, unclamped);
+}
+
+// c < C <= the length of either bound buffer (bias, or x without a bias), so the read is in range.
+fn bias_at(c: u32) -> f32 {
+  return select(0.0, bias[c], params.has_bias != 0u);
+}
+
+// Each invocation does 4 consecutive elements. When inner % 4 == 0 they share one channel, so the
+// channel (two integer divisions, scalarized per lane on CPU adapters) is computed once.
+fn elements(gid: vec3u, nwg: vec3u) -> u32 {
+  return 4u * (gid.x + gid.y * nwg.x * WG);
+}
+
+@compute @workgroup_size(64)
+fn bias_act_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i0 = elements(gid, nwg);
+  if (i0 >= params.n) { return; }
+  if (params.inner % 4u == 0u && i0 + 3u < params.n) {
+    let b = bias_at(channel_of(i0));
+    for (var k = 0u; k < 4u; k++) { y[i0 + k] = act(x[i0 + k] + b); }
+  } else {
+    for (var i = i0; i < min(i0 + 4u, params.n); i++) { y[i] = act(x[i] + bias_at(channel_of(i))); }
+  }
+}
+
+// Backward: invocation t = (row, lane) of rows = outer*C rows of `inner` elements, lanes =
+// min(inner, 64) per row; it does the row's elements lane, lane + lanes, ... (adjacent invocations
+// touch adjacent addresses), writes gx, and with a bias the partial sum of its gz for the bias
+// gradient (finished by bias_act_bias_grad). No workgroup memory, no division in the loop.
+@compute @workgroup_size(64)
+fn bias_act_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let t = gid.x + gid.y * nwg.x * WG;
+  let lanes = bparams.lanes;
+  if (t >= bparams.rows * lanes) { return; }
+  let row = t / lanes;
+  let lane = t - row * lanes;
+  let b = bias_at(row % params.channels);
+  let start = row * params.inner;
+  var acc = 0.0;
+  for (var j = lane; j < params.inner; j += lanes) {
+    let g = gy[start + j] * act_grad(x[start + j] + b);
+    gx[start + j] = g;
+    acc += g;
+  }
+  if (params.has_bias != 0u) { partial[t] = acc; }
+}
+
+// gbias[c] = sum over o < outer, lane < lanes of partial[(o*C + c)*lanes + lane]; one invocation
+// per channel.
+@compute @workgroup_size(64)
+fn bias_act_bias_grad(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  if (c >= params.channels) { return; }
+  let lanes = bparams.lanes;
+  let outer = bparams.rows / params.channels;
+  var acc = 0.0;
+  for (var o = 0u; o < outer; o++) {
+    let base = (o * params.channels + c) * lanes;
+    for (var l = 0u; l < lanes; l++) { acc += partial_in[base + l]; }
+  }
+  gbias[c] = acc;
+}
