@@ -6,14 +6,30 @@ import { formatTable, runGradCase, type CheckResult } from '../engine/gradcheck.
 import { gradCases } from '../engine/gradcheck_cases.ts';
 import { runMatmulBench } from '../bench/matmul.ts';
 import { runRngChecks } from '../engine/rngcheck.ts';
+import { generateCommand, inspectCommand, replayCommand } from './generator_commands.ts';
+import { reconstructCommand } from './reconstruct.ts';
+import { demoCommand } from './demo.ts';
+import { runStyleGAN2GradChecks, stylegan2NetworkChecks } from '../nets/gradcheck_stylegan2.ts';
+import { memoryPlanCommand } from '../nets/stylegan2_memory.ts';
+import { runStyleGAN2Bench } from '../bench/stylegan2.ts';
+import { runTheory, theoryConfig } from './theory.ts';
 
 const USAGE = `usage: sgilo <command> [args]
 
 commands:
   gradcheck [op]   finite-difference gradient check of every op (or one), GPU vs float64 reference
+  inspect <ckpt>   a checkpoint's inferred StyleGAN2 config and its tensors
+  generate <ckpt> [--seeds 0-15] [--psi 0.7] [--out out/generate.png]
+                   a PNG grid of images from seeded Gaussian latents
+  replay generator <ckpt> <inputs.safetensors> <out.safetensors>
+                   every out.* and grad.* quantity of the reference fixture, from its in.* tensors
+  reconstruct ...  solve an inverse problem with CSGM / ILO / SGILO / SGLD (sgilo reconstruct --help)
   rngcheck         the GPU Philox RNG against its CPU mirror (bits and uniforms bit for bit)
-  bench            kernel benchmarks (matmul GFLOP/s, FMA peak, bandwidth) on this adapter
-  demo             gradient-check table and a short matmul benchmark
+  theory [--quick] Langevin vs GD on random expansive ReLU generators (Theorem 3.1); writes experiments/theory/
+  memory           peak GPU memory of StyleGAN2 forward+backward (config-f 1024 and the Fashion model), planned
+  bench [stylegan2 [--full]]
+                   kernel benchmarks (matmul GFLOP/s, FMA peak, bandwidth) on this adapter
+  demo [--steps 50] reconstructs 4 Fashion-MNIST test images (5% pixels, 4x SR) with CSGM, ILO, SGILO
   adapter          the adapter and the limits the engine requests
   help             this text
 
@@ -30,10 +46,13 @@ async function withEngine(fn: (eng: Engine) => Promise<number>): Promise<number>
 }
 
 export async function gradcheckCommand(filter: string | undefined, eng: Engine): Promise<number> {
-  const cases = gradCases(filter);
-  console.log(`gradcheck on ${describeAdapter(eng.gpu.adapter)}: ${cases.length} case(s)\n`);
+  const cases = filter === 'stylegan2' ? [] : gradCases(filter);
+  const networkRows = !filter || filter === 'stylegan2' ? stylegan2NetworkChecks().length : 0;
+  console.log(`gradcheck on ${describeAdapter(eng.gpu.adapter)}: ${cases.length + networkRows} case(s)\n`);
   const results = [];
   for (const c of cases) results.push(await runGradCase(c));
+  // Whole networks: directional derivatives of the float64 reference against the GPU tape.
+  if (!filter || filter === 'stylegan2') results.push(...(await runStyleGAN2GradChecks()));
   return report(results);
 }
 
@@ -52,24 +71,39 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'gradcheck':
         return await withEngine((eng) => gradcheckCommand(args[0], eng));
+      case 'reconstruct':
+        return await withEngine(() => reconstructCommand(args));
+      case 'inspect':
+        return await inspectCommand(args);
+      case 'generate':
+        return await withEngine(() => generateCommand(args));
+      case 'replay':
+        return await withEngine(() => replayCommand(args));
       case 'rngcheck':
         return await withEngine(async (eng) => {
           const results = await runRngChecks();
           console.log(`rngcheck on ${describeAdapter(eng.gpu.adapter)}: ${results.length} case(s)\n`);
           return report(results);
         });
+      case 'theory':
+        return await withEngine(async () => {
+          const quick = args.includes('--quick');
+          await runTheory(theoryConfig(quick), quick ? 'out/theory-quick' : 'experiments/theory');
+          return 0;
+        });
+      case 'memory':
+        return await memoryPlanCommand();
       case 'bench':
         return await withEngine(async (eng) => {
+          if (args[0] === 'stylegan2') {
+            await runStyleGAN2Bench(eng, { full: args.includes('--full') });
+            return 0;
+          }
           await runMatmulBench(eng, { sizes: [128, 256, 512, 1024], probes: true });
           return 0;
         });
       case 'demo':
-        return await withEngine(async (eng) => {
-          const code = await gradcheckCommand(undefined, eng);
-          console.log('');
-          await runMatmulBench(eng, { sizes: [128, 256, 512], probes: false });
-          return code;
-        });
+        return await withEngine(() => demoCommand(args));
       case 'adapter':
         return await withEngine(async (eng) => {
           console.log(describeAdapter(eng.gpu.adapter));

@@ -28,12 +28,14 @@ export interface PoolStats {
   bytesPooled: number;
   /** Every buffer the pool has created and not destroyed, in bucket bytes. */
   bytesAllocated: number;
+  /** The largest bytesInUse since the pool was made or `resetPeak()` was called. */
+  peakBytesInUse: number;
 }
 
 export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
   private readonly lentSize = new Map<GPUBuffer, number>();
-  private stats: PoolStats = { buffersInUse: 0, bytesInUse: 0, buffersPooled: 0, bytesPooled: 0, bytesAllocated: 0 };
+  private stats: PoolStats = { buffersInUse: 0, bytesInUse: 0, buffersPooled: 0, bytesPooled: 0, bytesAllocated: 0, peakBytesInUse: 0 };
 
   constructor(
     private readonly device: GPUDevice,
@@ -60,6 +62,7 @@ export class BufferPool {
     this.lentSize.set(buffer, bytes);
     this.stats.buffersInUse++;
     this.stats.bytesInUse += bytes;
+    this.stats.peakBytesInUse = Math.max(this.stats.peakBytesInUse, this.stats.bytesInUse);
     return buffer;
   }
 
@@ -88,6 +91,11 @@ export class BufferPool {
     this.free.clear();
     this.stats.buffersPooled = 0;
     this.stats.bytesPooled = 0;
+  }
+
+  /** Starts a new peak measurement from the current bytes in use. */
+  resetPeak(): void {
+    this.stats.peakBytesInUse = this.stats.bytesInUse;
   }
 
   snapshot(): PoolStats {

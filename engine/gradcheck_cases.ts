@@ -10,8 +10,13 @@ import { broadcastForward, broadcastVjp, maxForward, maxVjp, sumForward, sumVjp 
 import { matmulForward, matmulVjp } from './reference/matmul.ts';
 import { normalizeAxes, type Shape } from './shape.ts';
 import { layoutGradCases } from './gradcheck_cases_layout.ts';
+import { convGradCases } from './gradcheck_cases_conv.ts';
+import { upfirdnGradCases } from './gradcheck_cases_upfirdn.ts';
+import { reluGeneratorGradCases } from './gradcheck_cases_relu_generator.ts';
+import { circulantGradCases } from './gradcheck_cases_circulant.ts';
+import { modconvGradCases } from './gradcheck_cases_modconv.ts';
 
-const TRANSCENDENTAL = new Set(['exp', 'log', 'sqrt', 'rsqrt', 'sigmoid', 'tanh', 'swish', 'gelu']);
+const TRANSCENDENTAL = new Set(['exp', 'log', 'sqrt', 'rsqrt', 'sigmoid', 'tanh', 'swish', 'gelu', 'sin', 'cos']);
 
 export function unaryCase(name: string, shape: Shape = [3, 7]): GradCase {
   const row = unaryRow(name);
@@ -100,6 +105,11 @@ export function allGradCases(): GradCase[] {
   cases.push(matmulCase([2, 3, 33, 5], [5, 35], false, false));
   cases.push(matmulCase([6, 4], [3, 6, 5], true, false));
   cases.push(...layoutGradCases());
+  cases.push(...convGradCases());
+  cases.push(...upfirdnGradCases());
+  cases.push(...reluGeneratorGradCases());
+  cases.push(...circulantGradCases());
+  cases.push(...modconvGradCases());
   return cases;
 }
 

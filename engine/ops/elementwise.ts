@@ -147,6 +147,8 @@ export const log = (x: Tensor) => unary('log', x);
 export const sqrt = (x: Tensor) => unary('sqrt', x);
 export const rsqrt = (x: Tensor) => unary('rsqrt', x);
 export const square = (x: Tensor) => unary('square', x);
+export const sin = (x: Tensor) => unary('sin', x);
+export const cos = (x: Tensor) => unary('cos', x);
 export const abs = (x: Tensor) => unary('abs', x);
 export const sigmoid = (x: Tensor) => unary('sigmoid', x);
 export const tanh = (x: Tensor) => unary('tanh', x);

@@ -48,6 +48,8 @@ export const UNARY_ROWS: UnaryRow[] = [
   { name: 'log', fwd: 'log(a)', bwd: '1.0 / a', ref: Math.log, dref: (a) => 1 / a, domain: positive },
   { name: 'sqrt', fwd: 'sqrt(a)', bwd: '0.5 / y', ref: Math.sqrt, dref: (_a, y) => 0.5 / y, domain: positive },
   { name: 'rsqrt', fwd: 'inverseSqrt(a)', bwd: '-0.5 * y / a', ref: (a) => 1 / Math.sqrt(a), dref: (a, y) => (-0.5 * y) / a, domain: positive },
+  { name: 'sin', fwd: 'sin(a)', bwd: 'cos(a)', ref: Math.sin, dref: (a) => Math.cos(a), domain: normal },
+  { name: 'cos', fwd: 'cos(a)', bwd: '-sin(a)', ref: Math.cos, dref: (a) => -Math.sin(a), domain: normal },
   { name: 'square', fwd: 'a * a', bwd: '2.0 * a', ref: (a) => a * a, dref: (a) => 2 * a, domain: normal },
   { name: 'abs', fwd: 'abs(a)', bwd: 'sign(a)', ref: Math.abs, dref: (a) => Math.sign(a), domain: awayFromZero },
   { name: 'sigmoid', fwd: 'sigmoid_(a)', bwd: 'y * (1.0 - y)', ref: sigmoid, dref: (_a, y) => y * (1 - y), domain: normal },

@@ -1,0 +1,242 @@
+// CLI commands around score models (wired into cli/main.ts by the lead):
+//   train-score <generator.pt> [--block k] [--steps n] [--batch b] [--lr x] [--seed s] [--out f]
+//               [--resume ckpt] [--dim D] [--depth n] [--heads h] [--dim-head dh] [--mlp M]
+//               [--data codes|gaussian|<activations.safetensors>] [--codes f] [--samples N]
+//               [--ckpt-every n] [--log-every n] [--ema d] [--warmup n] [--clip c] [--likelihood]
+//               [--minutes m]
+//   sample <score.safetensors> [--generator g.pt] [--n 16] [--seed 0] [--sampler pc|ald] [--steps N]
+//          [--corrector n] [--snr r] [--styles avg|random] [--out out/score-samples.png] [--cols 8]
+//   replay score <checkpoint> <inputs.safetensors> <out.safetensors> [--heads h]
+//
+// train-score writes one file (`--out`): a model of the EMA weights that is also a resumable
+// checkpoint (samplers/score_checkpoint.ts); `--resume` continues it (data settings are taken from the
+// file unless given again). `--minutes` stops early (with a checkpoint) when the time is up.
+
+import { readFileBytes, writeFileBytes } from '../engine/io/files.ts';
+import { readSafetensors, writeSafetensors, type HostTensor as IoTensor } from '../engine/io/index.ts';
+import { scope, tensor } from '../engine/tensor.ts';
+import { noGrad } from '../engine/tape.ts';
+import { add, affine } from '../engine/ops/elementwise.ts';
+import { randomNormal } from '../engine/random.ts';
+import { ScoreViT, type ScoreViTConfig } from '../nets/score_vit.ts';
+import { numBlocks, type StyleGAN2 } from '../nets/stylegan2.ts';
+import { loadGenerator } from '../nets/stylegan2_checkpoint.ts';
+import { replayScore } from '../nets/replay_score.ts';
+import type { TensorMap } from '../nets/replay_generator.ts';
+import { activationsFromCodes, activationsFromGaussian, computeNormalization, normalizeInPlace, readActivationsFile, readCodesFile, type ActivationSet } from '../samplers/score_data.ts';
+import { initScoreStateDict, loadScoreModel, scoreModelConfig, type LoadedScoreModel } from '../samplers/score_checkpoint.ts';
+import { ScoreTrainer, type TrainOptions } from '../samplers/train_score.ts';
+import { annealedLangevin, pcSample } from '../samplers/score_samplers.ts';
+import { VPSDE } from '../samplers/vpsde.ts';
+import { writeImageGrid } from './png.ts';
+
+/** --name value pairs, boolean switches, and positional arguments. */
+export function parseArgs(args: string[], switches: string[] = []): { pos: string[]; get(name: string): string | undefined; num(name: string, fallback: number): number; has(name: string): boolean } {
+  const values = new Map<string, string>();
+  const on = new Set<string>();
+  const pos: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (!a.startsWith('--')) pos.push(a);
+    else if (switches.includes(a.slice(2))) on.add(a.slice(2));
+    else {
+      if (args[i + 1] === undefined) throw new Error(`${a} needs a value`);
+      values.set(a.slice(2), args[++i]);
+    }
+  }
+  const num = (name: string, fallback: number) => {
+    const v = values.get(name);
+    if (v === undefined) return fallback;
+    const x = Number(v);
+    if (!Number.isFinite(x)) throw new RangeError(`--${name} must be a number, got "${v}"`);
+    return x;
+  };
+  return { pos, get: (n) => values.get(n), num, has: (n) => on.has(n) };
+}
+
+const DEFAULT_CODES = 'models/fashion32/fashion32-codes.safetensors';
+
+/** Raw activations for a data spec: "codes", "gaussian" or an activations file. */
+async function loadActivations(spec: string, generator: string | undefined, block: number, samples: number, seed: number, codesPath: string): Promise<ActivationSet> {
+  if (spec !== 'codes' && spec !== 'gaussian') return readActivationsFile(await readFileBytes(spec), spec);
+  if (!generator) throw new Error(`--data ${spec} needs the generator checkpoint`);
+  const g = await loadGenerator(await readFileBytes(generator));
+  try {
+    if (!(block >= 0 && block < numBlocks(g.config) - 1)) throw new RangeError(`--block ${block}: the generator has blocks 0..${numBlocks(g.config) - 1}; features after block k need k <= ${numBlocks(g.config) - 2}`);
+    let set: ActivationSet;
+    if (spec === 'codes') {
+      const codes = readCodesFile(await readFileBytes(codesPath), codesPath);
+      const n = Math.min(samples || codes.n, codes.n);
+      set = await activationsFromCodes(g, codes.z.subarray(0, n * codes.dim), block);
+      set.meta.codes = codesPath;
+    } else set = await activationsFromGaussian(g, samples || 4096, block, seed);
+    set.meta.generator = generator;
+    return set;
+  } finally {
+    g.dispose();
+  }
+}
+
+export async function trainScoreCommand(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, ['likelihood']);
+  const resumePath = a.get('resume');
+  const resumed: LoadedScoreModel | null = resumePath ? await loadScoreModel(await readFileBytes(resumePath)) : null;
+  const prev = resumed?.config.data ?? {};
+  const generator = a.pos[0] ?? prev.generator;
+  const block = a.num('block', Number(prev.block ?? 1));
+  const dataSpec = a.get('data') ?? prev.source ?? 'codes';
+  const seed = a.num('seed', 0);
+  const samples = a.num('samples', Number(prev.samples ?? 0));
+  const out = a.get('out') ?? resumePath ?? `out/score-block${block}.safetensors`;
+  const steps = a.num('steps', 1000);
+  const t0 = performance.now();
+
+  const set = await loadActivations(dataSpec === 'file' ? prev.file : dataSpec, generator, block, samples, seed, a.get('codes') ?? prev.codes ?? DEFAULT_CODES);
+  const norm = resumed?.config.normalization ?? computeNormalization(set.data);
+  normalizeInPlace(set.data, norm);
+  const [N, C, H, W] = set.shape;
+  console.log(`data: ${N} activations [${C}, ${H}, ${W}] (${dataSpec}, block ${block}), min ${norm.min.toFixed(4)} max ${norm.max.toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+  const options: Partial<TrainOptions> = {};
+  const opt = (key: keyof TrainOptions, flag: string) => {
+    if (a.get(flag) !== undefined) (options as Record<string, number>)[key] = a.num(flag, 0);
+  };
+  opt('lr', 'lr');
+  opt('batch', 'batch');
+  opt('emaDecay', 'ema');
+  opt('warmup', 'warmup');
+  opt('gradClip', 'clip');
+  if (a.has('likelihood')) options.likelihoodWeighting = true;
+  const data = { data: set.data, shape: set.shape };
+  let trainer: ScoreTrainer;
+  if (resumed) {
+    trainer = ScoreTrainer.resume(resumed, data, options);
+    resumed.net.dispose();
+    console.log(`resumed ${resumePath} at step ${trainer.step}`);
+  } else {
+    const dim = a.num('dim', 128);
+    const heads = a.num('heads', 1);
+    const vit: ScoreViTConfig = { channels: C, height: H, width: W, dim, depth: a.num('depth', 4), heads, dimHead: a.num('dim-head', dim / heads), mlp: a.num('mlp', 2 * dim) };
+    const meta: Record<string, string> = { ...set.meta, source: dataSpec === 'codes' || dataSpec === 'gaussian' ? dataSpec : 'file', block: String(block), samples: String(N) };
+    if (meta.source === 'file') meta.file = dataSpec;
+    const config = scoreModelConfig(vit, norm, meta);
+    trainer = new ScoreTrainer(ScoreViT.fromStateDict(vit, initScoreStateDict(vit, seed)), config, data, { ...options, seed });
+  }
+  const o = trainer.options;
+  const nParams = trainer.net.trainable().reduce((s, [, p]) => s + p.size, 0);
+  console.log(`model: ${JSON.stringify(trainer.config.vit)}, ${nParams.toLocaleString('en-US')} parameters; ${JSON.stringify(o)}`);
+
+  const ckptEvery = a.num('ckpt-every', 200);
+  const logEvery = a.num('log-every', 10);
+  const deadline = a.get('minutes') !== undefined ? performance.now() + a.num('minutes', 0) * 60_000 : Infinity;
+  const save = async () => {
+    await writeFileBytes(out, await trainer.checkpoint());
+    console.log(`checkpoint: ${out} (step ${trainer.step})`);
+  };
+  const end = trainer.step + steps;
+  let window: number[] = [];
+  let tWindow = performance.now();
+  try {
+    while (trainer.step < end && performance.now() < deadline) {
+      window.push(await trainer.trainStep());
+      if (trainer.step % logEvery === 0 || trainer.step === end) {
+        const sec = (performance.now() - tWindow) / 1000;
+        const avg = window.reduce((s, v) => s + v, 0) / window.length;
+        console.log(`step ${trainer.step}/${end} loss ${window[window.length - 1].toFixed(4)} (avg ${avg.toFixed(4)}) ${((window.length * o.batch) / sec).toFixed(1)} samples/s ${(sec / window.length).toFixed(2)} s/step`);
+        window = [];
+        tWindow = performance.now();
+      }
+      if (trainer.step % ckptEvery === 0) await save();
+    }
+    await save();
+  } finally {
+    trainer.dispose();
+    trainer.net.dispose();
+  }
+  return 0;
+}
+
+export async function sampleCommand(argv: string[]): Promise<number> {
+  const a = parseArgs(argv);
+  const file = a.pos[0];
+  if (!file) throw new Error('usage: sgilo sample <score.safetensors> [--generator g.pt] [--n 16] [--seed 0] [--sampler pc|ald] [--steps 1000] [--corrector 0] [--snr 0.16] [--styles avg|random] [--out out/score-samples.png]');
+  const model = await loadScoreModel(await readFileBytes(file));
+  const { config, net } = model;
+  const norm = config.normalization;
+  const genPath = a.get('generator') ?? config.data.generator;
+  const block = Number(config.data.block);
+  if (!norm || !genPath || !Number.isInteger(block)) {
+    net.dispose();
+    throw new Error(`${file}: rendering needs a model trained on generator features (normalization, data.generator, data.block), and --generator if the file does not name one`);
+  }
+  const n = a.num('n', 16);
+  const seed = a.num('seed', 0);
+  const sampler = a.get('sampler') ?? 'pc';
+  const out = a.get('out') ?? 'out/score-samples.png';
+  const { channels: C, height: H, width: W } = config.vit;
+  const sde = new VPSDE(config.sde);
+  const t0 = performance.now();
+  const progress = (i: number, total: number) => {
+    if ((i + 1) % Math.max(1, Math.floor(total / 10)) === 0) console.log(`  step ${i + 1}/${total} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  };
+  const g = await loadGenerator(await readFileBytes(genPath));
+  try {
+    const x = sampler === 'ald'
+      ? await annealedLangevin(net, { shape: [n, C, H, W], seed, sde, levels: a.num('levels', 100), stepsPerLevel: a.num('steps-per-level', 5), epsilon: a.num('epsilon', 2e-5), onStep: progress })
+      : await pcSample(net, { shape: [n, C, H, W], seed, sde, steps: a.num('steps', sde.N), correctorSteps: a.num('corrector', 0), snr: a.num('snr', 0.16), onStep: progress });
+    const images = await scope(async () =>
+      noGrad(async () => {
+        const v = affine(x, norm.max - norm.min, norm.min); // back to raw units
+        const wplus = stylesFor(g, n, a.get('styles') ?? 'avg', seed);
+        const img = g.fromLayer({ wplus }, block + 1, v);
+        const data = await img.readF32();
+        const per = data.length / n;
+        return Array.from({ length: n }, (_, i) => data.slice(i * per, (i + 1) * per));
+      }),
+    );
+    const range = await x.readF32();
+    x.dispose();
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const v of range) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+    await writeImageGrid(out, images, g.config.size, a.num('cols', Math.min(8, n)));
+    console.log(`wrote ${out}: ${n} samples (${sampler}, seed ${seed}) of features after block ${block}, normalized range [${lo.toFixed(3)}, ${hi.toFixed(3)}], ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  } finally {
+    g.dispose();
+    net.dispose();
+  }
+  return 0;
+}
+
+/** W+ for rendering the later blocks: latent_avg in every row ("avg"), or mapping of seeded Gaussian z. */
+function stylesFor(g: StyleGAN2, n: number, kind: string, seed: number) {
+  if (kind === 'random') return g.broadcastWplus(g.mapping(randomNormal([n, g.config.styleDim], { seed: seed + 1_000_003 })));
+  if (kind !== 'avg') throw new RangeError(`--styles must be avg or random, got "${kind}"`);
+  if (!g.latentAvg) throw new Error('--styles avg needs latent_avg in the generator checkpoint; use --styles random');
+  const S = g.config.styleDim;
+  return g.broadcastWplus(add(tensor(new Float32Array(n * S), [n, S]), g.latentAvg));
+}
+
+/** `sgilo replay score <checkpoint> <inputs.safetensors> <out.safetensors> [--heads h]`. */
+export async function replayScoreCommand(argv: string[]): Promise<number> {
+  const a = parseArgs(argv[0] === 'score' ? argv.slice(1) : argv);
+  const [ckptPath, inputsPath, outPath] = a.pos;
+  if (!ckptPath || !inputsPath || !outPath) throw new Error('usage: sgilo replay score <checkpoint> <inputs.safetensors> <out.safetensors> [--heads 1]');
+  const { net } = await loadScoreModel(await readFileBytes(ckptPath), { heads: a.num('heads', 1) });
+  const inputs: TensorMap = new Map();
+  for (const [name, t] of readSafetensors(await readFileBytes(inputsPath)).tensors) {
+    if (!name.startsWith('in.')) continue; // only inputs: outputs in the file are never read
+    if (t.dtype !== 'float32') throw new Error(`${inputsPath}: "${name}" is ${t.dtype}, expected float32`);
+    inputs.set(name, { shape: t.shape, data: t.data as Float32Array });
+  }
+  let result: TensorMap;
+  try {
+    result = await replayScore(net, inputs);
+  } finally {
+    net.dispose();
+  }
+  const tensors = new Map<string, IoTensor>([...result].map(([k, v]) => [k, { dtype: 'float32', shape: v.shape, data: v.data }]));
+  await writeFileBytes(outPath, writeSafetensors(tensors));
+  console.log(`wrote ${outPath}: ${tensors.size} tensors (out.eps, grad.x, ${tensors.size - 2} grad.param.*)`);
+  return 0;
+}

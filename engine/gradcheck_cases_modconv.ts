@@ -1,0 +1,44 @@
+// Gradcheck rows of the modulated convolution (engine/ops/modulated_conv.ts): 3x3 with and without
+// demodulation, the upsampling 3x3 (transposed conv + blur), the 1x1 ToRGB, on batch 2 with odd
+// and non-square planes; the three main rows run in both formulations so that every kernel of
+// shaders/modulated_conv.wgsl is checked. Included in the table by allGradCases().
+//
+// Inputs of every row: x [N, Ci, H, W], weight [Co, Ci, k, k], styles [N, Ci]. The conv sums
+// Ci*k*k float32 products, like a matmul: the matmul tolerance.
+
+import { TOLERANCES, type GradCase } from './gradcheck.ts';
+import { modulatedConv2d, type ModConvFormulation, type ModulatedConvOptions } from './ops/modulated_conv.ts';
+import { modulatedConvForward, modulatedConvVjp } from './reference/modulated_conv.ts';
+
+interface RowSpec {
+  label: string;
+  N: number;
+  Ci: number;
+  Co: number;
+  H: number;
+  W: number;
+  k: number;
+  options: ModulatedConvOptions;
+}
+
+function modconvCase(r: RowSpec, formulation: ModConvFormulation): GradCase {
+  const o = r.options;
+  return {
+    name: `modulated_conv[${r.label}, ${r.N}x${r.Ci}x${r.H}x${r.W} -> C_out ${r.Co}, ${formulation}]`,
+    inputs: [{ shape: [r.N, r.Ci, r.H, r.W] }, { shape: [r.Co, r.Ci, r.k, r.k] }, { shape: [r.N, r.Ci] }],
+    tol: TOLERANCES.matmul,
+    forward: ([x, w, s]) => modulatedConvForward(x, w, s, o),
+    vjp: ([x, w, s], gy) => modulatedConvVjp(x, w, s, gy, o),
+    gpu: ([x, w, s]) => modulatedConv2d(x, w, s, { ...o, formulation }),
+  };
+}
+
+export function modconvGradCases(): GradCase[] {
+  const rows: RowSpec[] = [
+    { label: '3x3 demod', N: 2, Ci: 3, Co: 4, H: 4, W: 5, k: 3, options: { demodulate: true } },
+    { label: '3x3 no demod', N: 2, Ci: 5, Co: 4, H: 5, W: 4, k: 3, options: { demodulate: false } },
+    { label: 'upsample 3x3 demod', N: 2, Ci: 3, Co: 4, H: 4, W: 3, k: 3, options: { demodulate: true, upsample: true } },
+  ];
+  const torgb: RowSpec = { label: 'ToRGB 1x1 no demod', N: 2, Ci: 5, Co: 4, H: 5, W: 3, k: 1, options: { demodulate: false } };
+  return [...rows.map((r) => modconvCase(r, 'scaled')), modconvCase(torgb, 'scaled'), ...rows.map((r) => modconvCase(r, 'fused'))];
+}

@@ -1,0 +1,152 @@
+// Scaled dot-product attention: out = softmax(scale q k^T) v, one op with a hand-written backward.
+// Kernels: shaders/attention.wgsl (flash); reference: engine/reference/attention.ts.
+//
+// Dimensions: q [B, H, Tq, d], k [B, H, Tk, d], v [B, H, Tk, d] -> out [B, H, Tq, d] (the ViT
+// uses Tq = Tk = T tokens); BH = B * H heads computed independently; scale defaults to d^-0.5.
+//
+// Two implementations, the same maths (test/attention.test.ts checks they agree):
+//   'flash'        online softmax, the [Tq, Tk] scores never stored: the forward saves the row
+//                  log-sum-exp lse [B, H, Tq], the backward recomputes p = exp(s - lse) in two
+//                  kernels (dq + delta per query row, then dk and dv per key row). d <= 64.
+//   'materialized' matmul(scale q, k^T) -> softmax -> matmul(., v) from engine/ops, which record
+//                  their own backward; stores P [B, H, Tq, Tk] for the backward. Any d.
+// 'auto' (the default) picks between them by Tq, Tk and d; see chooseImpl for the measurements.
+
+import { defineKernel } from '../kernel.ts';
+import { engine } from '../engine.ts';
+import { record } from '../tape.ts';
+import { Tensor, empty } from '../tensor.ts';
+import { shapeString } from '../shape.ts';
+import { affine } from './elementwise.ts';
+import { matmul } from './matmul.ts';
+import { softmax } from './softmax.ts';
+
+export type AttentionImpl = 'auto' | 'flash' | 'materialized';
+
+export interface AttentionOptions {
+  /** Multiplies the scores before the softmax (default d^-0.5). */
+  scale?: number;
+  /** Which implementation (default 'auto'). */
+  impl?: AttentionImpl;
+}
+
+/** Invocations per workgroup along the rows (WG in shaders/attention.wgsl). */
+const WG = 32;
+
+/**
+ * Register-row sizes the flash kernels are compiled for, in vec4 chunks: a row of d features
+ * takes the smallest variant with 4 * D4 >= d. Small d (tests, narrow heads) would waste 16x
+ * arithmetic in the d = 64 variant, hence two.
+ */
+const FLASH_VARIANTS = [4, 16].map((D4) => {
+  const spec = (entry: string, bindings: Record<string, 'read' | 'read_write' | 'uniform'>) =>
+    defineKernel({ shader: 'attention', entry, variant: `d<=${4 * D4}`, specialize: { D4 }, bindings });
+  return {
+    maxD: 4 * D4,
+    forward: spec('attention_forward', { q: 'read', k: 'read', v: 'read', out: 'read_write', lse: 'read_write', params: 'uniform' }),
+    dq: spec('attention_backward_dq', {
+      q: 'read',
+      k: 'read',
+      v: 'read',
+      out_saved: 'read',
+      lse_saved: 'read',
+      gy: 'read',
+      gq: 'read_write',
+      delta: 'read_write',
+      params: 'uniform',
+    }),
+    dkv: spec('attention_backward_dkv', {
+      q: 'read',
+      k: 'read',
+      v: 'read',
+      lse_saved: 'read',
+      gy: 'read',
+      delta_saved: 'read',
+      gk: 'read_write',
+      gv: 'read_write',
+      params: 'uniform',
+    }),
+  };
+});
+
+/** Largest head size the flash kernels hold in registers. */
+export const FLASH_MAX_D = FLASH_VARIANTS[FLASH_VARIANTS.length - 1].maxD;
+
+/**
+ * The default choice. Measured on lavapipe (2 cores), B = 1, d = 64, ms per forward /
+ * forward+backward (bench/attention.ts):
+ *   TODO(measurements)
+ */
+export function chooseImpl(Tq: number, Tk: number, d: number): 'flash' | 'materialized' {
+  if (d > FLASH_MAX_D) return 'materialized';
+  return 'flash';
+}
+
+function checkInputs(q: Tensor, k: Tensor, v: Tensor): void {
+  for (const [t, n] of [[q, 'q'], [k, 'k'], [v, 'v']] as const) {
+    if (t.dtype !== 'f32') throw new TypeError(`attention: ${n} must be f32, got ${t.dtype}${shapeString(t.shape)}`);
+    if (t.rank !== 4) throw new RangeError(`attention: ${n} must have rank 4 [B, heads, T, d], got rank ${t.rank} ${shapeString(t.shape)}`);
+  }
+  const sameExceptT = (a: Tensor, b: Tensor) => a.shape[0] === b.shape[0] && a.shape[1] === b.shape[1] && a.shape[3] === b.shape[3];
+  if (!sameExceptT(q, k)) {
+    throw new RangeError(`attention: shape mismatch: q ${shapeString(q.shape)} and k ${shapeString(k.shape)} must agree in B, heads and d (dims 0, 1, 3)`);
+  }
+  if (k.shape.join() !== v.shape.join()) throw new RangeError(`attention: shape mismatch: k ${shapeString(k.shape)} and v ${shapeString(v.shape)} must have the same shape`);
+}
+
+export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
+  checkInputs(q, k, v);
+  const [B, H, Tq, d] = q.shape;
+  const Tk = k.shape[2];
+  const scale = options.scale ?? 1 / Math.sqrt(d);
+  if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new RangeError(`attention: scale must be a finite number, got ${scale}`);
+  const impl = options.impl ?? 'auto';
+  const chosen = impl === 'auto' ? chooseImpl(Tq, Tk, d) : impl;
+  if (chosen === 'materialized') return materializedAttention(q, k, v, scale);
+  if (chosen !== 'flash') throw new RangeError(`attention: unknown impl "${impl}" (auto, flash, materialized)`);
+  if (d > FLASH_MAX_D) throw new RangeError(`attention: impl 'flash' supports d <= ${FLASH_MAX_D}, got d = ${d} (use 'materialized' or 'auto')`);
+  const maxDim = engine().gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (B * H > maxDim) throw new RangeError(`attention: B * heads = ${B * H} exceeds the ${maxDim} workgroups of one grid dimension`);
+  return flashAttention(q, k, v, scale);
+}
+
+function flashAttention(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
+  const [B, H, Tq, d] = q.shape;
+  const Tk = k.shape[2];
+  const K = FLASH_VARIANTS.find((x) => d <= x.maxD)!;
+  const params = { tq: Tq, tk: Tk, d, scale };
+  const out = empty(q.shape); // [B, H, Tq, d]
+  const lse = empty([B, H, Tq]); // log-sum-exp of each query row's scores
+  K.forward.dispatch({ q, k, v, out, lse, params }, [Math.ceil(Tq / WG), B * H, 1]);
+
+  record('attention', [q, k, v], out, [q, k, v, out, lse], (gy) => {
+    const gq = empty(q.shape); // [B, H, Tq, d]
+    const delta = empty([B, H, Tq]); // rowsum(gy * out), needed by the dk/dv pass
+    K.dq.dispatch({ q, k, v, out_saved: out, lse_saved: lse, gy, gq, delta, params }, [Math.ceil(Tq / WG), B * H, 1]);
+    let gk: Tensor | null = null;
+    let gv: Tensor | null = null;
+    if (k.requiresGrad || v.requiresGrad) {
+      gk = empty(k.shape); // [B, H, Tk, d]
+      gv = empty(v.shape); // [B, H, Tk, d]
+      K.dkv.dispatch({ q, k, v, lse_saved: lse, gy, delta_saved: delta, gk, gv, params }, [Math.ceil(Tk / WG), B * H, 1]);
+    }
+    delta.dispose();
+    return [gq, gk, gv];
+  });
+  lse.dispose(); // the tape retains it when a backward needs it
+  return out;
+}
+
+/** The composed version; each engine op records its own backward on the tape. */
+function materializedAttention(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
+  // Scaling q ([.., Tq, d]) is cheaper than scaling the [.., Tq, Tk] scores when Tk > d.
+  const qs = affine(q, scale);
+  const s = matmul(qs, k, { transposeB: true }); // [B, H, Tq, Tk]
+  const p = softmax(s); // [B, H, Tq, Tk]
+  const out = matmul(p, v); // [B, H, Tq, d]
+  // Intermediates are retained by the tape where a backward needs them.
+  qs.dispose();
+  s.dispose();
+  p.dispose();
+  return out;
+}

@@ -1,0 +1,285 @@
+// StyleGAN2 generator in rosinality's layout (DESIGN.md section 5), on the engine's ops, with the
+// ILO/SGILO split at an intermediate block. Gradients come from the tape (every op has its own
+// hand-written backward), so W+ rows, latents through MappingProxy, noise maps, the features
+// entering a block and all parameters can ask for gradients.
+//
+// Dimensions: N batch, S style dim, L = log2(size) - 1 blocks, n_latent = 2L W+ rows,
+// C[r] channels at resolution r. Block 0 works at 4x4, block k at 4 * 2^k.
+//   W+           [N, 2L, S]
+//   noise i      [N, 1, r_i, r_i], r_i = 2^((i + 5) // 2), i < 2L - 1
+//   features k   [N, C[4 * 2^k], 4 * 2^k, 4 * 2^k]  (the activation after block k)
+//   image        [N, 3, size, size]
+//
+// Split semantics (both reference codebases): generating from block k with a given `layer_in`
+// starts the RGB skip afresh, so the RGB that blocks < k would have contributed is discarded.
+
+import { Tensor, tensor } from '../engine/tensor.ts';
+import { add, affine, mul, leakyRelu, square, rsqrt } from '../engine/ops/elementwise.ts';
+import { matmul } from '../engine/ops/matmul.ts';
+import { mean, broadcastTo } from '../engine/ops/reduce.ts';
+import { reshape, slice } from '../engine/ops/layout.ts';
+import { modulatedConv2d } from '../engine/ops/modulated_conv.ts';
+import { upsample2d } from '../engine/ops/upfirdn2d.ts';
+import { biasAct } from '../engine/ops/bias_act.ts';
+import { shapeString } from '../engine/shape.ts';
+
+export interface StyleGAN2Config {
+  size: number;
+  styleDim: number;
+  nMlp: number;
+  lrMlp: number;
+  /** Channels per resolution, e.g. {4: 512, 8: 512, ..., 1024: 32}. */
+  channels: Record<number, number>;
+}
+
+/** A host tensor as loaders produce it. */
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+export type StateDict = Map<string, HostTensor>;
+
+/** config-f channel table (channel multiplier 2), for benchmarks and tests with random weights. */
+export function configF(size = 1024, styleDim = 512): StyleGAN2Config {
+  const table: Record<number, number> = { 4: 512, 8: 512, 16: 512, 32: 512, 64: 512, 128: 256, 256: 128, 512: 64, 1024: 32 };
+  const channels: Record<number, number> = {};
+  for (let r = 4; r <= size; r *= 2) channels[r] = table[r];
+  return { size, styleDim, nMlp: 8, lrMlp: 0.01, channels };
+}
+
+export function numBlocks(c: StyleGAN2Config): number {
+  return Math.log2(c.size) - 1;
+}
+export function numLatents(c: StyleGAN2Config): number {
+  return 2 * numBlocks(c);
+}
+export function numNoises(c: StyleGAN2Config): number {
+  return 2 * numBlocks(c) - 1;
+}
+/** Side of noise map i. */
+export function noiseSide(i: number): number {
+  return 2 ** Math.floor((i + 5) / 2);
+}
+/** Resolution at the output of block k. */
+export function blockResolution(k: number): number {
+  return 4 * 2 ** k;
+}
+
+/** The state-dict names and shapes of a rosinality generator of this config (g_ema, no prefix). */
+export function parameterShapes(c: StyleGAN2Config): Map<string, number[]> {
+  const S = c.styleDim;
+  const L = numBlocks(c);
+  const m = new Map<string, number[]>();
+  for (let i = 1; i <= c.nMlp; i++) {
+    m.set(`style.${i}.weight`, [S, S]);
+    m.set(`style.${i}.bias`, [S]);
+  }
+  const c4 = c.channels[4];
+  m.set('input.input', [1, c4, 4, 4]);
+  const styled = (name: string, cin: number, cout: number, k: number) => {
+    m.set(`${name}.conv.weight`, [1, cout, cin, k, k]);
+    m.set(`${name}.conv.modulation.weight`, [cin, S]);
+    m.set(`${name}.conv.modulation.bias`, [cin]);
+  };
+  styled('conv1', c4, c4, 3);
+  m.set('conv1.noise.weight', [1]);
+  m.set('conv1.activate.bias', [c4]);
+  styled('to_rgb1', c4, 3, 1);
+  m.set('to_rgb1.bias', [1, 3, 1, 1]);
+  for (let k = 1; k < L; k++) {
+    const cin = c.channels[blockResolution(k - 1)];
+    const cout = c.channels[blockResolution(k)];
+    for (const [j, ci] of [[2 * k - 2, cin], [2 * k - 1, cout]] as const) {
+      styled(`convs.${j}`, ci, cout, 3);
+      m.set(`convs.${j}.noise.weight`, [1]);
+      m.set(`convs.${j}.activate.bias`, [cout]);
+    }
+    styled(`to_rgbs.${k - 1}`, cout, 3, 1);
+    m.set(`to_rgbs.${k - 1}.bias`, [1, 3, 1, 1]);
+  }
+  for (let i = 0; i < numNoises(c); i++) m.set(`noises.noise_${i}`, [1, 1, noiseSide(i), noiseSide(i)]);
+  return m;
+}
+
+export interface SynthesisInputs {
+  /** W+ rows [N, 2L, S]. */
+  wplus: Tensor;
+  /** One map per noise index [N or 1, 1, r, r]; default: the checkpoint's constant noise buffers. */
+  noise?: Tensor[];
+}
+
+/**
+ * The generator's parameters as GPU tensors (marked keep), plus the forward passes. Create with
+ * `StyleGAN2.fromStateDict` (a loaded checkpoint) or `StyleGAN2.random` (benchmarks).
+ */
+export class StyleGAN2 {
+  private constructor(
+    readonly config: StyleGAN2Config,
+    readonly params: Map<string, Tensor>,
+    /** Mean of mapping(z), `latent_avg` in the checkpoint; null if the checkpoint has none. */
+    readonly latentAvg: Tensor | null,
+  ) {}
+
+  static fromStateDict(config: StyleGAN2Config, sd: StateDict, latentAvg?: HostTensor | null): StyleGAN2 {
+    const params = new Map<string, Tensor>();
+    for (const [name, shape] of parameterShapes(config)) {
+      const t = sd.get(name);
+      if (!t) throw new Error(`StyleGAN2 checkpoint: missing tensor "${name}" (expected ${shapeString(shape)})`);
+      if (t.shape.join() !== shape.join()) throw new Error(`StyleGAN2 checkpoint: "${name}" has shape ${shapeString(t.shape)}, expected ${shapeString(shape)}`);
+      params.set(name, tensor(t.data, shape).keep());
+    }
+    const avg = latentAvg ? tensor(latentAvg.data, [config.styleDim]).keep() : null;
+    return new StyleGAN2(config, params, avg);
+  }
+
+  p(name: string): Tensor {
+    const t = this.params.get(name);
+    if (!t) throw new Error(`StyleGAN2: no parameter "${name}"`);
+    return t;
+  }
+
+  /** Marks every parameter as requiring grad (or not). */
+  requireGrad(on = true): void {
+    for (const t of this.params.values()) t.requireGrad(on);
+  }
+
+  dispose(): void {
+    for (const t of this.params.values()) t.dispose();
+    this.latentAvg?.dispose();
+  }
+
+  /** Equalized linear layer: x @ (W * lrMul / sqrt(in))^T + b * lrMul. x [N, in], W [out, in]. */
+  private equalLinear(x: Tensor, name: string, lrMul: number): Tensor {
+    const w = this.p(`${name}.weight`);
+    const scale = lrMul / Math.sqrt(w.shape[1]);
+    const y = affine(matmul(x, w, { transposeB: true }), scale);
+    return add(y, affine(this.p(`${name}.bias`), lrMul));
+  }
+
+  /** Mapping network: z [N, S] -> w [N, S]. PixelNorm, then nMlp equalized linear + lrelu(0.2)*sqrt2. */
+  mapping(z: Tensor): Tensor {
+    let h = pixelNorm(z);
+    for (let i = 1; i <= this.config.nMlp; i++) {
+      h = leakyRelu(this.equalLinear(h, `style.${i}`, this.config.lrMlp), 0.2, Math.SQRT2);
+    }
+    return h;
+  }
+
+  /** w_avg + psi * (w - w_avg). */
+  truncate(w: Tensor, psi: number): Tensor {
+    if (psi === 1) return w;
+    if (!this.latentAvg) throw new Error('truncation needs latent_avg, which this checkpoint lacks');
+    return add(affine(w, psi), affine(this.latentAvg, 1 - psi));
+  }
+
+  /** W+ [N, 2L, S] with the same w in every row. */
+  broadcastWplus(w: Tensor): Tensor {
+    const [N, S] = w.shape;
+    return broadcastTo(reshape(w, [N, 1, S]), [N, numLatents(this.config), S]);
+  }
+
+  /** Row i of W+ as [N, S]. */
+  private row(wplus: Tensor, i: number): Tensor {
+    const [N, , S] = wplus.shape;
+    return reshape(slice(wplus, [0, i, 0], [N, 1, S]), [N, S]);
+  }
+
+  private styles(w: Tensor, name: string): Tensor {
+    return this.equalLinear(w, `${name}.conv.modulation`, 1);
+  }
+
+  /** Modulated conv, noise injection, bias + lrelu(0.2) * sqrt(2). */
+  private styledConv(x: Tensor, w: Tensor, name: string, noise: Tensor, upsample: boolean): Tensor {
+    const weight = this.convWeight(name);
+    let y = modulatedConv2d(x, weight, this.styles(w, name), { demodulate: true, upsample });
+    y = add(y, mul(noise, this.p(`${name}.noise.weight`)));
+    return biasAct(y, this.p(`${name}.activate.bias`), { act: 'lrelu' });
+  }
+
+  /** The stored weight [1, out, in, k, k] as [out, in, k, k] (a copy, recorded on the tape). */
+  private convWeight(name: string): Tensor {
+    const w = this.p(`${name}.conv.weight`);
+    return reshape(w, w.shape.slice(1));
+  }
+
+  /** ToRGB: 1x1 modulated conv without demodulation, plus bias, plus the upsampled skip. */
+  private toRgb(x: Tensor, w: Tensor, name: string, skip: Tensor | null): Tensor {
+    const y = modulatedConv2d(x, this.convWeight(name), this.styles(w, name), { demodulate: false });
+    const rgb = add(y, this.p(`${name}.bias`));
+    return skip ? add(rgb, upsample2d(skip)) : rgb;
+  }
+
+  private noiseFor(i: number, given?: Tensor[]): Tensor {
+    if (given) {
+      const t = given[i];
+      if (!t) throw new Error(`synthesis: noise map ${i} missing (${given.length} given, ${numNoises(this.config)} needed)`);
+      return t;
+    }
+    return this.p(`noises.noise_${i}`);
+  }
+
+  /**
+   * Runs blocks `from`..`to` (inclusive). Block 0 starts from the constant input; a later start
+   * needs `layerIn`, the features after block from-1. Returns the features after block `to` and
+   * the RGB accumulated from block `from` on.
+   */
+  blocks(inputs: SynthesisInputs, from: number, to: number, layerIn?: Tensor): { features: Tensor; rgb: Tensor } {
+    const L = numBlocks(this.config);
+    const { wplus, noise } = inputs;
+    if (wplus.rank !== 3 || wplus.shape[1] !== numLatents(this.config) || wplus.shape[2] !== this.config.styleDim) {
+      throw new RangeError(`synthesis: W+ must be [N, ${numLatents(this.config)}, ${this.config.styleDim}], got ${shapeString(wplus.shape)}`);
+    }
+    if (!(from >= 0 && to < L && from <= to)) throw new RangeError(`synthesis: blocks ${from}..${to} outside 0..${L - 1}`);
+    const N = wplus.shape[0];
+    let x: Tensor;
+    let rgb: Tensor | null = null;
+    let k = from;
+    if (from === 0) {
+      const c = this.p('input.input');
+      x = broadcastTo(c, [N, ...c.shape.slice(1)]);
+      x = this.styledConv(x, this.row(wplus, 0), 'conv1', this.noiseFor(0, noise), false);
+      rgb = this.toRgb(x, this.row(wplus, 1), 'to_rgb1', null);
+      k = 1;
+    } else {
+      if (!layerIn) throw new Error(`synthesis: starting at block ${from} needs the features after block ${from - 1}`);
+      const r = blockResolution(from - 1);
+      const want = [N, this.config.channels[r], r, r];
+      if (layerIn.shape.join() !== want.join()) throw new RangeError(`synthesis: layer_in must be ${shapeString(want)}, got ${shapeString(layerIn.shape)}`);
+      x = layerIn;
+    }
+    for (; k <= to; k++) {
+      x = this.styledConv(x, this.row(wplus, 2 * k - 1), `convs.${2 * k - 2}`, this.noiseFor(2 * k - 1, noise), true);
+      x = this.styledConv(x, this.row(wplus, 2 * k), `convs.${2 * k - 1}`, this.noiseFor(2 * k, noise), false);
+      rgb = this.toRgb(x, this.row(wplus, 2 * k + 1), `to_rgbs.${k - 1}`, rgb);
+    }
+    return { features: x, rgb: rgb! };
+  }
+
+  /** The image from W+ (all blocks). */
+  synthesis(inputs: SynthesisInputs): Tensor {
+    return this.blocks(inputs, 0, numBlocks(this.config) - 1).rgb;
+  }
+
+  /** Features after block k (the input of block k+1), from W+. */
+  featuresAfter(inputs: SynthesisInputs, k: number): Tensor {
+    return this.blocks(inputs, 0, k).features;
+  }
+
+  /** The image generated from block k on, given the features after block k-1 (RGB of earlier blocks discarded). */
+  fromLayer(inputs: SynthesisInputs, k: number, layerIn: Tensor): Tensor {
+    return this.blocks(inputs, k, numBlocks(this.config) - 1, layerIn).rgb;
+  }
+
+  /** z [N, S] -> image, with optional truncation. */
+  generate(z: Tensor, options: { psi?: number; noise?: Tensor[] } = {}): Tensor {
+    const w = this.truncate(this.mapping(z), options.psi ?? 1);
+    return this.synthesis({ wplus: this.broadcastWplus(w), noise: options.noise });
+  }
+}
+
+/** x * rsqrt(mean(x^2 over the last axis) + 1e-8). */
+export function pixelNorm(x: Tensor): Tensor {
+  const ms = mean(square(x), [x.rank - 1], { keepdims: true });
+  return mul(x, rsqrt(affine(ms, 1, 1e-8)));
+}

@@ -1,0 +1,78 @@
+// The ViT score model against the PyTorch reference fixture (SGILO's layout, random weights):
+// out.eps to <= 1e-4, grad.x and every grad.param.* to <= 1e-3 (max|a-b| / max|b|), from in.* only.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileBytes } from '../engine/io/files.ts';
+import { flattenTensors, loadCheckpoint, readSafetensors } from '../engine/io/index.ts';
+import { scope, tensor } from '../engine/tensor.ts';
+import { grad, clearTape } from '../engine/tape.ts';
+import { ScoreViT, inferScoreConfig } from '../nets/score_vit.ts';
+import { relativeError } from '../nets/replay_generator.ts';
+import type { HostTensor } from '../nets/stylegan2.ts';
+
+const FIXTURE = new URL('./fixtures/reference-tiny/', import.meta.url);
+const path = (f: string) => new URL(f, FIXTURE).pathname;
+const test = suite('score_vit');
+
+async function loadScore(): Promise<Map<string, HostTensor>> {
+  const sd = new Map<string, HostTensor>();
+  for (const [k, t] of flattenTensors(await loadCheckpoint(await readFileBytes(path('score.pt'))))) sd.set(k, { shape: t.shape, data: t.data as Float32Array });
+  return sd;
+}
+
+test('score.pt: eps, grad x and every parameter gradient match the fixture', async () => {
+  const sd = await loadScore();
+  const config = inferScoreConfig(sd, 1);
+  assert.equal(config, { channels: 16, height: 4, width: 4, dim: 32, depth: 2, heads: 1, dimHead: 16, mlp: 64 });
+  const net = ScoreViT.fromStateDict(config, sd);
+  const exp = readSafetensors(await readFileBytes(path('score_expected.safetensors'))).tensors;
+  const T = (n: string) => {
+    const t = exp.get(n)!;
+    return tensor(t.data as Float32Array, t.shape);
+  };
+  const host = (n: string) => exp.get(n)! as unknown as HostTensor;
+  try {
+    const failures: string[] = [];
+    const worst: string[] = [];
+    await scope(async () => {
+      const x = T('in.x').requireGrad();
+      const params = net.trainable();
+      for (const [, p] of params) p.requireGrad();
+      const eps = net.forward(x, T('in.t'));
+      const check = (name: string, got: Float32Array, shape: readonly number[], tol: number) => {
+        const err = relativeError({ shape: [...shape], data: got }, host(name));
+        worst.push(`${name} ${err.toExponential(1)}`);
+        if (!(err <= tol)) failures.push(`${name}: ${err.toExponential(2)} > ${tol}`);
+      };
+      check('out.eps', await eps.readF32(), eps.shape, 1e-4);
+      const gs = grad(eps, [x, ...params.map(([, p]) => p)], { upstream: T('in.upstream') });
+      check('grad.x', await gs[0].readF32(), gs[0].shape, 1e-3);
+      for (const [i, [name]] of params.entries()) {
+        const want = `grad.param.${name}`;
+        if (!exp.has(want)) failures.push(`fixture lacks ${want}`);
+        else check(want, await gs[i + 1].readF32(), gs[i + 1].shape, 1e-3);
+      }
+      for (const [, p] of params) p.requireGrad(false);
+    }).finally(clearTape);
+    const gradParams = [...exp.keys()].filter((k) => k.startsWith('grad.param.'));
+    assert.is(gradParams.length, net.trainable().length, 'one fixture gradient per trainable parameter');
+    assert.equal(failures, [], worst.join(', '));
+  } finally {
+    net.dispose();
+  }
+});
+
+test('bad input shapes are named', async () => {
+  const sd = await loadScore();
+  const net = ScoreViT.fromStateDict(inferScoreConfig(sd), sd);
+  try {
+    const x = tensor(new Float32Array(2 * 16 * 16), [2, 16, 4, 4]);
+    assert.throws(() => net.forward(tensor(new Float32Array(16 * 9), [1, 16, 3, 3]), tensor([0.5], [1])), /input must be \[B, 16, 4, 4\]/);
+    assert.throws(() => net.forward(x, tensor([0.5], [1])), /t must be \[2\]/);
+    x.dispose();
+  } finally {
+    net.dispose();
+  }
+});
+
+test.run();

@@ -1,0 +1,105 @@
+// StyleGAN2 against the PyTorch reference fixture (rosinality code, random weights): every out.*
+// and grad.* tensor of generator_expected.safetensors, replayed from the in.* tensors alone, from
+// the zip-format and the legacy-format checkpoint; a perturbed weight must break the match.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileBytes } from '../engine/io/files.ts';
+import { readSafetensors } from '../engine/io/index.ts';
+import { tensor, scope } from '../engine/tensor.ts';
+import { StyleGAN2, numLatents } from '../nets/stylegan2.ts';
+import { readGeneratorCheckpoint } from '../nets/stylegan2_checkpoint.ts';
+import { replayGenerator, relativeError, type TensorMap } from '../nets/replay_generator.ts';
+
+const FIXTURE = new URL('./fixtures/reference-tiny/', import.meta.url);
+const path = (f: string) => new URL(f, FIXTURE).pathname;
+const test = suite('stylegan2');
+
+const expected = readSafetensors(await readFileBytes(path('generator_expected.safetensors'))).tensors as unknown as TensorMap;
+const inputsOnly: TensorMap = new Map([...expected].filter(([k]) => k.startsWith('in.')));
+const targets = [...expected.keys()].filter((k) => k.startsWith('out.') || k.startsWith('grad.'));
+
+function compareAll(got: TensorMap): { worst: Record<string, number>; failures: string[] } {
+  const worst: Record<string, number> = {};
+  const failures: string[] = [];
+  for (const name of targets) {
+    const g = got.get(name);
+    if (!g) {
+      failures.push(`${name}: not produced`);
+      continue;
+    }
+    const err = relativeError(g, expected.get(name)!);
+    worst[name] = err;
+    const tol = name.startsWith('out.') ? 1e-4 : 1e-3;
+    if (!(err <= tol)) failures.push(`${name}: max|a-b|/max|b| = ${err.toExponential(2)} > ${tol}`);
+  }
+  return { worst, failures };
+}
+
+for (const file of ['generator.pt', 'generator_legacy.pt']) {
+  test(`${file}: replay reproduces every out.* (<= 1e-4) and grad.* (<= 1e-3) tensor`, async () => {
+    const ckpt = await readGeneratorCheckpoint(await readFileBytes(path(file)));
+    assert.equal(ckpt.config, { size: 32, styleDim: 64, nMlp: 2, lrMlp: 0.01, channels: { 4: 32, 8: 32, 16: 24, 32: 16 } });
+    const g = StyleGAN2.fromStateDict(ckpt.config, ckpt.stateDict, ckpt.latentAvg);
+    try {
+      const got = await replayGenerator(g, inputsOnly);
+      const { failures } = compareAll(got);
+      assert.equal(failures, []);
+      assert.is(targets.length, 28, "out.* and grad.* tensors in the fixture");
+    } finally {
+      g.dispose();
+    }
+  });
+}
+
+test('negative control: one perturbed weight breaks the comparison', async () => {
+  const ckpt = await readGeneratorCheckpoint(await readFileBytes(path('generator.pt')));
+  const w = ckpt.stateDict.get('convs.2.conv.weight')!;
+  const data = Float32Array.from(w.data);
+  data[17] += 0.5;
+  ckpt.stateDict.set('convs.2.conv.weight', { shape: w.shape, data });
+  const g = StyleGAN2.fromStateDict(ckpt.config, ckpt.stateDict, ckpt.latentAvg);
+  try {
+    const { failures } = compareAll(await replayGenerator(g, inputsOnly));
+    assert.ok(failures.length > 0, 'a perturbed weight must be detected');
+    assert.ok(failures.some((f) => f.startsWith('out.image_from_z')), failures.join('\n'));
+  } finally {
+    g.dispose();
+  }
+});
+
+test('missing or misshapen checkpoint tensors are named', async () => {
+  const ckpt = await readGeneratorCheckpoint(await readFileBytes(path('generator.pt')));
+  const sd = new Map(ckpt.stateDict);
+  sd.delete('to_rgbs.1.bias');
+  assert.throws(() => StyleGAN2.fromStateDict(ckpt.config, sd, null), /missing tensor "to_rgbs.1.bias"/);
+  const sd2 = new Map(ckpt.stateDict);
+  sd2.set('style.1.bias', { shape: [63], data: new Float32Array(63) });
+  assert.throws(() => StyleGAN2.fromStateDict(ckpt.config, sd2, null), /"style.1.bias" has shape \[63\], expected \[64\]/);
+});
+
+test('the Fashion-MNIST model loads and renders finite images in range', async () => {
+  const bytes = await readFileBytes(new URL('../models/fashion32/fashion32-stylegan2.pt', import.meta.url).pathname);
+  const ckpt = await readGeneratorCheckpoint(bytes);
+  assert.equal(ckpt.config, { size: 32, styleDim: 128, nMlp: 4, lrMlp: 0.01, channels: { 4: 128, 8: 128, 16: 64, 32: 32 } });
+  const g = StyleGAN2.fromStateDict(ckpt.config, ckpt.stateDict, ckpt.latentAvg);
+  try {
+    const codes = readSafetensors(await readFileBytes(new URL('../models/fashion32/fashion32-codes.safetensors', import.meta.url).pathname)).tensors.get('z')!;
+    const img = await scope(async () => {
+      const z = tensor((codes.data as Float32Array).subarray(0, 4 * 128), [4, 128]);
+      const w = g.mapping(z);
+      const image = g.synthesis({ wplus: g.broadcastWplus(w) });
+      assert.equal(image.shape, [4, 3, 32, 32]);
+      assert.is(numLatents(g.config), 8);
+      return image.readF32();
+    });
+    assert.ok(img.every(Number.isFinite), 'finite');
+    const lo = Math.min(...img);
+    const hi = Math.max(...img);
+    assert.ok(lo > -1.5 && hi < 1.5, `values in [${lo}, ${hi}]`);
+    assert.ok(hi - lo > 1, 'an image, not a constant');
+  } finally {
+    g.dispose();
+  }
+});
+
+test.run();
