@@ -19,8 +19,11 @@ export interface TapeNode {
   output: Tensor;
   /** Tensors the backward rule reads; retained until the tape is cleared. */
   saved: Tensor[];
-  /** Gradients for each input (null where an input needs none), given the output's gradient. */
-  backward: (gy: Tensor) => (Tensor | null)[];
+  /**
+   * Gradients for each input (null where an input needs none), given the output's gradient.
+   * `needs[i]` says whether input i requires a gradient, so a rule can skip work nobody uses.
+   */
+  backward: (gy: Tensor, needs: boolean[]) => (Tensor | null)[];
 }
 
 const tape: TapeNode[] = [];
@@ -85,7 +88,7 @@ export function grad(root: Tensor, wrt: readonly Tensor[], options: GradOptions 
       const node = tape[i];
       const gy = grads.get(node.output);
       if (!gy) continue;
-      const gin = node.backward(gy);
+      const gin = node.backward(gy, node.inputs.map((t) => t.requiresGrad));
       node.inputs.forEach((input, j) => {
         const g = gin[j];
         if (!g) return;

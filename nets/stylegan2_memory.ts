@@ -51,7 +51,7 @@ interface SimNode {
   inputs: SimTensor[];
   output: SimTensor;
   saved: SimTensor[];
-  backward: (gy: SimTensor) => (SimTensor | null)[];
+  backward: (gy: SimTensor, needs: boolean[]) => (SimTensor | null)[];
 }
 
 /** The pool and the tape of engine/tensor.ts, engine/buffer_pool.ts and engine/tape.ts, sizes only. */
@@ -113,7 +113,7 @@ class Replay {
       const node = this.tape[i];
       const gy = grads.get(node.output);
       if (!gy) continue;
-      const gin = node.backward(gy);
+      const gin = node.backward(gy, node.inputs.map((t) => t.requiresGrad));
       node.inputs.forEach((input, j) => {
         const g = gin[j];
         if (!g) return;
@@ -167,14 +167,24 @@ class SimOps {
     this.m.dispose(g);
     return r;
   }
-  /** elementwise.ts binary: out; backward ga and gb at the broadcast shape, then sum_to each. */
-  binary(a: SimTensor, b: SimTensor): SimTensor {
+  /**
+   * elementwise.ts binary: out. Backward of add (constant derivatives): a copy of gy, or its sum_to,
+   * per input that needs a gradient; of mul: ga and gb at the broadcast shape, each summed to its
+   * input or dropped.
+   */
+  binary(a: SimTensor, b: SimTensor, op: 'add' | 'mul' = 'add'): SimTensor {
     const shape = broadcast(a.shape, b.shape);
     const out = this.m.alloc(shape);
-    this.m.record([a, b], out, [a, b], () => {
+    this.m.record([a, b], out, [a, b], (gy, needs) => {
+      if (op === 'add') {
+        const grad = (s: Shape) => (same(gy.shape, s) ? this.m.alloc(s) : this.sumTo(gy, s));
+        return [needs[0] ? grad(a.shape) : null, needs[1] ? grad(b.shape) : null];
+      }
       const ga = this.m.alloc(shape);
       const gb = this.m.alloc(shape);
-      return [this.reduceTo(ga, a.shape), this.reduceTo(gb, b.shape)];
+      const ra = needs[0] ? this.reduceTo(ga, a.shape) : (this.m.dispose(ga), null);
+      const rb = needs[1] ? this.reduceTo(gb, b.shape) : (this.m.dispose(gb), null);
+      return [ra, rb];
     });
     return out;
   }
@@ -186,7 +196,7 @@ class SimOps {
   /** matmul.ts, 2-D operands: out; backward both operand gradients. */
   matmul(a: SimTensor, b: SimTensor, outShape: Shape): SimTensor {
     const out = this.m.alloc(outShape);
-    this.m.record([a, b], out, [a, b], () => [this.m.alloc(a.shape), this.m.alloc(b.shape)]);
+    this.m.record([a, b], out, [a, b], (_gy, needs) => [needs[0] ? this.m.alloc(a.shape) : null, needs[1] ? this.m.alloc(b.shape) : null]);
     return out;
   }
   /** layout.ts reshape / slice (copy or gather; backward copy or pad into the input's shape). */
@@ -268,7 +278,7 @@ function replaySynthesis(o: SimOps, c: StyleGAN2Config, p: Map<string, SimTensor
   const styledConv = (x: SimTensor, w: SimTensor, name: string, nz: SimTensor, up: boolean) => {
     const weight = convWeight(name);
     let y = o.modConv(x, weight, styles(w, name), true, up);
-    y = o.binary(y, o.binary(nz, P(`${name}.noise.weight`)));
+    y = o.binary(y, o.binary(nz, P(`${name}.noise.weight`), 'mul'));
     return o.biasAct(y, P(`${name}.activate.bias`));
   };
   const toRgb = (x: SimTensor, w: SimTensor, name: string, skip: SimTensor | null) => {

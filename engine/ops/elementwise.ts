@@ -2,6 +2,7 @@
 // row, specialized from shaders/unary.wgsl and shaders/binary.wgsl.
 
 import { defineKernel, grid1d, type Kernel } from '../kernel.ts';
+import { engine } from '../engine.ts';
 import { record } from '../tape.ts';
 import { Tensor, empty } from '../tensor.ts';
 import { broadcastShapes, broadcastStrides, sameShape, shapeString, type Shape } from '../shape.ts';
@@ -18,8 +19,11 @@ interface UnaryKernels {
 interface BinaryKernels {
   row: BinaryRow;
   forward: Kernel;
-  backward: Kernel;
+  /** null when both derivatives are constant (+-1): the backward is then a copy or a sum. */
+  backward: Kernel | null;
 }
+
+const isConstantDerivative = (d: string) => d === '1.0' || d === '-1.0';
 
 const unaryOps = new Map<string, UnaryKernels>();
 const binaryOps = new Map<string, BinaryKernels>();
@@ -47,7 +51,7 @@ export function defineBinaryOp(row: BinaryRow): void {
   binaryOps.set(row.name, {
     row,
     forward: defineKernel({ shader: 'binary', entry: 'binary_forward', variant: row.name, specialize, bindings: { a_in: 'read', b_in: 'read', out: 'read_write', params: 'uniform' } }),
-    backward: defineKernel({
+    backward: isConstantDerivative(row.da) && isConstantDerivative(row.db) ? null : defineKernel({
       shader: 'binary',
       entry: 'binary_backward',
       variant: row.name,
@@ -108,11 +112,19 @@ export function binary(name: string, a: Tensor, b: Tensor): Tensor {
   const params = binaryParams(a.shape, b.shape, shape);
   const groups = grid1d(Math.ceil(out.size / WG));
   k.forward.dispatch({ a_in: a, b_in: b, out, params }, groups);
-  record(name, [a, b], out, [a, b], (gy) => {
+  record(name, [a, b], out, [a, b], (gy, needs) => {
+    // Constant derivatives (add, sub) need no kernel: the gradient is +-gy, summed to the operand.
+    const constant = (d: string, shape: Shape) => {
+      const g = sameShape(gy.shape, shape) ? copyOf(gy) : sumTo(gy, shape);
+      return d === '1.0' ? g : negated(g);
+    };
+    if (!k.backward) {
+      return [needs[0] ? constant(k.row.da, a.shape) : null, needs[1] ? constant(k.row.db, b.shape) : null];
+    }
     const ga = empty(shape);
     const gb = empty(shape);
     k.backward.dispatch({ a_in: a, b_in: b, gy, ga, gb, params }, groups);
-    return [reduceTo(ga, a.shape), reduceTo(gb, b.shape)];
+    return [needs[0] ? reduceTo(ga, a.shape) : (ga.dispose(), null), needs[1] ? reduceTo(gb, b.shape) : (gb.dispose(), null)];
   });
   return out;
 }
@@ -126,6 +138,19 @@ function binaryParams(aShape: Shape, bShape: Shape, outShape: Shape) {
     a_strides: broadcastStrides(aShape, outShape),
     b_strides: broadcastStrides(bShape, outShape),
   };
+}
+
+function copyOf(x: Tensor): Tensor {
+  const y = empty(x.shape);
+  engine().recordCopy(x.buffer, 0, y.buffer, 0, x.bytes);
+  return y;
+}
+
+/** -g (consumes g). */
+function negated(g: Tensor): Tensor {
+  const n = unary('neg', g);
+  g.dispose();
+  return n;
 }
 
 /** Sums a gradient computed at the broadcast shape down to an operand's shape (consumes g). */

@@ -72,11 +72,11 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   const out = empty(outShape);
   dispatchMatmul(out, aView, bView, M, N, K, batch);
 
-  record('matmul', [a, b], out, [a, b], (gy) => {
+  record('matmul', [a, b], out, [a, b], (gy, needs) => {
     const gView: View = { buffer: gy, batch: M * N, row: N, col: 1 }; // G(m, n)
     // Gradient of an operand as stored: for A stored [M, K]: dA = G B^T; stored [K, M]: dA^T = B G^T.
-    const gradA = operandGrad(a, aBatchShape, batchShape, tA ? [bView, transposed(gView), K, M, N] : [gView, transposed(bView), M, K, N], batch);
-    const gradB = operandGrad(b, bBatchShape, batchShape, tB ? [transposed(gView), aView, N, K, M] : [transposed(aView), gView, K, N, M], batch);
+    const gradA = !needs[0] ? null : operandGrad(a, aBatchShape, batchShape, tA ? [bView, transposed(gView), K, M, N] : [gView, transposed(bView), M, K, N], batch);
+    const gradB = !needs[1] ? null : operandGrad(b, bBatchShape, batchShape, tB ? [transposed(gView), aView, N, K, M] : [transposed(aView), gView, K, N, M], batch);
     return [gradA, gradB];
   });
   return out;
