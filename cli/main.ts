@@ -1,7 +1,7 @@
 // The `sgilo` command line. Each command is a small async function returning an exit code.
 
 import { describeAdapter } from '../engine/device.ts';
-import { init, shutdown, type Engine } from '../engine/engine.ts';
+import { init, isInitialized, shutdown, type Engine } from '../engine/engine.ts';
 import { formatTable, runGradCase, type CheckResult } from '../engine/gradcheck.ts';
 import { gradCases } from '../engine/gradcheck_cases.ts';
 import { runMatmulBench } from '../bench/matmul.ts';
@@ -36,12 +36,14 @@ commands:
 environment: SGILO_DEBUG_WGSL=1 prints each pipeline's final WGSL.`;
 
 async function withEngine(fn: (eng: Engine) => Promise<number>): Promise<number> {
+  // Reuse an engine that is already running (tests call main()); only shut down one we started.
+  const running = isInitialized();
   // Unquantized GPU timestamps for the benchmarks (Dawn rounds them to ~65 us otherwise).
   const eng = await init({ dawnOptions: ['disable-dawn-features=timestamp_quantization'] });
   try {
     return await fn(eng);
   } finally {
-    shutdown();
+    if (!running) shutdown();
   }
 }
 

@@ -4,10 +4,11 @@
 
 import { writeFileBytes } from '../engine/io/files.ts';
 import { tensor } from '../engine/tensor.ts';
-import { makeOperator, type MeasurementOperator } from '../samplers/operators/index.ts';
+import { makeOperator, parseOperatorSpec, type MeasurementOperator } from '../samplers/operators/index.ts';
 import { solve, takeMeasurements, type MethodRun } from '../samplers/reconstruct.ts';
 import type { MethodName, StepInfo } from '../samplers/intermediate_layer.ts';
 import { writeImageGrid } from './png.ts';
+import { writeActivationsFile } from '../samplers/score_data.ts';
 import { DEFAULT_GENERATOR, loadSetup, methodConfig, readImagePng, shippedScoreModels } from './reconstruct_setup.ts';
 import type { Tensor } from '../engine/tensor.ts';
 
@@ -21,7 +22,9 @@ export const RECONSTRUCT_USAGE = `usage: sgilo reconstruct (--image ref.png | --
   --seed S          seed of everything random (default 0)
   --generator PATH  StyleGAN2 checkpoint (default: the shipped Fashion-MNIST model)
   --score PATH      score model (repeatable; default: the shipped ones)
-  --out DIR         output folder (default out/reconstruct)`;
+  --out DIR         output folder (default out/reconstruct)
+  --save-features F write the optimized intermediate features of the last method (all chains) as a
+                    score-model training file (an activations file: train-score --data F)`;
 
 export interface Args {
   [k: string]: string[];
@@ -91,7 +94,7 @@ export async function reconstructCommand(argv: string[]): Promise<number> {
     console.log(RECONSTRUCT_USAGE);
     return argv.length === 0 ? 2 : 0;
   }
-  const a = parseArgs(argv, ['image', 'measured', 'operator', 'method', 'steps', 'blocks', 'chains', 'seed', 'generator', 'score', 'out']);
+  const a = parseArgs(argv, ['image', 'measured', 'operator', 'method', 'steps', 'blocks', 'chains', 'seed', 'generator', 'score', 'out', 'save-features']);
   const spec = one(a, 'operator');
   if (!spec) throw new Error('--operator is required\n' + RECONSTRUCT_USAGE);
   if (!!one(a, 'image') === !!one(a, 'measured')) throw new Error('give exactly one of --image (a reference image) or --measured (a measurement image)');
@@ -102,6 +105,7 @@ export async function reconstructCommand(argv: string[]): Promise<number> {
   const blocks = one(a, 'blocks', '1,2')!.split(',').filter(Boolean).map(Number);
   const out = one(a, 'out', 'out/reconstruct')!;
   for (const m of methods) methodConfig(m, steps, blocks); // validates the names before any work
+  parseOperatorSpec(spec); // and the operator
 
   const setup = await loadSetup(one(a, 'generator', DEFAULT_GENERATOR)!, a.score ?? (await shippedScoreModels()));
   const size = setup.generator.config.size;
@@ -126,12 +130,26 @@ export async function reconstructCommand(argv: string[]): Promise<number> {
       runs.push(await solve(y, config, { ...setup, operator, chains, seed, onStep: progressPrinter(total, m) }, reference));
     }
     y.dispose();
+    const saveTo = one(a, 'save-features');
+    if (saveTo) await saveFeatures(saveTo, runs[runs.length - 1], spec);
     await writeOutputs(out, { spec, methods, steps, blocks, chains, seed, noiseStd }, operator, size, reference, yHost, runs);
     return 0;
   } finally {
     operator.dispose?.();
     setup.dispose();
   }
+}
+
+/**
+ * Inversions as score-model training data: the features entering block k are the activation
+ * after block k-1, in the activations-file format of samplers/score_data.ts.
+ */
+async function saveFeatures(path: string, run: MethodRun, spec: string): Promise<void> {
+  if (!run.features) throw new Error(`--save-features: ${run.method} optimized no intermediate features (give --blocks)`);
+  const { data, shape, block } = run.features;
+  const bytes = writeActivationsFile({ data, shape: shape as [number, number, number, number], meta: { block: String(block - 1), source: `inversion (${run.method}, ${spec})`, generator: 'see report.json' } });
+  await writeFileBytes(path, bytes);
+  console.log(`wrote ${path}: features after block ${block - 1}, [${shape.join(', ')}]`);
 }
 
 async function writeOutputs(

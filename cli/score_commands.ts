@@ -6,6 +6,7 @@
 //               [--minutes m]
 //   sample <score.safetensors> [--generator g.pt] [--n 16] [--seed 0] [--sampler pc|ald] [--steps N]
 //          [--corrector n] [--snr r] [--styles avg|random] [--out out/score-samples.png] [--cols 8]
+//          [--real n]   (--real: first put n real-code activations, rendered the same way, as a reference)
 //   replay score <checkpoint> <inputs.safetensors> <out.safetensors> [--heads h]
 //
 // train-score writes one file (`--out`): a model of the EMA weights that is also a resumable
@@ -83,15 +84,17 @@ export async function trainScoreCommand(argv: string[]): Promise<number> {
   const resumed: LoadedScoreModel | null = resumePath ? await loadScoreModel(await readFileBytes(resumePath)) : null;
   const prev = resumed?.config.data ?? {};
   const generator = a.pos[0] ?? prev.generator;
-  const block = a.num('block', Number(prev.block ?? 1));
   const dataSpec = a.get('data') ?? prev.source ?? 'codes';
-  const seed = a.num('seed', 0);
+  let block = a.num('block', Number(prev.block ?? 1));
+  const seed = a.num('seed', Number(prev.seed ?? 0)); // gaussian data record their seed
   const samples = a.num('samples', Number(prev.samples ?? 0));
-  const out = a.get('out') ?? resumePath ?? `out/score-block${block}.safetensors`;
   const steps = a.num('steps', 1000);
   const t0 = performance.now();
 
   const set = await loadActivations(dataSpec === 'file' ? prev.file : dataSpec, generator, block, samples, seed, a.get('codes') ?? prev.codes ?? DEFAULT_CODES);
+  // An activations file says which block it holds; --block only names it for codes/gaussian data.
+  if (set.meta.block !== undefined && a.get('block') === undefined) block = Number(set.meta.block);
+  const out = a.get('out') ?? resumePath ?? `out/score-block${block}.safetensors`;
   const norm = resumed?.config.normalization ?? computeNormalization(set.data);
   normalizeInPlace(set.data, norm);
   const [N, C, H, W] = set.shape;
@@ -184,7 +187,7 @@ export async function sampleCommand(argv: string[]): Promise<number> {
     const x = sampler === 'ald'
       ? await annealedLangevin(net, { shape: [n, C, H, W], seed, sde, levels: a.num('levels', 100), stepsPerLevel: a.num('steps-per-level', 5), epsilon: a.num('epsilon', 2e-5), onStep: progress })
       : await pcSample(net, { shape: [n, C, H, W], seed, sde, steps: a.num('steps', sde.N), correctorSteps: a.num('corrector', 0), snr: a.num('snr', 0.16), onStep: progress });
-    const images = await scope(async () =>
+    const images: Float32Array[] = await scope(async () =>
       noGrad(async () => {
         const v = affine(x, norm.max - norm.min, norm.min); // back to raw units
         const wplus = stylesFor(g, n, a.get('styles') ?? 'avg', seed);
@@ -194,6 +197,8 @@ export async function sampleCommand(argv: string[]): Promise<number> {
         return Array.from({ length: n }, (_, i) => data.slice(i * per, (i + 1) * per));
       }),
     );
+    const real = a.num('real', 0);
+    if (real > 0) images.unshift(...(await renderReal(g, config.data.codes ?? DEFAULT_CODES, real, block, a.get('styles') ?? 'avg', seed)));
     const range = await x.readF32();
     x.dispose();
     let lo = Infinity;
@@ -206,6 +211,19 @@ export async function sampleCommand(argv: string[]): Promise<number> {
     net.dispose();
   }
   return 0;
+}
+
+/** The first n real-code activations after block k, rendered the same way (a reference row for the grid). */
+async function renderReal(g: StyleGAN2, codesPath: string, n: number, block: number, styles: string, seed: number): Promise<Float32Array[]> {
+  const codes = readCodesFile(await readFileBytes(codesPath), codesPath);
+  const set = await activationsFromCodes(g, codes.z.subarray(0, Math.min(n, codes.n) * codes.dim), block);
+  return scope(() =>
+    noGrad(async () => {
+      const img = await g.fromLayer({ wplus: stylesFor(g, set.shape[0], styles, seed) }, block + 1, tensor(set.data, set.shape)).readF32();
+      const per = img.length / set.shape[0];
+      return Array.from({ length: set.shape[0] }, (_, i) => img.slice(i * per, (i + 1) * per));
+    }),
+  );
 }
 
 /** W+ for rendering the later blocks: latent_avg in every row ("avg"), or mapping of seeded Gaussian z. */

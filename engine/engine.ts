@@ -209,6 +209,10 @@ export function engine(): Engine {
   return current;
 }
 
+export function isInitialized(): boolean {
+  return current !== null && !current.destroyed;
+}
+
 /** Destroys the device so the process can exit (Dawn keeps Node alive while a device lives). */
 export function shutdown(): void {
   current?.destroy();
