@@ -10,7 +10,13 @@
 // and the other small kernels are timed but not counted), 3x for forward + all gradients, 2x for
 // forward + the gradients of x and styles (see ModconvPass).
 //
-// Wire-up for the CLI: `runModconvBench(eng, { batches: [1, 8] })` (e.g. `sgilo bench modconv`).
+// After the GFLOP/s table, a second table gives the CPU time per call of each formulation and
+// their geometric-mean ratio per pass: on a software adapter that is the cost of the work itself,
+// and it is what decided the op's default formulation (see engine/ops/modulated_conv.ts).
+//
+// Wire-up for the CLI: `runModconvBench(eng, {})` (all layers, batch 1 and 8, ~10 minutes on 2
+// shared cores) for `sgilo bench modconv`; `{ batches: [1], rounds: 1, passes: ['fwd', 'fwd+bwd'] }`
+// for a short demo.
 
 import { describeAdapter } from '../engine/device.ts';
 import type { Engine } from '../engine/engine.ts';
@@ -65,7 +71,7 @@ export interface ModconvBenchOptions {
   layers?: string[];
   /** Which formulations (default both). */
   formulations?: ModConvFormulation[];
-  /** Default ['fwd', 'fwd+bwd']. */
+  /** Default all three. */
   passes?: ModconvPass[];
   /** Run the FMA peak probe for the last column (default true). */
   probes?: boolean;
@@ -254,7 +260,7 @@ export async function runModconvBench(eng: Engine, options: ModconvBenchOptions 
   const batches = options.batches ?? [1, 8];
   const forms = options.formulations ?? ['scaled', 'fused'];
   const layers = options.layers ? FASHION_LAYERS.filter((l) => options.layers!.some((n) => l.name.includes(n))) : FASHION_LAYERS;
-  const passes = options.passes ?? ['fwd', 'fwd+bwd'];
+  const passes = options.passes ?? (['fwd', 'fwd+bwd', 'fwd+bwd(x,s)'] as ModconvPass[]);
   const adapter = describeAdapter(eng.gpu.adapter);
   log(`modulated conv bench on ${adapter}: ${layers.length} layers x batch ${batches.join(', ')}, ~${o.targetSeconds} s per measurement, best of ${rounds} turns`);
 

@@ -43,7 +43,7 @@ struct ModParams {
   Ho: u32,
   Wo: u32,
   demod: u32,   // 1: demodulate
-  total: u32,   // invocations (or workgroups) this dispatch needs
+  total: u32,   // invocations this dispatch needs (items past it return at once)
   scale: f32,   // 1/sqrt(Ci*k*k)
 }
 
@@ -60,9 +60,9 @@ struct ModParams {
 @group(0) @binding(10) var<storage, read> gy: array<f32>;             // [N, Co, Ho, Wo]
 @group(0) @binding(11) var<storage, read_write> h_out: array<f32>;    // [N, Co]
 @group(0) @binding(12) var<storage, read> h: array<f32>;              // [N, Co]
-@group(0) @binding(13) var<storage, read_write> u_out: array<f32>;    // [N, Ci, H, W]
-@group(0) @binding(14) var<storage, read> u: array<f32>;              // [N, Ci, H, W]
-@group(0) @binding(15) var<storage, read_write> gx: array<f32>;       // [N, Ci, H, W]
+@group(0) @binding(13) var<storage, read_write> gx: array<f32>;       // [N, Ci, H, W]
+@group(0) @binding(14) var<storage, read_write> part_out: array<f32>; // [N, Ci, H, ceil(W/8)]
+@group(0) @binding(15) var<storage, read> part: array<f32>;           // [N, Ci, H, ceil(W/8)]
 @group(0) @binding(16) var<storage, read_write> gs: array<f32>;       // [N, Ci]
 @group(0) @binding(17) var<storage, read_write> gk_out: array<f32>;   // [Co, Ci, PH, T, T], fused: [N, Co, Ci, PH, T, T]
 @group(0) @binding(18) var<storage, read> gk: array<f32>;             // same layouts
@@ -250,10 +250,11 @@ fn modulated_conv_coef_backward(@builtin(global_invocation_id) gid: vec3u, @buil
   h_out[no] = c * c * acc;
 }
 
-// u_out[n,i,py,px] = sum_o coef[n,o] * sum_{ph,ty,tx} gy[n,o,(py+pad-ty)*up+ry,(px+pad-tx)*up+rx] * K[o,i,ph,ty,tx]
-// (the adjoint of the forward's gather). Scaled: this is gx / s, finished by style_backward;
-// fused (per-sample K, no coef): it is gx itself. Invocation = 4 input channels x 8 pixels of a
-// row, the forward's blocking: along a row of taps the gy window slides by one (the other way).
+// gx[n,i,py,px] = s[n,i] * u, u = sum_o coef[n,o] * sum_{ph,ty,tx} gy[n,o,(py+pad-ty)*up+ry,(px+pad-tx)*up+rx] * K[o,i,ph,ty,tx]
+// (the adjoint of the forward's gather); fused (per-sample K, no coef, no s): gx = u. Scaled also
+// writes part_out = sum over its 8 pixels of x*u, the pieces of the style gradient sum_p x*u
+// (style_backward adds them up). Invocation = 4 input channels x 8 pixels of a row, the forward's
+// blocking: along a row of taps the gy window slides by one (the other way).
 
 // gy at (row start + phase column, phase-plane column b), zero outside [0, Wp).
 fn gy_at(row: u32, b: i32) -> f32 {
@@ -323,32 +324,35 @@ fn modulated_conv_input_backward(@builtin(global_invocation_id) gid: vec3u, @bui
   for (var j = 0u; j < 4u; j++) {
     let i = i0 + j;
     if (i >= p.Ci) { break; }
+    let s = select(st[n * p.Ci + i], 1.0, FUSED);
     let base = ((n * p.Ci + i) * p.H + py) * p.W + px0;
+    var xu = 0.0;
     for (var e = 0u; e < 8u; e++) {
-      if (px0 + e < p.W) { u_out[base + e] = accs[j * 2u + e / 4u][e % 4u]; }
+      if (px0 + e < p.W) {
+        let v = accs[j * 2u + e / 4u][e % 4u];
+        gx[base + e] = s * v;
+        xu += x[base + e] * v;
+      }
     }
+    if (!FUSED) { part_out[((n * p.Ci + i) * p.H + py) * PB + pg % PB] = xu; }
   }
 }
 
-// Scaled formulation, one invocation per (n, i): gx = s * u, and
-// gs[n,i] = sum_p x*u - s * sum_o h[n,o] * sum_t W[o,i,t]^2 (modulation, then demodulation).
+// Scaled formulation, one invocation per (n, i):
+// gs[n,i] = sum_p x*u - s * sum_o h[n,o] * sum_t W[o,i,t]^2 (modulation, then demodulation), the
+// first sum from input_backward's per-block pieces.
 @compute @workgroup_size(64)
 fn modulated_conv_style_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let ni = linear_index(gid, nwg);
   if (ni >= p.total) { return; }
   let n = ni / p.Ci;
   let i = ni - n * p.Ci;
-  let s = st[ni];
-  let plane = p.H * p.W;
+  let pieces = p.H * ((p.W + 7u) / 8u);
   var acc = 0.0;
-  for (var q = 0u; q < plane; q++) {
-    let v = u[ni * plane + q];
-    gx[ni * plane + q] = s * v;
-    acc += x[ni * plane + q] * v;
-  }
+  for (var q = 0u; q < pieces; q++) { acc += part[ni * pieces + q]; }
   var dem = 0.0;
   for (var o = 0u; o < p.Co; o++) { dem += h[n * p.Co + o] * energy(o, i); }
-  gs[ni] = acc - s * dem;
+  gs[ni] = acc - st[ni] * dem;
 }
 
 // Fused formulation, one invocation per (n, i): gs[n,i] = sum_{o,taps} coef[n,o] K[o,i,..] G[n,o,i,..]

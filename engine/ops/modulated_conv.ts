@@ -10,15 +10,28 @@
 // Saved for backward: x, weight, styles, coef [N, Co] (computed once per (n, o) by its own small
 // kernel), the phase kernels K [Co, Ci, 4, T, T] when upsampling, and y.
 //
-// Formulation, chosen by measurement (bench/modconv.ts, lavapipe on 2 AMD EPYC cores, Fashion
-// generator layer shapes, GFLOP/s at batch 1 and 8; see MEASUREMENT below): the "scaled" form
-// keeps W shared by the batch, multiplies each input channel's partial sums by s[n,i] inside the
-// conv and the output by coef[n,o]; the "fused" form first builds per-sample weights
-// [N, Co, Ci, k, k] and convolves with them (and its backward needs per-sample weight gradients
-// [N, Co, Ci, k, k] reduced three ways). Both are exact and both stay available
-// (`formulation`), so the choice can be re-measured on another adapter.
+// Formulation, chosen by measurement: the "scaled" form (the default) keeps W shared by the batch,
+// multiplies x by s[n,i] as the conv loads it and the output by coef[n,o]; the "fused" form first
+// builds per-sample weights [N, Co, Ci, k, k] and convolves with them, and its backward needs the
+// per-sample weight gradient [N, Co, Ci, k, k] reduced three ways. Both are exact, share the conv
+// kernels (template slot FUSED) and stay available (`formulation`), so the choice can be re-measured.
 //
-// MEASUREMENT: (filled in below from bench/modconv.ts)
+// MEASUREMENT (bench/modconv.ts, 2026-11-27; lavapipe, Mesa 25.0.7 / LLVM 15, on 2 AMD EPYC cores
+// shared with other jobs, load average 8-13; all 11 modulated convs of the Fashion generator at
+// batch 1 and 8; the two forms timed in turns, best of 3). Under that load wall-clock and GPU-timestamp
+// times swing by 2x, so the deciding metric is the process's CPU time per call (lavapipe's worker
+// threads run in the process). fused / scaled, geometric mean over the 22 shapes:
+//   forward 1.22, forward + all gradients 1.16, forward + gradients of x and styles 1.58.
+// E.g. b8.conv1 (128->128, 8x8) at batch 8: forward 26.8 ms scaled vs 33.4 ms fused, + x and style
+// gradients 53.5 vs 92.8 ms; b32.conv0 (64->32, upsampling 16->32) at batch 8: 72.1 vs 84.7 ms and
+// 112.6 vs 204.2 ms. The GPU-timestamp GFLOP/s point the same way (b8.conv1 batch 8: 4.49 vs 3.33
+// forward, 5.55 vs 2.20 with x and style gradients). Why: the conv kernel is the same, but the fused
+// form also writes and reads N copies of the weights (4.7 MB at 128->128, batch 8), and its style
+// gradient needs the per-sample weight gradient, a pass as costly as the conv itself, even when the
+// weights need no gradient (ILO and SGILO optimize x and the styles only), while the scaled form gets
+// sum_p x * u for the style gradient from its input-gradient pass. On an NVIDIA H200 (Dawn/Vulkan,
+// GPU timestamps) the scaled form was faster at most shapes too (b8.conv1 batch 8: forward 322 vs
+// 278 GFLOP/s, with x and style gradients 327 vs 274).
 
 import { defineKernel, grid1d, type Kernel } from '../kernel.ts';
 import { record } from '../tape.ts';
@@ -59,8 +72,8 @@ const K = {
   fusedWeights: kernel('fused_weights', { keff: 'read', st: 'read', coef: 'read', keff_out: 'read_write' }),
   forward: both((f) => kernel('forward', { x: 'read', keff: 'read', st: 'read', coef: 'read', y: 'read_write' }, f)),
   coefBackward: kernel('coef_backward', { gy: 'read', y_saved: 'read', coef: 'read', h_out: 'read_write' }),
-  inputBackward: both((f) => kernel('input_backward', { gy: 'read', keff: 'read', coef: 'read', u_out: 'read_write' }, f)),
-  styleBackward: kernel('style_backward', { u: 'read', x: 'read', st: 'read', wt: 'read', h: 'read', gx: 'read_write', gs: 'read_write' }),
+  inputBackward: both((f) => kernel('input_backward', { gy: 'read', keff: 'read', coef: 'read', x: 'read', st: 'read', gx: 'read_write', part_out: 'read_write' }, f)),
+  styleBackward: kernel('style_backward', { part: 'read', st: 'read', wt: 'read', h: 'read', gs: 'read_write' }),
   fusedStyleBackward: kernel('fused_style_backward', { keff: 'read', gk: 'read', coef: 'read', st: 'read', wt: 'read', h: 'read', gs: 'read_write' }),
   weightBackward: both((f) => kernel('weight_backward', { gy: 'read', x: 'read', st: 'read', coef: 'read', gk_out: 'read_write' }, f)),
   fusedWeightReduce: kernel('fused_weight_reduce', { gk: 'read', coef: 'read', st: 'read', gk_out: 'read_write' }),
@@ -169,6 +182,10 @@ function perElement(k: Kernel, b: Parameters<Kernel['dispatch']>[0], pl: ModConv
 
 const quad = (n: number) => Math.ceil(n / 4);
 
+/**
+ * y = modulated conv of x [N, Ci, H, W] with weight [Co, Ci, k, k] and styles [N, Ci] -> [N, Co, Ho, Wo].
+ * Differentiable in all three inputs (the weight gradient sums over the batch).
+ */
 export function modulatedConv2d(x: Tensor, weight: Tensor, styles: Tensor, options: ModulatedConvOptions = {}): Tensor {
   for (const [t, name] of [[x, 'x'], [weight, 'weight'], [styles, 'styles']] as const) {
     if (t.dtype !== 'f32') throw new TypeError(`modulated_conv: ${name} must be f32, got ${t.dtype}${shapeString(t.shape)}`);
@@ -233,15 +250,16 @@ function backward(pl: ModConvPlan, form: ModConvFormulation, gy: Tensor, sv: Sav
   }
   if (wantInput) {
     gs = empty([N, Ci]); // [N, Ci]
+    gx = empty(x.shape);
     if (form === 'scaled') {
-      const u = empty(x.shape); // [N, Ci, H, W]: gx / s
-      perElement(K.inputBackward.scaled, { gy, keff, coef, u_out: u }, pl, nInput);
-      gx = empty(x.shape);
-      perElement(K.styleBackward, { u, x, st: styles, wt: weight, h, gx, gs }, pl, N * Ci);
-      u.dispose();
+      const part = empty([N, Ci, pl.H, Math.ceil(pl.W / 8)]); // pieces of sum_p x * gx / s
+      perElement(K.inputBackward.scaled, { gy, keff, coef, x, st: styles, gx, part_out: part }, pl, nInput);
+      perElement(K.styleBackward, { part, st: styles, wt: weight, h, gs }, pl, N * Ci);
+      part.dispose();
     } else {
-      gx = empty(x.shape);
-      perElement(K.inputBackward.fused, { gy, keff: convWeights, coef, u_out: gx }, pl, nInput);
+      const unused = empty([1]); // the fused variant writes no pieces
+      perElement(K.inputBackward.fused, { gy, keff: convWeights, coef, x, st: styles, gx, part_out: unused }, pl, nInput);
+      unused.dispose();
       perElement(K.fusedStyleBackward, { keff, gk: perSample!, coef, st: styles, wt: weight, h, gs }, pl, N * Ci);
     }
   }
