@@ -31,7 +31,7 @@ export async function testImages(n: number, first = 0): Promise<Float32Array> {
 
 export async function demoCommand(argv: string[]): Promise<number> {
   const a = parseArgs(argv, ['steps', 'images', 'out', 'seed']);
-  const steps = Number(a.steps?.[0] ?? 50);
+  const steps = Number(a.steps?.[0] ?? 40);
   const n = Number(a.images?.[0] ?? 4);
   const seed = Number(a.seed?.[0] ?? 0);
   const out = a.out?.[0] ?? 'out/demo';

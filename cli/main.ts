@@ -9,6 +9,7 @@ import { runRngChecks } from '../engine/rngcheck.ts';
 import { generateCommand, inspectCommand, replayCommand } from './generator_commands.ts';
 import { reconstructCommand } from './reconstruct.ts';
 import { demoCommand } from './demo.ts';
+import { replayScoreCommand, sampleCommand, trainScoreCommand } from './score_commands.ts';
 import { runStyleGAN2GradChecks, stylegan2NetworkChecks } from '../nets/gradcheck_stylegan2.ts';
 import { memoryPlanCommand } from '../nets/stylegan2_memory.ts';
 import { runStyleGAN2Bench } from '../bench/stylegan2.ts';
@@ -21,15 +22,19 @@ commands:
   inspect <ckpt>   a checkpoint's inferred StyleGAN2 config and its tensors
   generate <ckpt> [--seeds 0-15] [--psi 0.7] [--out out/generate.png]
                    a PNG grid of images from seeded Gaussian latents
-  replay generator <ckpt> <inputs.safetensors> <out.safetensors>
+  replay generator|score <ckpt> <inputs.safetensors> <out.safetensors>
                    every out.* and grad.* quantity of the reference fixture, from its in.* tensors
+  train-score <generator.pt> [--block k] [--steps n] [--data codes|gaussian|<file>] [--out f] [--resume f] ...
+                   denoising score matching of a ViT on the activations after block k
+  sample <score.safetensors> [--n 16] [--sampler pc|ald] [--out out/score-samples.png]
+                   unconditional samples of the features, rendered through the rest of the generator
   reconstruct ...  solve an inverse problem with CSGM / ILO / SGILO / SGLD (sgilo reconstruct --help)
   rngcheck         the GPU Philox RNG against its CPU mirror (bits and uniforms bit for bit)
   theory [--quick] Langevin vs GD on random expansive ReLU generators (Theorem 3.1); writes experiments/theory/
   memory           peak GPU memory of StyleGAN2 forward+backward (config-f 1024 and the Fashion model), planned
   bench [stylegan2 [--full]]
                    kernel benchmarks (matmul GFLOP/s, FMA peak, bandwidth) on this adapter
-  demo [--steps 50] reconstructs 4 Fashion-MNIST test images (5% pixels, 4x SR) with CSGM, ILO, SGILO
+  demo [--steps 40] reconstructs 4 Fashion-MNIST test images (5% pixels, 4x SR) with CSGM, ILO, SGILO
   adapter          the adapter and the limits the engine requests
   help             this text
 
@@ -80,7 +85,11 @@ export async function main(argv: string[]): Promise<number> {
       case 'generate':
         return await withEngine(() => generateCommand(args));
       case 'replay':
-        return await withEngine(() => replayCommand(args));
+        return await withEngine(() => (args[0] === 'score' ? replayScoreCommand(args.slice(1)) : replayCommand(args)));
+      case 'train-score':
+        return await withEngine(() => trainScoreCommand(args));
+      case 'sample':
+        return await withEngine(() => sampleCommand(args));
       case 'rngcheck':
         return await withEngine(async (eng) => {
           const results = await runRngChecks();
