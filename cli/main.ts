@@ -9,10 +9,15 @@ import { runRngChecks } from '../engine/rngcheck.ts';
 import { generateCommand, inspectCommand, replayCommand } from './generator_commands.ts';
 import { reconstructCommand } from './reconstruct.ts';
 import { demoCommand } from './demo.ts';
+import { experimentCommand } from './experiment.ts';
 import { replayScoreCommand, sampleCommand, trainScoreCommand } from './score_commands.ts';
 import { runStyleGAN2GradChecks, stylegan2NetworkChecks } from '../nets/gradcheck_stylegan2.ts';
 import { memoryPlanCommand } from '../nets/stylegan2_memory.ts';
 import { runStyleGAN2Bench } from '../bench/stylegan2.ts';
+import { runConvBench } from '../bench/conv.ts';
+import { runUpfirdnBench } from '../bench/upfirdn.ts';
+import { runModconvBench } from '../bench/modconv.ts';
+import { runAttentionBench } from '../bench/attention.ts';
 import { runTheory, theoryConfig } from './theory.ts';
 
 const USAGE = `usage: sgilo <command> [args]
@@ -29,10 +34,12 @@ commands:
   sample <score.safetensors> [--n 16] [--sampler pc|ald] [--out out/score-samples.png]
                    unconditional samples of the features, rendered through the rest of the generator
   reconstruct ...  solve an inverse problem with CSGM / ILO / SGILO / SGLD (sgilo reconstruct --help)
+  experiment [--steps 100] [--images 10] [--full true]
+                   the paper's Figure 3 protocol (inpainting, CS, denoising) -> experiments/figure3/
   rngcheck         the GPU Philox RNG against its CPU mirror (bits and uniforms bit for bit)
   theory [--quick] Langevin vs GD on random expansive ReLU generators (Theorem 3.1); writes experiments/theory/
   memory           peak GPU memory of StyleGAN2 forward+backward (config-f 1024 and the Fashion model), planned
-  bench [stylegan2 [--full]]
+  bench [matmul|conv|upfirdn|modconv|attention|stylegan2|all] [--full]
                    kernel benchmarks (matmul GFLOP/s, FMA peak, bandwidth) on this adapter
   demo [--steps 40] reconstructs 4 Fashion-MNIST test images (5% pixels, 4x SR) with CSGM, ILO, SGILO
   adapter          the adapter and the limits the engine requests
@@ -86,6 +93,8 @@ export async function main(argv: string[]): Promise<number> {
         return await withEngine(() => generateCommand(args));
       case 'replay':
         return await withEngine(() => (args[0] === 'score' ? replayScoreCommand(args.slice(1)) : replayCommand(args)));
+      case 'experiment':
+        return await withEngine(() => experimentCommand(args));
       case 'train-score':
         return await withEngine(() => trainScoreCommand(args));
       case 'sample':
@@ -106,11 +115,22 @@ export async function main(argv: string[]): Promise<number> {
         return await memoryPlanCommand();
       case 'bench':
         return await withEngine(async (eng) => {
-          if (args[0] === 'stylegan2') {
-            await runStyleGAN2Bench(eng, { full: args.includes('--full') });
-            return 0;
+          const which = args[0] ?? 'matmul';
+          const full = args.includes('--full');
+          const benches: Record<string, () => Promise<unknown>> = {
+            matmul: () => runMatmulBench(eng, { sizes: [128, 256, 512, 1024], probes: true }),
+            conv: () => runConvBench(eng),
+            upfirdn: () => runUpfirdnBench(eng, {}),
+            modconv: () => runModconvBench(eng, {}),
+            attention: () => runAttentionBench(eng, {}),
+            stylegan2: () => runStyleGAN2Bench(eng, { full }),
+          };
+          const names = which === 'all' ? Object.keys(benches) : [which];
+          for (const n of names) {
+            if (!benches[n]) throw new Error(`unknown benchmark "${n}" (${Object.keys(benches).join(', ')}, all)`);
+            await benches[n]();
+            console.log('');
           }
-          await runMatmulBench(eng, { sizes: [128, 256, 512, 1024], probes: true });
           return 0;
         });
       case 'demo':

@@ -15,6 +15,7 @@ import { upfirdnGradCases } from './gradcheck_cases_upfirdn.ts';
 import { reluGeneratorGradCases } from './gradcheck_cases_relu_generator.ts';
 import { circulantGradCases } from './gradcheck_cases_circulant.ts';
 import { modconvGradCases } from './gradcheck_cases_modconv.ts';
+import { attentionGradCases } from './gradcheck_cases_attention.ts';
 
 const TRANSCENDENTAL = new Set(['exp', 'log', 'sqrt', 'rsqrt', 'sigmoid', 'tanh', 'swish', 'gelu', 'sin', 'cos']);
 
@@ -110,6 +111,7 @@ export function allGradCases(): GradCase[] {
   cases.push(...reluGeneratorGradCases());
   cases.push(...circulantGradCases());
   cases.push(...modconvGradCases());
+  cases.push(...attentionGradCases());
   return cases;
 }
 

@@ -14,10 +14,11 @@
 
 import { defineKernel } from '../kernel.ts';
 import { engine } from '../engine.ts';
-import { record } from '../tape.ts';
+import { gradEnabled, record } from '../tape.ts';
 import { Tensor, empty } from '../tensor.ts';
 import { shapeString } from '../shape.ts';
 import { affine } from './elementwise.ts';
+import { pad, slice } from './layout.ts';
 import { matmul } from './matmul.ts';
 import { softmax } from './softmax.ts';
 
@@ -30,55 +31,68 @@ export interface AttentionOptions {
   impl?: AttentionImpl;
 }
 
-/** Invocations per workgroup along the rows (WG in shaders/attention.wgsl). */
-const WG = 32;
+/** Rows per workgroup: WG invocations x R rows each (shaders/attention.wgsl). */
+const ROWS_PER_WORKGROUP = 16 * 4;
+
+/** Largest head size of the flash kernels: the capacity D4 = 16 vec4s of their per-row arrays. */
+export const FLASH_MAX_D = 64;
+
+const spec = (entry: string, bindings: Record<string, 'read' | 'read_write' | 'uniform'>) =>
+  defineKernel({ shader: 'attention', entry, specialize: { D4: FLASH_MAX_D / 4 }, bindings });
+const K = {
+  forward: spec('attention_forward', { q: 'read', k: 'read', v: 'read', out: 'read_write', lse: 'read_write', params: 'uniform' }),
+  dq: spec('attention_backward_dq', {
+    q: 'read',
+    k: 'read',
+    v: 'read',
+    out_saved: 'read',
+    lse_saved: 'read',
+    gy: 'read',
+    gq: 'read_write',
+    delta: 'read_write',
+    params: 'uniform',
+  }),
+  dkv: spec('attention_backward_dkv', {
+    q: 'read',
+    k: 'read',
+    v: 'read',
+    lse_saved: 'read',
+    gy: 'read',
+    delta_saved: 'read',
+    gk: 'read_write',
+    gv: 'read_write',
+    params: 'uniform',
+  }),
+};
+
+/** Above this many scores per head, 'auto' takes the materialized version when a backward follows. */
+const FLASH_MAX_SCORES_WITH_BACKWARD = 128 * 128;
 
 /**
- * Register-row sizes the flash kernels are compiled for, in vec4 chunks: a row of d features
- * takes the smallest variant with 4 * D4 >= d. Small d (tests, narrow heads) would waste 16x
- * arithmetic in the d = 64 variant, hence two.
+ * The default ('auto') choice, given whether a backward pass will follow (the op is recorded).
+ * Measured on lavapipe (Mesa 25.0.7, 2 shared cores, FMA probe ~24 GFLOP/s), bench/attention.ts,
+ * B = 1, d = 64, GFLOP/s of nominal flops (fwd 4 H T^2 d, fwd+bwd 12 H T^2 d), flash / materialized:
+ *
+ *   T    D=H*64   fwd           fwd+bwd
+ *   16   128      0.80 / 0.28   0.18 / 0.25  (both dispatch-bound: ~1 ms)
+ *   16   1024     1.29 / 0.34   0.75 / 0.35
+ *   64   128      4.59 / 1.50   2.55 / 1.53
+ *   64   1024     2.35 / 0.93   2.22 / 1.50
+ *   128  128      6.25 / 1.40   2.57 / 2.07
+ *   128  1024     2.97 / 1.19   1.58 / 1.75
+ *   256  128      6.05 / 3.00   2.63 / 3.84
+ *   256  1024     4.04 / 1.20   1.82 / 2.02
+ *
+ * The flash forward wins everywhere (one dispatch instead of four, no [T, T] round trip). Its
+ * backward does 14 T^2 d flops (scores and G v^T are recomputed in both passes) against 8 T^2 d
+ * for the materialized one, which catches up at T = 128 and wins at T = 256 by 1.1-1.5x. So: flash
+ * for forward-only calls (sampling), and with a backward up to Tq * Tk = 128^2. The machine is
+ * shared and the numbers move by up to 2x between runs; the crossover is the robust part.
+ * Not measured on a hardware GPU (none was available); see bench/attention.ts to do so.
  */
-const FLASH_VARIANTS = [4, 16].map((D4) => {
-  const spec = (entry: string, bindings: Record<string, 'read' | 'read_write' | 'uniform'>) =>
-    defineKernel({ shader: 'attention', entry, variant: `d<=${4 * D4}`, specialize: { D4 }, bindings });
-  return {
-    maxD: 4 * D4,
-    forward: spec('attention_forward', { q: 'read', k: 'read', v: 'read', out: 'read_write', lse: 'read_write', params: 'uniform' }),
-    dq: spec('attention_backward_dq', {
-      q: 'read',
-      k: 'read',
-      v: 'read',
-      out_saved: 'read',
-      lse_saved: 'read',
-      gy: 'read',
-      gq: 'read_write',
-      delta: 'read_write',
-      params: 'uniform',
-    }),
-    dkv: spec('attention_backward_dkv', {
-      q: 'read',
-      k: 'read',
-      v: 'read',
-      lse_saved: 'read',
-      gy: 'read',
-      delta_saved: 'read',
-      gk: 'read_write',
-      gv: 'read_write',
-      params: 'uniform',
-    }),
-  };
-});
-
-/** Largest head size the flash kernels hold in registers. */
-export const FLASH_MAX_D = FLASH_VARIANTS[FLASH_VARIANTS.length - 1].maxD;
-
-/**
- * The default choice. Measured on lavapipe (2 cores), B = 1, d = 64, ms per forward /
- * forward+backward (bench/attention.ts):
- *   TODO(measurements)
- */
-export function chooseImpl(Tq: number, Tk: number, d: number): 'flash' | 'materialized' {
+export function chooseImpl(Tq: number, Tk: number, d: number, backward: boolean): 'flash' | 'materialized' {
   if (d > FLASH_MAX_D) return 'materialized';
+  if (backward && Tq * Tk > FLASH_MAX_SCORES_WITH_BACKWARD) return 'materialized';
   return 'flash';
 }
 
@@ -101,7 +115,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   const scale = options.scale ?? 1 / Math.sqrt(d);
   if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new RangeError(`attention: scale must be a finite number, got ${scale}`);
   const impl = options.impl ?? 'auto';
-  const chosen = impl === 'auto' ? chooseImpl(Tq, Tk, d) : impl;
+  const backward = gradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
+  const chosen = impl === 'auto' ? chooseImpl(Tq, Tk, d, backward) : impl;
   if (chosen === 'materialized') return materializedAttention(q, k, v, scale);
   if (chosen !== 'flash') throw new RangeError(`attention: unknown impl "${impl}" (auto, flash, materialized)`);
   if (d > FLASH_MAX_D) throw new RangeError(`attention: impl 'flash' supports d <= ${FLASH_MAX_D}, got d = ${d} (use 'materialized' or 'auto')`);
@@ -111,24 +126,40 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
 }
 
 function flashAttention(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
+  const d = q.shape[3];
+  const d4 = Math.ceil(d / 4);
+  if (d === 4 * d4) return flashKernels(q, k, v, scale);
+  // The kernels read rows as vec4s. Zero features change no score and give zero output features,
+  // so pad d up to a multiple of 4 and slice the output back; pad and slice record their own
+  // backward, which drops the padded features' gradients.
+  const widen = (t: Tensor) => pad(t, [[0, 0], [0, 0], [0, 0], [0, 4 * d4 - d]]);
+  const [qp, kp, vp] = [widen(q), widen(k), widen(v)];
+  const outPadded = flashKernels(qp, kp, vp, scale);
+  const out = slice(outPadded, [0, 0, 0, 0], [-1, -1, -1, d]);
+  for (const t of [qp, kp, vp, outPadded]) t.dispose();
+  return out;
+}
+
+/** The flash kernels on rows whose d is a multiple of 4. */
+function flashKernels(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
   const [B, H, Tq, d] = q.shape;
   const Tk = k.shape[2];
-  const K = FLASH_VARIANTS.find((x) => d <= x.maxD)!;
-  const params = { tq: Tq, tk: Tk, d, scale };
+  const params = { tq: Tq, tk: Tk, d4: d / 4, scale };
+  const grid = (rows: number) => [Math.ceil(rows / ROWS_PER_WORKGROUP), B * H, 1];
   const out = empty(q.shape); // [B, H, Tq, d]
   const lse = empty([B, H, Tq]); // log-sum-exp of each query row's scores
-  K.forward.dispatch({ q, k, v, out, lse, params }, [Math.ceil(Tq / WG), B * H, 1]);
+  K.forward.dispatch({ q, k, v, out, lse, params }, grid(Tq));
 
   record('attention', [q, k, v], out, [q, k, v, out, lse], (gy) => {
     const gq = empty(q.shape); // [B, H, Tq, d]
     const delta = empty([B, H, Tq]); // rowsum(gy * out), needed by the dk/dv pass
-    K.dq.dispatch({ q, k, v, out_saved: out, lse_saved: lse, gy, gq, delta, params }, [Math.ceil(Tq / WG), B * H, 1]);
+    K.dq.dispatch({ q, k, v, out_saved: out, lse_saved: lse, gy, gq, delta, params }, grid(Tq));
     let gk: Tensor | null = null;
     let gv: Tensor | null = null;
     if (k.requiresGrad || v.requiresGrad) {
       gk = empty(k.shape); // [B, H, Tk, d]
       gv = empty(v.shape); // [B, H, Tk, d]
-      K.dkv.dispatch({ q, k, v, lse_saved: lse, gy, delta_saved: delta, gk, gv, params }, [Math.ceil(Tk / WG), B * H, 1]);
+      K.dkv.dispatch({ q, k, v, lse_saved: lse, gy, delta_saved: delta, gk, gv, params }, grid(Tk));
     }
     delta.dispose();
     return [gq, gk, gv];
