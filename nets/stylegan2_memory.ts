@@ -223,9 +223,9 @@ class SimOps {
       let gw: SimTensor | null = null;
       if (x.requiresGrad || s.requiresGrad) {
         gs = this.m.alloc([pl.N, pl.Ci]);
-        const u = this.m.alloc(x.shape);
         gx = this.m.alloc(x.shape);
-        this.m.dispose(u);
+        const part = this.m.alloc([pl.N, pl.Ci, pl.H, Math.ceil(pl.W / 8)]); // pieces of the styles gradient
+        this.m.dispose(part);
       }
       if (w.requiresGrad) {
         const gk = this.m.alloc(pl.kshape);

@@ -11,6 +11,7 @@ import { grad } from '../engine/tape.ts';
 import { attention, chooseImpl, FLASH_MAX_D, type AttentionImpl } from '../engine/ops/attention.ts';
 import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
 import { attentionForward, attentionVjp } from '../engine/reference/attention.ts';
+import { throwsNaming } from './helpers.ts';
 
 const test = suite('attention');
 
@@ -43,17 +44,6 @@ async function runGpu(q: HostArray, k: HostArray, v: HostArray, gy: HostArray, i
     const gs = grad(out, ts, { upstream: tensor(gy.data, gy.shape) });
     return Promise.all([out, ...gs].map((t) => t.readF32()));
   });
-}
-
-function throwsNaming(fn: () => unknown, ...patterns: RegExp[]): void {
-  let message = '';
-  try {
-    scope(fn);
-  } catch (e) {
-    message = (e as Error).message;
-  }
-  assert.ok(message, 'expected an error');
-  for (const p of patterns) assert.match(message, p);
 }
 
 test('flash at d = 64, T = 64, two heads matches the float64 reference (forward and gradients)', async () => {

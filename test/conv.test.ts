@@ -21,6 +21,7 @@ import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
 import { conv2dForward, conv2dVjp, im2col } from '../engine/reference/conv2d.ts';
 import { convTranspose2dForward, convTranspose2dVjp } from '../engine/reference/conv_transpose2d.ts';
 import { matmulForward } from '../engine/reference/matmul.ts';
+import { throwsNaming } from './helpers.ts';
 
 const test = suite('conv');
 
@@ -30,18 +31,6 @@ const randn = (shape: number[], seed: number): HostArray => {
   return host(shape, Array.from({ length: size(shape) }, () => Math.fround(r.normal())));
 };
 const up = (h: HostArray) => tensor(h.data, h.shape);
-
-/** Runs fn on fresh tensors and asserts the error message matches each pattern. */
-function throwsNaming(fn: () => unknown, ...patterns: RegExp[]): void {
-  let message = '';
-  try {
-    scope(fn);
-  } catch (e) {
-    message = (e as Error).message;
-  }
-  assert.ok(message, 'expected an error');
-  for (const p of patterns) assert.match(message, p);
-}
 
 /** |got - want| <= atol + rtol * |want| everywhere, else the worst element. */
 function close(what: string, got: ArrayLike<number>, want: ArrayLike<number>, atol = 1e-5, rtol = 1e-4): void {

@@ -15,6 +15,7 @@ import { layerNorm } from '../engine/ops/layer_norm.ts';
 import { HostRandom, host } from '../engine/reference/host.ts';
 import { concatForward, padForward, permuteForward, sliceForward } from '../engine/reference/layout.ts';
 import { softmaxForward } from '../engine/reference/softmax.ts';
+import { throwsNaming } from './helpers.ts';
 
 const test = suite('layout');
 
@@ -23,18 +24,6 @@ const randn = (n: number, seed: number) => {
   const r = new HostRandom(seed);
   return Array.from({ length: n }, () => Math.fround(r.normal()));
 };
-
-/** Runs fn on fresh tensors and asserts the error message matches each pattern. */
-function throwsNaming(fn: () => unknown, ...patterns: RegExp[]): void {
-  let message = '';
-  try {
-    scope(fn);
-  } catch (e) {
-    message = (e as Error).message;
-  }
-  assert.ok(message, 'expected an error');
-  for (const p of patterns) assert.match(message, p);
-}
 
 test('reshape rejects a shape with another element count, and bad -1s', () => {
   throwsNaming(() => reshape(tensor(iota(6), [2, 3]), [4, 2]), /cannot reshape \[2, 3\] \(6 elements\) into \[4, 2\]/, /8 elements/);

@@ -12,6 +12,7 @@ import { grad } from '../engine/tape.ts';
 import { modulatedConv2d, upsampleLink, type ModConvFormulation, type ModulatedConvOptions } from '../engine/ops/modulated_conv.ts';
 import { modulatedConvForward, modulatedConvVjp } from '../engine/reference/modulated_conv.ts';
 import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
+import { throwsNaming } from './helpers.ts';
 
 const test = suite('modconv');
 
@@ -203,18 +204,6 @@ test('upsampling allocates nothing of the unblurred size (2H+1)^2', async () => 
   assert.ok(sizes.length > 0);
   assert.ok(Math.max(...sizes) <= output, `largest buffer ${Math.max(...sizes)} bytes; the output is ${output}, the unblurred map ${unblurred}`);
 });
-
-/** Runs fn and asserts the error message matches each pattern. */
-function throwsNaming(fn: () => unknown, ...patterns: RegExp[]): void {
-  let message = '';
-  try {
-    scope(fn);
-  } catch (e) {
-    message = (e as Error).message;
-  }
-  assert.ok(message, 'expected an error');
-  for (const p of patterns) assert.match(message, p);
-}
 
 test('bad input is rejected with an error naming the problem', () => {
   const t = (shape: number[]) => tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);

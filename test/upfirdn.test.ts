@@ -14,21 +14,11 @@ import { blur, downsample2d, makeKernel, upfirdn2d, upfirdn2dConfig, upfirdn2dOu
 import { biasAct } from '../engine/ops/bias_act.ts';
 import { upfirdn2dForward, upfirdn2dVjp } from '../engine/reference/upfirdn2d.ts';
 import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
+import { throwsNaming } from './helpers.ts';
 
 const test = suite('upfirdn');
 
 const randn = (n: number, rng: HostRandom) => Array.from({ length: n }, () => Math.fround(rng.normal()));
-
-function throwsNaming(fn: () => unknown, ...patterns: RegExp[]): void {
-  let message = '';
-  try {
-    scope(fn);
-  } catch (e) {
-    message = (e as Error).message;
-  }
-  assert.ok(message, 'expected an error');
-  for (const p of patterns) assert.match(message, p);
-}
 
 function close(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string): void {
   assert.is(got.length, want.length, `${what}: length`);
