@@ -3,15 +3,20 @@
 //               [--resume ckpt] [--dim D] [--depth n] [--heads h] [--dim-head dh] [--mlp M]
 //               [--data codes|gaussian|<activations.safetensors>] [--codes f] [--samples N]
 //               [--ckpt-every n] [--log-every n] [--ema d] [--warmup n] [--clip c] [--likelihood]
-//               [--minutes m]
+//               [--minutes m] [--export model.safetensors]
 //   sample <score.safetensors> [--generator g.pt] [--n 16] [--seed 0] [--sampler pc|ald] [--steps N]
 //          [--corrector n] [--snr r] [--styles avg|random] [--out out/score-samples.png] [--cols 8]
-//          [--real n]   (--real: first put n real-code activations, rendered the same way, as a reference)
+//          [--real n] [--sdedit t0] [--codes-from i]
+//          --real n: first put n held-out real-code activations (codes i.., default i = the number the
+//          model was trained on), rendered the same way, as a reference; --sdedit t0: start the sampler
+//          from those activations diffused to time t0 (SDEdit) instead of from noise (implies --real n).
+//          The later blocks' styles: latent_avg in every W+ row (avg) or mapped Gaussian z (random).
 //   replay score <checkpoint> <inputs.safetensors> <out.safetensors> [--heads h]
 //
 // train-score writes one file (`--out`): a model of the EMA weights that is also a resumable
 // checkpoint (samplers/score_checkpoint.ts); `--resume` continues it (data settings are taken from the
-// file unless given again). `--minutes` stops early (with a checkpoint) when the time is up.
+// file unless given again). `--minutes` stops early (with a checkpoint) when the time is up;
+// `--export` also writes the model alone (EMA weights and config, no training state) for shipping.
 
 import { readFileBytes, writeFileBytes } from '../engine/io/files.ts';
 import { readSafetensors, writeSafetensors, type HostTensor as IoTensor } from '../engine/io/index.ts';
@@ -25,7 +30,7 @@ import { loadGenerator } from '../nets/stylegan2_checkpoint.ts';
 import { replayScore } from '../nets/replay_score.ts';
 import type { TensorMap } from '../nets/replay_generator.ts';
 import { activationsFromCodes, activationsFromGaussian, computeNormalization, normalizeInPlace, readActivationsFile, readCodesFile, type ActivationSet } from '../samplers/score_data.ts';
-import { initScoreStateDict, loadScoreModel, scoreModelConfig, type LoadedScoreModel } from '../samplers/score_checkpoint.ts';
+import { initScoreStateDict, loadScoreModel, scoreModelConfig, stripTraining, type LoadedScoreModel } from '../samplers/score_checkpoint.ts';
 import { ScoreTrainer, type TrainOptions } from '../samplers/train_score.ts';
 import { annealedLangevin, pcSample } from '../samplers/score_samplers.ts';
 import { VPSDE } from '../samplers/vpsde.ts';
@@ -152,6 +157,11 @@ export async function trainScoreCommand(argv: string[]): Promise<number> {
       if (trainer.step % ckptEvery === 0) await save();
     }
     await save();
+    const exportPath = a.get('export');
+    if (exportPath) {
+      await writeFileBytes(exportPath, stripTraining(await readFileBytes(out)));
+      console.log(`model (EMA weights, no training state): ${exportPath}`);
+    }
   } finally {
     trainer.dispose();
     trainer.net.dispose();
@@ -162,7 +172,7 @@ export async function trainScoreCommand(argv: string[]): Promise<number> {
 export async function sampleCommand(argv: string[]): Promise<number> {
   const a = parseArgs(argv);
   const file = a.pos[0];
-  if (!file) throw new Error('usage: sgilo sample <score.safetensors> [--generator g.pt] [--n 16] [--seed 0] [--sampler pc|ald] [--steps 1000] [--corrector 0] [--snr 0.16] [--styles avg|random] [--out out/score-samples.png]');
+  if (!file) throw new Error('usage: sgilo sample <score.safetensors> [--generator g.pt] [--n 16] [--seed 0] [--sampler pc|ald] [--steps 1000] [--corrector 0] [--snr 0.16] [--styles avg|random] [--real n] [--sdedit t0] [--out out/score-samples.png]');
   const model = await loadScoreModel(await readFileBytes(file));
   const { config, net } = model;
   const norm = config.normalization;
@@ -182,30 +192,43 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   const progress = (i: number, total: number) => {
     if ((i + 1) % Math.max(1, Math.floor(total / 10)) === 0) console.log(`  step ${i + 1}/${total} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   };
+  const styles = a.get('styles') ?? 'avg';
   const g = await loadGenerator(await readFileBytes(genPath));
   try {
+    // Held-out real activations (codes from --codes-from on; training used the first data.samples).
+    const from = a.num('codes-from', Number(config.data.samples ?? 0));
+    const realSet = async (count: number) => {
+      const path = config.data.codes ?? DEFAULT_CODES;
+      const codes = readCodesFile(await readFileBytes(path), path);
+      if (from + count > codes.n) throw new RangeError(`--codes-from ${from}: ${path} has ${codes.n} codes, ${count} needed`);
+      return activationsFromCodes(g, codes.z.subarray(from * codes.dim, (from + count) * codes.dim), block);
+    };
+    const sdedit = a.get('sdedit') !== undefined ? a.num('sdedit', 0.3) : null;
+    let start: { x: ReturnType<typeof tensor>; t: number } | undefined;
+    if (sdedit !== null) {
+      const set = await realSet(n);
+      normalizeInPlace(set.data, norm);
+      start = { x: tensor(set.data, set.shape), t: sdedit };
+    }
+    const common = { shape: [n, C, H, W], seed, sde, start, onStep: progress };
     const x = sampler === 'ald'
-      ? await annealedLangevin(net, { shape: [n, C, H, W], seed, sde, levels: a.num('levels', 100), stepsPerLevel: a.num('steps-per-level', 5), epsilon: a.num('epsilon', 2e-5), onStep: progress })
-      : await pcSample(net, { shape: [n, C, H, W], seed, sde, steps: a.num('steps', sde.N), correctorSteps: a.num('corrector', 0), snr: a.num('snr', 0.16), onStep: progress });
-    const images: Float32Array[] = await scope(async () =>
-      noGrad(async () => {
-        const v = affine(x, norm.max - norm.min, norm.min); // back to raw units
-        const wplus = stylesFor(g, n, a.get('styles') ?? 'avg', seed);
-        const img = g.fromLayer({ wplus }, block + 1, v);
-        const data = await img.readF32();
-        const per = data.length / n;
-        return Array.from({ length: n }, (_, i) => data.slice(i * per, (i + 1) * per));
-      }),
-    );
-    const real = a.num('real', 0);
-    if (real > 0) images.unshift(...(await renderReal(g, config.data.codes ?? DEFAULT_CODES, real, block, a.get('styles') ?? 'avg', seed)));
+      ? await annealedLangevin(net, { ...common, levels: a.num('levels', 100), stepsPerLevel: a.num('steps-per-level', 5), epsilon: a.num('epsilon', 2e-5) })
+      : await pcSample(net, { ...common, steps: a.num('steps', sde.N), correctorSteps: a.num('corrector', 0), snr: a.num('snr', 0.16) });
+    start?.x.dispose();
     const range = await x.readF32();
+    const images = await scope(() => render(g, affine(x, norm.max - norm.min, norm.min), block, styles, seed)); // raw units
     x.dispose();
+    const real = a.num('real', sdedit !== null ? n : 0);
+    if (real > 0) {
+      const set = await realSet(real);
+      images.unshift(...(await scope(() => render(g, tensor(set.data, set.shape), block, styles, seed))));
+    }
     let lo = Infinity;
     let hi = -Infinity;
     for (const v of range) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
     await writeImageGrid(out, images, g.config.size, a.num('cols', Math.min(8, n)));
-    console.log(`wrote ${out}: ${n} samples (${sampler}, seed ${seed}) of features after block ${block}, normalized range [${lo.toFixed(3)}, ${hi.toFixed(3)}], ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const how = `${sampler}${sdedit !== null ? `, SDEdit from held-out activations at t = ${sdedit}` : ''}${real > 0 ? `, after ${real} real activations rendered the same way` : ''}`;
+    console.log(`wrote ${out}: ${n} samples (${how}; seed ${seed}) of features after block ${block}, normalized range [${lo.toFixed(3)}, ${hi.toFixed(3)}], ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   } finally {
     g.dispose();
     net.dispose();
@@ -213,15 +236,14 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** The first n real-code activations after block k, rendered the same way (a reference row for the grid). */
-async function renderReal(g: StyleGAN2, codesPath: string, n: number, block: number, styles: string, seed: number): Promise<Float32Array[]> {
-  const codes = readCodesFile(await readFileBytes(codesPath), codesPath);
-  const set = await activationsFromCodes(g, codes.z.subarray(0, Math.min(n, codes.n) * codes.dim), block);
+/** Images from features after block k (raw units) through blocks k+1.. of the generator. */
+async function render(g: StyleGAN2, features: ReturnType<typeof tensor>, block: number, styles: string, seed: number): Promise<Float32Array[]> {
+  const n = features.shape[0];
   return scope(() =>
     noGrad(async () => {
-      const img = await g.fromLayer({ wplus: stylesFor(g, set.shape[0], styles, seed) }, block + 1, tensor(set.data, set.shape)).readF32();
-      const per = img.length / set.shape[0];
-      return Array.from({ length: set.shape[0] }, (_, i) => img.slice(i * per, (i + 1) * per));
+      const img = await g.fromLayer({ wplus: stylesFor(g, n, styles, seed) }, block + 1, features).readF32();
+      const per = img.length / n;
+      return Array.from({ length: n }, (_, i) => img.slice(i * per, (i + 1) * per));
     }),
   );
 }

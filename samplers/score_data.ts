@@ -44,7 +44,7 @@ export async function activationsFromCodes(g: StyleGAN2, z: Float32Array, k: num
   return collect(g, N, k, chunk, (start, count) => tensor(z.subarray(start * S, (start + count) * S), [count, S]), { source: 'codes' });
 }
 
-/** Features after block k for `n` Gaussian z drawn from Philox (seed, offset = the sample index * S). */
+/** Features after block k for `n` Gaussian z from Philox: chunk c of `chunk` rows uses stream (seed, c * chunk * S). */
 export async function activationsFromGaussian(g: StyleGAN2, n: number, k: number, seed: number, chunk = 64): Promise<ActivationSet> {
   const S = g.config.styleDim;
   return collect(g, n, k, chunk, (start, count) => randomNormal([count, S], { seed, offset: start * S }), { source: 'gaussian', seed: String(seed) });
