@@ -126,3 +126,13 @@ export async function loadScoreModel(bytes: Uint8Array, options: { heads?: numbe
   const weights = new Map([...tensors].filter(([k]) => !k.startsWith('train.')));
   return { net: ScoreViT.fromStateDict(config.vit, weights), config, tensors, metadata };
 }
+
+/** A model file from a checkpoint: the same weights (EMA) and config, without train.* and the training state. */
+export function stripTraining(bytes: Uint8Array): Uint8Array {
+  const file = loadModel(bytes);
+  const config = checkConfig(file.config);
+  const weights = new Map<string, HostTensor>();
+  for (const [k, t] of file.tensors) if (!k.startsWith('train.')) weights.set(k, asF32(t, k));
+  const { config: _c, train: _t, ...rest } = file.metadata;
+  return writeScoreModel(config, weights, new Map(), rest);
+}

@@ -22,7 +22,7 @@ import { relativeError } from '../nets/replay_generator.ts';
 import { loadGenerator } from '../nets/stylegan2_checkpoint.ts';
 import { VPSDE } from '../samplers/vpsde.ts';
 import { annealedLangevin, hotStep, hotStepCoefficients, pcSample, priorDelta, type EpsModel } from '../samplers/score_samplers.ts';
-import { initScoreStateDict, loadScoreModel, scoreModelConfig } from '../samplers/score_checkpoint.ts';
+import { initScoreStateDict, loadScoreModel, scoreModelConfig, stripTraining } from '../samplers/score_checkpoint.ts';
 import { activationsFromCodes, computeNormalization, normalizeInPlace, readActivationsFile, readCodesFile, writeActivationsFile } from '../samplers/score_data.ts';
 import { ScoreTrainer, shuffle } from '../samplers/train_score.ts';
 import { replayScoreCommand } from '../cli/score_commands.ts';
@@ -189,6 +189,12 @@ test('training on real-image activations: the loss falls, memory stays flat, res
     for (let s = 0; s < 3; s++) a.push(await trainer.trainStep());
     for (let s = 0; s < 3; s++) b.push(await resumed.trainStep());
     assert.equal(b, a, 'the resumed run repeats the uninterrupted one');
+    // The shipped form: the same model without the training state, which cannot be resumed.
+    const model = await loadScoreModel(stripTraining(ckpt));
+    assert.ok([...model.tensors.keys()].every((k) => !k.startsWith('train.')) && model.metadata.train === undefined);
+    assert.equal(Array.from(await model.net.p('projector.weight').readF32()), Array.from(loaded.tensors.get('projector.weight')!.data));
+    assert.throws(() => ScoreTrainer.resume(model, data), /not a checkpoint/);
+    model.net.dispose();
     const ema1 = await trainer.ema.get('projector.weight')!.readF32();
     const ema2 = await resumed.ema.get('projector.weight')!.readF32();
     assert.equal(Array.from(ema2), Array.from(ema1), 'EMA weights agree');
