@@ -9,20 +9,15 @@
 import { Tensor, full } from '../engine/tensor.ts';
 import { affine, sub } from '../engine/ops/elementwise.ts';
 import type { ScoreViT } from '../nets/score_vit.ts';
+import { VPSDE } from './vpsde.ts';
+import { hotStepCoefficients as reverseStepCoefficients } from './score_samplers.ts';
 
-const BETA_MIN = 0.1;
-const BETA_MAX = 20;
-const N_STEPS = 1000;
+const sde = new VPSDE();
 
-export const vpBeta = (t: number) => BETA_MIN + t * (BETA_MAX - BETA_MIN);
-export const vpMean = (t: number) => Math.exp((-t * t * (BETA_MAX - BETA_MIN)) / 4 - (t * BETA_MIN) / 2);
-export const vpStd = (t: number) => Math.sqrt(1 - vpMean(t) ** 2);
-
-/** x' = a x - b eps for the noise-free reverse step at t (dt = -1/N). */
+/** x' = a x - b eps for the noise-free reverse step at t (dt = -1/N), from the VP-SDE. */
 export function hotStepCoefficients(t = 0.01): { a: number; b: number } {
-  const dt = -1 / N_STEPS;
-  const beta = vpBeta(t);
-  return { a: 1 - 0.5 * beta * dt, b: (-beta * dt) / vpStd(t) };
+  const { a, b } = reverseStepCoefficients({ sde, t });
+  return { a, b: -b };
 }
 
 export class FeaturePrior {
@@ -53,6 +48,6 @@ export class FeaturePrior {
 
   /** grad_v log p(v) in raw units. */
   score(v: Tensor): Tensor {
-    return affine(this.eps(v).eps, -1 / (vpStd(this.t) * (this.max - this.min)));
+    return affine(this.eps(v).eps, -1 / (sde.std(this.t) * (this.max - this.min)));
   }
 }
