@@ -3,7 +3,7 @@
 //               [--resume ckpt] [--dim D] [--depth n] [--heads h] [--dim-head dh] [--mlp M]
 //               [--data codes|gaussian|<activations.safetensors>] [--codes f] [--samples N]
 //               [--ckpt-every n] [--log-every n] [--ema d] [--warmup n] [--clip c] [--likelihood]
-//               [--minutes m] [--export model.safetensors]
+//               [--minutes m] [--export model.safetensors] [--profile n]
 //   sample <score.safetensors> [--generator g.pt] [--n 16] [--seed 0] [--sampler pc|ald] [--steps N]
 //          [--corrector n] [--snr r] [--styles avg|random] [--out out/score-samples.png] [--cols 8]
 //          [--real n] [--sdedit t0] [--codes-from i]
@@ -18,6 +18,8 @@
 // file unless given again). `--minutes` stops early (with a checkpoint) when the time is up;
 // `--export` also writes the model alone (EMA weights and config, no training state) for shipping.
 
+import { engine } from '../engine/engine.ts';
+import { formatProfile } from '../engine/profiler.ts';
 import { readFileBytes, writeFileBytes } from '../engine/io/files.ts';
 import { readSafetensors, writeSafetensors, type HostTensor as IoTensor } from '../engine/io/index.ts';
 import { scope, tensor } from '../engine/tensor.ts';
@@ -142,11 +144,19 @@ export async function trainScoreCommand(argv: string[]): Promise<number> {
     console.log(`checkpoint: ${out} (step ${trainer.step})`);
   };
   const end = trainer.step + steps;
+  // --profile n: after one warm-up step (pipelines compiled), time every kernel of the next n steps.
+  const profileSteps = a.num('profile', 0);
+  const profileFrom = trainer.step + 1;
   let window: number[] = [];
   let tWindow = performance.now();
   try {
     while (trainer.step < end && performance.now() < deadline) {
+      if (profileSteps > 0 && trainer.step === profileFrom) engine().startProfile();
       window.push(await trainer.trainStep());
+      if (profileSteps > 0 && trainer.step === profileFrom + profileSteps) {
+        const p = await engine().stopProfile();
+        console.log(`profile of ${profileSteps} steps: ${p.dispatches / profileSteps} dispatches and ${p.submits / profileSteps} submits per step\n${formatProfile(p.kernels, profileSteps)}`);
+      }
       if (trainer.step % logEvery === 0 || trainer.step === end) {
         const sec = (performance.now() - tWindow) / 1000;
         const avg = window.reduce((s, v) => s + v, 0) / window.length;

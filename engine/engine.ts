@@ -12,6 +12,7 @@
 
 import { acquireGpu, type AcquireOptions, type GpuContext } from './device.ts';
 import { BufferPool, type PoolStats } from './buffer_pool.ts';
+import { Profiler, type KernelTime } from './profiler.ts';
 
 const ARENA_BYTES = 64 * 1024;
 
@@ -77,6 +78,9 @@ export class Engine {
   /** Number of submits so far (benchmarks and tests count them). */
   submits = 0;
   destroyed = false;
+  /** Open while `startProfile()` .. `stopProfile()`: per-dispatch GPU timestamps. */
+  private profiler: Profiler | null = null;
+  private profileSubmitsAtStart = 0;
 
   constructor(
     readonly gpu: GpuContext,
@@ -113,12 +117,51 @@ export class Engine {
     return this.pass;
   }
 
-  recordDispatch(pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, x: number, y: number, z: number): void {
+  recordDispatch(pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, x: number, y: number, z: number, label = 'dispatch'): void {
+    if (this.profiler) return this.recordProfiledDispatch(this.profiler, pipeline, bindGroup, x, y, z, label);
     const pass = this.computePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     if (++this.recorded >= this.autoSubmitEvery) this.submit();
+  }
+
+  /** One pass per dispatch, with timestamps at its beginning and end (engine/profiler.ts). */
+  private recordProfiledDispatch(profiler: Profiler, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, x: number, y: number, z: number, label: string): void {
+    if (profiler.full) this.submit();
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    const pass = this.encoder.beginComputePass({ timestampWrites: profiler.nextPass(label) });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    pass.end();
+    if (++this.recorded >= this.autoSubmitEvery) this.submit();
+  }
+
+  /** Starts timing every dispatch (needs the timestamp-query feature); see engine/profiler.ts. */
+  startProfile(): void {
+    if (!this.gpu.hasTimestampQuery) throw new Error(`profiling needs the timestamp-query feature, which ${this.gpu.adapter.description} does not offer`);
+    if (this.profiler) throw new Error('a profile is already open');
+    this.submit();
+    this.profiler = new Profiler(this.device);
+    this.profileSubmitsAtStart = this.submits;
+  }
+
+  /** Ends the profile: per-kernel GPU time (slowest first), dispatch and submit counts. */
+  async stopProfile(): Promise<{ kernels: KernelTime[]; dispatches: number; submits: number }> {
+    const profiler = this.profiler;
+    if (!profiler) throw new Error('no profile is open: call startProfile() first');
+    // Work still being recorded belongs to the profile and is submitted by the sync below.
+    const submits = this.submits - this.profileSubmitsAtStart + (this.encoder ? 1 : 0);
+    await this.sync();
+    this.profiler = null;
+    const kernels = await profiler.results();
+    profiler.destroy();
+    return { kernels, dispatches: profiler.dispatches, submits };
   }
 
   recordCopy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
@@ -135,7 +178,9 @@ export class Engine {
     if (!this.encoder) return;
     if (this.pass) this.pass.end();
     this.arena.upload(this.device.queue);
+    const afterSubmit = this.profiler?.resolveInto(this.encoder);
     this.device.queue.submit([this.encoder.finish()]);
+    afterSubmit?.();
     this.encoder = null;
     this.pass = null;
     this.recorded = 0;

@@ -84,7 +84,8 @@ export function allGradCases(): GradCase[] {
   cases.push(reduceCase('sum', [3, 4, 5], [1], false));
   cases.push(reduceCase('sum', [3, 4, 5], [0, 2], true));
   cases.push(reduceCase('sum', [7, 9], undefined, false));
-  cases.push(reduceCase('sum', [2, 300], [1], false));
+  cases.push(reduceCase('sum', [2, 300], [1], false)); // few outputs, long R: the workgroup tree
+  cases.push(reduceCase('sum', [90, 260], [0], false)); // many outputs, R > 64: the serial kernel
   cases.push(reduceCase('mean', [3, 4, 5], [2], false));
   cases.push(reduceCase('mean', [6, 5], undefined, true));
   cases.push(reduceCase('max', [3, 4, 5], [1], false));
@@ -103,8 +104,12 @@ export function allGradCases(): GradCase[] {
   cases.push(matmulCase([5, 7], [6, 7], false, true));
   cases.push(matmulCase([7, 5], [6, 7], true, true));
   cases.push(matmulCase([3, 9, 4], [3, 4, 10], false, false));
-  cases.push(matmulCase([2, 3, 33, 5], [5, 35], false, false));
+  cases.push(matmulCase([2, 3, 33, 5], [5, 35], false, false)); // shared b: the batch folds into rows
+  cases.push(matmulCase([4, 6, 5], [1, 7, 5], false, true)); // folded, b transposed with a unit batch
+  cases.push(matmulCase([4, 5, 6], [5, 7], true, false)); // a transposed: no fold, dB summed over the batch
   cases.push(matmulCase([6, 4], [3, 6, 5], true, false));
+  cases.push(matmulCase([9, 20], [150, 20], false, true)); // wide tiles: 8 rows x 4 columns, 64 lanes
+  cases.push(matmulCase([2, 5, 12], [12, 100], false, false)); // folded to 10 rows, 2 columns per lane
   cases.push(...layoutGradCases());
   cases.push(...convGradCases());
   cases.push(...upfirdnGradCases());

@@ -137,7 +137,7 @@ export class Kernel {
     }
     if (x * y * z === 0) return;
     const bindGroup = eng.device.createBindGroup({ layout: c.layout, entries });
-    eng.recordDispatch(c.pipeline, bindGroup, x, y, z);
+    eng.recordDispatch(c.pipeline, bindGroup, x, y, z, this.key);
     dispatchCounts.set(this.key, (dispatchCounts.get(this.key) ?? 0) + 1);
   }
 }

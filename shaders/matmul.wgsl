@@ -4,9 +4,17 @@
 // Transposing an operand swaps its two strides; broadcasting sets its batch stride to 0. The
 // backward passes are this same kernel: dA = dOut x B^T, dB = A^T x dOut.
 //
-// Tiling: each invocation computes a 4x4 block of the output in registers (no workgroup memory:
-// on CPU adapters barriers cost more than they save; DESIGN.md section 2). Workgroup 8x8 covers
-// a 32x32 output tile; grid = (ceil(N/32), ceil(M/32), batch).
+// Tiling (chosen by measurement on lavapipe, where gathers and barriers are what cost; DESIGN.md
+// section 2): an invocation computes ROWS x COLS outputs in scalar registers, no workgroup memory.
+// All WG invocations of a workgroup share the same ROWS rows, so each A load has one address per
+// workgroup (lavapipe's divergence analysis makes it one scalar load and a broadcast; a GPU serves
+// it as a broadcast read). Invocation `lid` takes columns n_first + j * WG, so B loads and output stores
+// are contiguous across invocations. Against the previous 4x4-per-invocation kernel this measured
+// 1.4-2x on lavapipe at 512^3 and at the score model's [512, 256] x [256, 768].
+//
+// The unrolled body comes from engine/ops/matmul.ts through the SETUP, STEP and STORE template
+// slots (WGSL has no unroll; per-invocation arrays indexed in loops were slower, being kept in
+// memory). Grid: (ceil(N / (WG * COLS)), ceil(M / ROWS), batch).
 
 struct Params {
   M: u32,
@@ -25,41 +33,28 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;  // [batch, M, N]
 @group(0) @binding(3) var<uniform> params: Params;
 
-@compute @workgroup_size(8, 8, 1)
-fn matmul(@builtin(global_invocation_id) gid: vec3u) {
-  let row0 = gid.y * 4u;
-  let col0 = gid.x * 4u;
-  if (row0 >= params.M || col0 >= params.N) { return; }
-  let batch = gid.z;
-  // Clamp indices instead of branching per load; clamped rows/cols are computed but not stored.
-  let last_row = params.M - 1u;
-  let last_col = params.N - 1u;
-  var a_row: vec4u;
-  var b_col: vec4u;
-  for (var i = 0u; i < 4u; i++) {
-    a_row[i] = batch * params.a_batch + min(row0 + i, last_row) * params.a_m;
-    b_col[i] = batch * params.b_batch + min(col0 + i, last_col) * params.b_n;
-  }
-  var acc0 = vec4f(0.0);
-  var acc1 = vec4f(0.0);
-  var acc2 = vec4f(0.0);
-  var acc3 = vec4f(0.0);
+const WG: u32 = {{WG}}u;     // invocations per workgroup, all on the same rows
+const ROWS: u32 = {{ROWS}}u; // output rows per invocation (and per workgroup)
+const COLS: u32 = {{COLS}}u; // output columns per invocation, WG apart
+
+@compute @workgroup_size({{WG}})
+fn matmul(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let batch = wid.z;
+  let r0 = wid.y * ROWS;
+  let n_first = wid.x * (WG * COLS) + lid;
+  let a_base = batch * params.a_batch;
+  let b_base = batch * params.b_batch;
+  // Rows and columns past the edge are clamped (computed, never stored) instead of branching per load.
+  let last_m = params.M - 1u;
+  let last_n = params.N - 1u;
+  // ar<i>: start of A's row r0 + i; n<j> = n_first + j * WG and bc<j>, the start of B's column
+  // n<j>; s<i>_<j>: the accumulators.
+  {{SETUP}}
   for (var k = 0u; k < params.K; k++) {
     let ak = k * params.a_k;
     let bk = k * params.b_k;
-    let bv = vec4f(b[b_col.x + bk], b[b_col.y + bk], b[b_col.z + bk], b[b_col.w + bk]);
-    acc0 += a[a_row.x + ak] * bv;
-    acc1 += a[a_row.y + ak] * bv;
-    acc2 += a[a_row.z + ak] * bv;
-    acc3 += a[a_row.w + ak] * bv;
+    {{STEP}}
   }
-  let rows = array<vec4f, 4>(acc0, acc1, acc2, acc3);
-  for (var i = 0u; i < 4u; i++) {
-    let r = row0 + i;
-    if (r >= params.M) { break; }
-    let base = (batch * params.M + r) * params.N;
-    for (var j = 0u; j < 4u; j++) {
-      if (col0 + j < params.N) { out[base + col0 + j] = rows[i][j]; }
-    }
-  }
+  let out_base = batch * params.M * params.N;
+  {{STORE}}
 }

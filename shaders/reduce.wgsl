@@ -3,6 +3,7 @@
 // Forward: the input is viewed as (kept dims) x (reduced dims), both in input order. Output element
 // o (row-major over the kept dims) is reduced by one 64-wide workgroup: each invocation strides
 // over the R reduced elements, then a tree reduction in workgroup memory combines the 64 partials.
+// Sums with many outputs and moderate R use one invocation per output instead (reduce_sum_serial).
 // Max keeps the first index of the maximum (flat, row-major over the reduced dims) for backward.
 //
 // Backward (also `broadcast_to`): for each input element i, its output element o and its flat
@@ -77,6 +78,22 @@ fn reduce_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
     workgroupBarrier();
   }
   if (lid == 0u) { y[o] = partial[0] * params.scale; }
+}
+
+// The same sum with one invocation per output element and a serial loop over R: for many outputs
+// with short or moderate R (bias gradients: [rows, C] -> [C]) the tree's 64-wide workgroup and
+// its barriers per output cost far more than the additions, above all on CPU adapters. Adjacent
+// invocations read adjacent kept elements, so the loads coalesce when the kept dims are innermost.
+@compute @workgroup_size(64)
+fn reduce_sum_serial(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let o = gid.x + gid.y * nwg.x * WG;
+  if (o >= params.n_out) { return; }
+  let base = offset_of(o, params.kept_rank, params.kept_shape, params.kept_strides);
+  var acc = 0.0;
+  for (var r = 0u; r < params.reduce_size; r++) {
+    acc += x[base + offset_of(r, params.red_rank, params.red_shape, params.red_strides)];
+  }
+  y[o] = acc * params.scale;
 }
 
 @compute @workgroup_size(64)

@@ -8,11 +8,12 @@ import { specialize } from '../engine/shader_source.ts';
 import { empty, tensor, zeros } from '../engine/tensor.ts';
 import { binary, unary, exp } from '../engine/ops/elementwise.ts';
 import { gradCases } from '../engine/gradcheck_cases.ts';
+import { matmulSpecialization } from '../engine/ops/matmul.ts';
 
 const test = suite('kernel registry');
 
 // Kernels made with `new Kernel` are not declared, so the coverage check ignores them.
-const matmulSpec = { shader: 'matmul', entry: 'matmul', bindings: { a: 'read', b: 'read', out: 'read_write', params: 'uniform' } } as const;
+const matmulSpec = { shader: 'matmul', entry: 'matmul', specialize: matmulSpecialization(16, 1, 1), bindings: { a: 'read', b: 'read', out: 'read_write', params: 'uniform' } } as const;
 const params = { M: 1, N: 1, K: 1, a_batch: 0, a_m: 1, a_k: 1, b_batch: 0, b_k: 1, b_n: 1 };
 
 /** A read buffer `a` and a separate write buffer `o` (WebGPU forbids aliasing a writable binding). */

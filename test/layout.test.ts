@@ -9,7 +9,7 @@ import { engine } from '../engine/engine.ts';
 import { scope, tensor, type Tensor } from '../engine/tensor.ts';
 import { grad } from '../engine/tape.ts';
 import { sum } from '../engine/ops/reduce.ts';
-import { concat, pad, permute, reshape, slice } from '../engine/ops/layout.ts';
+import { coalesce, concat, pad, permute, reshape, slice } from '../engine/ops/layout.ts';
 import { softmax } from '../engine/ops/softmax.ts';
 import { layerNorm } from '../engine/ops/layer_norm.ts';
 import { HostRandom, host } from '../engine/reference/host.ts';
@@ -167,6 +167,14 @@ test('forward and backward of every op return the pool to its baseline', async (
     });
   }
   assert.is(engine().memory().bytesInUse, before);
+});
+
+test('coalesce merges dimensions one stride walks through and drops unit dimensions', () => {
+  assert.equal(coalesce([3, 1, 4, 5], [20, 7, 5, 1]), { shape: [60], strides: [1] }); // contiguous
+  assert.equal(coalesce([2, 3, 4], [1, 8, 2]), { shape: [2, 12], strides: [1, 2] }); // a permutation
+  assert.equal(coalesce([4, 5], [1, 4]), { shape: [4, 5], strides: [1, 4] }); // a transpose stays 2-D
+  assert.equal(coalesce([1, 1], [3, 1]), { shape: [1], strides: [0] }); // one element
+  assert.equal(coalesce([], []), { shape: [1], strides: [0] }); // rank 0
 });
 
 test.run();

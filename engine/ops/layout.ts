@@ -28,12 +28,34 @@ const K = {
 
 // ---- kernel wrappers (no tape) ------------------------------------------------------------
 
+/**
+ * Merges adjacent dimensions that one stride walks through (d and d+1 with
+ * strides[d] == strides[d+1] * shape[d+1]) and drops size-1 dimensions. The kernels spend their
+ * time on one integer division and remainder per dimension and element (CPU adapters have no
+ * vector integer division), so e.g. slicing one of three equal parts of a [3, B, h, T, dh] tensor
+ * becomes a rank-2 problem. Returns at least one dimension.
+ */
+export function coalesce(shape: readonly number[], strides: readonly number[]): { shape: number[]; strides: number[] } {
+  const outShape: number[] = [];
+  const outStrides: number[] = [];
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const last = outShape.length - 1;
+    if (last >= 0 && outStrides[last] === strides[d] * shape[d]) {
+      outShape[last] *= shape[d];
+      outStrides[last] = strides[d];
+    } else {
+      outShape.push(shape[d]);
+      outStrides.push(strides[d]);
+    }
+  }
+  return outShape.length ? { shape: outShape, strides: outStrides } : { shape: [1], strides: [0] };
+}
+
 /** New tensor of `outShape`: element idx reads src[offset + sum idx_d * srcStrides[d]]. */
 function gather(src: Tensor, outShape: Shape, srcStrides: number[], offset: number): Tensor {
   const dst = empty(outShape, src.dtype);
-  // A rank-0 output is a single element: gather it as shape [1] (the kernel needs rank >= 1).
-  const shape = outShape.length ? [...outShape] : [1];
-  const strides = outShape.length ? srcStrides : [0];
+  const { shape, strides } = coalesce(outShape, srcStrides);
   K.gather.dispatch({ src, dst, gparams: { n: dst.size, rank: shape.length, offset, out_shape: shape, src_strides: strides } }, grid1d(Math.ceil(dst.size / WG)));
   return dst;
 }
@@ -41,14 +63,32 @@ function gather(src: Tensor, outShape: Shape, srcStrides: number[], offset: numb
 /** New tensor of `outShape` holding `src` at corner `lo` and the bits of `value` elsewhere. */
 function padWindow(src: Tensor, outShape: Shape, lo: number[], value: number): Tensor {
   const dst = empty(outShape, src.dtype);
-  const pparams = { n: dst.size, rank: outShape.length, value: valueBits(value, src.dtype), out_shape: [...outShape], lo, win_shape: [...src.shape] };
+  // Merge a dimension into the one before it when the window spans it fully (lo 0, same extent):
+  // fewer divisions per element (see coalesce).
+  const out: number[] = [];
+  const corner: number[] = [];
+  const win: number[] = [];
+  outShape.forEach((n, d) => {
+    const last = out.length - 1;
+    if (last >= 0 && lo[d] === 0 && src.shape[d] === n) {
+      out[last] *= n;
+      corner[last] *= n;
+      win[last] *= n;
+    } else {
+      out.push(n);
+      corner.push(lo[d]);
+      win.push(src.shape[d]);
+    }
+  });
+  const pparams = { n: dst.size, rank: out.length, value: valueBits(value, src.dtype), out_shape: out, lo: corner, win_shape: win };
   K.pad.dispatch({ src, dst, pparams }, grid1d(Math.ceil(dst.size / WG)));
   return dst;
 }
 
 /** Writes `src` into `dst` at dst[offset + sum idx_d * dstStrides[d]]. */
 function scatter(src: Tensor, dst: Tensor, dstStrides: number[], offset: number): void {
-  const sparams = { n: src.size, rank: src.rank, offset, src_shape: [...src.shape], dst_strides: dstStrides };
+  const { shape, strides } = coalesce(src.shape, dstStrides);
+  const sparams = { n: src.size, rank: shape.length, offset, src_shape: shape, dst_strides: strides };
   K.scatter.dispatch({ src, dst, sparams }, grid1d(Math.ceil(src.size / WG)));
 }
 

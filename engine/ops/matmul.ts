@@ -11,7 +11,47 @@ import { Tensor, empty } from '../tensor.ts';
 import { broadcastShapes, sameShape, shapeString, sizeOf, type Shape } from '../shape.ts';
 import { sumTo } from './reduce.ts';
 
-const kernel = defineKernel({ shader: 'matmul', entry: 'matmul', bindings: { a: 'read', b: 'read', out: 'read_write', params: 'uniform' } });
+const bindings = { a: 'read', b: 'read', out: 'read_write', params: 'uniform' } as const;
+
+/** The unrolled kernel body for `rows` x `cols` outputs per invocation (shaders/matmul.wgsl). */
+export function matmulSpecialization(wg: number, rows: number, cols: number): Record<string, string | number> {
+  const setup: string[] = [];
+  const step: string[] = [];
+  const store: string[] = [];
+  for (let i = 0; i < rows; i++) setup.push(`let ar${i} = a_base + min(r0 + ${i}u, last_m) * params.a_m;`);
+  for (let j = 0; j < cols; j++) {
+    setup.push(`let n${j} = n_first + ${j * wg}u;`, `let bc${j} = b_base + min(n${j}, last_n) * params.b_n;`);
+    step.push(`let bv${j} = b[bk + bc${j}];`);
+  }
+  for (let i = 0; i < rows; i++) {
+    step.push(`let av${i} = a[ar${i} + ak];`);
+    for (let j = 0; j < cols; j++) {
+      setup.push(`var s${i}_${j} = 0.0;`);
+      step.push(`s${i}_${j} = fma(av${i}, bv${j}, s${i}_${j});`);
+      store.push(`if (r0 + ${i}u < params.M && n${j} < params.N) { out[out_base + (r0 + ${i}u) * params.N + n${j}] = s${i}_${j}; }`);
+    }
+  }
+  return { WG: wg, ROWS: rows, COLS: cols, SETUP: setup.join('\n  '), STEP: step.join('\n    '), STORE: store.join('\n  ') };
+}
+
+/** Tile shape per problem: up to 8 rows and 4 columns per invocation, fewer for small M or N. */
+function tileFor(M: number, N: number): { wg: number; rows: number; cols: number } {
+  const wg = N >= 64 ? 64 : 16;
+  const cols = N <= wg ? 1 : N <= 2 * wg ? 2 : 4;
+  const rows = M >= 8 ? 8 : M >= 4 ? 4 : M >= 2 ? 2 : 1;
+  return { wg, rows, cols };
+}
+
+const kernels = new Map<string, ReturnType<typeof defineKernel>>();
+function kernelFor(wg: number, rows: number, cols: number): ReturnType<typeof defineKernel> {
+  const variant = `${rows}x${cols}/${wg}`;
+  let k = kernels.get(variant);
+  if (!k) {
+    k = defineKernel({ shader: 'matmul', entry: 'matmul', variant, specialize: matmulSpecialization(wg, rows, cols), bindings });
+    kernels.set(variant, k);
+  }
+  return k;
+}
 
 export interface MatmulOptions {
   transposeA?: boolean;
@@ -29,7 +69,8 @@ interface View {
 /** Records out[t] = X[t] (M x K) times Y[t] (K x N) for t < batch. */
 function dispatchMatmul(out: Tensor, x: View, y: View, M: number, N: number, K: number, batch: number): void {
   const params = { M, N, K, a_batch: x.batch, a_m: x.row, a_k: x.col, b_batch: y.batch, b_k: y.row, b_n: y.col };
-  kernel.dispatch({ a: x.buffer, b: y.buffer, out, params }, [Math.ceil(N / 32), Math.ceil(M / 32), batch]);
+  const { wg, rows, cols } = tileFor(M, N);
+  kernelFor(wg, rows, cols).dispatch({ a: x.buffer, b: y.buffer, out, params }, [Math.ceil(N / (wg * cols)), Math.ceil(M / rows), batch]);
 }
 
 function transposed(v: View): View {
@@ -65,28 +106,36 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     }
     return 1;
   };
+  // Folding: when b is one matrix shared by the whole batch and a is stored [..., M, K], the batch
+  // is just more rows of A: one [batch*M, K] x [K, N] product. Its B-gradient is then one matmul
+  // over all batch*M rows, instead of batch per-item products summed afterwards (which made a
+  // [batch, K, N] temporary and a reduction; for linear layers over tokens this was most of a step).
+  const fold = !tA && batch > 1 && sizeOf(bBatchShape) === 1 && batch * M <= 32 * 65535; // grid y limit
+  const rowsA = fold ? batch * M : M;
+  const nBatch = fold ? 1 : batch;
   const aView: View = { buffer: a, batch: batchOf(aBatchShape, 'a') * aR * aC, row: tA ? 1 : aC, col: tA ? aC : 1 };
   const bView: View = { buffer: b, batch: batchOf(bBatchShape, 'b') * bR * bC, row: tB ? 1 : bC, col: tB ? bC : 1 };
   // aView reads A(m, k), bView reads B(k, n), whatever the storage order.
   const outShape = [...batchShape, M, N];
   const out = empty(outShape);
-  dispatchMatmul(out, aView, bView, M, N, K, batch);
+  dispatchMatmul(out, aView, bView, rowsA, N, K, nBatch);
 
   record('matmul', [a, b], out, [a, b], (gy, needs) => {
-    const gView: View = { buffer: gy, batch: M * N, row: N, col: 1 }; // G(m, n)
+    const gView: View = { buffer: gy, batch: rowsA * N, row: N, col: 1 }; // G(m, n)
     // Gradient of an operand as stored: for A stored [M, K]: dA = G B^T; stored [K, M]: dA^T = B G^T.
-    const gradA = !needs[0] ? null : operandGrad(a, aBatchShape, batchShape, tA ? [bView, transposed(gView), K, M, N] : [gView, transposed(bView), M, K, N], batch);
-    const gradB = !needs[1] ? null : operandGrad(b, bBatchShape, batchShape, tB ? [transposed(gView), aView, N, K, M] : [transposed(aView), gView, K, N, M], batch);
+    const summed = (s: Shape) => !fold && sizeOf(s) !== batch; // a broadcast operand's batch is summed away
+    const gradA = !needs[0] ? null : operandGrad(a, summed(aBatchShape), batchShape, tA ? [bView, transposed(gView), K, rowsA, N] : [gView, transposed(bView), rowsA, K, N], nBatch);
+    const gradB = !needs[1] ? null : operandGrad(b, summed(bBatchShape), batchShape, tB ? [transposed(gView), aView, N, K, rowsA] : [transposed(aView), gView, K, N, rowsA], nBatch);
     return [gradA, gradB];
   });
   return out;
 }
 
-/** Computes an operand's gradient as X Y over the full batch, then sums a broadcast batch away. */
-function operandGrad(operand: Tensor, ownBatch: Shape, batchShape: Shape, [x, y, rows, cols, inner]: [View, View, number, number, number], batch: number): Tensor {
-  const full = sizeOf(ownBatch) === batch ? empty(operand.shape) : empty([...batchShape, rows, cols]);
+/** Computes an operand's gradient as X Y over the batch, then sums a broadcast batch away. */
+function operandGrad(operand: Tensor, broadcast: boolean, batchShape: Shape, [x, y, rows, cols, inner]: [View, View, number, number, number], batch: number): Tensor {
+  const full = broadcast ? empty([...batchShape, rows, cols]) : empty(operand.shape);
   dispatchMatmul(full, x, y, rows, cols, inner, batch);
-  if (full.size === operand.size) return full;
+  if (!broadcast) return full;
   const reduced = sumTo(full, operand.shape);
   full.dispose();
   return reduced;

@@ -10,6 +10,7 @@ import { broadcastShapes, broadcastStrides, normalizeAxes, sameShape, shapeStrin
 const reduceBindings = { x: 'read', y: 'read_write', params: 'uniform' } as const;
 const K = {
   sum: defineKernel({ shader: 'reduce', entry: 'reduce_sum', bindings: reduceBindings }),
+  sumSerial: defineKernel({ shader: 'reduce', entry: 'reduce_sum_serial', bindings: reduceBindings }),
   max: defineKernel({ shader: 'reduce', entry: 'reduce_max', bindings: { ...reduceBindings, arg: 'read_write' } }),
   sumBackward: defineKernel({ shader: 'reduce', entry: 'reduce_sum_backward', bindings: { gy: 'read', gx: 'read_write', bparams: 'uniform' } }),
   maxBackward: defineKernel({ shader: 'reduce', entry: 'reduce_max_backward', bindings: { gy: 'read', gx: 'read_write', bparams: 'uniform', arg_saved: 'read' } }),
@@ -72,12 +73,24 @@ function broadcastBack(kernel: typeof K.sumBackward, gy: Tensor, inShape: Shape,
   return gx;
 }
 
+/**
+ * One invocation per output (serial loop) or one workgroup per output (tree)? Serial when R is
+ * short, or when there are enough outputs to fill the device and R is not so long that one
+ * invocation's loop would dominate. Measured on lavapipe: a [32*16, 768] -> [768] bias gradient
+ * took 210 ms as 768 tree workgroups (most of a score-model training step) and under 1 ms serial.
+ */
+export function serialSum(nOut: number, reduceSize: number): boolean {
+  return reduceSize <= 64 || (nOut >= 256 && reduceSize <= 16384);
+}
+
 /** Sum (scale 1) or mean (scale 1/R) into an output of `outShape` (same element order). */
 function reduceSumInto(op: string, x: Tensor, axes: number[], outShape: Shape, mean: boolean): Tensor {
   const plan = planReduction(x.shape, axes);
   const scale = mean ? 1 / plan.reduceSize : 1;
   const y = empty(outShape);
-  K.sum.dispatch({ x, y, params: { ...plan.forward, scale } }, grid1d(plan.forward.n_out) /* one workgroup per output */);
+  const params = { ...plan.forward, scale };
+  if (serialSum(plan.forward.n_out, plan.reduceSize)) K.sumSerial.dispatch({ x, y, params }, grid1d(Math.ceil(plan.forward.n_out / 64)));
+  else K.sum.dispatch({ x, y, params }, grid1d(plan.forward.n_out) /* one workgroup per output */);
   record(op, [x], y, [], (gy) => [broadcastBack(K.sumBackward, gy, x.shape, plan, scale)]);
   return y;
 }
