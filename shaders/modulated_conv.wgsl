@@ -155,15 +155,17 @@ fn x_at(row: u32, ix: i32) -> f32 {
 // the 4x8 block was fastest). Along a row of taps the 8 input values slide by one, so each tap
 // loads 1 new x and 4 weights for 32 FMAs. Scaled: x is multiplied by s[n,i] as it is loaded.
 @compute @workgroup_size(64)
-fn modulated_conv_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let idx = linear_index(gid, nwg);
-  if (idx >= p.total) { return; }
+fn modulated_conv_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  // Lanes run over (n, pixel group); the channel tile is the workgroup's y index, so in the scaled
+  // formulation every weight load has one address per workgroup (lavapipe: a scalar load and a
+  // broadcast instead of a gather; GPUs: a broadcast read). Grid (ceil(N * n_pg / 64), ceil(Co / 4)).
+  let lane = wid.x * WG + lid;
+  if (lane >= p.total) { return; }
   let PB = (p.Wp + 7u) / 8u;
   let n_pg = p.up * p.up * p.Hp * PB;
-  let n_ot = (p.Co + 3u) / 4u;
-  let pg = idx % n_pg;
-  let ot = (idx / n_pg) % n_ot;
-  let n = idx / (n_pg * n_ot);
+  let pg = lane % n_pg;
+  let ot = wid.y;
+  let n = lane / n_pg;
   let b0 = (pg % PB) * 8u;
   let a = (pg / PB) % p.Hp;
   let ph = pg / (PB * p.Hp);
@@ -262,15 +264,16 @@ fn gy_at(row: u32, b: i32) -> f32 {
 }
 
 @compute @workgroup_size(64)
-fn modulated_conv_input_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let idx = linear_index(gid, nwg);
-  if (idx >= p.total) { return; }
+fn modulated_conv_input_backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  // As the forward: lanes over (n, pixel group), the input-channel tile from the workgroup's y
+  // index (uniform weight loads). Grid (ceil(N * n_pg / 64), ceil(Ci / 4)).
+  let lane = wid.x * WG + lid;
+  if (lane >= p.total) { return; }
   let PB = (p.W + 7u) / 8u;
   let n_pg = p.H * PB;
-  let n_it = (p.Ci + 3u) / 4u;
-  let pg = idx % n_pg;
-  let it = (idx / n_pg) % n_it;
-  let n = idx / (n_pg * n_it);
+  let pg = lane % n_pg;
+  let it = wid.y;
+  let n = lane / n_pg;
   let px0 = (pg % PB) * 8u;
   let py = pg / PB;
   let i0 = it * 4u;

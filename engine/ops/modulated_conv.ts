@@ -183,6 +183,14 @@ function perElement(k: Kernel, b: Parameters<Kernel['dispatch']>[0], pl: ModConv
 const quad = (n: number) => Math.ceil(n / 4);
 
 /**
+ * The conv kernels' grid: `lanes` invocations along x (pixel groups of every batch item) and one
+ * workgroup row per 4-channel tile along y, so a workgroup's weight loads are uniform.
+ */
+function perTile(k: Kernel, b: Parameters<Kernel['dispatch']>[0], pl: ModConvPlan, lanes: number, tiles: number): void {
+  k.dispatch({ ...b, p: params(pl, lanes) }, [Math.ceil(lanes / 64), tiles]);
+}
+
+/**
  * y = modulated conv of x [N, Ci, H, W] with weight [Co, Ci, k, k] and styles [N, Ci] -> [N, Co, Ho, Wo].
  * Differentiable in all three inputs (the weight gradient sums over the batch).
  */
@@ -209,8 +217,8 @@ export function modulatedConv2d(x: Tensor, weight: Tensor, styles: Tensor, optio
     perElement(K.fusedWeights, { keff, st: styles, coef, keff_out: convWeights }, pl, N * Co * Ci); // per (n, o, i)
   }
   const y = empty([N, Co, pl.Ho, pl.Wo]);
-  const nForward = N * quad(Co) * pl.up * pl.up * pl.Hp * Math.ceil(pl.Wp / 8); // 4 channels x 8 pixels each
-  perElement(K.forward[form], { x, keff: convWeights, st: styles, coef, y }, pl, nForward);
+  const forwardLanes = N * pl.up * pl.up * pl.Hp * Math.ceil(pl.Wp / 8); // 8 pixels each, x 4 channels per tile
+  perTile(K.forward[form], { x, keff: convWeights, st: styles, coef, y }, pl, forwardLanes, quad(Co));
 
   const saved = [x, weight, styles, coef, y, ...(keff !== weight ? [keff] : []), ...(convWeights !== keff ? [convWeights] : [])];
   record('modulated_conv', [x, weight, styles], y, saved, (gy) => backward(pl, form, gy, { x, weight, styles, coef, y, keff, convWeights }));
@@ -238,7 +246,7 @@ function backward(pl: ModConvPlan, form: ModConvFormulation, gy: Tensor, sv: Sav
   // h[n,o] = coef^2 sum gy*y: what the demodulation adds to the style and weight gradients.
   const h = empty([N, Co]); // [N, Co]
   perElement(K.coefBackward, { gy, y_saved: y, coef, h_out: h }, pl, N * Co);
-  const nInput = N * quad(Ci) * pl.H * Math.ceil(pl.W / 8); // 4 channels x 8 pixels each
+  const inputLanes = N * pl.H * Math.ceil(pl.W / 8); // 8 pixels each, x 4 channels per tile
   const nTaps = pl.up * pl.up * pl.T * pl.T;
   let gx: Tensor | null = null;
   let gs: Tensor | null = null;
@@ -253,12 +261,12 @@ function backward(pl: ModConvPlan, form: ModConvFormulation, gy: Tensor, sv: Sav
     gx = empty(x.shape);
     if (form === 'scaled') {
       const part = empty([N, Ci, pl.H, Math.ceil(pl.W / 8)]); // pieces of sum_p x * gx / s
-      perElement(K.inputBackward.scaled, { gy, keff, coef, x, st: styles, gx, part_out: part }, pl, nInput);
+      perTile(K.inputBackward.scaled, { gy, keff, coef, x, st: styles, gx, part_out: part }, pl, inputLanes, quad(Ci));
       perElement(K.styleBackward, { part, st: styles, wt: weight, h, gs }, pl, N * Ci);
       part.dispose();
     } else {
       const unused = empty([1]); // the fused variant writes no pieces
-      perElement(K.inputBackward.fused, { gy, keff: convWeights, coef, x, st: styles, gx, part_out: unused }, pl, nInput);
+      perTile(K.inputBackward.fused, { gy, keff: convWeights, coef, x, st: styles, gx, part_out: unused }, pl, inputLanes, quad(Ci));
       unused.dispose();
       perElement(K.fusedStyleBackward, { keff, gk: perSample!, coef, st: styles, wt: weight, h, gs }, pl, N * Ci);
     }
