@@ -192,7 +192,8 @@ async function guarded(make: () => Prepared, run: (c: Prepared) => Promise<Cell>
 const describe = (c: Cell, t: Timing | undefined) =>
   'error' in c ? c.error : `${c.gflops.toFixed(2)} GFLOP/s (${t?.iterations} it in ${((t?.ms ?? 0) / 1000).toFixed(2)} s, ${((t?.ms ?? 0) / (t?.iterations ?? 1)).toFixed(3)} ms each)`;
 
-export async function runAttentionBench(eng: Engine, options: AttentionBenchOptions = {}): Promise<void> {
+/** Prints the table and returns its rows (shapes x passes x impls; * marks the default impl). */
+export async function runAttentionBench(eng: Engine, options: AttentionBenchOptions = {}): Promise<BenchRow[]> {
   const log = options.log ?? ((line: string) => console.log(line));
   const d = options.d ?? 64;
   const shapes: AttentionShape[] = [];
@@ -262,4 +263,5 @@ export async function runAttentionBench(eng: Engine, options: AttentionBenchOpti
   });
   log('');
   log(table.replace(/^matmul benchmark/, 'attention benchmark'));
+  return rows;
 }

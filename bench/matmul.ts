@@ -37,6 +37,8 @@ export interface MatmulBenchOptions {
   repeats?: number;
   /** Compare with tfjs-backend-webgpu (default true). */
   tfjs?: boolean;
+  /** Explicit shapes, timed after the square sizes and the batched shape (e.g. a net's layers). */
+  shapes?: MatmulShape[];
   /** Progress lines (default console.log). */
   log?: (line: string) => void;
 }
@@ -164,13 +166,15 @@ function timerLine(timings: Timing[]): string {
 
 const errorText = (e: unknown) => (e as Error).message.split('\n')[0];
 
-export async function runMatmulBench(eng: Engine, options: MatmulBenchOptions): Promise<void> {
+/** Prints the table and returns its rows (in the order: sizes, batched, shapes). */
+export async function runMatmulBench(eng: Engine, options: MatmulBenchOptions): Promise<BenchRow[]> {
   const log = options.log ?? ((line: string) => console.log(line));
   const full = options.probes;
   const o: MeasureOptions = { targetSeconds: options.targetSeconds ?? (full ? 0.5 : 0.3), repeats: options.repeats ?? (full ? 2 : 1) };
   const shapes: MatmulShape[] = options.sizes.map((n) => ({ batch: 1, M: n, N: n, K: n }));
   const batched = options.batched === undefined ? { batch: 8, M: 256, N: 256, K: 256 } : options.batched;
   if (batched) shapes.push(batched);
+  shapes.push(...(options.shapes ?? []));
   const adapter = describeAdapter(eng.gpu.adapter);
   log(`matmul bench on ${adapter}: ${shapes.length} shapes, ~${o.targetSeconds} s per measurement, best of ${o.repeats}${full ? ', with peak probes' : ''}`);
   const timings: Timing[] = [];
@@ -255,4 +259,5 @@ export async function runMatmulBench(eng: Engine, options: MatmulBenchOptions): 
     }),
   );
   if (wrong.length) throw new Error(`our matmul failed its check against the CPU reference:\n${wrong.join('\n')}`);
+  return rows;
 }

@@ -69,6 +69,8 @@ export interface ModconvBenchOptions {
   batches?: number[];
   /** Layers (default all of FASHION_LAYERS); names are matched by substring. */
   layers?: string[];
+  /** The layer list to choose from instead of FASHION_LAYERS (e.g. config-f shapes). */
+  layerDefs?: ModconvLayer[];
   /** Which formulations (default both). */
   formulations?: ModConvFormulation[];
   /** Default all three. */
@@ -259,7 +261,8 @@ export async function runModconvBench(eng: Engine, options: ModconvBenchOptions 
   const rounds = options.rounds ?? 3;
   const batches = options.batches ?? [1, 8];
   const forms = options.formulations ?? ['scaled', 'fused'];
-  const layers = options.layers ? FASHION_LAYERS.filter((l) => options.layers!.some((n) => l.name.includes(n))) : FASHION_LAYERS;
+  const defs = options.layerDefs ?? FASHION_LAYERS;
+  const layers = options.layers ? defs.filter((l) => options.layers!.some((n) => l.name.includes(n))) : defs;
   const passes = options.passes ?? (['fwd', 'fwd+bwd', 'fwd+bwd(x,s)'] as ModconvPass[]);
   const adapter = describeAdapter(eng.gpu.adapter);
   log(`modulated conv bench on ${adapter}: ${layers.length} layers x batch ${batches.join(', ')}, ~${o.targetSeconds} s per measurement, best of ${rounds} turns`);

@@ -91,7 +91,7 @@ function engineTarget(eng: Engine): TimedTarget {
   return { device: eng.device, timestamps: eng.gpu.hasTimestampQuery, flush: () => eng.submit(), idle: () => eng.sync() };
 }
 
-interface Passes {
+export interface Passes {
   fwd: () => void;
   fwdBwd: () => void;
   /** The image of one forward, for a finiteness check. */
@@ -99,7 +99,7 @@ interface Passes {
   dispose: () => void;
 }
 
-function makePasses(gen: StyleGAN2, N: number, seed = 5): Passes {
+export function makePasses(gen: StyleGAN2, N: number, seed = 5): Passes {
   const c = gen.config;
   const rng = new HostRandom(seed);
   const randn = (shape: number[], s = 1) => tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => s * rng.normal()), shape).keep();

@@ -1,6 +1,9 @@
 // The `sgilo` command line on Deno: `deno run -A cli/deno.ts <command> [args]`, e.g.
 //   deno run -A cli/deno.ts gradcheck [op]
-// Same commands as the Node entry (cli/sgilo.mjs); the engine takes Deno's navigator.gpu
+//   deno run -A cli/deno.ts reconstruct --image models/fashion32/test-images/test-001.png \
+//       --operator inpaint-random:0.25 --method sgilo --steps 3 --blocks 1 --chains 2 --out out/rec
+// Same commands and arguments as the Node entry (cli/sgilo.mjs; test/deno_reconstruct.test.ts
+// compares a reconstruction with Node's); the engine takes Deno's navigator.gpu
 // (engine/device.ts) and reads WGSL with Deno.readTextFileSync (engine/shader_source.ts). Deno
 // finds package.json next to this file and resolves the npm imports (wgsl_reflect) from
 // node_modules, so no deno.json is needed; run `npm ci` first. Deno 2 needs no unstable flag for

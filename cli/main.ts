@@ -31,6 +31,8 @@ commands:
                    every out.* and grad.* quantity of the reference fixture, from its in.* tensors
   train-score <generator.pt> [--block k] [--steps n] [--data codes|gaussian|<file>] [--out f] [--resume f] ...
                    denoising score matching of a ViT on the activations after block k
+  training-curve <log>... [--series name=log1+log2] [--out curve.svg]
+                   plot of the DSM loss from train-score's progress lines (resumed runs concatenate)
   sample <score.safetensors> [--n 16] [--sampler pc|ald] [--out out/score-samples.png]
                    unconditional samples of the features, rendered through the rest of the generator
   reconstruct ...  solve an inverse problem with CSGM / ILO / SGILO / SGLD (sgilo reconstruct --help)
@@ -41,8 +43,12 @@ commands:
   memory           peak GPU memory of StyleGAN2 forward+backward (config-f 1024 and the Fashion model), planned
   bench [matmul|conv|upfirdn|modconv|attention|stylegan2|all] [--full]
                    kernel benchmarks (matmul GFLOP/s, FMA peak, bandwidth) on this adapter
+  bench goals [--quick]
+                   issue 9's one-run table: every goal PASS/FAIL, end to end; writes bench/results/
   demo [--steps 40] reconstructs 4 Fashion-MNIST test images (5% pixels, 4x SR) with CSGM, ILO, SGILO
   adapter          the adapter and the limits the engine requests
+  serve [--port 8080] [--host 127.0.0.1]
+                   the web page (cli/web/): reconstructions on the browser's WebGPU
   help             this text
 
 environment: SGILO_DEBUG_WGSL=1 prints each pipeline's final WGSL.`;
@@ -113,6 +119,8 @@ export async function main(argv: string[]): Promise<number> {
         });
       case 'memory':
         return await memoryPlanCommand();
+      case 'training-curve':
+        return (await import('./training_curve.ts')).trainingCurveCommand(args);
       case 'bench':
         return await withEngine(async (eng) => {
           const which = args[0] ?? 'matmul';
@@ -124,8 +132,9 @@ export async function main(argv: string[]): Promise<number> {
             modconv: () => runModconvBench(eng, {}),
             attention: () => runAttentionBench(eng, {}),
             stylegan2: () => runStyleGAN2Bench(eng, { full }),
+            goals: async () => (await import('../bench/goals.ts')).runGoals(eng, { quick: args.includes('--quick') }),
           };
-          const names = which === 'all' ? Object.keys(benches) : [which];
+          const names = which === 'all' ? Object.keys(benches).filter((n) => n !== 'goals') : [which];
           for (const n of names) {
             if (!benches[n]) throw new Error(`unknown benchmark "${n}" (${Object.keys(benches).join(', ')}, all)`);
             await benches[n]();
@@ -141,6 +150,9 @@ export async function main(argv: string[]): Promise<number> {
           console.log(JSON.stringify({ adapter: eng.gpu.adapter, limits: eng.gpu.limits }, null, 2));
           return 0;
         });
+      case 'serve':
+        // Imported on demand: esbuild and node:http are needed by this command only.
+        return await (await import('./serve.ts')).serveCommand(args);
       case undefined:
       case 'help':
       case '--help':

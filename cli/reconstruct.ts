@@ -1,16 +1,21 @@
 // `sgilo reconstruct`: solve one inverse problem for one image with CSGM, ILO, SGILO or SGLD, with
-// several posterior chains; writes PNGs (measurement, samples, mean, std map, a side-by-side grid)
-// and a JSON report (settings, loss per step, MSE/PSNR of the final iterates against the reference).
+// several posterior chains; writes PNGs (measurement, samples, mean, std map, a side-by-side grid),
+// a JSON report (settings, loss per step, MSE/PSNR of the final iterates against the reference) and
+// result.safetensors (samples, mean, std map and losses in float32; see resultTensors).
 
 import { writeFileBytes } from '../engine/io/files.ts';
 import { tensor } from '../engine/tensor.ts';
 import { makeOperator, parseOperatorSpec, type MeasurementOperator } from '../samplers/operators/index.ts';
 import { solve, takeMeasurements, type MethodRun } from '../samplers/reconstruct.ts';
-import type { MethodName, StepInfo } from '../samplers/intermediate_layer.ts';
+import { l1RadiusAt, type MethodName, type StepInfo } from '../samplers/intermediate_layer.ts';
 import { writeImageGrid } from './png.ts';
 import { writeActivationsFile } from '../samplers/score_data.ts';
-import { DEFAULT_GENERATOR, loadSetup, methodConfig, readImagePng, shippedScoreModels } from './reconstruct_setup.ts';
+import { DEFAULT_GENERATOR, l1RadiiFromOptions, loadSetup, methodConfig, readImagePng, shippedScoreModels } from './reconstruct_setup.ts';
 import type { Tensor } from '../engine/tensor.ts';
+import { measurementPicture, resultTensors, stdPicture } from './reconstruct_common.ts';
+import { writeSafetensors } from '../engine/io/index.ts';
+import { describeAdapter } from '../engine/device.ts';
+import { engine } from '../engine/engine.ts';
 
 export const RECONSTRUCT_USAGE = `usage: sgilo reconstruct (--image ref.png | --measured y.png) --operator SPEC [options]
   --operator SPEC   e.g. inpaint-random:0.05, inpaint-box:0.5, sr-bicubic:4, sr-avgpool:4, denoise:0.1,
@@ -24,7 +29,11 @@ export const RECONSTRUCT_USAGE = `usage: sgilo reconstruct (--image ref.png | --
   --score PATH      score model (repeatable; default: the shipped ones)
   --out DIR         output folder (default out/reconstruct)
   --save-features F write the optimized intermediate features of the last method (all chains) as a
-                    score-model training file (an activations file: train-score --data F)`;
+                    score-model training file (an activations file: train-score --data F)
+  --l1-features R   ILO's l1 balls: keep the features within l1 distance R of where each round
+  --l1-latent R     started (latent: all rows of z; noise: each map); R is one radius for every
+  --l1-noise R      round or a list R0,R1,... per round (round 0 first), "inf" for none. Default:
+                    no balls. Radii are absolute (ILO's FFHQ values: 1000-6000)`;
 
 export interface Args {
   [k: string]: string[];
@@ -53,25 +62,8 @@ const int = (a: Args, k: string, d: number, min = 0) => {
   return v;
 };
 
-/** A picture of the measurement in image space, for the grid. */
-export function measurementPicture(op: MeasurementOperator, y: Float32Array, size: number): Float32Array {
-  const [C, H, W] = op.outShape;
-  const img = new Float32Array(3 * size * size).fill(-1);
-  if (op.outShape.length === 3 && W <= size && H <= size) {
-    const fy = size / H;
-    const fx = size / W;
-    for (let c = 0; c < 3; c++)
-      for (let yy = 0; yy < size; yy++)
-        for (let xx = 0; xx < size; xx++) img[c * size * size + yy * size + xx] = y[(C === 1 ? 0 : c) * H * W + Math.floor(yy / fy) * W + Math.floor(xx / fx)];
-  }
-  return img;
-}
-
-/** The std map [H, W] scaled to [-1, 1] (0 -> black, the largest std -> white), as 1 channel. */
-export function stdPicture(std: Float32Array): Float32Array {
-  const max = Math.max(...std, 1e-8);
-  return Float32Array.from(std, (v) => (v / max) * 2 - 1);
-}
+// Shared with the web page (cli/web/), which must not import pngjs.
+export { measurementPicture, stdPicture };
 
 export function progressPrinter(total: number, label: string): (s: StepInfo) => void {
   let done = 0;
@@ -94,7 +86,7 @@ export async function reconstructCommand(argv: string[]): Promise<number> {
     console.log(RECONSTRUCT_USAGE);
     return argv.length === 0 ? 2 : 0;
   }
-  const a = parseArgs(argv, ['image', 'measured', 'operator', 'method', 'steps', 'blocks', 'chains', 'seed', 'generator', 'score', 'out', 'save-features']);
+  const a = parseArgs(argv, ['image', 'measured', 'operator', 'method', 'steps', 'blocks', 'chains', 'seed', 'generator', 'score', 'out', 'save-features', 'l1-features', 'l1-latent', 'l1-noise']);
   const spec = one(a, 'operator');
   if (!spec) throw new Error('--operator is required\n' + RECONSTRUCT_USAGE);
   if (!!one(a, 'image') === !!one(a, 'measured')) throw new Error('give exactly one of --image (a reference image) or --measured (a measurement image)');
@@ -104,7 +96,10 @@ export async function reconstructCommand(argv: string[]): Promise<number> {
   const seed = int(a, 'seed', 0);
   const blocks = one(a, 'blocks', '1,2')!.split(',').filter(Boolean).map(Number);
   const out = one(a, 'out', 'out/reconstruct')!;
-  for (const m of methods) methodConfig(m, steps, blocks); // validates the names before any work
+  const l1 = l1RadiiFromOptions((k) => one(a, k));
+  const configOf = (m: MethodName) => ({ ...methodConfig(m, steps, blocks), ...(l1 ? { l1 } : {}) });
+  for (const m of methods) configOf(m); // validates the names before any work
+  if (l1) for (const which of ['latent', 'noise', 'features'] as const) l1RadiusAt(l1, which, 0, 1 + blocks.length); // and the radius lists
   parseOperatorSpec(spec); // and the operator
 
   const setup = await loadSetup(one(a, 'generator', DEFAULT_GENERATOR)!, a.score ?? (await shippedScoreModels()));
@@ -125,14 +120,14 @@ export async function reconstructCommand(argv: string[]): Promise<number> {
     const runs: MethodRun[] = [];
     const yHost = await y.readF32();
     for (const m of methods) {
-      const config = methodConfig(m, steps, blocks);
+      const config = configOf(m);
       const total = steps * (1 + (m === 'csgm' ? 0 : blocks.length));
       runs.push(await solve(y, config, { ...setup, operator, chains, seed, onStep: progressPrinter(total, m) }, reference));
     }
     y.dispose();
     const saveTo = one(a, 'save-features');
     if (saveTo) await saveFeatures(saveTo, runs[runs.length - 1], spec);
-    await writeOutputs(out, { spec, methods, steps, blocks, chains, seed, noiseStd }, operator, size, reference, yHost, runs);
+    await writeOutputs(out, { spec, methods, steps, blocks, chains, seed, noiseStd, ...(l1 ? { l1 } : {}) }, operator, size, reference, yHost, runs);
     return 0;
   } finally {
     operator.dispose?.();
@@ -187,10 +182,14 @@ async function writeOutputs(
       loss_per_step: r.losses,
     })),
   };
-  await writeFileBytes(`${out}/report.json`, new TextEncoder().encode(JSON.stringify(report, null, 2)));
+  // Infinite l1 radii (no ball) are written as "inf" (JSON has no Infinity; it would become null).
+  const inf = (_k: string, v: unknown) => (v === Infinity ? 'inf' : v);
+  await writeFileBytes(`${out}/report.json`, new TextEncoder().encode(JSON.stringify(report, inf, 2)));
+  const metadata = { adapter: describeAdapter(engine().gpu.adapter), settings: JSON.stringify(settings, inf) };
+  await writeFileBytes(`${out}/result.safetensors`, writeSafetensors(resultTensors(runs, size), metadata));
   for (const r of runs) {
     const i = r.images[0];
     console.log(`${r.method}: ${r.seconds.toFixed(1)} s${i.mse !== undefined ? `, MSE ${i.mse.toFixed(4)}, PSNR ${i.psnr!.toFixed(2)} dB (final iterates), posterior-mean MSE ${i.meanMse!.toFixed(4)}` : ''}`);
   }
-  console.log(`wrote ${out}/grid.png, ${out}/report.json and per-method PNGs`);
+  console.log(`wrote ${out}/grid.png, ${out}/report.json, ${out}/result.safetensors (float32) and per-method PNGs`);
 }

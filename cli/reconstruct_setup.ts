@@ -3,24 +3,15 @@
 
 import { PNG } from 'pngjs';
 import { readFileBytes } from '../engine/io/files.ts';
-import { loadModel } from '../engine/io/index.ts';
-import { StyleGAN2, numBlocks } from '../nets/stylegan2.ts';
-import { loadGenerator } from '../nets/stylegan2_checkpoint.ts';
-import { MappingProxy, computeProxyStats } from '../samplers/mapping_proxy.ts';
-import { FeaturePrior } from '../samplers/prior.ts';
-import { loadScoreModel } from '../samplers/score_checkpoint.ts';
-import type { MethodConfig, MethodName } from '../samplers/intermediate_layer.ts';
+import type { L1Radii } from '../samplers/intermediate_layer.ts';
+import { setupFromBytes, type Setup } from './reconstruct_common.ts';
+
+// The runtime-neutral parts live in reconstruct_common.ts (the web page imports them too).
+export { methodConfig, type Setup } from './reconstruct_common.ts';
 
 export const MODEL_DIR = new URL('../models/fashion32/', import.meta.url);
 export const modelPath = (f: string) => new URL(f, MODEL_DIR).pathname;
 export const DEFAULT_GENERATOR = modelPath('fashion32-stylegan2.pt');
-
-export interface Setup {
-  generator: StyleGAN2;
-  proxy: MappingProxy;
-  priors: Map<number, FeaturePrior>;
-  dispose(): void;
-}
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -37,37 +28,14 @@ async function exists(path: string): Promise<boolean> {
  * config: a model of the features after block k is the prior of round k+1).
  */
 export async function loadSetup(generatorPath: string, scorePaths: string[]): Promise<Setup> {
-  const generator = await loadGenerator(await readFileBytes(generatorPath));
   const dir = generatorPath.includes('/') ? generatorPath.slice(0, generatorPath.lastIndexOf('/') + 1) : './';
   const proxyFile = `${dir}mapping-proxy.safetensors`;
-  let stats;
-  if (generatorPath === DEFAULT_GENERATOR && (await exists(proxyFile))) {
-    const f = loadModel(await readFileBytes(proxyFile));
-    stats = { mean: f.tensors.get('mean')!.data as Float32Array, std: f.tensors.get('std')!.data as Float32Array, samples: 0 };
-  } else {
-    stats = await computeProxyStats(generator, 20_000);
-  }
-  const proxy = new MappingProxy(stats);
-  const priors = new Map<number, FeaturePrior>();
-  for (const p of scorePaths) {
-    const m = await loadScoreModel(await readFileBytes(p));
-    const block = Number(m.config.data.block);
-    if (!Number.isInteger(block) || block < 0 || block >= numBlocks(generator.config) - 1) {
-      throw new Error(`${p}: the score model's config names no usable block (data.block = ${m.config.data.block})`);
-    }
-    if (!m.config.normalization) throw new Error(`${p}: the score model has no min/max normalization`);
-    priors.set(block + 1, new FeaturePrior(m.net, m.config.normalization.min, m.config.normalization.max));
-  }
-  return {
-    generator,
-    proxy,
-    priors,
-    dispose() {
-      generator.dispose();
-      proxy.dispose();
-      for (const p of priors.values()) p.net.dispose();
-    },
-  };
+  const useProxyFile = generatorPath === DEFAULT_GENERATOR && (await exists(proxyFile));
+  return setupFromBytes({
+    generator: await readFileBytes(generatorPath),
+    proxy: useProxyFile ? await readFileBytes(proxyFile) : null,
+    scores: await Promise.all(scorePaths.map(async (p) => ({ name: p, bytes: await readFileBytes(p) }))),
+  });
 }
 
 /** Shipped score models (`score-block<k>.safetensors` beside the Fashion generator). */
@@ -80,20 +48,26 @@ export async function shippedScoreModels(): Promise<string[]> {
   return found;
 }
 
-/** Method presets: the ILO/SGILO recipes scaled to `steps` per round. */
-export function methodConfig(method: MethodName, steps: number, blocks: number[]): MethodConfig {
-  switch (method) {
-    case 'csgm':
-      return { method, blocks: [], steps, lr: 0.1 };
-    case 'ilo':
-      return { method, blocks, steps, lr: 0.1 };
-    case 'sgilo':
-      return { method, blocks, steps, lr: 0.05, temperature: 0.1, noiseScale: 0.025 };
-    case 'sgld':
-      return { method, blocks, steps, lr: 0, eta: 2e-5, sigma: 0.05, lambda: 1, beta: 1 };
-    default:
-      throw new Error(`unknown method "${method}" (methods: csgm, ilo, sgilo, sgld)`);
+/**
+ * A radius list for ILO's l1 balls from the command line: "R" (every round) or "R0,R1,..." (one per
+ * round, round 0 first); "inf" means unconstrained.
+ */
+export function parseL1Radius(option: string, text: string): number | number[] {
+  const list = text.split(',').map((t) => t.trim());
+  const values = list.map((t) => (/^\+?inf(inity)?$/i.test(t) ? Infinity : t === '' ? NaN : Number(t)));
+  const bad = list.find((_, i) => Number.isNaN(values[i]) || values[i] < 0);
+  if (bad !== undefined) throw new RangeError(`${option}: radii must be numbers >= 0 or "inf", got "${bad}" in "${text}"`);
+  return values.length === 1 ? values[0] : values;
+}
+
+/** The l1 radii given by --l1-latent / --l1-noise / --l1-features (undefined when none is). */
+export function l1RadiiFromOptions(get: (name: string) => string | undefined): L1Radii | undefined {
+  const out: L1Radii = {};
+  for (const which of ['latent', 'noise', 'features'] as const) {
+    const v = get(`l1-${which}`);
+    if (v !== undefined) out[which] = parseL1Radius(`--l1-${which}`, v);
   }
+  return Object.keys(out).length ? out : undefined;
 }
 
 /** Reads a PNG as [3, size, size] in [-1, 1]; the size must match the generator's. */

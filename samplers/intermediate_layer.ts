@@ -10,13 +10,19 @@
 // variable: after the likelihood step, v += temperature * delta + noiseScale * N(0, I), with delta
 // the score model's fixed-t reverse-SDE move (samplers/prior.ts). `sgld` is the paper's pure form:
 // v <- v - eta (grad ||A(G(v)) - y||^2 / (2 sigma^2) - lambda score(v)) + sqrt(2 eta / beta) u.
+// ILO's optional l1 balls (`l1`): after every step (after the spherical projection and any prior
+// move), the latent, each optimized noise map and the features are projected (Euclidean, Duchi's
+// projection, engine/ops/l1_ball.ts) onto the l1 ball of the round's radius around their values at
+// the start of the round, one ball per image/chain and per noise map, as in ILO's code. Off unless
+// radii are given (the SGILO and SGLD presets never set them, but any method accepts them).
 //
 // N = images x chains: every image and chain shares each dispatch. Deterministic given the seed.
 
-import { Tensor, scope } from '../engine/tensor.ts';
+import { Tensor, empty, scope } from '../engine/tensor.ts';
 import { grad, noGrad, clearTape } from '../engine/tape.ts';
 import { add, affine, div, mul, square, sub } from '../engine/ops/elementwise.ts';
 import { mean } from '../engine/ops/reduce.ts';
+import { projectL1Ball } from '../engine/ops/l1_ball.ts';
 import { Adam } from '../engine/optim.ts';
 import { RandomStream } from '../engine/random.ts';
 import { engine } from '../engine/engine.ts';
@@ -42,6 +48,31 @@ export interface MethodConfig {
   sigma?: number;
   lambda?: number;
   beta?: number;
+  /** ILO's optional l1 balls (absolute radii); absent or Infinity: unconstrained. */
+  l1?: L1Radii;
+}
+
+/**
+ * l1 radius per variable: one number for every round, or one per round (index 0 is round 0, the
+ * CSGM round, where the features radius is unused). A ball keeps the variable within that l1
+ * distance of its value at the start of the round (per image/chain; per noise map for the noise).
+ */
+export interface L1Radii {
+  latent?: number | number[];
+  noise?: number | number[];
+  features?: number | number[];
+}
+
+/** What `onRound` sees at the start and at the end of each round (valid during the call only). */
+export interface RoundInfo {
+  round: number;
+  block: number;
+  when: 'start' | 'end';
+  z: Tensor;
+  noise: Tensor[];
+  /** Indices of the noise maps this round optimizes. */
+  noiseIdx: number[];
+  features: Tensor | null;
 }
 
 export interface Problem {
@@ -102,7 +133,21 @@ async function isFinite(t: Tensor): Promise<boolean> {
   return true;
 }
 
-export async function runMethod(problem: Problem, config: MethodConfig, options: { seed: number; onStep?: (s: StepInfo) => void }): Promise<RunResult> {
+/** The radius of `which` in `round` (Infinity when unconstrained), validated. */
+export function l1RadiusAt(radii: L1Radii | undefined, which: keyof L1Radii, round: number, rounds: number): number {
+  const spec = radii?.[which];
+  if (spec === undefined) return Infinity;
+  const list = typeof spec === 'number' ? [spec] : spec;
+  if (typeof spec !== 'number' && list.length < rounds) throw new RangeError(`l1.${which}: ${list.length} radii for ${rounds} rounds (give one per round, or one number for all)`);
+  for (const r of list) if (typeof r !== 'number' || Number.isNaN(r) || r < 0) throw new RangeError(`l1.${which}: radii must be numbers >= 0 (or Infinity), got ${r}`);
+  return typeof spec === 'number' ? spec : list[round];
+}
+
+export async function runMethod(
+  problem: Problem,
+  config: MethodConfig,
+  options: { seed: number; onStep?: (s: StepInfo) => void; onRound?: (r: RoundInfo) => void | Promise<void> },
+): Promise<RunResult> {
   const t0 = performance.now();
   const g = problem.generator;
   const N = problem.y.shape[0];
@@ -115,16 +160,20 @@ export async function runMethod(problem: Problem, config: MethodConfig, options:
     if (config.blocks[i] <= config.blocks[i - 1]) throw new RangeError(`${config.method}: blocks must increase, got ${config.blocks.join(', ')}`);
   }
   if (config.method === 'csgm' && config.blocks.length) throw new Error('csgm optimizes the latent and noise only: give no blocks');
+  const rounds = [0, ...config.blocks];
+  for (const which of ['latent', 'noise', 'features'] as const) l1RadiusAt(config.l1, which, 0, rounds.length); // validates
 
   // Persistent state (kept across rounds, freed at the end).
-  const z = rng.normal([N, R, S]).keep();
-  const noise = Array.from({ length: numNoises(g.config) }, (_, i) => rng.normal([N, 1, noiseSide(i), noiseSide(i)]).keep());
-  const zNorms = rowNorms(z).keep();
-  const noiseNorms = noise.map((n) => rowNorms(n).keep());
+  // In a scope, so that the intermediates of rowNorms are freed (the caller may have no scope).
+  const { z, noise, zNorms, noiseNorms } = scope(() => {
+    const z = rng.normal([N, R, S]);
+    const noise = Array.from({ length: numNoises(g.config) }, (_, i) => rng.normal([N, 1, noiseSide(i), noiseSide(i)]));
+    return { z, noise, zNorms: rowNorms(z), noiseNorms: noise.map((n) => rowNorms(n)) };
+  });
+  for (const t of [z, zNorms, ...noise, ...noiseNorms]) t.keep();
   const losses: number[][] = [];
   let layerIn: Tensor | null = null;
   let block = 0;
-  const rounds = [0, ...config.blocks];
   try {
     for (const [round, k] of rounds.entries()) {
       block = k;
@@ -143,8 +192,16 @@ export async function runMethod(problem: Problem, config: MethodConfig, options:
       }
       const noiseIdx = noise.map((_, i) => i).filter((i) => (k === 0 ? i <= 4 : i >= 2 * k - 1 && i <= 4 + 2 * k));
       const vars: Tensor[] = [z, ...noiseIdx.map((i) => noise[i]), ...(layerIn ? [layerIn] : [])];
-      const roundLosses = await optimizeRound(problem, config, { round, block: k, vars, z, noise, noiseIdx, zNorms, noiseNorms, layerIn, rng, onStep: options.onStep });
-      losses.push(roundLosses);
+      const info = (when: 'start' | 'end'): RoundInfo => ({ round, block: k, when, z, noise, noiseIdx, features: layerIn });
+      await options.onRound?.(info('start'));
+      const balls = l1Balls(config.l1, round, rounds.length, z, noiseIdx.map((i) => noise[i]), layerIn);
+      try {
+        const roundLosses = await optimizeRound(problem, config, { round, block: k, vars, z, noise, noiseIdx, zNorms, noiseNorms, layerIn, balls, rng, onStep: options.onStep });
+        losses.push(roundLosses);
+      } finally {
+        for (const b of balls) b.center.dispose();
+      }
+      await options.onRound?.(info('end'));
     }
     const [images, feat] = await scope(() =>
       noGrad(async () => {
@@ -177,8 +234,38 @@ interface RoundState {
   zNorms: Tensor;
   noiseNorms: Tensor[];
   layerIn: Tensor | null;
+  balls: L1Ball[];
   rng: RandomStream;
   onStep?: (s: StepInfo) => void;
+}
+
+/** A variable constrained to ||target - center||_1 <= radius (center: its value at the round's start). */
+interface L1Ball {
+  target: Tensor;
+  center: Tensor;
+  radius: number;
+}
+
+function snapshot(t: Tensor): Tensor {
+  const c = empty(t.shape).keep();
+  engine().recordCopy(t.buffer, 0, c.buffer, 0, t.bytes);
+  return c;
+}
+
+function l1Balls(radii: L1Radii | undefined, round: number, rounds: number, z: Tensor, noise: Tensor[], layerIn: Tensor | null): L1Ball[] {
+  const balls: L1Ball[] = [];
+  const constrain = (target: Tensor, radius: number) => {
+    if (radius !== Infinity) balls.push({ target, center: snapshot(target), radius });
+  };
+  constrain(z, l1RadiusAt(radii, 'latent', round, rounds));
+  for (const n of noise) constrain(n, l1RadiusAt(radii, 'noise', round, rounds));
+  if (layerIn) constrain(layerIn, l1RadiusAt(radii, 'features', round, rounds));
+  return balls;
+}
+
+/** Projects each constrained variable back into its ball (after the step's update). */
+function projectBalls(s: RoundState): void {
+  for (const b of s.balls) assign(b.target, projectL1Ball(b.target, b.radius, b.center));
 }
 
 function measurementLoss(problem: Problem, s: RoundState): Tensor {
@@ -210,6 +297,7 @@ async function optimizeRound(problem: Problem, config: MethodConfig, s: RoundSta
             const noiseTerm = affine(s.rng.normal(s.layerIn.shape), config.noiseScale ?? 0.025);
             assign(s.layerIn, add(s.layerIn, add(affine(delta, config.temperature ?? 0.1), noiseTerm)));
           }
+          projectBalls(s);
         });
         return (await l.readF32())[0];
       });
@@ -263,6 +351,7 @@ async function sgldRound(problem: Problem, config: MethodConfig, s: RoundState, 
             if (score && v === s.layerIn) drift = add(drift, affine(score, eta * lambda));
             assign(v, add(v, add(drift, affine(s.rng.normal(v.shape), Math.sqrt((2 * eta) / beta)))));
           });
+          projectBalls(s);
         });
         return (await l.readF32())[0];
       });

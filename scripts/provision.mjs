@@ -10,6 +10,10 @@
 // 3. Without root, or on another system, print the exact commands and exit non-zero.
 // 4. Last resort: SwiftShader from Debian's chromium-common; engine/device.ts selects it by itself
 //    when lavapipe is missing (it sets VK_ICD_FILENAMES).
+// 5. With --browser (npm test's pretest): Debian's `chromium` for test/browser.test.ts (headless,
+//    WebGPU on SwiftShader), installed with apt as root on Debian when /usr/bin/chromium is missing.
+//    Otherwise the command is printed and the browser tests skip with that reason (or fail where
+//    SGILO_REQUIRE_BROWSER=1, as in .ci/run); a failed install does not stop the other tests.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -135,4 +139,38 @@ function main() {
   return 1;
 }
 
+const CHROMIUM = '/usr/bin/chromium';
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+function provisionBrowser() {
+  if (existsSync(CHROMIUM) && existsSync(SWIFTSHADER_ICD)) {
+    console.log(`provision: Chromium present for the browser tests (${CHROMIUM})`);
+    return;
+  }
+  const os = osRelease();
+  const commands = [['apt-get', ['update']], ['apt-get', ['install', '-y', 'chromium']]];
+  const text = commands.map(([c, a]) => `${c} ${a.join(' ')}`).join('\n  ');
+  if (os.ID !== 'debian') {
+    // Ubuntu's chromium package is a snap stub that does not run in containers.
+    console.error(`provision: no ${CHROMIUM} with SwiftShader: the browser tests will skip. Install Chromium and set SGILO_CHROMIUM to it.`);
+    return;
+  }
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!isRoot) {
+    console.error(`provision: no Chromium for the browser tests (they will skip). Run as root:\n  ${text}`);
+    return;
+  }
+  console.log(`provision: installing Debian's chromium for the browser tests:`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  try {
+    for (const [cmd, args] of commands) {
+      console.log(`  ${cmd} ${args.join(' ')}`);
+      execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], env });
+    }
+  } catch (e) {
+    console.error(`provision: installing chromium failed (${e.message}); the browser tests will report it`);
+  }
+}
+
 process.exitCode = main();
+if (process.argv.includes('--browser')) provisionBrowser();

@@ -9,6 +9,10 @@ import { dispatchCopyProbe, dispatchFmaProbe, fmaProbeReference, runFmaPeak, typ
 import { spotCheck, type MatmulShape } from '../bench/matmul.ts';
 import { COLUMNS, formatBenchTable } from '../bench/table.ts';
 import { timeBatch } from '../bench/timing.ts';
+import { formatGoalsReport, judge, reportFileName, GOAL_COLUMNS, type GoalRow, type GoalsReport } from '../bench/goals_report.ts';
+import { runGoals, type GoalsPlan } from '../bench/goals.ts';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 
 const test = suite('bench');
 
@@ -135,6 +139,117 @@ test('the bench table has its columns, ratios, probe lines and reasons', () => {
   assert.ok(text.includes('FMA peak:') && text.includes('100.0 GFLOP/s') && text.includes('12.5 GB/s'));
   assert.ok(text.includes('note: n/a: tfjs webgpu backend did not start: no adapter found on this machine'));
   assert.ok(text.includes('note: a note'));
+});
+
+/** The goal rows of a report's markdown tables (the lines with 8 cells ending in PASS or FAIL). */
+function goalLines(text: string): string[][] {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('| ') && /\| (PASS|FAIL) \|$/.test(l))
+    .map((l) => l.slice(2, -2).split(' | '));
+}
+
+const SUMMARY = /^goals: (\d+) PASS, (\d+) FAIL$/m;
+
+test('goals: judging against peak and tfjs, and the report with its summary', () => {
+  const row = (shape: string, ours: number, tfjs: number | null, minPeak: number | null, minRatio: number): GoalRow => ({
+    shape,
+    mflop: 268.4,
+    ours: { gflops: ours, iterations: 3 },
+    tfjs: tfjs === null ? { error: 'tfjs unavailable: no adapter' } : { gflops: tfjs, iterations: 3 },
+    minPeak,
+    minRatio,
+  });
+  const large = [row('matmul 512^3', 60, 10, 0.5, 5), row('matmul 1024^3', 21, 10, 0.5, 5)];
+  const small = [row('ViT qkv', 3, 1, null, 3), row('attention fwd T=16', 2, null, null, 3)];
+  assert.equal(judge(large[0], 100), { pass: true, misses: [] });
+  assert.equal(judge(large[1], 100).misses, ['21% of peak, goal 50%', '2.10x tfjs, goal 5x']);
+  assert.ok(judge(small[0], 100).pass, '3.00x meets a 3x goal');
+  assert.match(judge(small[1], 100).misses[0], /no tfjs number/);
+  const report: GoalsReport = {
+    adapter: 'Test Adapter [v/a, software, node]',
+    date: '2024-01-01 00:00:00 UTC',
+    mode: 'full',
+    timer: 'wall clock',
+    fmaPeak: 100,
+    fmaDetail: 'x',
+    tfjs: 'tfjs-backend-webgpu 4.22.0',
+    large,
+    small,
+    dispatch: { what: 'affine', dispatches: 100, submits: 1, gpuUsPerDispatch: 10, hostUsPerDispatch: 20, source: 'wall clock', runs: 3 },
+    endToEnd: [{ workload: 'StyleGAN2 N=1 fwd', gpuMs: 10, wallMs: 20, runs: 3, dispatches: 100, submits: 1 }],
+    sgiloProfile: { title: 'SGILO step', steps: 2, kernels: [{ kernel: 'modconv', dispatches: 12, ns: 8e6 }, { kernel: 'add', dispatches: 40, ns: 2e6 }] },
+    notes: ['a note'],
+  };
+  const text = formatGoalsReport(report);
+  assert.ok(text.startsWith('# Performance goals (issue 9) on Test Adapter'));
+  assert.ok(text.includes('2024-01-01'));
+  assert.ok(text.includes(`| ${GOAL_COLUMNS.join(' | ')} |`), 'the goal tables have the PASS/FAIL column');
+  assert.equal(goalLines(text).map((c) => [c[0], c[7]]), [['matmul 512^3', 'PASS'], ['matmul 1024^3', 'FAIL'], ['ViT qkv', 'PASS'], ['attention fwd T=16', 'FAIL']]);
+  assert.equal(goalLines(text)[1].slice(4, 6), ['2.10x', '21%']);
+  // 100 dispatches x 10 us = 1 ms of a 10 ms GPU pass; x 20 us = 2 ms of a 20 ms wall pass.
+  assert.ok(text.includes('| StyleGAN2 N=1 fwd | 10.00 | 20.00 | 3 | 100 | 1 | 10% | 10% |  |'));
+  assert.ok(text.includes('| modconv | 6 | 4.00 | 80.0 | 666.7 |'), 'per-step kernel table');
+  assert.ok(text.includes('What dominates: modconv (80% of the profiled GPU time); 26 dispatches per step'));
+  const m = SUMMARY.exec(text);
+  assert.ok(m, 'summary line');
+  assert.equal([Number(m![1]), Number(m![2])], [2, 2]);
+  const tail = text.trimEnd().split('\n').slice(-3);
+  assert.equal(tail, ['goals: 2 PASS, 2 FAIL', '- FAIL matmul 1024^3: 21% of peak, goal 50%; 2.10x tfjs, goal 5x', '- FAIL attention fwd T=16: no tfjs number (tfjs unavailable: no adapter)']);
+  assert.is(reportFileName(new Date('2026-11-27T22:00:00Z'), 'llvmpipe (LLVM 15.0.6, 256 bits)', false), '2026-11-27-goals-llvmpipe-llvm-15-0-6-256-bits.md');
+  assert.is(reportFileName(new Date('2026-11-27T22:00:00Z'), 'NVIDIA H100', true), '2026-11-27-goals-quick-nvidia-h100.md');
+});
+
+test('goals: a tiny plan runs every section and writes a well-formed report', async () => {
+  const plan: GoalsPlan = {
+    matmulLarge: [64],
+    convLarge: [{ kind: 'conv', batch: 1, cIn: 4, cOut: 4, size: 8, k: 3 }],
+    modconvLarge: [],
+    modconvSmall: { layers: ['b32.torgb'], passes: ['fwd'] },
+    vitMatmuls: [{ T: 16, which: ['qkv'] }],
+    attentionTokens: [16],
+    dispatch: { n: 16, runs: 1 },
+    stylegan2Batches: [],
+    vitTokens: [16],
+    sgilo: null,
+    demo: false,
+    targetSeconds: 0.005,
+    repeats: 1,
+    rounds: 1,
+    e2eRuns: 1,
+    e2eMinMs: 1,
+    fma: { n: 256, iterations: 64 },
+  };
+  const dir = await mkdtemp(`${tmpdir()}/goals-`);
+  try {
+    const { report, text, file } = await runGoals(engine(), { plan, quick: true, write: dir, log: () => {} });
+    assert.ok(Number.isFinite(report.fmaPeak) && report.fmaPeak > 0);
+    const rows = [...report.large, ...report.small];
+    assert.is(rows.length, 5);
+    for (const r of rows) {
+      assert.ok(!('error' in r.ours), `${r.shape}: ${'error' in r.ours ? r.ours.error : ''}`);
+      if (!('error' in r.ours)) assert.ok(Number.isFinite(r.ours.gflops) && r.ours.gflops > 0, r.shape);
+      assert.ok(r.mflop > 0, r.shape);
+    }
+    const d = report.dispatch!;
+    assert.ok(d.gpuUsPerDispatch > 0 && d.hostUsPerDispatch > 0 && Number.isFinite(d.gpuUsPerDispatch + d.hostUsPerDispatch));
+    assert.is(report.endToEnd.length, 1);
+    assert.ok(report.endToEnd[0].wallMs > 0 && Number.isFinite(report.endToEnd[0].wallMs));
+    const lines = goalLines(text);
+    assert.is(lines.length, 5);
+    for (const c of lines) {
+      assert.is(c.length, GOAL_COLUMNS.length);
+      assert.ok(Number(c[1]) > 0 && Number(c[2]) > 0, c.join(' | '));
+    }
+    const m = SUMMARY.exec(text)!;
+    assert.ok(m, 'summary line');
+    assert.is(Number(m[1]) + Number(m[2]), 5);
+    assert.is(text.split('\n').filter((l) => l.startsWith('- FAIL ')).length, Number(m[2]));
+    assert.ok(file && file.startsWith(dir) && /goals-quick-.*\.md$/.test(file));
+    assert.is(await readFile(file!, 'utf8'), text);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();

@@ -1,18 +1,20 @@
 // CSGM, ILO, SGILO and SGLD on a tiny random generator: every method's gradient path runs and
 // lowers the loss, runs are deterministic for a seed, divergence is reported with its step and
-// variable, and the reconstruct CLI fails clearly on bad input.
+// variable, ILO's l1 balls hold after every round (and change nothing when infinite), and the
+// reconstruct CLI fails clearly on bad input.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { scope, tensor } from '../engine/tensor.ts';
+import { engine } from '../engine/engine.ts';
 import { HostRandom } from '../engine/reference/host.ts';
 import { StyleGAN2, parameterShapes, type StateDict } from '../nets/stylegan2.ts';
 import { ScoreViT } from '../nets/score_vit.ts';
 import { MappingProxy, computeProxyStats } from '../samplers/mapping_proxy.ts';
 import { FeaturePrior, hotStepCoefficients } from '../samplers/prior.ts';
 import { initScoreStateDict } from '../samplers/score_checkpoint.ts';
-import { DivergenceError, iloLearningRate, runMethod, type MethodConfig, type Problem } from '../samplers/intermediate_layer.ts';
+import { DivergenceError, iloLearningRate, runMethod, type MethodConfig, type Problem, type RoundInfo } from '../samplers/intermediate_layer.ts';
 import { makeOperator, measure } from '../samplers/operators/index.ts';
-import { methodConfig } from '../cli/reconstruct_setup.ts';
+import { methodConfig, parseL1Radius } from '../cli/reconstruct_setup.ts';
 import { main } from '../cli/main.ts';
 
 const test = suite('methods');
@@ -54,6 +56,85 @@ for (const method of ['csgm', 'ilo', 'sgilo', 'sgld'] as const) {
     assert.not.equal(Array.from(c.images), Array.from(a.images), 'another seed, another result');
   });
 }
+
+/** Per-row l1 distances between two snapshots [rows, ...]. */
+function rowL1(a: Float32Array, b: Float32Array, rows: number): { dist: number[]; scale: number[] } {
+  const n = a.length / rows;
+  const dist: number[] = [];
+  const scale: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    let d = 0;
+    let s = 0;
+    for (let i = r * n; i < (r + 1) * n; i++) {
+      d += Math.abs(a[i] - b[i]);
+      s += Math.abs(b[i]);
+    }
+    dist.push(d);
+    scale.push(s);
+  }
+  return { dist, scale };
+}
+
+test('ILO l1 balls: each variable ends every round within its radius of where the round started', async () => {
+  // Radii per round (round 0 = CSGM; its features radius is unused), small enough to bind.
+  const l1 = { latent: [3, 2, 1], noise: 1.5, features: [0, 2, 0.5] };
+  const config: MethodConfig = { ...methodConfig('ilo', 12, [1, 2]), l1 };
+  const starts = new Map<string, Float32Array>();
+  const checked: string[] = [];
+  let binding = 0;
+  const onRound = async (r: RoundInfo) => {
+    const vars: [string, Float32Array, number][] = [['latent', await r.z.readF32(), l1.latent[r.round]]];
+    for (const i of r.noiseIdx) vars.push([`noise ${i}`, await r.noise[i].readF32(), l1.noise]);
+    if (r.features) vars.push(['features', await r.features.readF32(), l1.features[r.round]]);
+    for (const [name, v, radius] of vars) {
+      if (r.when === 'start') {
+        starts.set(name, v);
+        continue;
+      }
+      const { dist, scale } = rowL1(v, starts.get(name)!, 2);
+      dist.forEach((d, row) => {
+        assert.ok(d <= radius * (1 + 1e-5) + 1e-6 * scale[row], `round ${r.round} ${name} row ${row}: l1 distance ${d} > radius ${radius}`);
+        if (d >= radius * 0.99) binding++;
+      });
+      checked.push(`${r.round}:${name}`);
+    }
+  };
+  const before = engine().memory().bytesInUse;
+  const run = await runMethod(problem, config, { seed: 11, onRound });
+  assert.is(engine().memory().bytesInUse, before, 'the balls\' centers and projections are freed');
+  for (const l of run.losses) assert.ok(l.every(Number.isFinite));
+  assert.ok(checked.includes('0:latent') && checked.includes('1:features') && checked.includes('2:features') && checked.includes('2:noise 3'), checked.join(' '));
+  assert.ok(binding >= 10, `the balls should bind (${binding} variable rows on the boundary)`);
+  // Without balls, the same run moves further than the radii.
+  const free = await runMethod(problem, methodConfig('ilo', 12, [1, 2]), { seed: 11 });
+  assert.not.equal(Array.from(free.images), Array.from(run.images));
+});
+
+test('ILO l1 balls: infinite or huge radii change nothing; bad radii fail clearly', async () => {
+  const base = methodConfig('ilo', 6, [1]);
+  const plain = await runMethod(problem, base, { seed: 4 });
+  const inf = await runMethod(problem, { ...base, l1: { latent: Infinity, noise: [Infinity, Infinity], features: Infinity } }, { seed: 4 });
+  assert.equal(Array.from(inf.images), Array.from(plain.images), 'r = inf');
+  const huge = await runMethod(problem, { ...base, l1: { latent: 1e30, noise: 1e30, features: 1e30 } }, { seed: 4 });
+  assert.equal(Array.from(huge.images), Array.from(plain.images), 'r = 1e30 (projection runs, every row inside)');
+  const rejects = async (l1: MethodConfig['l1'], pattern: RegExp) => {
+    let err: unknown;
+    try {
+      await runMethod(problem, { ...base, l1 }, { seed: 4 });
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof RangeError, String(err));
+    assert.match((err as Error).message, pattern);
+  };
+  await rejects({ features: -1 }, /l1\.features: radii must be numbers >= 0/);
+  await rejects({ latent: [1] }, /l1\.latent: 1 radii for 2 rounds/);
+  await rejects({ noise: [1, NaN] }, /l1\.noise: radii must be numbers >= 0 .*NaN/);
+  assert.equal(parseL1Radius('--l1-features', '5'), 5);
+  assert.equal(parseL1Radius('--l1-features', 'inf,2.5,1e3'), [Infinity, 2.5, 1000]);
+  assert.throws(() => parseL1Radius('--l1-latent', '1,-2'), /--l1-latent: radii must be numbers >= 0 or "inf", got "-2"/);
+  assert.throws(() => parseL1Radius('--l1-noise', '1,,2'), /got "" in "1,,2"/);
+});
 
 test('divergence is reported with the step and the variable', async () => {
   const config: MethodConfig = { method: 'sgld', blocks: [], steps: 50, lr: 0, eta: 1e30, sigma: 1e-3, beta: 1 };
@@ -108,6 +189,12 @@ test('reconstruct: unknown operators, wrong sizes and unreadable files fail clea
   r = await cli(['reconstruct', '--image', img, '--operator', 'denoise:0.1', '--bogus', '1']);
   assert.is(r.code, 1);
   assert.match(r.err, /unknown option --bogus/);
+  r = await cli(['reconstruct', '--image', img, '--operator', 'denoise:0.1', '--method', 'ilo', '--l1-features', 'big']);
+  assert.is(r.code, 1);
+  assert.match(r.err, /--l1-features: radii must be numbers >= 0 or "inf", got "big"/);
+  r = await cli(['reconstruct', '--image', img, '--operator', 'denoise:0.1', '--method', 'ilo', '--blocks', '1,2', '--l1-latent', '1,2']);
+  assert.is(r.code, 1);
+  assert.match(r.err, /l1\.latent: 2 radii for 3 rounds/);
 });
 
 test.after(() => {
