@@ -13,7 +13,7 @@ import { solve, takeMeasurements, type MethodRun } from '../samplers/reconstruct
 import type { MethodName } from '../samplers/intermediate_layer.ts';
 import { writeImageGrid } from './png.ts';
 import { measurementPicture, parseArgs, progressPrinter } from './reconstruct.ts';
-import { DEFAULT_GENERATOR, loadSetup, methodConfig, modelPath, shippedScoreModels } from './reconstruct_setup.ts';
+import { DEFAULT_GENERATOR, fashionIloBalls, loadSetup, methodConfig, modelPath, shippedScoreModels } from './reconstruct_setup.ts';
 
 export const DEMO_TASKS = ['inpaint-random:0.05', 'sr-bicubic:4'];
 const METHODS: MethodName[] = ['csgm', 'ilo', 'sgilo'];
@@ -54,7 +54,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       const yHost = await y.readF32();
       const runs: MethodRun[] = [];
       for (const m of METHODS) {
-        const config = methodConfig(m, steps, m === 'csgm' ? [] : blocks);
+        const config = { ...methodConfig(m, steps, m === 'csgm' ? [] : blocks), ...(m === 'ilo' ? { l1: fashionIloBalls(blocks) } : {}) };
         const total = steps * (1 + config.blocks.length);
         runs.push(await solve(y, config, { ...setup, operator, chains: 1, seed, onStep: progressPrinter(total, `${task} ${m}`) }, reference));
       }

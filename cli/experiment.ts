@@ -15,7 +15,7 @@ import type { MethodName } from '../samplers/intermediate_layer.ts';
 import { linePlot } from './svg_plot.ts';
 import { writeImageGrid } from './png.ts';
 import { parseArgs, stdPicture, measurementPicture } from './reconstruct.ts';
-import { DEFAULT_GENERATOR, loadSetup, methodConfig, shippedScoreModels, type Setup } from './reconstruct_setup.ts';
+import { DEFAULT_GENERATOR, fashionIloBalls, loadSetup, methodConfig, shippedScoreModels, type Setup } from './reconstruct_setup.ts';
 import { testImages } from './demo.ts';
 
 const TASKS: Record<string, { family: string; levels: number[]; full: number[]; label: string }> = {
@@ -41,7 +41,7 @@ async function meanMse(setup: Setup, spec: string, method: MethodName, lr: numbe
   const { operator, noiseStd } = makeOperator(spec, [3, size, size], { seed });
   try {
     const y = takeMeasurements(operator, images, n, noiseStd, seed).keep();
-    const config = { ...methodConfig(method, steps, method === 'csgm' ? [] : [1, 2]), lr };
+    const config = { ...methodConfig(method, steps, method === 'csgm' ? [] : [1, 2]), ...(method === 'ilo' ? { l1: fashionIloBalls([1, 2]) } : {}), lr };
     const run = await solve(y, config, { ...setup, operator, chains: 1, seed }, images);
     y.dispose();
     const perImage = run.images.map((im) => im.mse!);
