@@ -14,6 +14,7 @@
 //
 // State tensors (momentum buffers, moments) are created on a parameter's first step and marked
 // keep(), so scope() never frees them; after that a step allocates nothing. dispose() frees them.
+// Adam's stateOf(p) / loadState(p, state) read and restore them (checkpoint resume).
 // Update parameters outside of any pending backward pass: a saved tensor that is also a parameter
 // would see the new values (PyTorch raises for this through its version counters; we do not track).
 
@@ -201,6 +202,32 @@ export class Adam extends Optimizer {
   /** Step count and moments of `p` (undefined before its first step). */
   stateOf(p: Tensor): Readonly<AdamState> | undefined {
     return this.states.get(p);
+  }
+
+  /**
+   * Restores `p`'s step count and moments, e.g. from a checkpoint: the next step continues exactly
+   * as the run that saved them would have. The optimizer takes ownership of `state.m` and `state.v`
+   * (marked keep(); freed by dispose() or a later loadState); a state it held before is freed.
+   * A parameter that never stepped has no state: do not call this with step 0.
+   */
+  loadState(p: Tensor, state: AdamState): void {
+    const where = `${this.name}.loadState()`;
+    if (!this.params.includes(p)) throw new Error(`${where}: ${p} is not one of this optimizer's parameters`);
+    if (!(Number.isInteger(state?.step) && state.step >= 1)) throw new RangeError(`${where}: step must be an integer >= 1 (the steps already taken), got ${state?.step}`);
+    for (const [what, t] of [['m', state.m], ['v', state.v]] as const) {
+      if (!(t instanceof Tensor)) throw new TypeError(`${where}: ${what} is not a Tensor`);
+      if (t.disposed) throw new Error(`${where}: ${what} ${t} was disposed`);
+      if (t.dtype !== 'f32') throw new TypeError(`${where}: ${what} is ${t.dtype}, expected f32`);
+      if (!sameShape(t.shape, p.shape)) throw new RangeError(`${where}: ${what} has shape ${shapeString(t.shape)} but its parameter has shape ${shapeString(p.shape)}`);
+      if (t === p) throw new Error(`${where}: ${what} is the parameter tensor itself`);
+    }
+    if (state.m === state.v) throw new Error(`${where}: m and v must be different tensors (both are updated in place)`);
+    const old = this.states.get(p);
+    if (old) {
+      if (old.m !== state.m && old.m !== state.v) old.m.dispose();
+      if (old.v !== state.m && old.v !== state.v) old.v.dispose();
+    }
+    this.states.set(p, { step: state.step, m: state.m.keep(), v: state.v.keep() });
   }
 
   step(grads?: readonly (Tensor | null | undefined)[]): void {

@@ -21,7 +21,7 @@ import { Tensor, scope, tensor } from '../engine/tensor.ts';
 import { grad, noGrad, clearTape } from '../engine/tape.ts';
 import { add, affine, clamp, mul, rsqrt, square, sub } from '../engine/ops/elementwise.ts';
 import { mean, sum } from '../engine/ops/reduce.ts';
-import { Adam, type AdamState } from '../engine/optim.ts';
+import { Adam } from '../engine/optim.ts';
 import { randomNormal, toWord64 } from '../engine/random.ts';
 import { philoxUniformRef, type Word64 } from '../engine/reference/philox.ts';
 import { ScoreViT } from '../nets/score_vit.ts';
@@ -58,11 +58,6 @@ interface TrainState {
   seed: number;
   options: TrainOptions;
   losses: number[];
-}
-
-/** Adam keeps its moments private; checkpoints need to read and restore them. */
-function adamStates(opt: Adam): Map<Tensor, AdamState> {
-  return (opt as unknown as { states: Map<Tensor, AdamState> }).states;
 }
 
 export class ScoreTrainer {
@@ -129,7 +124,7 @@ export class ScoreTrainer {
         if (t.data.length !== p.size) throw new Error(`resume: "train.adam_${kind}.${name}" has ${t.data.length} values, expected ${p.size}`);
         return tensor(t.data, p.shape).keep();
       };
-      if (s.adamStep > 0) adamStates(trainer.opt).set(p, { step: s.adamStep, m: moment('m'), v: moment('v') });
+      if (s.adamStep > 0) trainer.opt.loadState(p, { step: s.adamStep, m: moment('m'), v: moment('v') });
     }
     trainer.step = s.step;
     trainer.rngOffset = s.rngOffset;
@@ -225,7 +220,7 @@ export class ScoreTrainer {
     let adamStep = 0;
     for (const [name, p] of this.trainable) {
       extra.set(`train.param.${name}`, await read(p));
-      const s = adamStates(this.opt).get(p);
+      const s = this.opt.stateOf(p);
       extra.set(`train.adam_m.${name}`, s ? await read(s.m) : { shape: [...p.shape], data: new Float32Array(p.size) });
       extra.set(`train.adam_v.${name}`, s ? await read(s.v) : { shape: [...p.shape], data: new Float32Array(p.size) });
       adamStep = s?.step ?? 0;
