@@ -2,7 +2,8 @@
 //
 // Model file = safetensors (engine/io saveModel): the ViT weights under their SGILO state-dict names
 // (the EMA weights when the file comes from training), `__metadata__.config` =
-//   { kind: "sgilo-score-vit", vit: ScoreViTConfig, normalization: {min, max} | null,
+//   { kind: "sgilo-score-vit", vit: ScoreViTConfig (its optional `time`, "token" | "vector", is
+//     the time conditioning of nets/score_vit.ts; absent = "token"), normalization: {min, max} | null,
 //     sde: {beta0, beta1, N}, data: {generator, block, source, samples, ...} }
 // A training checkpoint is the same file plus `train.*` tensors (raw weights, Adam moments) and
 // `__metadata__.train` (step, RNG offset, options, loss history); see train_score.ts. Loading a model
@@ -98,6 +99,7 @@ function checkConfig(c: unknown): ScoreModelConfig {
   for (const k of ['channels', 'height', 'width', 'dim', 'depth', 'heads', 'dimHead', 'mlp']) {
     if (!v || !(Number.isInteger(v[k]) && (v[k] as number) > 0)) throw new Error(`score model: config.vit.${k} must be a positive integer, got ${JSON.stringify(v?.[k])}`);
   }
+  if (v!.time !== undefined && v!.time !== 'token' && v!.time !== 'vector') throw new Error(`score model: config.vit.time must be "token" or "vector" (absent: "token"), got ${JSON.stringify(v!.time)}`);
   const n = cfg.normalization;
   if (n !== null && !(n && Number.isFinite(n.min) && Number.isFinite(n.max) && n.max > n.min)) throw new Error(`score model: config.normalization must be {min, max} with max > min, got ${JSON.stringify(n)}`);
   return { kind: SCORE_MODEL_KIND, vit: cfg.vit!, normalization: n ?? null, sde: { ...DEFAULT_VPSDE, ...cfg.sde }, data: cfg.data ?? {} };

@@ -1,7 +1,8 @@
 // Denoising score matching for the ViT score model on the VP-SDE (DESIGN.md section 6).
 //
 // One step, batch B of normalized activations x0 [B, C, H, W] in [0, 1]:
-//   t ~ U(tEps, 1) [B]        (host: the CPU mirror of the engine's Philox, bit-identical to the GPU's)
+//   t ~ U(tEps, 1) [B]        (host: the CPU mirror of the engine's Philox, bit-identical to the GPU's;
+//                              optionally skewed to small t, t = tEps + (1 - tEps) u^tPower)
 //   z ~ N(0, I) [B, C, H, W]  (GPU Philox)
 //   x_t = m(t) x0 + std(t) z  (m, std in float64 on the host, uploaded as [B, 1, 1, 1])
 //   loss = mean((eps(x_t, t) - z)^2), or with likelihood weighting
@@ -41,9 +42,17 @@ export interface TrainOptions {
   likelihoodWeighting: boolean;
   /** Smallest training time. */
   tEps: number;
+  /**
+   * t = tEps + (1 - tEps) u^tPower, u ~ U(0, 1): 1 (the default) is DESIGN.md's uniform t; larger
+   * powers put more of each batch at small t (a fraction (x / (1 - tEps))^(1/tPower) below tEps + x),
+   * where the denoiser's target is small against the unit noise and few-dimensional data need many
+   * draws to learn it (test/score_gaussian.test.ts). Every t keeps a positive density, so the
+   * optimum, eps*(y, t) at each t, is the same; only the emphasis of the fit changes.
+   */
+  tPower: number;
 }
 
-export const DEFAULT_TRAIN: TrainOptions = { lr: 2e-4, batch: 32, seed: 0, emaDecay: 0.999, warmup: 0, gradClip: 1, likelihoodWeighting: false, tEps: 1e-5 };
+export const DEFAULT_TRAIN: TrainOptions = { lr: 2e-4, batch: 32, seed: 0, emaDecay: 0.999, warmup: 0, gradClip: 1, likelihoodWeighting: false, tEps: 1e-5, tPower: 1 };
 
 /** Normalized training data: [N, C, H, W] values in [0, 1]. */
 export interface TrainingData {
@@ -85,6 +94,7 @@ export class ScoreTrainer {
     if (!(Number.isInteger(o.batch) && o.batch >= 1)) throw new RangeError(`train: batch must be a positive integer, got ${o.batch}`);
     if (!(o.emaDecay >= 0 && o.emaDecay < 1)) throw new RangeError(`train: emaDecay must be in [0, 1), got ${o.emaDecay}`);
     if (!(o.lr > 0)) throw new RangeError(`train: lr must be > 0, got ${o.lr}`);
+    if (!(o.tPower > 0 && Number.isFinite(o.tPower))) throw new RangeError(`train: tPower must be a positive number, got ${o.tPower}`);
     const [, C, H, W] = data.shape;
     const v = config.vit;
     if (C !== v.channels || H !== v.height || W !== v.width) throw new RangeError(`train: data [${data.shape.join(', ')}] does not match the model's [N, ${v.channels}, ${v.height}, ${v.width}]`);
@@ -159,7 +169,7 @@ export class ScoreTrainer {
     const batch = new Float32Array(B * item);
     this.batchIndices().forEach((idx, j) => batch.set(this.data.data.subarray(idx * item, (idx + 1) * item), j * item));
     const u = philoxUniformRef(B, this.seedWords, toWord64(this.nextOffset(), 'offset'));
-    const ts = Float64Array.from(u, (v) => o.tEps + v * (1 - o.tEps));
+    const ts = Float64Array.from(u, (v) => o.tEps + (o.tPower === 1 ? v : v ** o.tPower) * (1 - o.tEps));
     const zOffset = this.nextOffset();
     this.opt.lr = o.warmup > 0 ? o.lr * Math.min(1, (this.step + 1) / o.warmup) : o.lr;
 

@@ -8,7 +8,11 @@
 //   backward (x): with g_j = gy_j w_j,
 //             gx_j = rstd (g_j - mean_k g_k - xhat_j mean_k (g_k xhat_k)).
 //   backward (weight, bias): gw_j = sum_rows gy_j xhat_j, gb_j = sum_rows gy_j.
-// layer_norm_forward and layer_norm_backward: one 64-wide workgroup per row;
+// layer_norm_forward and layer_norm_backward: one 64-wide workgroup per row (wide rows);
+// layer_norm_forward_rows and layer_norm_backward_rows: one invocation per row, serial loops over
+// the D features (narrow rows, D <= 64: a workgroup per row would leave most of its lanes idle and
+// pay log2(64) barriers per reduction for a few dozen values; lavapipe spent 15 ms on 4096 rows
+// of 32 that way);
 // layer_norm_backward_params: one 64-wide workgroup per column j, striding over the rows.
 // Grids fold into y past 65535 workgroups.
 
@@ -111,5 +115,48 @@ fn layer_norm_backward_params(@builtin(workgroup_id) wid: vec3u, @builtin(num_wo
   if (lid == 0u) {
     gw[j] = sums.x;
     gb[j] = sums.y;
+  }
+}
+
+// Narrow rows: invocation i normalizes row i (same formulas as above, same two-pass variance).
+@compute @workgroup_size(64)
+fn layer_norm_forward_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = gid.x + gid.y * nwg.x * WG;
+  if (row >= params.rows) { return; }
+  let base = row * params.d;
+  let inv_d = 1.0 / f32(params.d);
+  var s = 0.0;
+  for (var j = 0u; j < params.d; j++) { s += x[base + j]; }
+  let mu = s * inv_d;
+  var q = 0.0;
+  for (var j = 0u; j < params.d; j++) {
+    let c = x[base + j] - mu;
+    q += c * c;
+  }
+  let r = inverseSqrt(q * inv_d + params.eps);
+  for (var j = 0u; j < params.d; j++) {
+    y[base + j] = (x[base + j] - mu) * r * weight[j] + bias[j];
+  }
+  mean[row] = mu;
+  rstd[row] = r;
+}
+
+@compute @workgroup_size(64)
+fn layer_norm_backward_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = gid.x + gid.y * nwg.x * WG;
+  if (row >= params.rows) { return; }
+  let base = row * params.d;
+  let mu = mean_saved[row];
+  let r = rstd_saved[row];
+  var acc = vec2f(0.0); // (sum g, sum g xhat)
+  for (var j = 0u; j < params.d; j++) {
+    let g = gy[base + j] * weight[j];
+    acc += vec2f(g, g * (x[base + j] - mu) * r);
+  }
+  let sums = acc / f32(params.d);
+  for (var j = 0u; j < params.d; j++) {
+    let g = gy[base + j] * weight[j];
+    let xhat = (x[base + j] - mu) * r;
+    gx[base + j] = r * (g - sums.x - xhat * sums.y);
   }
 }

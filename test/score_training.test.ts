@@ -1,8 +1,9 @@
 // Score-model training and sampling (issue 6): VP-SDE closed forms, SGILO's hot-step constants, a
-// whole-network gradient check of a tiny ViT against a float64 reference (random directions), a
-// short DSM run on real-image activations (loss falls, memory flat), bit-exact checkpoint resume,
-// `replay score` on the PyTorch fixture from its in.* tensors only, and the samplers (shapes,
-// determinism, and the right statistics with the closed-form eps of Gaussian data).
+// whole-network gradient check of a tiny ViT against a float64 reference (random directions; both
+// time modes of score_vit.ts), a short DSM run on real-image activations (loss falls, memory flat),
+// bit-exact checkpoint resume, `replay score` on the PyTorch fixture from its in.* tensors only,
+// and the samplers (shapes, determinism, and the right statistics with the closed-form eps of
+// Gaussian data).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,13 +17,13 @@ import { grad, clearTape } from '../engine/tape.ts';
 import { add, affine, div, exp, mul, sqrt, square, sub } from '../engine/ops/elementwise.ts';
 import { reshape } from '../engine/ops/layout.ts';
 import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
-import { ScoreViT, type ScoreViTConfig } from '../nets/score_vit.ts';
+import { ScoreViT, inferScoreConfig, timeMode, type ScoreViTConfig } from '../nets/score_vit.ts';
 import { scoreViTForwardRef } from '../nets/score_vit_reference.ts';
 import { relativeError } from '../nets/replay_generator.ts';
 import { loadGenerator } from '../nets/stylegan2_checkpoint.ts';
 import { VPSDE } from '../samplers/vpsde.ts';
 import { annealedLangevin, hotStep, hotStepCoefficients, pcSample, priorDelta, type EpsModel } from '../samplers/score_samplers.ts';
-import { initScoreStateDict, loadScoreModel, scoreModelConfig, stripTraining } from '../samplers/score_checkpoint.ts';
+import { initScoreStateDict, loadScoreModel, scoreModelConfig, stripTraining, writeScoreModel } from '../samplers/score_checkpoint.ts';
 import { activationsFromCodes, computeNormalization, normalizeInPlace, readActivationsFile, readCodesFile, writeActivationsFile } from '../samplers/score_data.ts';
 import { ScoreTrainer, shuffle } from '../samplers/train_score.ts';
 import { replayScoreCommand } from '../cli/score_commands.ts';
@@ -80,7 +81,8 @@ function randomViT(c: ScoreViTConfig, seed: number) {
   return sd;
 }
 
-test('gradcheck: tiny ViT, GPU gradients of sum(eps * R) vs float64 finite differences along random directions', async () => {
+/** The whole-network gradient check of one configuration (both time modes, see score_vit.ts). */
+async function gradcheckViT(TINY: ScoreViTConfig, trainableCount: number) {
   const sd = randomViT(TINY, 11);
   const rng = new HostRandom(5);
   const B = 2;
@@ -135,10 +137,23 @@ test('gradcheck: tiny ViT, GPU gradients of sum(eps * R) vs float64 finite diffe
       // The check is sharp enough to catch a 1% error in a gradient.
       if (j === 0) assert.not.ok(check(gpu.grads[j + 1], dirsFor(p.data.length), fd, 1.01), `a 1% error in ${name} went unnoticed`);
     });
-    assert.is(names.length, 7 + 11 + 2, 'every trainable parameter of a depth-1 ViT');
+    assert.is(names.length, trainableCount, 'every trainable parameter of a depth-1 ViT');
   } finally {
     net.dispose();
   }
+}
+
+test('gradcheck: tiny ViT, GPU gradients of sum(eps * R) vs float64 finite differences along random directions', async () => {
+  await gradcheckViT(TINY, 7 + 11 + 2);
+});
+
+test("gradcheck: tiny ViT with time: 'vector' (time vector on the tokens, FiLM-modulated LayerNorms)", async () => {
+  // Two LayerNorm modulations (weight, bias) per block on top of the token model's parameters.
+  await gradcheckViT({ ...TINY, time: 'vector' }, 7 + 11 + 4 + 2);
+});
+
+test("gradcheck: one-token ViT (1 x 1 grid, 2 heads; attention reduces to v), time: 'vector'", async () => {
+  await gradcheckViT({ ...TINY, height: 1, width: 1, time: 'vector' }, 7 + 11 + 4 + 2);
 });
 
 /** Real-image activations after block 0 for the first n codes, normalized. */
@@ -204,6 +219,28 @@ test('training on real-image activations: the loss falls, memory stays flat, res
       t?.net.dispose();
     }
   }
+});
+
+test("time mode: saved with the model config, absent means 'token', an unknown mode is named", async () => {
+  const vector: ScoreViTConfig = { ...TINY, time: 'vector' };
+  const sd = initScoreStateDict(vector, 2);
+  assert.equal(inferScoreConfig(sd, TINY.heads), vector, 'a state dict with time_mod weights is a vector model');
+  assert.equal(inferScoreConfig(initScoreStateDict(TINY, 2), TINY.heads), TINY);
+  const loaded = await loadScoreModel(writeScoreModel(scoreModelConfig(vector, null), sd));
+  try {
+    assert.is(loaded.config.vit.time, 'vector');
+    assert.is(loaded.net.params.size, sd.size);
+  } finally {
+    loaded.net.dispose();
+  }
+  const token = await loadScoreModel(writeScoreModel(scoreModelConfig(TINY, null), initScoreStateDict(TINY, 2)));
+  assert.is(token.config.vit.time, undefined, "DESIGN.md's models keep their config as it was");
+  assert.is(timeMode(token.config.vit), 'token');
+  token.net.dispose();
+  const bad = writeScoreModel(scoreModelConfig({ ...TINY, time: 'film' as never }, null), initScoreStateDict(TINY, 2));
+  const message = await loadScoreModel(bad).then(() => '', (e: Error) => e.message);
+  assert.match(message, /config\.vit\.time must be "token" or "vector"/);
+  assert.throws(() => ScoreViT.fromStateDict({ ...TINY, time: 'film' as never }, sd), /config\.time must be "token" or "vector"/);
 });
 
 test('minibatch order and activation files', () => {

@@ -4,8 +4,16 @@
 //
 // Dimensions: x [..., D], weight [D], bias [D] -> y [..., D]; rows = size / D.
 // The forward also writes mean and rstd [rows], saved for the backward so it does not recompute
-// the row statistics; the backward computes gx (one workgroup per row) and, only when asked,
-// the weight and bias gradients (one workgroup per feature, summing over the rows).
+// the row statistics; the backward computes gx and, only when asked, the weight and bias gradients
+// (one workgroup per feature, summing over the rows).
+// Two implementations of the row kernels (forward and gx), chosen by chooseLayerNormImpl:
+//   'workgroup'  one 64-wide workgroup per row, tree reductions (wide rows);
+//   'serial'     one invocation per row, serial loops (D <= SERIAL_MAX_D): for the ViT score
+//                model's rows of 32 features the workgroup kernels leave half their lanes idle and
+//                pay six barriers per reduction; on lavapipe, 4096 x 32 took 15-43 ms forward
+//                (the machine's load varies) against about 1 ms serial, and 1024 x 128 12 ms
+//                against 1.3 ms. Wide rows keep the workgroup kernels (coalesced loads on a
+//                hardware GPU, where one invocation walking a long row would be slow).
 
 import { defineKernel, grid1d } from '../kernel.ts';
 import { record } from '../tape.ts';
@@ -28,9 +36,33 @@ const K = {
     entry: 'layer_norm_backward_params',
     bindings: { x: 'read', mean_saved: 'read', rstd_saved: 'read', gy: 'read', gw: 'read_write', gb: 'read_write', params: 'uniform' },
   }),
+  forwardRows: defineKernel({
+    shader: 'layer_norm',
+    entry: 'layer_norm_forward_rows',
+    bindings: { x: 'read', weight: 'read', bias: 'read', y: 'read_write', mean: 'read_write', rstd: 'read_write', params: 'uniform' },
+  }),
+  backwardRows: defineKernel({
+    shader: 'layer_norm',
+    entry: 'layer_norm_backward_rows',
+    bindings: { x: 'read', weight: 'read', mean_saved: 'read', rstd_saved: 'read', gy: 'read', gx: 'read_write', params: 'uniform' },
+  }),
 };
+const WG = 64; // workgroup size of the row kernels (rows per workgroup in the serial ones)
 
-export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+export type LayerNormImpl = 'workgroup' | 'serial';
+/** Widest row the serial kernels take by default. */
+export const SERIAL_MAX_D = 64;
+
+export function chooseLayerNormImpl(d: number): LayerNormImpl {
+  return d <= SERIAL_MAX_D ? 'serial' : 'workgroup';
+}
+
+export interface LayerNormOptions {
+  /** Default: chooseLayerNormImpl(D). Both give the same result (tests and gradcheck force each). */
+  impl?: LayerNormImpl;
+}
+
+export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5, options: LayerNormOptions = {}): Tensor {
   for (const [t, n] of [[x, 'x'], [weight, 'weight'], [bias, 'bias']] as const) {
     if (t.dtype !== 'f32') throw new TypeError(`layer_norm: ${n} must be f32, got ${t.dtype}${shapeString(t.shape)}`);
   }
@@ -42,18 +74,22 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
     }
   }
   if (!(typeof eps === 'number' && eps >= 0 && Number.isFinite(eps))) throw new RangeError(`layer_norm: eps must be a finite number >= 0, got ${eps}`);
+  const impl = options.impl ?? chooseLayerNormImpl(d);
+  if (impl !== 'serial' && impl !== 'workgroup') throw new RangeError(`layer_norm: unknown impl "${impl}" (serial, workgroup)`);
   const rows = x.size / d;
   const params = { rows, d, eps };
   const y = empty(x.shape);
   const mean = empty([rows]);
   const rstd = empty([rows]);
-  K.forward.dispatch({ x, weight, bias, y, mean, rstd, params }, grid1d(rows) /* one workgroup per row */);
+  // serial: one invocation per row, WG rows per workgroup; workgroup: one workgroup per row.
+  const [fwd, bwd, grid] = impl === 'serial' ? [K.forwardRows, K.backwardRows, grid1d(Math.ceil(rows / WG))] : [K.forward, K.backward, grid1d(rows)];
+  fwd.dispatch({ x, weight, bias, y, mean, rstd, params }, grid);
 
   record('layer_norm', [x, weight, bias], y, [x, weight, mean, rstd], (gy) => {
     let gx: Tensor | null = null;
     if (x.requiresGrad) {
       gx = empty(x.shape);
-      K.backward.dispatch({ x, weight, mean_saved: mean, rstd_saved: rstd, gy, gx, params }, grid1d(rows));
+      bwd.dispatch({ x, weight, mean_saved: mean, rstd_saved: rstd, gy, gx, params }, grid);
     }
     let gw: Tensor | null = null;
     let gb: Tensor | null = null;
