@@ -3,7 +3,10 @@
 //               [--resume ckpt] [--dim D] [--depth n] [--heads h] [--dim-head dh] [--mlp M]
 //               [--data codes|gaussian|<activations.safetensors>] [--codes f] [--samples N]
 //               [--ckpt-every n] [--log-every n] [--ema d] [--warmup n] [--clip c] [--likelihood]
-//               [--minutes m] [--export model.safetensors] [--profile n]
+//               [--minutes m] [--export model.safetensors] [--profile n] [--time token|vector]
+//               [--t-power p]
+//               --time vector: the time conditioning that survives LayerNorm (nets/score_vit.ts);
+//               --t-power p: t = tEps + (1 - tEps) u^p, more of each batch at small t for p > 1.
 //   sample <score.safetensors> [--generator g.pt] [--n 16] [--seed 0] [--sampler pc|ald] [--steps N]
 //          [--corrector n] [--snr r] [--styles avg|random] [--out out/score-samples.png] [--cols 8]
 //          [--real n] [--sdedit t0] [--codes-from i]
@@ -116,6 +119,7 @@ export async function trainScoreCommand(argv: string[]): Promise<number> {
   opt('emaDecay', 'ema');
   opt('warmup', 'warmup');
   opt('gradClip', 'clip');
+  opt('tPower', 't-power');
   if (a.has('likelihood')) options.likelihoodWeighting = true;
   const data = { data: set.data, shape: set.shape };
   let trainer: ScoreTrainer;
@@ -126,7 +130,9 @@ export async function trainScoreCommand(argv: string[]): Promise<number> {
   } else {
     const dim = a.num('dim', 128);
     const heads = a.num('heads', 1);
-    const vit: ScoreViTConfig = { channels: C, height: H, width: W, dim, depth: a.num('depth', 4), heads, dimHead: a.num('dim-head', dim / heads), mlp: a.num('mlp', 2 * dim) };
+    const time = a.get('time') ?? 'token';
+    if (time !== 'token' && time !== 'vector') throw new RangeError(`--time must be token or vector, got "${time}"`);
+    const vit: ScoreViTConfig = { channels: C, height: H, width: W, dim, depth: a.num('depth', 4), heads, dimHead: a.num('dim-head', dim / heads), mlp: a.num('mlp', 2 * dim), ...(time === 'vector' ? { time } : {}) };
     const meta: Record<string, string> = { ...set.meta, source: dataSpec === 'codes' || dataSpec === 'gaussian' ? dataSpec : 'file', block: String(block), samples: String(N) };
     if (meta.source === 'file') meta.file = dataSpec;
     const config = scoreModelConfig(vit, norm, meta);
