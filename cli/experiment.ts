@@ -121,6 +121,8 @@ async function writeReport(out: string, rows: Row[], meta: Record<string, unknow
     `Adapter: ${meta.adapter}. ${meta.nEval} evaluation images (test images after the ${meta.nTune} tuning images), ${meta.steps} steps per round, ` +
       `learning rates tuned on the tuning images at each task's middle level, seed ${meta.seed}. Total ${(meta.seconds as number).toFixed(0)} s.`,
     'MSE of the final iterate against the reference (images in [-1, 1]), mean +- standard error over images.',
+    'Methods: CSGM (latent and noise), ILO (rounds over blocks 1 and 2, l1 balls on the features of radius 100 and 200: cli/reconstruct_setup.ts fashionIloBalls), ' +
+      'SGILO (the same rounds, no balls, the shipped score models as priors of the features after blocks 0 and 1: models/fashion32/score-block*.safetensors, temperature 0.1, noise scale 0.025).',
     '',
     '| task | level | CSGM | ILO | SGILO | best |',
     '|---|---|---|---|---|---|',
