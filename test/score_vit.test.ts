@@ -5,8 +5,8 @@ import * as assert from 'uvu/assert';
 import { readFileBytes } from '../engine/io/files.ts';
 import { flattenTensors, loadCheckpoint, readSafetensors } from '../engine/io/index.ts';
 import { scope, tensor } from '../engine/tensor.ts';
-import { grad, clearTape } from '../engine/tape.ts';
-import { ScoreViT, inferScoreConfig } from '../nets/score_vit.ts';
+import { grad, clearTape, noGrad } from '../engine/tape.ts';
+import { ScoreViT, inferScoreConfig, parameterShapes } from '../nets/score_vit.ts';
 import { relativeError } from '../nets/replay_generator.ts';
 import type { HostTensor } from '../nets/stylegan2.ts';
 
@@ -70,6 +70,36 @@ test('bad input shapes are named', async () => {
     assert.throws(() => net.forward(tensor(new Float32Array(16 * 9), [1, 16, 3, 3]), tensor([0.5], [1])), /input must be \[B, 16, 4, 4\]/);
     assert.throws(() => net.forward(x, tensor([0.5], [1])), /t must be \[2\]/);
     x.dispose();
+  } finally {
+    net.dispose();
+  }
+});
+
+test("the paper's size (D 1024, depth 8, 1 head of 64, MLP 4096) builds, infers its config and runs", async () => {
+  // The model the paper trains on FFHQ features (here on the Fashion model's [128, 8, 8] features):
+  // about 102M parameters; one forward at batch 1 must give a finite eps of the input's shape.
+  const config = { channels: 128, height: 8, width: 8, dim: 1024, depth: 8, heads: 1, dimHead: 64, mlp: 4096 };
+  // Cheap deterministic weights (a seeded normal init of 102M values takes most of a minute on the
+  // host); scaled so activations stay O(1).
+  const sd = new Map<string, HostTensor>();
+  for (const [name, shape] of parameterShapes(config)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const fanIn = shape.length > 1 ? shape[shape.length - 1] : 1;
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) data[i] = Math.sin(i * 0.7 + name.length) / Math.sqrt(fanIn);
+    sd.set(name, { shape, data });
+  }
+  assert.equal(inferScoreConfig(sd, 1), config);
+  const net = ScoreViT.fromStateDict(config, sd);
+  sd.clear();
+  try {
+    const eps = await scope(async () => {
+      const x = tensor(Float32Array.from({ length: 128 * 64 }, (_, i) => Math.sin(i)), [1, 128, 8, 8]);
+      return noGrad(() => net.forward(x, tensor([0.3], [1]))).readF32();
+    });
+    assert.is(eps.length, 128 * 64);
+    assert.ok(eps.every(Number.isFinite), 'eps is finite');
+    assert.ok(eps.some((v) => v !== 0), 'eps is not all zero');
   } finally {
     net.dispose();
   }
