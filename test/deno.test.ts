@@ -5,49 +5,20 @@
 //
 // The child process runs at import time (top-level await): rows must be known before the tests
 // are declared, and test/run.ts awaits each test file's import.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { runProcess } from './reconstruct_runs.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 // The exact-pinned devDependency `deno` (npm ships the binary in @deno/<platform>); SGILO_DENO
 // overrides it, e.g. to test another Deno build.
 const DENO = process.env.SGILO_DENO ?? fileURLToPath(new URL('../node_modules/.bin/deno', import.meta.url));
 const COMMANDS = ['gradcheck', 'rngcheck'];
 const TIMEOUT_MS = 240_000; // lavapipe on 2 shared cores; the run takes a few seconds when idle
 
-interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  error?: Error;
-  timedOut: boolean;
-}
-
-function runDeno(ARGS: string[]): Promise<RunResult> {
-  return new Promise((resolve) => {
-    // NO_COLOR: Deno's own error messages (module resolution, panics) stay readable in failures.
-    const child = spawn(DENO, ARGS, { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    let error: Error | undefined;
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => {
-      timedOut = true; // a device that is never destroyed keeps Deno alive: that is a failure too
-      child.kill('SIGKILL');
-    }, TIMEOUT_MS);
-    child.on('error', (e) => (error = e));
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, error, timedOut });
-    });
-  });
-}
+// A device that is never destroyed keeps Deno alive: the timeout makes that a failure, not a hang.
+const runDeno = (args: string[]) => runProcess(DENO, args, process.env, TIMEOUT_MS);
 
 interface Row {
   op: string;

@@ -20,32 +20,16 @@ import { record } from '../tape.ts';
 import { Tensor, empty } from '../tensor.ts';
 import { shapeString } from '../shape.ts';
 
+const forwardBindings = { x: 'read', weight: 'read', bias: 'read', y: 'read_write', mean: 'read_write', rstd: 'read_write', params: 'uniform' } as const;
+const backwardBindings = { x: 'read', weight: 'read', mean_saved: 'read', rstd_saved: 'read', gy: 'read', gx: 'read_write', params: 'uniform' } as const;
+const layerNormKernel = (entry: string, bindings: Record<string, 'read' | 'read_write' | 'uniform'>) => defineKernel({ shader: 'layer_norm', entry, bindings });
 const K = {
-  forward: defineKernel({
-    shader: 'layer_norm',
-    entry: 'layer_norm_forward',
-    bindings: { x: 'read', weight: 'read', bias: 'read', y: 'read_write', mean: 'read_write', rstd: 'read_write', params: 'uniform' },
-  }),
-  backward: defineKernel({
-    shader: 'layer_norm',
-    entry: 'layer_norm_backward',
-    bindings: { x: 'read', weight: 'read', mean_saved: 'read', rstd_saved: 'read', gy: 'read', gx: 'read_write', params: 'uniform' },
-  }),
-  backwardParams: defineKernel({
-    shader: 'layer_norm',
-    entry: 'layer_norm_backward_params',
-    bindings: { x: 'read', mean_saved: 'read', rstd_saved: 'read', gy: 'read', gw: 'read_write', gb: 'read_write', params: 'uniform' },
-  }),
-  forwardRows: defineKernel({
-    shader: 'layer_norm',
-    entry: 'layer_norm_forward_rows',
-    bindings: { x: 'read', weight: 'read', bias: 'read', y: 'read_write', mean: 'read_write', rstd: 'read_write', params: 'uniform' },
-  }),
-  backwardRows: defineKernel({
-    shader: 'layer_norm',
-    entry: 'layer_norm_backward_rows',
-    bindings: { x: 'read', weight: 'read', mean_saved: 'read', rstd_saved: 'read', gy: 'read', gx: 'read_write', params: 'uniform' },
-  }),
+  forward: layerNormKernel('layer_norm_forward', forwardBindings),
+  backward: layerNormKernel('layer_norm_backward', backwardBindings),
+  backwardParams: layerNormKernel('layer_norm_backward_params', { x: 'read', mean_saved: 'read', rstd_saved: 'read', gy: 'read', gw: 'read_write', gb: 'read_write', params: 'uniform' }),
+  // One row per invocation (short rows): see chooseLayerNormImpl.
+  forwardRows: layerNormKernel('layer_norm_forward_rows', forwardBindings),
+  backwardRows: layerNormKernel('layer_norm_backward_rows', backwardBindings),
 };
 const WG = 64; // workgroup size of the row kernels (rows per workgroup in the serial ones)
 
