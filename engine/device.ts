@@ -166,7 +166,8 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<GpuConte
 
 /** One line naming the adapter, for benchmark tables and logs. */
 export function describeAdapter(a: AdapterReport): string {
-  const name = a.description || a.device || 'unknown device';
+  // Browsers leave description (and often device) empty for privacy; vendor and architecture remain.
+  const name = a.description || a.device || [a.vendor, a.architecture].filter(Boolean).join(' ') || 'unknown device';
   const kind = a.isSoftware ? 'software' : 'hardware';
   return `${name} [${a.vendor}/${a.architecture}, ${kind}, ${a.runtime}]`;
 }
