@@ -16,7 +16,7 @@ import { grad, noGrad } from '../engine/tape.ts';
 import { tensor, type Tensor } from '../engine/tensor.ts';
 import { runFmaPeak, type ProbeResult } from './probes.ts';
 import { formatBenchTable, type BenchRow, type Cell } from './table.ts';
-import { startTfjs, type TfjsPeer } from './tfjs_peer.ts';
+import { errorText, optionalTfjs, type TfjsPeer } from './tfjs_peer.ts';
 import { measure, type MeasureOptions, type TimedTarget, type Timing } from './timing.ts';
 
 export interface AttentionShape {
@@ -126,12 +126,6 @@ interface TfOps {
   scalar(x: number): TfT;
 }
 
-async function loadTfOps(): Promise<TfOps> {
-  const name = '@tensorflow/tfjs-core';
-  const mod = (await import(name)) as TfOps & { default?: TfOps };
-  return mod.default && 'softmax' in mod.default ? mod.default : mod;
-}
-
 function prepareTfjs(peer: TfjsPeer, tf: TfOps, p: Problem, d: number, pass: Pass): Prepared {
   const [q, k, v, gy] = [p.q, p.k, p.v, p.gy].map((x) => peer.tensor(Float32Array.from(x.data), p.shape));
   const scale = tf.scalar(1 / Math.sqrt(d));
@@ -175,8 +169,6 @@ async function benchOne(c: Prepared, p: Problem, s: AttentionShape, pass: Pass, 
   return { gflops: (flopsOf(s, pass) * t.iterations) / (t.ms / 1000) / 1e9, iterations: t.iterations };
 }
 
-const errorText = (e: unknown) => (e as Error).message.split('\n')[0];
-
 async function guarded(make: () => Prepared, run: (c: Prepared) => Promise<Cell>): Promise<Cell> {
   let c: Prepared | null = null;
   try {
@@ -211,19 +203,7 @@ export async function runAttentionBench(eng: Engine, options: AttentionBenchOpti
     probes.push(p);
     log(`  probe ${p.name}: ${p.value.toFixed(1)} ${p.unit}`);
   }
-  let peer: TfjsPeer | null = null;
-  let tf: TfOps | null = null;
-  let tfReason = 'not requested';
-  if (options.tfjs ?? true) {
-    try {
-      peer = await startTfjs(eng);
-      tf = await loadTfOps();
-      log(`  tfjs ${peer.version} (webgpu backend) on the same adapter`);
-    } catch (e) {
-      tfReason = errorText(e);
-      log(`  tfjs unavailable: ${tfReason}`);
-    }
-  }
+  const { peer, ops: tf, reason: tfReason } = await optionalTfjs<TfOps>(eng, options.tfjs ?? true, 'softmax', log);
 
   const rows: BenchRow[] = [];
   const rng = new HostRandom(1234);

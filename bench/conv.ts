@@ -19,7 +19,7 @@ import { noGrad } from '../engine/tape.ts';
 import { tensor } from '../engine/tensor.ts';
 import { runFmaPeak, type ProbeResult } from './probes.ts';
 import { formatBenchTable, type BenchRow, type Cell } from './table.ts';
-import { startTfjs, type TfjsPeer } from './tfjs_peer.ts';
+import { errorText, optionalTfjs, type TfjsPeer } from './tfjs_peer.ts';
 import { measure, type MeasureOptions, type TimedTarget, type Timing } from './timing.ts';
 
 export interface ConvShape {
@@ -154,13 +154,6 @@ interface TfConv {
   conv2dTranspose(x: TfT, filter: TfT, outputShape: number[], strides: number, pad: 'valid'): TfT;
 }
 
-/** tfjs-core as the peer (startTfjs) loaded it: the same module instance, so the same backend. */
-async function tfjsCore(): Promise<TfConv> {
-  const core = '@tensorflow/tfjs-core';
-  const mod = (await import(core)) as TfConv & { default?: TfConv };
-  return mod.default && 'conv2d' in mod.default ? mod.default : mod;
-}
-
 function prepareTfjs(peer: TfjsPeer, tf: TfConv, s: ConvShape, o: Operands): Prepared {
   const S = outSize(s);
   // NCHW -> NHWC; conv w [C_out, C_in, k, k] -> [k, k, C_in, C_out]; up w [C_in, C_out, k, k] -> [k, k, C_out, C_in].
@@ -212,8 +205,6 @@ export interface ConvBenchOptions {
   log?: (line: string) => void;
 }
 
-const errorText = (e: unknown) => (e as Error).message.split('\n')[0];
-
 /** Prints the table shape | ours GFLOP/s | tfjs GFLOP/s | ours/tfjs | % of FMA peak. Throws if ours was wrong. */
 export async function runConvBench(eng: Engine, options: ConvBenchOptions = {}): Promise<BenchRow[]> {
   const log = options.log ?? ((line: string) => console.log(line));
@@ -228,19 +219,8 @@ export async function runConvBench(eng: Engine, options: ConvBenchOptions = {}):
     probes.push(p);
     log(`  probe ${p.name}: ${p.value.toFixed(1)} ${p.unit} (${p.detail})`);
   }
-  let peer: TfjsPeer | null = null;
-  let tf: TfConv | null = null;
-  let tfReason = 'not requested';
-  if (options.tfjs ?? true) {
-    try {
-      peer = await startTfjs(eng);
-      tf = await tfjsCore();
-      log(`  tfjs ${peer.version} (webgpu backend) started on the same adapter`);
-    } catch (e) {
-      tfReason = errorText(e);
-      log(`  tfjs unavailable: ${tfReason}`);
-    }
-  }
+  const { peer, ops: tf, reason: tfReason } = await optionalTfjs<TfConv>(eng, options.tfjs ?? true, 'conv2d', log);
+
   const rows: BenchRow[] = [];
   const wrong: string[] = [];
   const rng = new HostRandom(1234);

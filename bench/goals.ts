@@ -23,6 +23,7 @@ import { runConvBench, convLabel, type ConvShape } from './conv.ts';
 import { runMatmulBench, type MatmulShape } from './matmul.ts';
 import { FASHION_LAYERS, runModconvBench, type ModconvLayer, type ModconvPass } from './modconv.ts';
 import { runFmaPeak } from './probes.ts';
+import { errorText } from './tfjs_peer.ts';
 import type { BenchRow } from './table.ts';
 import { demoRow, measureDispatchCost, sgiloRows, stylegan2Rows, vitRows } from './end_to_end.ts';
 import { formatGoalsReport, reportFileName, type EndToEndRow, type GoalRow, type GoalsReport } from './goals_report.ts';
@@ -108,7 +109,6 @@ export function goalsPlan(quick: boolean): GoalsPlan {
   };
 }
 
-const errorText = (e: unknown) => (e as Error).message.split('\n')[0];
 const FLOP_FACTOR: Record<ModconvPass, number> = { fwd: 1, 'fwd+bwd': 3, 'fwd+bwd(x,s)': 2 };
 
 /** Runs one family bench and maps its rows; a bench that throws gives every row its reason. */

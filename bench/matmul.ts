@@ -14,7 +14,7 @@ import { noGrad } from '../engine/tape.ts';
 import { tensor, type Tensor } from '../engine/tensor.ts';
 import { runBandwidth, runFmaPeak, type ProbeResult } from './probes.ts';
 import { formatBenchTable, type BenchRow, type Cell } from './table.ts';
-import { startTfjs, type TfjsPeer } from './tfjs_peer.ts';
+import { errorText, optionalTfjs, type TfjsPeer } from './tfjs_peer.ts';
 import { measure, type MeasureOptions, type TimedTarget, type Timing } from './timing.ts';
 
 export interface MatmulShape {
@@ -164,7 +164,6 @@ function timerLine(timings: Timing[]): string {
   return `GPU timestamp queries around back-to-back iterations${q}${wall}`;
 }
 
-const errorText = (e: unknown) => (e as Error).message.split('\n')[0];
 
 /** Prints the table and returns its rows (in the order: sizes, batched, shapes). */
 export async function runMatmulBench(eng: Engine, options: MatmulBenchOptions): Promise<BenchRow[]> {
@@ -191,17 +190,7 @@ export async function runMatmulBench(eng: Engine, options: MatmulBenchOptions): 
     }
   }
 
-  let tf: TfjsPeer | null = null;
-  let tfReason = 'not requested';
-  if (options.tfjs ?? true) {
-    try {
-      tf = await startTfjs(eng);
-      log(`  tfjs ${tf.version} (webgpu backend) started on the same adapter`);
-    } catch (e) {
-      tfReason = errorText(e);
-      log(`  tfjs unavailable: ${tfReason}`);
-    }
-  }
+  const { peer: tf, reason: tfReason } = await optionalTfjs(eng, options.tfjs ?? true, null, log);
 
   const rows: BenchRow[] = [];
   const wrong: string[] = [];

@@ -27,7 +27,7 @@ import { grad, noGrad } from '../engine/tape.ts';
 import { scope, tensor } from '../engine/tensor.ts';
 import { runFmaPeak, type ProbeResult } from './probes.ts';
 import { formatBenchTable, type BenchRow, type Cell } from './table.ts';
-import { startTfjs, type TfjsPeer } from './tfjs_peer.ts';
+import { errorText, optionalTfjs, type TfjsPeer } from './tfjs_peer.ts';
 import { measure, type MeasureOptions, type TimedTarget } from './timing.ts';
 
 export interface ModconvLayer {
@@ -253,7 +253,6 @@ function formatCpuTable(forms: string[], rows: { label: string; pass: ModconvPas
   return lines.join('\n');
 }
 
-const errorText = (e: unknown) => (e as Error).message.split('\n')[0];
 
 export async function runModconvBench(eng: Engine, options: ModconvBenchOptions = {}): Promise<BenchRow[]> {
   const log = options.log ?? ((line: string) => console.log(line));
@@ -273,21 +272,7 @@ export async function runModconvBench(eng: Engine, options: ModconvBenchOptions 
     probes.push(p);
     log(`  probe ${p.name}: ${p.value.toFixed(1)} ${p.unit}`);
   }
-  let tf: TfjsPeer | null = null;
-  let conv: TfConv | null = null;
-  let tfReason = 'not requested';
-  if (options.tfjs ?? true) {
-    try {
-      tf = await startTfjs(eng);
-      const core = '@tensorflow/tfjs-core'; // the module instance startTfjs loaded
-      const mod = (await import(core)) as TfConv & { default?: TfConv };
-      conv = mod.default && 'conv2d' in mod.default ? mod.default : mod;
-      log(`  tfjs ${tf.version} (webgpu backend) started on the same adapter`);
-    } catch (e) {
-      tfReason = errorText(e);
-      log(`  tfjs unavailable: ${tfReason}`);
-    }
-  }
+  const { peer: tf, ops: conv, reason: tfReason } = await optionalTfjs<TfConv>(eng, options.tfjs ?? true, 'conv2d', log);
 
   const rows: BenchRow[] = [];
   const cpuRows: { label: string; pass: ModconvPass; ms: number[] }[] = [];

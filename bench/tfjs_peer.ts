@@ -88,7 +88,7 @@ export async function startTfjs(eng: Engine): Promise<TfjsPeer> {
     await import('@tensorflow/tfjs-backend-webgpu'); // registers the 'webgpu' backend
   } catch (e) {
     restore();
-    throw new Error(`cannot load tfjs (npm i -D first?): ${(e as Error).message.split('\n')[0]}`);
+    throw new Error(`cannot load tfjs (npm i -D first?): ${errorText(e)}`);
   }
   try {
     if (!(await tf.setBackend('webgpu'))) throw new Error("tf.setBackend('webgpu') returned false");
@@ -96,7 +96,7 @@ export async function startTfjs(eng: Engine): Promise<TfjsPeer> {
     if (tf.getBackend() !== 'webgpu') throw new Error(`tfjs runs on "${tf.getBackend()}", not webgpu`);
   } catch (e) {
     restore();
-    throw new Error(`tfjs webgpu backend did not start: ${(e as Error).message.split('\n')[0]}`);
+    throw new Error(`tfjs webgpu backend did not start: ${errorText(e)}`);
   }
   const mismatch = given ? sameAdapter((given as GPUAdapter).info, eng) : 'tfjs did not request an adapter through navigator.gpu';
   const backend = tf.backend() as TfWebGpuBackend;
@@ -132,4 +132,48 @@ export async function startTfjs(eng: Engine): Promise<TfjsPeer> {
     matMul: (a, b) => tf.matMul(a, b),
     close,
   };
+}
+
+/** The first line of an error's message: bench cells and logs show one line per failure. */
+export function errorText(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0];
+}
+
+/**
+ * tfjs-core as startTfjs loaded it (the same module instance, so the same backend), typed as the
+ * ops a bench calls beyond TfjsPeer; `member` (one of them) tells the CommonJS default export from
+ * the namespace object.
+ */
+export async function tfjsCore<T extends object>(member: string): Promise<T> {
+  const core = '@tensorflow/tfjs-core';
+  const mod = (await import(core)) as T & { default?: T };
+  return mod.default && member in mod.default ? mod.default : mod;
+}
+
+/** A bench's tfjs peer: both set, or both null with `reason` (what its tfjs cells then show). */
+export interface OptionalTfjs<T> {
+  peer: TfjsPeer | null;
+  ops: T | null;
+  reason: string;
+}
+
+/**
+ * Starts the tfjs peer when `wanted`, with the tfjs-core ops named by `member` (null: the peer's
+ * own interface is enough); logs what happened. A peer that cannot run here is not an error: the
+ * bench reports our numbers with `reason` in the tfjs column.
+ */
+export async function optionalTfjs<T extends object>(eng: Engine, wanted: boolean, member: string | null, log: (line: string) => void): Promise<OptionalTfjs<T>> {
+  if (!wanted) return { peer: null, ops: null, reason: 'not requested' };
+  let peer: TfjsPeer | null = null;
+  try {
+    peer = await startTfjs(eng);
+    const ops = member === null ? ({} as T) : await tfjsCore<T>(member);
+    log(`  tfjs ${peer.version} (webgpu backend) started on the same adapter`);
+    return { peer, ops, reason: '' };
+  } catch (e) {
+    peer?.close();
+    const reason = errorText(e);
+    log(`  tfjs unavailable: ${reason}`);
+    return { peer: null, ops: null, reason };
+  }
 }

@@ -25,7 +25,7 @@ import { biasAct, biasActConfig } from '../engine/ops/bias_act.ts';
 import { grad, noGrad } from '../engine/tape.ts';
 import { tensor, type Tensor } from '../engine/tensor.ts';
 import { runBandwidth, type ProbeResult } from './probes.ts';
-import { startTfjs, type TfjsPeer } from './tfjs_peer.ts';
+import { errorText, optionalTfjs, type TfjsPeer } from './tfjs_peer.ts';
 import { measure, type MeasureOptions, type TimedTarget } from './timing.ts';
 
 export interface UpfirdnBenchOptions {
@@ -108,12 +108,6 @@ interface TfOps {
 }
 type TfTensorLike = { data(): Promise<ArrayLike<number>>; dispose(): void };
 
-async function loadTfOps(): Promise<TfOps> {
-  const core = '@tensorflow/tfjs-core';
-  const m = (await import(core)) as TfOps & { default?: TfOps };
-  return m.default && 'depthwiseConv2d' in m.default ? m.default : m;
-}
-
 /** NCHW -> NHWC for tfjs. */
 function toNhwc(x: Float32Array, [N, C, H, W]: number[]): Float32Array {
   const out = new Float32Array(x.length);
@@ -129,7 +123,6 @@ interface Result {
 }
 
 const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
-const firstLine = (e: unknown) => (e as Error).message.split('\n')[0];
 
 export async function runUpfirdnBench(eng: Engine, options: UpfirdnBenchOptions = {}): Promise<void> {
   const log = options.log ?? ((line: string) => console.log(line));
@@ -143,19 +136,7 @@ export async function runUpfirdnBench(eng: Engine, options: UpfirdnBenchOptions 
     probe = await runBandwidth({ ...o, repeats: Math.max(3, o.repeats) });
     log(`  probe ${probe.name}: ${probe.value.toFixed(1)} ${probe.unit} (${probe.detail})`);
   }
-  let peer: TfjsPeer | null = null;
-  let tf: TfOps | null = null;
-  let tfReason = 'not requested';
-  if (options.tfjs ?? true) {
-    try {
-      peer = await startTfjs(eng);
-      tf = await loadTfOps();
-      log(`  tfjs ${peer.version} (webgpu backend) on the same adapter`);
-    } catch (e) {
-      tfReason = firstLine(e);
-      log(`  tfjs unavailable: ${tfReason}`);
-    }
-  }
+  const { peer, ops: tf, reason: tfReason } = await optionalTfjs<TfOps>(eng, options.tfjs ?? true, 'depthwiseConv2d', log);
 
   const results: Result[] = [];
   const rng = new HostRandom(4321);
@@ -196,8 +177,8 @@ export async function runUpfirdnBench(eng: Engine, options: UpfirdnBenchOptions 
         const t = await measure(target, step, o);
         res.ours = { gbs: (bytesOf(r, n, outN) * t.iterations) / (t.ms / 1e3) / 1e9, us: (t.ms * 1e3) / t.iterations };
       } catch (e) {
-        res.ours = firstLine(e);
-        wrong.push(`${label}: ${firstLine(e)}`);
+        res.ours = errorText(e);
+        wrong.push(`${label}: ${errorText(e)}`);
       } finally {
         x.dispose();
         b.dispose();
@@ -235,7 +216,7 @@ async function timeTfjs(peer: TfjsPeer, tf: TfOps, r: Row, xs: Float32Array, bs:
     const bytes = 4 * (r.op === 'bias_act' ? 2 * n : n + outN);
     return { gbs: (bytes * t.iterations) / (t.ms / 1e3) / 1e9, us: (t.ms * 1e3) / t.iterations };
   } catch (e) {
-    return `failed: ${firstLine(e)}`;
+    return `failed: ${errorText(e)}`;
   } finally {
     x.dispose();
     f.dispose();
