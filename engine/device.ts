@@ -39,6 +39,11 @@ export interface GpuContext {
   limits: RequestedLimits;
   hasTimestampQuery: boolean;
   /**
+   * The device's subgroup size range when it has the `subgroups` feature, else null. Kernels with a
+   * subgroup variant (shaders/matmul_subgroup.wgsl) use it through `subgroupTiles` below.
+   */
+  subgroups: { min: number; max: number } | null;
+  /**
    * The GPU object the device came from. Dawn (Node) stops processing events once it is garbage
    * collected, so pending mapAsync promises would never settle: we hold it until destroy().
    */
@@ -134,7 +139,7 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<GpuConte
     if (name === 'minUniformBufferOffsetAlignment') continue; // a minimum: the default is the safe choice
     requiredLimits[name] = adapter.limits[name];
   }
-  const wanted: GPUFeatureName[] = ['timestamp-query'];
+  const wanted = ['timestamp-query', 'subgroups'] as GPUFeatureName[];
   const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
 
@@ -155,6 +160,7 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<GpuConte
     adapter: report,
     limits,
     hasTimestampQuery: device.features.has('timestamp-query'),
+    subgroups: device.features.has('subgroups') ? subgroupRange(adapter.info) : null,
     gpu,
     destroy: () => {
       device.destroy();
@@ -162,6 +168,47 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<GpuConte
     },
   };
   return context;
+}
+
+function subgroupRange(info: GPUAdapterInfo): { min: number; max: number } | null {
+  const i = info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+  if (!i.subgroupMinSize || !i.subgroupMaxSize) return null; // the feature without the sizes: unusable
+  return { min: i.subgroupMinSize, max: i.subgroupMaxSize };
+}
+
+/**
+ * Whether kernels may use their 8-lane subgroup tiles: lanes 0-7 of a subgroup load eight rows of
+ * an operand with one vector load each and subgroupBroadcast hands every row to every lane. On
+ * lavapipe (Mesa 25.0) this matters because it compiles every storage load whose address is not a
+ * compile-time constant into eight scalar loads with a bounds check and a branch each, while a
+ * subgroup broadcast is one extract; DESIGN.md section 2 and bench/results have the measurements.
+ * Needs subgroups of at least 8 lanes. Only CPU adapters use it for now: the 8-invocation
+ * workgroups suit a SIMD-8 CPU backend, and nothing was measured on a GPU. SGILO_SUBGROUPS=0 turns
+ * it off (for A/B benchmarks); =1 forces it on any adapter with the feature.
+ */
+export function subgroupTiles(gpu: GpuContext): boolean {
+  if (!gpu.subgroups || gpu.subgroups.min < 8) return false;
+  if (subgroupOverride !== null) return subgroupOverride;
+  const flag = envFlag('SGILO_SUBGROUPS');
+  if (flag === '0') return false;
+  if (flag === '1') return true;
+  return gpu.adapter.isSoftware;
+}
+
+let subgroupOverride: boolean | null = null;
+
+/** Tests and benches: force the subgroup tiles on or off where the device allows them; null restores the default. */
+export function overrideSubgroupTiles(on: boolean | null): void {
+  subgroupOverride = on;
+}
+
+function envFlag(name: string): string | undefined {
+  const g = globalThis as { process?: { env?: Record<string, string | undefined> }; Deno?: { env: { get(k: string): string | undefined } } };
+  try {
+    return g.process?.env?.[name] ?? g.Deno?.env.get(name);
+  } catch {
+    return undefined; // Deno without --allow-env
+  }
 }
 
 /** One line naming the adapter, for benchmark tables and logs. */

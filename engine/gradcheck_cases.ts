@@ -110,6 +110,14 @@ export function allGradCases(): GradCase[] {
   cases.push(matmulCase([6, 4], [3, 6, 5], true, false));
   cases.push(matmulCase([9, 20], [150, 20], false, true)); // wide tiles: 8 rows x 4 columns, 64 lanes
   cases.push(matmulCase([2, 5, 12], [12, 100], false, false)); // folded to 10 rows, 2 columns per lane
+  // vec4-aligned shapes: on adapters with 8-lane subgroups these take shaders/matmul_subgroup.wgsl in
+  // all four operand layouts (forward and both gradients), with ragged row and column edges.
+  cases.push(matmulCase([20, 12], [12, 36], false, false));
+  cases.push(matmulCase([12, 20], [12, 68], true, false));
+  cases.push(matmulCase([20, 12], [44, 12], false, true));
+  cases.push(matmulCase([12, 4], [20, 12], true, true));
+  cases.push(matmulCase([3, 7, 8], [8, 12], false, false)); // folded batch, 21 rows
+  cases.push(matmulCase([2, 8, 12], [2, 8, 16], true, false)); // batched, A by columns
   cases.push(...layoutGradCases());
   cases.push(...convGradCases());
   cases.push(...upfirdnGradCases());

@@ -40,5 +40,17 @@ export function modconvGradCases(): GradCase[] {
     { label: 'upsample 3x3 demod', N: 2, Ci: 3, Co: 4, H: 4, W: 3, k: 3, options: { demodulate: true, upsample: true } },
   ];
   const torgb: RowSpec = { label: 'ToRGB 1x1 no demod', N: 2, Ci: 5, Co: 4, H: 5, W: 3, k: 1, options: { demodulate: false } };
-  return [...rows.map((r) => modconvCase(r, 'scaled')), modconvCase(torgb, 'scaled'), ...rows.map((r) => modconvCase(r, 'fused'))];
+  // Channels >= 8: on adapters with 8-lane subgroups the scaled forward and input gradient take
+  // shaders/modulated_conv_subgroup.wgsl (16- and 8-channel tiles, ragged channel and pixel edges).
+  const wide: RowSpec[] = [
+    { label: '3x3 demod, subgroup tiles', N: 2, Ci: 9, Co: 17, H: 5, W: 11, k: 3, options: { demodulate: true } },
+    { label: 'upsample 3x3 demod, subgroup tiles', N: 2, Ci: 10, Co: 8, H: 3, W: 9, k: 3, options: { demodulate: true, upsample: true } },
+    { label: 'ToRGB 1x1, subgroup input gradient', N: 2, Ci: 16, Co: 3, H: 4, W: 4, k: 1, options: { demodulate: false } },
+  ];
+  return [
+    ...rows.map((r) => modconvCase(r, 'scaled')),
+    modconvCase(torgb, 'scaled'),
+    ...rows.map((r) => modconvCase(r, 'fused')),
+    ...wide.map((r) => modconvCase(r, 'scaled')),
+  ];
 }

@@ -37,6 +37,7 @@ import { defineKernel, grid1d, type Kernel } from '../kernel.ts';
 import { record } from '../tape.ts';
 import { Tensor, empty } from '../tensor.ts';
 import { shapeString } from '../shape.ts';
+import { trySubgroupForward, trySubgroupInputBackward } from './modulated_conv_subgroup.ts';
 
 export type ModConvFormulation = 'scaled' | 'fused';
 
@@ -218,7 +219,9 @@ export function modulatedConv2d(x: Tensor, weight: Tensor, styles: Tensor, optio
   }
   const y = empty([N, Co, pl.Ho, pl.Wo]);
   const forwardLanes = N * pl.up * pl.up * pl.Hp * Math.ceil(pl.Wp / 8); // 8 pixels each, x 4 channels per tile
-  perTile(K.forward[form], { x, keff: convWeights, st: styles, coef, y }, pl, forwardLanes, quad(Co));
+  if (form !== 'scaled' || !trySubgroupForward(pl, { x, keff, st: styles, coef, y })) {
+    perTile(K.forward[form], { x, keff: convWeights, st: styles, coef, y }, pl, forwardLanes, quad(Co));
+  }
 
   const saved = [x, weight, styles, coef, y, ...(keff !== weight ? [keff] : []), ...(convWeights !== keff ? [convWeights] : [])];
   record('modulated_conv', [x, weight, styles], y, saved, (gy) => backward(pl, form, gy, { x, weight, styles, coef, y, keff, convWeights }));
@@ -261,7 +264,9 @@ function backward(pl: ModConvPlan, form: ModConvFormulation, gy: Tensor, sv: Sav
     gx = empty(x.shape);
     if (form === 'scaled') {
       const part = empty([N, Ci, pl.H, Math.ceil(pl.W / 8)]); // pieces of sum_p x * gx / s
-      perTile(K.inputBackward.scaled, { gy, keff, coef, x, st: styles, gx, part_out: part }, pl, inputLanes, quad(Ci));
+      if (!trySubgroupInputBackward(pl, { gy, keff, coef, x, st: styles, gx, part_out: part })) {
+        perTile(K.inputBackward.scaled, { gy, keff, coef, x, st: styles, gx, part_out: part }, pl, inputLanes, quad(Ci));
+      }
       perElement(K.styleBackward, { part, st: styles, wt: weight, h, gs }, pl, N * Ci);
       part.dispose();
     } else {

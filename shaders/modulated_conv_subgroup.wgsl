@@ -1,0 +1,170 @@
+// Modulated conv forward and input gradient, scaled formulation, for adapters with 8-lane
+// subgroups (engine/ops/modulated_conv_subgroup.ts picks them; shaders/modulated_conv.wgsl has the
+// general kernels, the definitions and the other passes). Same math as there:
+//   y[n,o, a*up+ry, b*up+rx] = coef[n,o] * sum_i s[n,i] * sum_{ty,tx} x[n,i, a-pad+ty, b-pad+tx] * K[o,i,ph,ty,tx]
+//   gx[n,i,py,px] = s[n,i] * u, u = sum_o coef[n,o] * sum_{ph,ty,tx} gy[n,o,(py+pad-ty)*up+ry,(px+pad-tx)*up+rx] * K[o,i,ph,ty,tx]
+// and part_out = sum over a lane's 8 pixels of x*u (the style gradient's pieces).
+//
+// Why a subgroup variant (lavapipe, Mesa 25.0; DESIGN.md section 2): every storage load whose
+// address is not a compile-time constant becomes eight scalar loads with a bounds check and a
+// branch each, even when all lanes read one address, so the general kernel's 4 weight loads per tap
+// cost as much as 4 gathers. Here a workgroup is one 8-lane subgroup and lane l loads the weight of
+// channel c0 + l; subgroupBroadcast gives each lane all 8 (an element extract on a CPU), so one
+// load serves 8 channels. An invocation keeps CH channels x 8 pixels of a row (2 vec4 per channel);
+// along a row of taps the 8 input values slide by one, so each tap loads 1 new value and CH / 8
+// weights for CH * 8 multiply-adds. The phase of an upsampling conv is the grid's z, so a
+// workgroup's weight rows are one phase's. Rows outside the plane are read clamped and scaled by
+// zero instead of skipped: subgroupBroadcast needs every lane in the same control flow.
+//
+// Lanes run over (n, pixel group of 8); lanes past `lanes` compute a clamped copy and store nothing.
+// Grids: forward (ceil(lanes / 8), ceil(Co / CH), up*up); input_backward (ceil(lanes / 8), ceil(Ci / CH)).
+// The per-channel code is unrolled by the op file through the FWD_* and IB_* slots (SETUP, TAP, STORE).
+
+enable subgroups;
+
+struct SubgroupConvParams {
+  Ci: u32,
+  Co: u32,
+  H: u32,
+  W: u32,
+  up: u32,
+  T: u32,
+  pad: u32,
+  Hp: u32,
+  Wp: u32,
+  Ho: u32,
+  Wo: u32,
+  lanes: u32,
+}
+
+@group(0) @binding(0) var<uniform> q: SubgroupConvParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;               // [N, Ci, H, W]
+@group(0) @binding(2) var<storage, read> keff: array<f32>;            // [Co, Ci, PH, T, T]
+@group(0) @binding(3) var<storage, read> st: array<f32>;              // [N, Ci]
+@group(0) @binding(4) var<storage, read> coef: array<f32>;            // [N, Co]
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;         // [N, Co, Ho, Wo]
+@group(0) @binding(6) var<storage, read> gy: array<f32>;              // [N, Co, Ho, Wo]
+@group(0) @binding(7) var<storage, read_write> gx: array<f32>;        // [N, Ci, H, W]
+@group(0) @binding(8) var<storage, read_write> part_out: array<f32>;  // [N, Ci, H, ceil(W/8)]
+
+const CH: u32 = {{CH}}u; // channels per workgroup, 8 per block
+
+// x at (row start, column ix), zero outside [0, W).
+fn x_at(row: u32, ix: i32) -> f32 {
+  return select(0.0, x[row + u32(clamp(ix, 0, i32(q.W) - 1))], ix >= 0 && ix < i32(q.W));
+}
+
+// gy at (row start + phase column, phase-plane column b), zero outside [0, Wp).
+fn gy_at(row: u32, b: i32) -> f32 {
+  return select(0.0, gy[row + u32(clamp(b, 0, i32(q.Wp) - 1)) * q.up], b >= 0 && b < i32(q.Wp));
+}
+
+// Element e of the 8 values held as two vec4s.
+fn pick(lo: vec4f, hi: vec4f, e: u32) -> f32 {
+  return select(hi, lo, e < 4u)[e % 4u];
+}
+
+@compute @workgroup_size(8)
+fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
+  let live = wid.x * 8u + lane < q.lanes;
+  let g = min(wid.x * 8u + lane, q.lanes - 1u);
+  let PB = (q.Wp + 7u) / 8u;
+  let n = g / (q.Hp * PB);
+  let pg = g % (q.Hp * PB);
+  let b0 = (pg % PB) * 8u;
+  let a = pg / PB;
+  let ph = wid.z;
+  let c0 = wid.y * CH;
+  let tt = q.T * q.T;
+  let PH = q.up * q.up;
+  // kw<blk>: kernel start of channel c0 + 8 blk + lane at this phase; acc<c>_<h>: channel c0 + c,
+  // pixels b0 + 4h .. b0 + 4h + 3.
+  {{FWD_SETUP}}
+  let ix = i32(b0) - i32(q.pad);
+  for (var i = 0u; i < q.Ci; i++) {
+    let s = st[n * q.Ci + i];
+    let xbase = (n * q.Ci + i) * q.H * q.W;
+    let kofs = i * PH * tt;
+    for (var ty = 0u; ty < q.T; ty++) {
+      let iy = i32(a) - i32(q.pad) + i32(ty);
+      let sr = select(0.0, s, iy >= 0 && iy < i32(q.H));
+      let row = xbase + u32(clamp(iy, 0, i32(q.H) - 1)) * q.W;
+      var v0 = sr * vec4f(x_at(row, ix), x_at(row, ix + 1), x_at(row, ix + 2), x_at(row, ix + 3));
+      var v1 = sr * vec4f(x_at(row, ix + 4), x_at(row, ix + 5), x_at(row, ix + 6), x_at(row, ix + 7));
+      for (var tx = 0u; tx < q.T; tx++) {
+        let t = kofs + ty * q.T + tx;
+        {{FWD_TAP}}
+        let next = sr * x_at(row, ix + i32(tx) + 8);
+        v0 = vec4f(v0.yzw, v1.x);
+        v1 = vec4f(v1.yzw, next);
+      }
+    }
+  }
+  let oy = a * q.up + (ph >> 1u);
+  let ox0 = b0 * q.up + (ph & 1u);
+  {{FWD_STORE}}
+}
+
+fn store_y(live: bool, n: u32, o: u32, oy: u32, ox0: u32, b0: u32, lo: vec4f, hi: vec4f) {
+  if (!live || o >= q.Co) { return; }
+  let c = coef[n * q.Co + o];
+  let base = ((n * q.Co + o) * q.Ho + oy) * q.Wo + ox0;
+  for (var e = 0u; e < 8u; e++) {
+    if (b0 + e < q.Wp) { y[base + e * q.up] = c * pick(lo, hi, e); }
+  }
+}
+
+@compute @workgroup_size(8)
+fn input_backward(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
+  let live = wid.x * 8u + lane < q.lanes;
+  let g = min(wid.x * 8u + lane, q.lanes - 1u);
+  let PB = (q.W + 7u) / 8u;
+  let n = g / (q.H * PB);
+  let pg = g % (q.H * PB);
+  let px0 = (pg % PB) * 8u;
+  let py = pg / PB;
+  let c0 = wid.y * CH;
+  let tt = q.T * q.T;
+  let PH = q.up * q.up;
+  // kw<blk>: offset of input channel c0 + 8 blk + lane inside one output channel's kernels;
+  // acc<c>_<h>: channel c0 + c, pixels px0 + 4h .. px0 + 4h + 3.
+  {{IB_SETUP}}
+  let bx = i32(px0) + i32(q.pad);
+  for (var o = 0u; o < q.Co; o++) {
+    let c = coef[n * q.Co + o];
+    let gbase = (n * q.Co + o) * q.Ho * q.Wo;
+    let kbase = o * q.Ci * PH * tt;
+    for (var ph = 0u; ph < PH; ph++) {
+      for (var ty = 0u; ty < q.T; ty++) {
+        let ay = i32(py) + i32(q.pad) - i32(ty);
+        let cr = select(0.0, c, ay >= 0 && ay < i32(q.Hp));
+        let row = gbase + (u32(clamp(ay, 0, i32(q.Hp) - 1)) * q.up + (ph >> 1u)) * q.Wo + (ph & 1u);
+        var v0 = cr * vec4f(gy_at(row, bx), gy_at(row, bx + 1), gy_at(row, bx + 2), gy_at(row, bx + 3));
+        var v1 = cr * vec4f(gy_at(row, bx + 4), gy_at(row, bx + 5), gy_at(row, bx + 6), gy_at(row, bx + 7));
+        for (var tx = 0u; tx < q.T; tx++) {
+          let t = kbase + ph * tt + ty * q.T + tx;
+          {{IB_TAP}}
+          let next = cr * gy_at(row, bx - i32(tx) - 1);
+          v1 = vec4f(v0.w, v1.xyz);
+          v0 = vec4f(next, v0.xyz);
+        }
+      }
+    }
+  }
+  {{IB_STORE}}
+}
+
+fn store_gx(live: bool, n: u32, i: u32, py: u32, px0: u32, pb: u32, lo: vec4f, hi: vec4f) {
+  if (!live || i >= q.Ci) { return; }
+  let s = st[n * q.Ci + i];
+  let base = ((n * q.Ci + i) * q.H + py) * q.W + px0;
+  var xu = 0.0;
+  for (var e = 0u; e < 8u; e++) {
+    if (px0 + e < q.W) {
+      let v = pick(lo, hi, e);
+      gx[base + e] = s * v;
+      xu += x[base + e] * v;
+    }
+  }
+  part_out[((n * q.Ci + i) * q.H + py) * ((q.W + 7u) / 8u) + pb] = xu;
+}
