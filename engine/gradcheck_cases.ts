@@ -78,6 +78,11 @@ export function allGradCases(): GradCase[] {
   for (const name of binaryOpNames()) {
     cases.push(binaryCase(name, [4, 5], [4, 5], ''));
     cases.push(binaryCase(name, [2, 3, 5], [3, 1], '[broadcast 2x3x5, 3x1]'));
+    // Innermost merged dimension a multiple of 4: the vec4 kernels, both operands read as vec4s,
+    // and one operand broadcast along the inner dimension (read once per 4 outputs).
+    cases.push(binaryCase(name, [3, 8], [3, 8], '[vec4]'));
+    cases.push(binaryCase(name, [2, 3, 4], [3, 1], '[vec4, broadcast 2x3x4, 3x1]'));
+    cases.push(binaryCase(name, [3, 1], [2, 3, 4], '[vec4, broadcast 3x1, 2x3x4]'));
   }
   cases.push(binaryCase('mul', [1, 6], [5, 1], '[broadcast 1x6, 5x1]'));
   cases.push(binaryCase('add', [3, 4], [], '[scalar]'));

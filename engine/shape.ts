@@ -81,3 +81,27 @@ export function normalizeAxes(axes: number | readonly number[] | undefined, rank
   if (new Set(out).size !== out.length) throw new RangeError(`${op}: repeated axis in ${JSON.stringify(list)}`);
   return out.sort((x, y) => x - y);
 }
+
+/**
+ * Merges adjacent dimensions that every stride list walks through (d and d+1 with
+ * strides[d] == strides[d+1] * shape[d+1] in each list) and drops size-1 dimensions. Kernels spend
+ * their index arithmetic on one division and remainder per dimension and element, so e.g. a bias
+ * [D] broadcast over [B, T, D] becomes [B*T, D], and a permute or slice often drops to rank 2.
+ * Returns at least one dimension.
+ */
+export function coalesceDims(shape: readonly number[], stridesList: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } {
+  const outShape: number[] = [];
+  const outStrides: number[][] = stridesList.map(() => []);
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const last = outShape.length - 1;
+    if (last >= 0 && stridesList.every((s, j) => outStrides[j][last] === s[d] * shape[d])) {
+      outShape[last] *= shape[d];
+      stridesList.forEach((s, j) => (outStrides[j][last] = s[d]));
+    } else {
+      outShape.push(shape[d]);
+      stridesList.forEach((s, j) => outStrides[j].push(s[d]));
+    }
+  }
+  return outShape.length ? { shape: outShape, strides: outStrides } : { shape: [1], strides: stridesList.map(() => [0]) };
+}

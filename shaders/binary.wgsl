@@ -7,8 +7,9 @@
 
 struct Params {
   n: u32,
-  rank: u32,
-  same_shape: u32,            // 1: a, b and out share one shape (skip index arithmetic)
+  rank: u32,                  // after merging dimensions (engine/shape.ts coalesceDims): 1 for equal shapes
+  a_vec: u32,                 // vec4 kernels: 1 when a's innermost stride is 1 (vec4 loads), 0 when 0 (one value)
+  b_vec: u32,
   out_shape: array<vec4u, 2>,
   a_strides: array<vec4u, 2>,
   b_strides: array<vec4u, 2>,
@@ -21,23 +22,43 @@ struct Params {
 @group(0) @binding(2) var<storage, read> gy: array<f32>;         // [n] upstream gradient
 @group(0) @binding(4) var<storage, read_write> ga: array<f32>;   // [n] gradient for a, unreduced
 @group(0) @binding(5) var<storage, read_write> gb: array<f32>;   // [n] gradient for b, unreduced
+// The same buffers as vec4s, for the *4 kernels (an entry point uses one view of each binding).
+@group(0) @binding(0) var<storage, read> a4: array<vec4f>;
+@group(0) @binding(1) var<storage, read> b4: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> out4: array<vec4f>;
+@group(0) @binding(2) var<storage, read> gy4: array<vec4f>;
+@group(0) @binding(4) var<storage, read_write> ga4: array<vec4f>;
+@group(0) @binding(5) var<storage, read_write> gb4: array<vec4f>;
 
 fn dim_of(v: array<vec4u, 2>, d: u32) -> u32 {
   return v[d / 4u][d % 4u];
 }
 
+// (i / n, i % n) without integer division, which CPU adapters run lane by lane (lavapipe: one
+// scalar divl per lane): a float quotient corrected twice by its remainder. Exact for i < 2^31.
+fn divmod(i: u32, n: u32) -> vec2u {
+  let nf = f32(n);
+  var q = u32(f32(i) / nf);
+  var r = i32(i - q * n);
+  q = u32(i32(q) + i32(floor(f32(r) / nf)));
+  r = i32(i - q * n);
+  q = select(q, q - 1u, r < 0);
+  r = select(r, r + i32(n), r < 0);
+  q = select(q, q + 1u, r >= i32(n));
+  r = select(r, r - i32(n), r >= i32(n));
+  return vec2u(q, u32(r));
+}
+
 // Offsets of output element i in a and b.
 fn operand_offsets(i: u32) -> vec2u {
-  if (params.same_shape == 1u) { return vec2u(i, i); }
   var rem = i;
   var off = vec2u(0u, 0u);
-  for (var d = i32(params.rank) - 1; d >= 0; d--) {
-    let n = dim_of(params.out_shape, u32(d));
-    let c = rem % n;
-    rem = rem / n;
-    off += c * vec2u(dim_of(params.a_strides, u32(d)), dim_of(params.b_strides, u32(d)));
+  for (var d = params.rank - 1u; d > 0u; d--) {
+    let qr = divmod(rem, dim_of(params.out_shape, d));
+    rem = qr.x;
+    off += qr.y * vec2u(dim_of(params.a_strides, d), dim_of(params.b_strides, d));
   }
-  return off;
+  return off + rem * vec2u(params.a_strides[0].x, params.b_strides[0].x);
 }
 
 fn linear_index(gid: vec3u, nwg: vec3u) -> u32 {
@@ -64,4 +85,39 @@ fn binary_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workg
   let g = gy[i];
   ga[i] = g * ({{DA}});
   gb[i] = g * ({{DB}});
+}
+
+// The vec4 kernels: 4 consecutive outputs per invocation, when the innermost (merged) dimension is
+// a multiple of 4 and each operand's innermost stride is 1 (a vec4 load) or 0 (one value for all
+// 4). On lavapipe a storage access costs per lane whatever its width, so this is about 3x fewer
+// accesses and a quarter of the index arithmetic.
+fn load4(from_a: bool, off: u32) -> vec4f {
+  if (from_a) {
+    if (params.a_vec == 1u) { return a4[off / 4u]; }
+    return vec4f(a4[off / 4u][off % 4u]);
+  }
+  if (params.b_vec == 1u) { return b4[off / 4u]; }
+  return vec4f(b4[off / 4u][off % 4u]);
+}
+
+@compute @workgroup_size(64)
+fn binary_forward4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let v = linear_index(gid, nwg);
+  if (v >= params.n / 4u) { return; }
+  let off = operand_offsets(4u * v);
+  let a = load4(true, off.x);
+  let b = load4(false, off.y);
+  out4[v] = {{FWD}};
+}
+
+@compute @workgroup_size(64)
+fn binary_backward4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let v = linear_index(gid, nwg);
+  if (v >= params.n / 4u) { return; }
+  let off = operand_offsets(4u * v);
+  let a = load4(true, off.x);
+  let b = load4(false, off.y);
+  let g = gy4[v];
+  ga4[v] = g * ({{DA}});
+  gb4[v] = g * ({{DB}});
 }

@@ -60,16 +60,32 @@ fn linear_index(gid: vec3u, nwg: vec3u) -> u32 {
   return gid.x + gid.y * nwg.x * WG;
 }
 
+// (i / n, i % n) without integer division, which CPU adapters run lane by lane (lavapipe: one
+// scalar divl per lane): a float quotient corrected twice by its remainder. Exact for i < 2^31.
+// (The same helper as in shaders/binary.wgsl: WGSL has no includes.)
+fn divmod(i: u32, n: u32) -> vec2u {
+  let nf = f32(n);
+  var q = u32(f32(i) / nf);
+  var r = i32(i - q * n);
+  q = u32(i32(q) + i32(floor(f32(r) / nf)));
+  r = i32(i - q * n);
+  q = select(q, q - 1u, r < 0);
+  r = select(r, r + i32(n), r < 0);
+  q = select(q, q + 1u, r >= i32(n));
+  r = select(r, r - i32(n), r >= i32(n));
+  return vec2u(q, u32(r));
+}
+
 // Offset of the row-major index `index` over `shape`, read through `strides`.
 fn strided_offset(index: u32, rank: u32, shape: array<vec4u, 2>, strides: array<vec4u, 2>) -> u32 {
   var rem = index;
   var off = 0u;
-  for (var d = i32(rank) - 1; d >= 0; d--) {
-    let s = at(shape, u32(d));
-    off += (rem % s) * at(strides, u32(d));
-    rem = rem / s;
+  for (var d = rank - 1u; d > 0u; d--) {
+    let qr = divmod(rem, at(shape, d));
+    off += qr.y * at(strides, d);
+    rem = qr.x;
   }
-  return off;
+  return off + rem * strides[0].x;
 }
 
 @compute @workgroup_size(64)
@@ -88,14 +104,14 @@ fn layout_pad(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups
   var stride = 1u;    // src stride of dimension d
   var inside = true;
   for (var d = i32(pparams.rank) - 1; d >= 0; d--) {
-    let s = at(pparams.out_shape, u32(d));
+    let qr = divmod(rem, at(pparams.out_shape, u32(d)));
     // idx - lo wraps to a huge u32 when idx < lo, so one comparison tests both window edges.
-    let w = rem % s - at(pparams.lo, u32(d));
+    let w = qr.y - at(pparams.lo, u32(d));
     let ws = at(pparams.win_shape, u32(d));
     inside = inside && w < ws;
     off += w * stride;
     stride *= ws;
-    rem = rem / s;
+    rem = qr.x;
   }
   dst[i] = select(pparams.value, src[select(0u, off, inside)], inside);
 }

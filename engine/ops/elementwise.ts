@@ -5,7 +5,7 @@ import { defineKernel, grid1d, type Kernel } from '../kernel.ts';
 import { engine } from '../engine.ts';
 import { record } from '../tape.ts';
 import { Tensor, empty } from '../tensor.ts';
-import { broadcastShapes, broadcastStrides, sameShape, shapeString, type Shape } from '../shape.ts';
+import { broadcastShapes, broadcastStrides, coalesceDims, sameShape, shapeString, type Shape } from '../shape.ts';
 import { BINARY_ROWS, UNARY_ROWS, type BinaryRow, type UnaryRow } from './elementwise_table.ts';
 import { sumTo } from './reduce.ts';
 
@@ -21,6 +21,9 @@ interface BinaryKernels {
   forward: Kernel;
   /** null when both derivatives are constant (+-1): the backward is then a copy or a sum. */
   backward: Kernel | null;
+  /** The same on 4 consecutive outputs per invocation (see binaryParams for when). */
+  forward4: Kernel;
+  backward4: Kernel | null;
 }
 
 const isConstantDerivative = (d: string) => d === '1.0' || d === '-1.0';
@@ -48,16 +51,14 @@ export function defineUnaryOp(row: UnaryRow): void {
 export function defineBinaryOp(row: BinaryRow): void {
   if (binaryOps.has(row.name)) throw new Error(`binary op "${row.name}" is already defined`);
   const specialize = { FWD: row.fwd, DA: row.da, DB: row.db };
+  const constant = isConstantDerivative(row.da) && isConstantDerivative(row.db);
+  const kernel = (entry: string, bindings: Record<string, 'read' | 'read_write' | 'uniform'>) => defineKernel({ shader: 'binary', entry, variant: row.name, specialize, bindings });
   binaryOps.set(row.name, {
     row,
-    forward: defineKernel({ shader: 'binary', entry: 'binary_forward', variant: row.name, specialize, bindings: { a_in: 'read', b_in: 'read', out: 'read_write', params: 'uniform' } }),
-    backward: isConstantDerivative(row.da) && isConstantDerivative(row.db) ? null : defineKernel({
-      shader: 'binary',
-      entry: 'binary_backward',
-      variant: row.name,
-      specialize,
-      bindings: { a_in: 'read', b_in: 'read', gy: 'read', ga: 'read_write', gb: 'read_write', params: 'uniform' },
-    }),
+    forward: kernel('binary_forward', { a_in: 'read', b_in: 'read', out: 'read_write', params: 'uniform' }),
+    backward: constant ? null : kernel('binary_backward', { a_in: 'read', b_in: 'read', gy: 'read', ga: 'read_write', gb: 'read_write', params: 'uniform' }),
+    forward4: kernel('binary_forward4', { a4: 'read', b4: 'read', out4: 'read_write', params: 'uniform' }),
+    backward4: constant ? null : kernel('binary_backward4', { a4: 'read', b4: 'read', gy4: 'read', ga4: 'read_write', gb4: 'read_write', params: 'uniform' }),
   });
 }
 
@@ -109,9 +110,10 @@ export function binary(name: string, a: Tensor, b: Tensor): Tensor {
   requireF32(name, a, b);
   const shape = broadcastShapes(a.shape, b.shape, name);
   const out = empty(shape);
-  const params = binaryParams(a.shape, b.shape, shape);
-  const groups = grid1d(Math.ceil(out.size / WG));
-  k.forward.dispatch({ a_in: a, b_in: b, out, params }, groups);
+  const { params, vec4 } = binaryParams(a.shape, b.shape, shape);
+  const groups = grid1d(Math.ceil(out.size / (vec4 ? 4 : 1) / WG));
+  if (vec4) k.forward4.dispatch({ a4: a, b4: b, out4: out, params }, groups);
+  else k.forward.dispatch({ a_in: a, b_in: b, out, params }, groups);
   record(name, [a, b], out, [a, b], (gy, needs) => {
     // Constant derivatives (add, sub) need no kernel: the gradient is +-gy, summed to the operand.
     const constant = (d: string, shape: Shape) => {
@@ -123,21 +125,33 @@ export function binary(name: string, a: Tensor, b: Tensor): Tensor {
     }
     const ga = empty(shape);
     const gb = empty(shape);
-    k.backward.dispatch({ a_in: a, b_in: b, gy, ga, gb, params }, groups);
+    if (vec4) k.backward4!.dispatch({ a4: a, b4: b, gy4: gy, ga4: ga, gb4: gb, params }, groups);
+    else k.backward.dispatch({ a_in: a, b_in: b, gy, ga, gb, params }, groups);
     return [needs[0] ? reduceTo(ga, a.shape) : (ga.dispose(), null), needs[1] ? reduceTo(gb, b.shape) : (gb.dispose(), null)];
   });
   return out;
 }
 
+/**
+ * Kernel parameters, with dimensions merged where both operands allow it (fewer divisions per
+ * element: a bias over [B, T, D] is rank 2, equal shapes rank 1), and whether the vec4 kernels
+ * apply: the innermost merged dimension a multiple of 4 and each operand's innermost stride 1 or 0.
+ */
 function binaryParams(aShape: Shape, bShape: Shape, outShape: Shape) {
-  return {
+  const c = coalesceDims(outShape, [broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape)]);
+  const last = c.shape.length - 1;
+  const [aInner, bInner] = [c.strides[0][last], c.strides[1][last]];
+  const vec4 = c.shape[last] % 4 === 0 && aInner <= 1 && bInner <= 1;
+  const params = {
     n: outShape.reduce((p, d) => p * d, 1),
-    rank: outShape.length,
-    same_shape: sameShape(aShape, outShape) && sameShape(bShape, outShape) ? 1 : 0,
-    out_shape: [...outShape],
-    a_strides: broadcastStrides(aShape, outShape),
-    b_strides: broadcastStrides(bShape, outShape),
+    rank: c.shape.length,
+    a_vec: aInner,
+    b_vec: bInner,
+    out_shape: c.shape,
+    a_strides: c.strides[0],
+    b_strides: c.strides[1],
   };
+  return { params, vec4 };
 }
 
 function copyOf(x: Tensor): Tensor {

@@ -16,7 +16,7 @@ import { engine } from '../engine.ts';
 import { defineKernel, grid1d } from '../kernel.ts';
 import { record } from '../tape.ts';
 import { Tensor, empty } from '../tensor.ts';
-import { MAX_RANK, shapeString, sizeOf, stridesOf, type Shape } from '../shape.ts';
+import { MAX_RANK, coalesceDims, shapeString, sizeOf, stridesOf, type Shape } from '../shape.ts';
 
 const WG = 64; // workgroup size of every kernel in layout.wgsl
 
@@ -28,28 +28,10 @@ const K = {
 
 // ---- kernel wrappers (no tape) ------------------------------------------------------------
 
-/**
- * Merges adjacent dimensions that one stride walks through (d and d+1 with
- * strides[d] == strides[d+1] * shape[d+1]) and drops size-1 dimensions. The kernels spend their
- * time on one integer division and remainder per dimension and element (CPU adapters have no
- * vector integer division), so e.g. slicing one of three equal parts of a [3, B, h, T, dh] tensor
- * becomes a rank-2 problem. Returns at least one dimension.
- */
+/** coalesceDims for one stride list (permute, slice and pad read one operand). */
 export function coalesce(shape: readonly number[], strides: readonly number[]): { shape: number[]; strides: number[] } {
-  const outShape: number[] = [];
-  const outStrides: number[] = [];
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const last = outShape.length - 1;
-    if (last >= 0 && outStrides[last] === strides[d] * shape[d]) {
-      outShape[last] *= shape[d];
-      outStrides[last] = strides[d];
-    } else {
-      outShape.push(shape[d]);
-      outStrides.push(strides[d]);
-    }
-  }
-  return outShape.length ? { shape: outShape, strides: outStrides } : { shape: [1], strides: [0] };
+  const c = coalesceDims(shape, [strides]);
+  return { shape: c.shape, strides: c.strides[0] };
 }
 
 /** New tensor of `outShape`: element idx reads src[offset + sum idx_d * srcStrides[d]]. */
