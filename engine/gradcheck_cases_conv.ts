@@ -64,6 +64,11 @@ export function convGradCases(): GradCase[] {
     conv2dCase([1, 4, 7, 6], [10, 2, 3, 3], { groups: 2, stride: [1, 2], dilation: 2, padding: [2, 1] }, false),
     // Few weights and many pixels: the weight gradient is split over row chunks, then reduced.
     conv2dCase([2, 3, 9, 11], [2, 3, 1, 1], {}, true),
+    // >= 8 output channels, stride 1, one group, even padding: on adapters with 8-lane subgroups the
+    // forward is shaders/modulated_conv_subgroup.wgsl's unscaled variant (16- and 8-channel tiles,
+    // ragged channel and pixel edges), with and without the bias; no padding (a 'valid' conv) too.
+    conv2dCase([2, 5, 6, 11], [17, 5, 3, 3], { padding: 1 }, true),
+    conv2dCase([1, 3, 7, 9], [8, 3, 3, 3], {}, false),
     // StyleGAN2's upsampling conv: 3x3, stride 2, no padding, H -> 2H + 1.
     convTransposeCase([1, 3, 3, 4], [3, 5, 3, 3], { stride: 2 }, true),
     // Batch 2, groups 2, padding 1, output padding 1.

@@ -19,6 +19,8 @@
 // Lanes run over (n, pixel group of 8); lanes past `lanes` compute a clamped copy and store nothing.
 // Grids: forward (ceil(lanes / 8), ceil(Co / CH), up*up); input_backward (ceil(lanes / 8), ceil(Ci / CH)).
 // The per-channel code is unrolled by the op file through the FWD_* and IB_* slots (SETUP, TAP, STORE).
+// The forward also serves a plain conv2d (stride 1, one group; engine/ops/conv_kernels.ts): its
+// FWD_STYLE and FWD_OUT slots then read no styles and no coef, and add the bias if there is one.
 
 enable subgroups;
 
@@ -46,6 +48,7 @@ struct SubgroupConvParams {
 @group(0) @binding(6) var<storage, read> gy: array<f32>;              // [N, Co, Ho, Wo]
 @group(0) @binding(7) var<storage, read_write> gx: array<f32>;        // [N, Ci, H, W]
 @group(0) @binding(8) var<storage, read_write> part_out: array<f32>;  // [N, Ci, H, ceil(W/8)]
+@group(0) @binding(9) var<storage, read> bias: array<f32>;            // [Co] (plain conv2d with a bias)
 
 const CH: u32 = {{CH}}u; // channels per workgroup, 8 per block
 
@@ -82,7 +85,7 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) l
   {{FWD_SETUP}}
   let ix = i32(b0) - i32(q.pad);
   for (var i = 0u; i < q.Ci; i++) {
-    let s = st[n * q.Ci + i];
+    let s = {{FWD_STYLE}};
     let xbase = (n * q.Ci + i) * q.H * q.W;
     let kofs = i * PH * tt;
     for (var ty = 0u; ty < q.T; ty++) {
@@ -107,10 +110,10 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) l
 
 fn store_y(live: bool, n: u32, o: u32, oy: u32, ox0: u32, b0: u32, lo: vec4f, hi: vec4f) {
   if (!live || o >= q.Co) { return; }
-  let c = coef[n * q.Co + o];
   let base = ((n * q.Co + o) * q.Ho + oy) * q.Wo + ox0;
   for (var e = 0u; e < 8u; e++) {
-    if (b0 + e < q.Wp) { y[base + e * q.up] = c * pick(lo, hi, e); }
+    let v = pick(lo, hi, e);
+    if (b0 + e < q.Wp) { y[base + e * q.up] = {{FWD_OUT}}; }
   }
 }
 

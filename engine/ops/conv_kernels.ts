@@ -15,6 +15,7 @@
 import { engine } from '../engine.ts';
 import { defineKernel, grid1d } from '../kernel.ts';
 import { Tensor, empty } from '../tensor.ts';
+import { trySubgroupConv2d } from './modulated_conv_subgroup.ts';
 
 /** A resolved geometry; padding is [top, bottom, left, right] (the kernels read top and left). */
 export interface ConvGeometry {
@@ -100,6 +101,12 @@ function packWeights(w: Tensor, groups: number, cg: number, og: number, layout: 
  * Output positions whose window falls outside the (zero-padded) input just get fewer terms.
  */
 export function directConv(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry, out: [number, number]): Tensor {
+  const fast = plainPadding(x, w, g, out);
+  if (fast !== null) {
+    const y = empty([x.shape[0], w.shape[0], out[0], out[1]]);
+    if (trySubgroupConv2d(x, w, bias, fast, y)) return y;
+    y.dispose();
+  }
   const cOut = w.shape[0];
   const coutG = cOut / g.groups;
   const cinG = w.shape[1];
@@ -116,6 +123,17 @@ export function directConv(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeo
   K.direct.dispatch({ x, wp, bias: bias ?? x, y, params }, grid1d(ceilDiv(params.total, WG)));
   wp.dispose();
   return sumSplits(y, splits, yShape);
+}
+
+/**
+ * The padding when the conv is the plain case the subgroup kernel takes (stride 1, no dilation, one
+ * group, a square kernel, the same padding on all sides, the output size it implies), else null.
+ */
+function plainPadding(x: Tensor, w: Tensor, g: ConvGeometry, out: [number, number]): number | null {
+  const [k, k2] = [w.shape[2], w.shape[3]];
+  const p = g.padding[0];
+  const plain = g.groups === 1 && k === k2 && g.stride.every((s) => s === 1) && g.dilation.every((d) => d === 1) && g.padding.every((q) => q === p);
+  return plain && out[0] === x.shape[2] + 2 * p - k + 1 && out[1] === x.shape[3] + 2 * p - k + 1 ? p : null;
 }
 
 /**

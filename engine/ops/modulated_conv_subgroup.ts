@@ -10,8 +10,17 @@ import type { ModConvPlan } from './modulated_conv.ts';
 
 const SHADER = 'modulated_conv_subgroup';
 
+/**
+ * What the forward multiplies in: the modulated conv's styles and coef ('scaled'), or nothing, as a
+ * plain conv2d, with ('bias') or without ('plain') a bias added.
+ */
+export type ForwardMode = 'scaled' | 'plain' | 'bias';
+
+const FORWARD_STYLE: Record<ForwardMode, string> = { scaled: 'st[n * q.Ci + i]', plain: '1.0', bias: '1.0' };
+const FORWARD_OUT: Record<ForwardMode, string> = { scaled: 'coef[n * q.Co + o] * v', plain: 'v', bias: 'v + bias[o]' };
+
 /** The unrolled per-channel code of both entry points for `ch` channels per workgroup. */
-export function modconvSubgroupSpecialization(ch: number): Record<string, string | number> {
+export function modconvSubgroupSpecialization(ch: number, mode: ForwardMode = 'scaled'): Record<string, string | number> {
   const blocks = ch / 8;
   const accs: string[] = [];
   const tap: string[] = [];
@@ -35,6 +44,8 @@ export function modconvSubgroupSpecialization(ch: number): Record<string, string
   const join = (lines: string[], indent: string) => lines.join(`\n${indent}`);
   return {
     CH: ch,
+    FWD_STYLE: FORWARD_STYLE[mode],
+    FWD_OUT: FORWARD_OUT[mode],
     FWD_SETUP: join([...fwdSetup, ...accs], '  '),
     FWD_TAP: join(tap, '        '),
     FWD_STORE: join(fwdStore, '  '),
@@ -44,17 +55,22 @@ export function modconvSubgroupSpecialization(ch: number): Record<string, string
   };
 }
 
-const forwardBindings = { q: 'uniform', x: 'read', keff: 'read', st: 'read', coef: 'read', y: 'read_write' } as const;
-const inputBindings = { q: 'uniform', x: 'read', keff: 'read', st: 'read', coef: 'read', gy: 'read', gx: 'read_write', part_out: 'read_write' } as const;
+type Bindings = Record<string, 'read' | 'read_write' | 'uniform'>;
+const forwardBindings: Record<ForwardMode, Bindings> = {
+  scaled: { q: 'uniform', x: 'read', keff: 'read', st: 'read', coef: 'read', y: 'read_write' },
+  plain: { q: 'uniform', x: 'read', keff: 'read', y: 'read_write' },
+  bias: { q: 'uniform', x: 'read', keff: 'read', bias: 'read', y: 'read_write' },
+};
+const inputBindings: Bindings = { q: 'uniform', x: 'read', keff: 'read', st: 'read', coef: 'read', gy: 'read', gx: 'read_write', part_out: 'read_write' };
 
 const kernels = new Map<string, Kernel>();
-function kernelFor(entry: 'forward' | 'input_backward', ch: number): Kernel {
-  const key = `${entry}/${ch}`;
-  let k = kernels.get(key);
+function kernelFor(entry: 'forward' | 'input_backward', ch: number, mode: ForwardMode = 'scaled'): Kernel {
+  const variant = mode === 'scaled' ? `${ch}ch` : `${ch}ch ${mode} conv2d`;
+  let k = kernels.get(`${entry}/${variant}`);
   if (!k) {
-    const bindings = entry === 'forward' ? forwardBindings : inputBindings;
-    k = defineKernel({ shader: SHADER, entry, variant: `${ch}ch`, specialize: modconvSubgroupSpecialization(ch), bindings });
-    kernels.set(key, k);
+    const bindings = entry === 'forward' ? forwardBindings[mode] : inputBindings;
+    k = defineKernel({ shader: SHADER, entry, variant, specialize: modconvSubgroupSpecialization(ch, mode), bindings });
+    kernels.set(`${entry}/${variant}`, k);
   }
   return k;
 }
@@ -93,5 +109,26 @@ export function trySubgroupInputBackward(pl: ModConvPlan, b: { gy: Tensor; keff:
   const grid = [Math.ceil(lanes / 8), Math.ceil(pl.Ci / ch)];
   if (!fits(grid)) return false;
   kernelFor('input_backward', ch).dispatch({ ...b, q: params(pl, lanes) }, grid);
+  return true;
+}
+
+/**
+ * A plain conv2d y = conv(x, w) (+ bias) with the forward kernel: stride 1, no dilation, one group,
+ * a square k x k kernel and the same padding on every side. x [N, Ci, H, W], w [Co, Ci, k, k] (the
+ * kernel's [Co, Ci, 1, k, k]), y [N, Co, Ho, Wo] allocated by the caller. Returns false when the
+ * device lacks 8-lane subgroups or there are fewer than 8 output channels.
+ */
+export function trySubgroupConv2d(x: Tensor, w: Tensor, bias: Tensor | null, pad: number, y: Tensor): boolean {
+  const [N, Ci, H, W] = x.shape;
+  const [Co, , k] = w.shape;
+  const [Ho, Wo] = [y.shape[2], y.shape[3]];
+  const ch = channelsPerTile(Co);
+  if (ch === null) return false;
+  const lanes = N * Ho * Math.ceil(Wo / 8);
+  const grid = [Math.ceil(lanes / 8), Math.ceil(Co / ch), 1];
+  if (!fits(grid)) return false;
+  const q = { Ci, Co, H, W, up: 1, T: k, pad, Hp: Ho, Wp: Wo, Ho, Wo, lanes };
+  const mode: ForwardMode = bias ? 'bias' : 'plain';
+  kernelFor('forward', ch, mode).dispatch({ q, x, keff: w, y, ...(bias ? { bias } : {}) }, grid);
   return true;
 }
