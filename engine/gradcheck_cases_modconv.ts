@@ -38,6 +38,8 @@ export function modconvGradCases(): GradCase[] {
     { label: '3x3 demod', N: 2, Ci: 3, Co: 4, H: 4, W: 5, k: 3, options: { demodulate: true } },
     { label: '3x3 no demod', N: 2, Ci: 5, Co: 4, H: 5, W: 4, k: 3, options: { demodulate: false } },
     { label: 'upsample 3x3 demod', N: 2, Ci: 3, Co: 4, H: 4, W: 3, k: 3, options: { demodulate: true, upsample: true } },
+    // Batch 5: the demodulation coefficients are computed 4 batch items per invocation.
+    { label: '3x3 demod, batch 5', N: 5, Ci: 2, Co: 3, H: 3, W: 3, k: 3, options: { demodulate: true } },
   ];
   const torgb: RowSpec = { label: 'ToRGB 1x1 no demod', N: 2, Ci: 5, Co: 4, H: 5, W: 3, k: 1, options: { demodulate: false } };
   // Channels >= 8: on adapters with 8-lane subgroups the scaled forward and input gradient take

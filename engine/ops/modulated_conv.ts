@@ -205,7 +205,7 @@ export function modulatedConv2d(x: Tensor, weight: Tensor, styles: Tensor, optio
   const { N, Ci, Co } = pl;
 
   const coef = empty([N, Co]); // [N, Co]
-  perElement(K.coef, { st: styles, wt: weight, coef_out: coef }, pl, N * Co);
+  perElement(K.coef, { st: styles, wt: weight, coef_out: coef }, pl, Math.ceil(N / 4) * Co); // per (4 items, o)
   // Phase kernels [Co, Ci, PH, T, T]: W itself for the plain conv.
   let keff: Tensor = weight;
   if (pl.up === 2) {
