@@ -69,6 +69,9 @@ export function convGradCases(): GradCase[] {
     // ragged channel and pixel edges), with and without the bias; no padding (a 'valid' conv) too.
     conv2dCase([2, 5, 6, 11], [17, 5, 3, 3], { padding: 1 }, true),
     conv2dCase([1, 3, 7, 9], [8, 3, 3, 3], {}, false),
+    // The same with W % 4 == 0: unrolled rows read as vec4s ('valid': the window starts at b0).
+    conv2dCase([2, 4, 4, 12], [9, 4, 3, 3], { padding: 1 }, true),
+    conv2dCase([1, 3, 5, 8], [8, 3, 3, 3], {}, false),
     // StyleGAN2's upsampling conv: 3x3, stride 2, no padding, H -> 2H + 1.
     convTransposeCase([1, 3, 3, 4], [3, 5, 3, 3], { stride: 2 }, true),
     // Batch 2, groups 2, padding 1, output padding 1.

@@ -48,6 +48,9 @@ export function modconvGradCases(): GradCase[] {
     { label: '3x3 demod, subgroup tiles', N: 2, Ci: 9, Co: 17, H: 5, W: 11, k: 3, options: { demodulate: true } },
     { label: 'upsample 3x3 demod, subgroup tiles', N: 2, Ci: 10, Co: 8, H: 3, W: 9, k: 3, options: { demodulate: true, upsample: true } },
     { label: 'ToRGB 1x1, subgroup input gradient', N: 2, Ci: 16, Co: 3, H: 4, W: 4, k: 1, options: { demodulate: false } },
+    // W % 4 == 0: the forward's rows are unrolled and read as vec4s (zero past both row ends).
+    { label: '3x3 demod, subgroup tiles, vec4 rows', N: 2, Ci: 9, Co: 17, H: 5, W: 12, k: 3, options: { demodulate: true } },
+    { label: 'upsample 3x3 demod, subgroup tiles, vec4 rows', N: 1, Ci: 8, Co: 8, H: 3, W: 4, k: 3, options: { demodulate: true, upsample: true } },
   ];
   return [
     ...rows.map((r) => modconvCase(r, 'scaled')),

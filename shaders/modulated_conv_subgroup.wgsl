@@ -18,7 +18,10 @@
 //
 // Lanes run over (n, pixel group of 8); lanes past `lanes` compute a clamped copy and store nothing.
 // Grids: forward (ceil(lanes / 8), ceil(Co / CH), up*up); input_backward (ceil(lanes / 8), ceil(Ci / CH)).
-// The per-channel code is unrolled by the op file through the FWD_* and IB_* slots (SETUP, TAP, STORE).
+// The per-channel code is unrolled by the op file through the FWD_* and IB_* slots (SETUP, STORE, and
+// ROW, one row of taps). Where the row is a multiple of 4 long (W for the forward, Wo = Wp with
+// up = 1 for the input gradient) and the kernel size and padding are known, the row is unrolled
+// and its window read as 3-4 aligned vec4s instead of 8 + T single values.
 // The forward also serves a plain conv2d (stride 1, one group; engine/ops/conv_kernels.ts): its
 // FWD_STYLE and FWD_OUT slots then read no styles and no coef, and add the bias if there is one.
 
@@ -41,11 +44,13 @@ struct SubgroupConvParams {
 
 @group(0) @binding(0) var<uniform> q: SubgroupConvParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;               // [N, Ci, H, W]
+@group(0) @binding(1) var<storage, read> x4: array<vec4f>;            // the same, as vec4s (W % 4 == 0)
 @group(0) @binding(2) var<storage, read> keff: array<f32>;            // [Co, Ci, PH, T, T]
 @group(0) @binding(3) var<storage, read> st: array<f32>;              // [N, Ci]
 @group(0) @binding(4) var<storage, read> coef: array<f32>;            // [N, Co]
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;         // [N, Co, Ho, Wo]
 @group(0) @binding(6) var<storage, read> gy: array<f32>;              // [N, Co, Ho, Wo]
+@group(0) @binding(6) var<storage, read> gy4: array<vec4f>;           // the same, as vec4s (up = 1, Wo % 4 == 0)
 @group(0) @binding(7) var<storage, read_write> gx: array<f32>;        // [N, Ci, H, W]
 @group(0) @binding(8) var<storage, read_write> part_out: array<f32>;  // [N, Ci, H, ceil(W/8)]
 @group(0) @binding(9) var<storage, read> bias: array<f32>;            // [Co] (plain conv2d with a bias)
@@ -92,15 +97,7 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) l
       let iy = i32(a) - i32(q.pad) + i32(ty);
       let sr = select(0.0, s, iy >= 0 && iy < i32(q.H));
       let row = xbase + u32(clamp(iy, 0, i32(q.H) - 1)) * q.W;
-      var v0 = sr * vec4f(x_at(row, ix), x_at(row, ix + 1), x_at(row, ix + 2), x_at(row, ix + 3));
-      var v1 = sr * vec4f(x_at(row, ix + 4), x_at(row, ix + 5), x_at(row, ix + 6), x_at(row, ix + 7));
-      for (var tx = 0u; tx < q.T; tx++) {
-        let t = kofs + ty * q.T + tx;
-        {{FWD_TAP}}
-        let next = sr * x_at(row, ix + i32(tx) + 8);
-        v0 = vec4f(v0.yzw, v1.x);
-        v1 = vec4f(v1.yzw, next);
-      }
+      {{FWD_ROW}}
     }
   }
   let oy = a * q.up + (ph >> 1u);
@@ -142,15 +139,7 @@ fn input_backward(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocatio
         let ay = i32(py) + i32(q.pad) - i32(ty);
         let cr = select(0.0, c, ay >= 0 && ay < i32(q.Hp));
         let row = gbase + (u32(clamp(ay, 0, i32(q.Hp) - 1)) * q.up + (ph >> 1u)) * q.Wo + (ph & 1u);
-        var v0 = cr * vec4f(gy_at(row, bx), gy_at(row, bx + 1), gy_at(row, bx + 2), gy_at(row, bx + 3));
-        var v1 = cr * vec4f(gy_at(row, bx + 4), gy_at(row, bx + 5), gy_at(row, bx + 6), gy_at(row, bx + 7));
-        for (var tx = 0u; tx < q.T; tx++) {
-          let t = kbase + ph * tt + ty * q.T + tx;
-          {{IB_TAP}}
-          let next = cr * gy_at(row, bx - i32(tx) - 1);
-          v1 = vec4f(v0.w, v1.xyz);
-          v0 = vec4f(next, v0.xyz);
-        }
+        {{IB_ROW}}
       }
     }
   }

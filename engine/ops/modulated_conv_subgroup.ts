@@ -19,8 +19,124 @@ export type ForwardMode = 'scaled' | 'plain' | 'bias';
 const FORWARD_STYLE: Record<ForwardMode, string> = { scaled: 'st[n * q.Ci + i]', plain: '1.0', bias: '1.0' };
 const FORWARD_OUT: Record<ForwardMode, string> = { scaled: 'coef[n * q.Co + o] * v', plain: 'v', bias: 'v + bias[o]' };
 
+/** The kernel size T and padding a row of taps is unrolled for (forwardRow, inputRow); null: the general loop. */
+export interface RowShape {
+  T: number;
+  pad: number;
+}
+
+/** Whether a row of W values can be unrolled: the window (8 + T - 1 values around a lane's 8) within 4 aligned vec4s. */
+export function rowUnrollable(W: number, T: number, pad: number): boolean {
+  return W % 4 === 0 && pad <= 4 && T - pad <= 5;
+}
+
+/**
+ * One row of taps of the forward (the body of its ty loop). General: the 8-value window read value
+ * by value with zero padding (x_at) and a loop over tx, one new value per tap. Unrolled (W % 4 == 0,
+ * T and pad known): the aligned vec4s at columns b0 - 4, b0, b0 + 4, b0 + 8 (those the window
+ * touches; zero past the row's ends) hold every value the row needs, so the window's values are
+ * static components and each tap's new value is too.
+ */
+function forwardRow(tap: string[], row: RowShape | null): string {
+  const ind = '      ';
+  if (row === null) {
+    return [
+      'var v0 = sr * vec4f(x_at(row, ix), x_at(row, ix + 1), x_at(row, ix + 2), x_at(row, ix + 3));',
+      'var v1 = sr * vec4f(x_at(row, ix + 4), x_at(row, ix + 5), x_at(row, ix + 6), x_at(row, ix + 7));',
+      'for (var tx = 0u; tx < q.T; tx++) {',
+      '  let t = kofs + ty * q.T + tx;',
+      ...tap.map((l) => `  ${l}`),
+      '  let next = sr * x_at(row, ix + i32(tx) + 8);',
+      '  v0 = vec4f(v0.yzw, v1.x);',
+      '  v1 = vec4f(v1.yzw, next);',
+      '}',
+    ].join(`\n${ind}`);
+  }
+  const { T, pad } = row;
+  // Window value j is column b0 - 4 + j: component j % 4 of xw<j / 4> (columns b0 - 4 .. b0 + 11).
+  const first = 4 - pad;
+  const highest = 12 - pad + T - 2; // the last tap's new value is never used
+  const names = { ind, base: 'let xr = (row + b0) / 4u; // vec4 index of column b0 (row and b0 are multiples of 4)', name: 'xw', index: 'xr', buf: 'x4', scale: 'sr', pixel: 'b0', limit: 'q.W' };
+  return windowRow(names, { first, lo: first, hi: Math.max(first + 7, highest), T }, tap, (tx) => `kofs + ty * ${T}u + ${tx}u`, (tx, at) => [
+    'v0 = vec4f(v0.yzw, v1.x);',
+    `v1 = vec4f(v1.yzw, ${at(first + 8 + tx)});`,
+  ]);
+}
+
+/**
+ * One row of taps of the input gradient: as forwardRow, but the window of gy slides the other way
+ * (tap tx reads column px + pad - tx), so each tap's new value enters at the front. Unrolled only
+ * for up = 1, where a gy row is contiguous.
+ */
+function inputRow(tap: string[], row: RowShape | null): string {
+  const ind = '        ';
+  if (row === null) {
+    return [
+      'var v0 = cr * vec4f(gy_at(row, bx), gy_at(row, bx + 1), gy_at(row, bx + 2), gy_at(row, bx + 3));',
+      'var v1 = cr * vec4f(gy_at(row, bx + 4), gy_at(row, bx + 5), gy_at(row, bx + 6), gy_at(row, bx + 7));',
+      'for (var tx = 0u; tx < q.T; tx++) {',
+      '  let t = kbase + ph * tt + ty * q.T + tx;',
+      ...tap.map((l) => `  ${l}`),
+      '  let next = cr * gy_at(row, bx - i32(tx) - 1);',
+      '  v1 = vec4f(v0.w, v1.xyz);',
+      '  v0 = vec4f(next, v0.xyz);',
+      '}',
+    ].join(`\n${ind}`);
+  }
+  const { T, pad } = row;
+  // Window value j is column px0 - 4 + j: component j % 4 of gw<j / 4> (columns px0 - 4 .. px0 + 11).
+  const first = 4 + pad;
+  const lowest = 3 + pad - (T - 2); // the last tap's new value is never used
+  const names = { ind, base: 'let gr = (row + px0) / 4u; // vec4 index of column px0 (row and px0 are multiples of 4)', name: 'gw', index: 'gr', buf: 'gy4', scale: 'cr', pixel: 'px0', limit: 'q.Wp' };
+  return windowRow(names, { first, lo: Math.min(lowest, first), hi: first + 7, T }, tap, (tx) => `kbase + ph * ${T * T}u + ty * ${T}u + ${tx}u`, (tx, at) => [
+    'v1 = vec4f(v0.w, v1.xyz);',
+    `v0 = vec4f(${at(3 + pad - tx)}, v0.xyz);`,
+  ]);
+}
+
+/** The WGSL names an unrolled row uses (indentation, the vec4 index statement, buffer, scale, bounds). */
+interface WindowNames {
+  ind: string;
+  base: string;
+  name: string;
+  index: string;
+  buf: string;
+  scale: string;
+  pixel: string;
+  limit: string;
+}
+
+/**
+ * An unrolled row over the window values lo..hi (value j is column pixel - 4 + j, held by vec4
+ * <name><j / 4>, zero past the row's ends): v0 and v1 start at value `first`, then T taps, each
+ * followed by `slide` (not after the last).
+ */
+function windowRow(
+  n: WindowNames,
+  { first, lo, hi, T }: { first: number; lo: number; hi: number; T: number },
+  tap: string[],
+  tapIndex: (tx: number) => string,
+  slide: (tx: number, at: (j: number) => string) => string[],
+): string {
+  const at = (j: number) => `${n.name}${j >> 2}.${'xyzw'[j & 3]}`;
+  const lines = [n.base];
+  for (let v = lo >> 2; v <= hi >> 2; v++) {
+    const col = 4 * v - 4; // column offset from the lane's first pixel
+    const load = (i: string) => `${n.scale} * ${n.buf}[${i}]`;
+    if (col === 0) lines.push(`let ${n.name}${v} = ${load(n.index)};`);
+    else if (col < 0) lines.push(`let ${n.name}${v} = select(vec4f(0.0), ${load(`select(${n.index}, ${n.index} - 1u, ${n.pixel} >= 4u)`)}, ${n.pixel} >= 4u);`);
+    else lines.push(`let ${n.name}${v} = select(vec4f(0.0), ${load(`select(${n.index}, ${n.index} + ${col / 4}u, ${n.pixel} + ${col}u < ${n.limit})`)}, ${n.pixel} + ${col}u < ${n.limit});`);
+  }
+  lines.push(`var v0 = vec4f(${[0, 1, 2, 3].map((e) => at(first + e)).join(', ')});`, `var v1 = vec4f(${[4, 5, 6, 7].map((e) => at(first + e)).join(', ')});`);
+  for (let tx = 0; tx < T; tx++) {
+    lines.push('{', `  let t = ${tapIndex(tx)};`, ...tap.map((l) => `  ${l}`), '}');
+    if (tx < T - 1) lines.push(...slide(tx, at));
+  }
+  return lines.join(`\n${n.ind}`);
+}
+
 /** The unrolled per-channel code of both entry points for `ch` channels per workgroup. */
-export function modconvSubgroupSpecialization(ch: number, mode: ForwardMode = 'scaled'): Record<string, string | number> {
+export function modconvSubgroupSpecialization(ch: number, mode: ForwardMode = 'scaled', row: RowShape | null = null, ibRow: RowShape | null = null): Record<string, string | number> {
   const blocks = ch / 8;
   const accs: string[] = [];
   const tap: string[] = [];
@@ -47,10 +163,10 @@ export function modconvSubgroupSpecialization(ch: number, mode: ForwardMode = 's
     FWD_STYLE: FORWARD_STYLE[mode],
     FWD_OUT: FORWARD_OUT[mode],
     FWD_SETUP: join([...fwdSetup, ...accs], '  '),
-    FWD_TAP: join(tap, '        '),
+    FWD_ROW: forwardRow(tap, row),
     FWD_STORE: join(fwdStore, '  '),
     IB_SETUP: join([...ibSetup, ...accs], '  '),
-    IB_TAP: join(tap, '          '),
+    IB_ROW: inputRow(tap, ibRow),
     IB_STORE: join(ibStore, '  '),
   };
 }
@@ -64,15 +180,26 @@ const forwardBindings: Record<ForwardMode, Bindings> = {
 const inputBindings: Bindings = { q: 'uniform', x: 'read', keff: 'read', st: 'read', coef: 'read', gy: 'read', gx: 'read_write', part_out: 'read_write' };
 
 const kernels = new Map<string, Kernel>();
-function kernelFor(entry: 'forward' | 'input_backward', ch: number, mode: ForwardMode = 'scaled'): Kernel {
-  const variant = mode === 'scaled' ? `${ch}ch` : `${ch}ch ${mode} conv2d`;
+function kernelFor(entry: 'forward' | 'input_backward', ch: number, mode: ForwardMode, row: RowShape | null): Kernel {
+  const variant = `${ch}ch${mode === 'scaled' ? '' : ` ${mode} conv2d`}${row ? ` T${row.T} pad${row.pad}` : ''}`;
   let k = kernels.get(`${entry}/${variant}`);
   if (!k) {
-    const bindings = entry === 'forward' ? forwardBindings[mode] : inputBindings;
-    k = defineKernel({ shader: SHADER, entry, variant, specialize: modconvSubgroupSpecialization(ch, mode), bindings });
+    const forward = entry === 'forward';
+    let bindings = forward ? forwardBindings[mode] : inputBindings;
+    const windowed = forward ? 'x' : 'gy'; // the binding an unrolled row reads as vec4s
+    if (row) bindings = Object.fromEntries(Object.entries(bindings).map(([name, kind]) => [name === windowed ? `${name}4` : name, kind]));
+    const specialize = modconvSubgroupSpecialization(ch, mode, forward ? row : null, forward ? null : row);
+    k = defineKernel({ shader: SHADER, entry, variant, specialize, bindings });
     kernels.set(`${entry}/${variant}`, k);
   }
   return k;
+}
+
+/** Records one forward: the unrolled vec4 row where the shape allows (the x binding is then x4). */
+function dispatchForward(ch: number, mode: ForwardMode, sizes: { W: number; T: number; pad: number }, b: Record<string, Tensor>, q: Record<string, number>, grid: number[]): void {
+  const row = rowUnrollable(sizes.W, sizes.T, sizes.pad) ? { T: sizes.T, pad: sizes.pad } : null;
+  const { x, ...rest } = b;
+  kernelFor('forward', ch, mode, row).dispatch({ ...rest, [row ? 'x4' : 'x']: x, q }, grid);
 }
 
 /** 16 channels per workgroup where there are that many, else 8; null below 8 (ToRGB's 3 outputs). */
@@ -97,7 +224,7 @@ export function trySubgroupForward(pl: ModConvPlan, b: { x: Tensor; keff: Tensor
   const lanes = pl.N * pl.Hp * Math.ceil(pl.Wp / 8);
   const grid = [Math.ceil(lanes / 8), Math.ceil(pl.Co / ch), pl.up * pl.up];
   if (!fits(grid)) return false;
-  kernelFor('forward', ch).dispatch({ ...b, q: params(pl, lanes) }, grid);
+  dispatchForward(ch, 'scaled', pl, b, params(pl, lanes), grid);
   return true;
 }
 
@@ -108,7 +235,9 @@ export function trySubgroupInputBackward(pl: ModConvPlan, b: { gy: Tensor; keff:
   const lanes = pl.N * pl.H * Math.ceil(pl.W / 8);
   const grid = [Math.ceil(lanes / 8), Math.ceil(pl.Ci / ch)];
   if (!fits(grid)) return false;
-  kernelFor('input_backward', ch).dispatch({ ...b, q: params(pl, lanes) }, grid);
+  const row = pl.up === 1 && rowUnrollable(pl.Wp, pl.T, pl.pad) ? { T: pl.T, pad: pl.pad } : null;
+  const { gy, ...rest } = b;
+  kernelFor('input_backward', ch, 'scaled', row).dispatch({ ...rest, [row ? 'gy4' : 'gy']: gy, q: params(pl, lanes) }, grid);
   return true;
 }
 
@@ -129,6 +258,6 @@ export function trySubgroupConv2d(x: Tensor, w: Tensor, bias: Tensor | null, pad
   if (!fits(grid)) return false;
   const q = { Ci, Co, H, W, up: 1, T: k, pad, Hp: Ho, Wp: Wo, Ho, Wo, lanes };
   const mode: ForwardMode = bias ? 'bias' : 'plain';
-  kernelFor('forward', ch, mode).dispatch({ q, x, keff: w, y, ...(bias ? { bias } : {}) }, grid);
+  dispatchForward(ch, mode, { W, T: k, pad }, { x, keff: w, y, ...(bias ? { bias } : {}) }, q, grid);
   return true;
 }
