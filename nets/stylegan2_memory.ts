@@ -12,8 +12,9 @@
 //     accumulates with add(), disposes gradients of inputs that need none, and frees each node's
 //     output gradient once used;
 //   - each op's allocations and frees, in order (engine/ops/*.ts): e.g. modulated_conv's forward
-//     allocates coef [N,Co], the phase kernels [Co,Ci,4,3,3] when upsampling, and y, and its backward
-//     h [N,Co], gs, u and gx (u freed at once), gk and gw; binary ops allocate both gradients at
+//     allocates coef [N,Co], y, and the phase kernels [Co,Ci,4,3,3] when upsampling (in the backward
+//     instead with the subgroup kernels), and its backward h [N,Co], gs, u and gx (u freed at once),
+//     gk and gw; binary ops allocate both gradients at
 //     the broadcast shape and reduce the broadcast one with sum_to;
 //   - nets/stylegan2.ts: every intermediate of the forward stays alive until the scope closes
 //     (the net does not dispose them), so the backward runs on top of the whole forward.
@@ -153,7 +154,10 @@ const same = (a: Shape, b: Shape) => a.length === b.length && a.every((d, i) => 
 
 /** The engine's ops as allocation patterns (see the file comment for the files they mirror). */
 class SimOps {
-  constructor(readonly m: Replay) {}
+  constructor(
+    readonly m: Replay,
+    readonly subgroupTiles = false,
+  ) {}
 
   /** reduce.ts sumTo / reduceSumInto: one output, backward one broadcast-back. */
   sumTo(x: SimTensor, shape: Shape): SimTensor {
@@ -214,8 +218,10 @@ class SimOps {
   modConv(x: SimTensor, w: SimTensor, s: SimTensor, demodulate: boolean, upsample: boolean): SimTensor {
     const pl = planModulatedConv(x.shape, w.shape, s.shape, { demodulate, upsample });
     const coef = this.m.alloc([pl.N, pl.Co]);
-    const keff = pl.up === 2 ? this.m.alloc(pl.kshape) : w;
     const y = this.m.alloc([pl.N, pl.Co, pl.Ho, pl.Wo]);
+    // Phase kernels: built by the forward unless the subgroup kernel (>= 8 output channels) builds them as it goes.
+    const phasesInForward = pl.up === 2 && !(this.subgroupTiles && pl.Co >= 8);
+    const keff = phasesInForward ? this.m.alloc(pl.kshape) : w;
     this.m.record([x, w, s], y, [x, w, s, coef, y, ...(keff !== w ? [keff] : [])], () => {
       const h = this.m.alloc([pl.N, pl.Co]);
       let gx: SimTensor | null = null;
@@ -224,8 +230,10 @@ class SimOps {
       if (x.requiresGrad || s.requiresGrad) {
         gs = this.m.alloc([pl.N, pl.Ci]);
         gx = this.m.alloc(x.shape);
+        const phases = pl.up === 2 && !phasesInForward ? this.m.alloc(pl.kshape) : null; // built for the input gradient
         const part = this.m.alloc([pl.N, pl.Ci, pl.H, Math.ceil(pl.W / 8)]); // pieces of the styles gradient
         this.m.dispose(part);
+        if (phases) this.m.dispose(phases);
       }
       if (w.requiresGrad) {
         const gk = this.m.alloc(pl.kshape);
@@ -302,6 +310,12 @@ function replaySynthesis(o: SimOps, c: StyleGAN2Config, p: Map<string, SimTensor
 export interface MemoryPlanOptions {
   /** Every parameter requires grad too (a training step); default false (ILO/SGILO: W+ and noise). */
   paramGrads?: boolean;
+  /**
+   * The engine uses its subgroup conv kernels (engine/device.ts subgroupTiles: CPU adapters with
+   * 8-lane subgroups), whose upsampling forward builds no phase kernels (the backward builds them
+   * for the input gradient). Default false, as on a GPU.
+   */
+  subgroupTiles?: boolean;
 }
 
 export interface MemoryPlan {
@@ -325,7 +339,7 @@ export interface MemoryPlan {
 /** Plans the peak bytes of synthesis(W+, noise) forward + backward at this batch (no device needed). */
 export function planStyleGAN2Memory(c: StyleGAN2Config, batch: number, options: MemoryPlanOptions = {}): MemoryPlan {
   const m = new Replay();
-  const o = new SimOps(m);
+  const o = new SimOps(m, options.subgroupTiles ?? false);
   const params = new Map<string, SimTensor>();
   for (const [name, shape] of parameterShapes(c)) {
     const t = m.alloc(shape);

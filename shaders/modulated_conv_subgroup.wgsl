@@ -54,6 +54,17 @@ struct SubgroupConvParams {
 @group(0) @binding(7) var<storage, read_write> gx: array<f32>;        // [N, Ci, H, W]
 @group(0) @binding(8) var<storage, read_write> part_out: array<f32>;  // [N, Ci, H, ceil(W/8)]
 @group(0) @binding(9) var<storage, read> bias: array<f32>;            // [Co] (plain conv2d with a bias)
+@group(0) @binding(10) var<storage, read> wt: array<f32>;             // [Co, Ci, 3, 3] raw weights (upsampling forward)
+
+// Upsampling: the 1-D maps from kernel taps to the taps of phase r, column-major (column = ky), and
+// the phase kernel K_(ry,rx) = L_ry * W * transpose(L_rx), as in shaders/modulated_conv.wgsl.
+const L0 = mat3x3f(vec3f(0.0, 0.75, 0.25), vec3f(0.25, 0.75, 0.0), vec3f(0.75, 0.25, 0.0));
+const L1 = mat3x3f(vec3f(0.0, 0.25, 0.75), vec3f(0.0, 0.75, 0.25), vec3f(0.25, 0.75, 0.0));
+
+fn link(r: u32) -> mat3x3f {
+  if (r == 1u) { return L1; }
+  return L0;
+}
 
 const CH: u32 = {{CH}}u; // channels per workgroup, 8 per block
 
@@ -93,6 +104,7 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) l
     let s = {{FWD_STYLE}};
     let xbase = (n * q.Ci + i) * q.H * q.W;
     let kofs = i * PH * tt;
+    {{FWD_PER_INPUT}}
     for (var ty = 0u; ty < q.T; ty++) {
       let iy = i32(a) - i32(q.pad) + i32(ty);
       let sr = select(0.0, s, iy >= 0 && iy < i32(q.H));

@@ -206,29 +206,35 @@ export function modulatedConv2d(x: Tensor, weight: Tensor, styles: Tensor, optio
 
   const coef = empty([N, Co]); // [N, Co]
   perElement(K.coef, { st: styles, wt: weight, coef_out: coef }, pl, Math.ceil(N / 4) * Co); // per (4 items, o)
-  // Phase kernels [Co, Ci, PH, T, T]: W itself for the plain conv.
-  let keff: Tensor = weight;
-  if (pl.up === 2) {
-    keff = empty(pl.kshape);
-    perElement(K.upWeights, { wt: weight, keff_out: keff }, pl, Co * Ci); // per (o, i)
-  }
-  let convWeights = keff;
-  if (form === 'fused') {
-    convWeights = empty([N, ...pl.kshape]); // [N, Co, Ci, PH, T, T]
-    perElement(K.fusedWeights, { keff, st: styles, coef, keff_out: convWeights }, pl, N * Co * Ci); // per (n, o, i)
-  }
   const y = empty([N, Co, pl.Ho, pl.Wo]);
-  const forwardLanes = N * pl.up * pl.up * pl.Hp * Math.ceil(pl.Wp / 8); // 8 pixels each, x 4 channels per tile
-  if (form !== 'scaled' || !trySubgroupForward(pl, { x, keff, st: styles, coef, y })) {
-    perTile(K.forward[form], { x, keff: convWeights, st: styles, coef, y }, pl, forwardLanes, quad(Co));
+  // Phase kernels [Co, Ci, PH, T, T] (W itself for the plain conv), built only where a kernel reads
+  // them: the subgroup forward of an upsampling conv builds them from W as it goes.
+  let keff: Tensor | null = pl.up === 2 ? null : weight;
+  let convWeights: Tensor | null = null; // fused: per-sample weights [N, Co, Ci, PH, T, T]
+  if (form !== 'scaled' || !trySubgroupForward(pl, { x, weight, st: styles, coef, y })) {
+    keff ??= phaseKernels(pl, weight);
+    if (form === 'fused') {
+      convWeights = empty([N, ...pl.kshape]);
+      perElement(K.fusedWeights, { keff, st: styles, coef, keff_out: convWeights }, pl, N * Co * Ci); // per (n, o, i)
+    }
+    const forwardLanes = N * pl.up * pl.up * pl.Hp * Math.ceil(pl.Wp / 8); // 8 pixels each, x 4 channels per tile
+    perTile(K.forward[form], { x, keff: convWeights ?? keff, st: styles, coef, y }, pl, forwardLanes, quad(Co));
   }
 
-  const saved = [x, weight, styles, coef, y, ...(keff !== weight ? [keff] : []), ...(convWeights !== keff ? [convWeights] : [])];
-  record('modulated_conv', [x, weight, styles], y, saved, (gy) => backward(pl, form, gy, { x, weight, styles, coef, y, keff, convWeights }));
+  const built = [keff, convWeights].filter((t): t is Tensor => t !== null && t !== weight);
+  const saved = [x, weight, styles, coef, y, ...built];
+  const sv = { x, weight, styles, coef, y, keff, convWeights };
+  record('modulated_conv', [x, weight, styles], y, saved, (gy) => backward(pl, form, gy, sv));
   coef.dispose(); // the tape retains what backward needs
-  if (keff !== weight) keff.dispose();
-  if (convWeights !== keff) convWeights.dispose();
+  for (const t of built) t.dispose();
   return y;
+}
+
+/** The upsampling phase kernels [Co, Ci, 4, 3, 3] of the raw weight (upsampleLink). */
+function phaseKernels(pl: ModConvPlan, weight: Tensor): Tensor {
+  const keff = empty(pl.kshape);
+  perElement(K.upWeights, { wt: weight, keff_out: keff }, pl, pl.Co * pl.Ci); // per (o, i)
+  return keff;
 }
 
 interface Saved {
@@ -237,8 +243,10 @@ interface Saved {
   styles: Tensor;
   coef: Tensor;
   y: Tensor;
-  keff: Tensor;
-  convWeights: Tensor;
+  /** Null when the forward did not build the phase kernels (the subgroup upsampling forward). */
+  keff: Tensor | null;
+  /** The fused formulation's per-sample weights; null for the scaled one. */
+  convWeights: Tensor | null;
 }
 
 function backward(pl: ModConvPlan, form: ModConvFormulation, gy: Tensor, sv: Saved): (Tensor | null)[] {
@@ -263,17 +271,19 @@ function backward(pl: ModConvPlan, form: ModConvFormulation, gy: Tensor, sv: Sav
     gs = empty([N, Ci]); // [N, Ci]
     gx = empty(x.shape);
     if (form === 'scaled') {
+      const k = keff ?? phaseKernels(pl, weight);
       const part = empty([N, Ci, pl.H, Math.ceil(pl.W / 8)]); // pieces of sum_p x * gx / s
-      if (!trySubgroupInputBackward(pl, { gy, keff, coef, x, st: styles, gx, part_out: part })) {
-        perTile(K.inputBackward.scaled, { gy, keff, coef, x, st: styles, gx, part_out: part }, pl, inputLanes, quad(Ci));
+      if (!trySubgroupInputBackward(pl, { gy, keff: k, coef, x, st: styles, gx, part_out: part })) {
+        perTile(K.inputBackward.scaled, { gy, keff: k, coef, x, st: styles, gx, part_out: part }, pl, inputLanes, quad(Ci));
       }
       perElement(K.styleBackward, { part, st: styles, wt: weight, h, gs }, pl, N * Ci);
       part.dispose();
+      if (k !== keff) k.dispose();
     } else {
       const unused = empty([1]); // the fused variant writes no pieces
-      perTile(K.inputBackward.fused, { gy, keff: convWeights, coef, x, st: styles, gx, part_out: unused }, pl, inputLanes, quad(Ci));
+      perTile(K.inputBackward.fused, { gy, keff: convWeights!, coef, x, st: styles, gx, part_out: unused }, pl, inputLanes, quad(Ci));
       unused.dispose();
-      perElement(K.fusedStyleBackward, { keff, gk: perSample!, coef, st: styles, wt: weight, h, gs }, pl, N * Ci);
+      perElement(K.fusedStyleBackward, { keff: keff!, gk: perSample!, coef, st: styles, wt: weight, h, gs }, pl, N * Ci);
     }
   }
   if (wantWeight) {

@@ -37,7 +37,7 @@ export function rowUnrollable(W: number, T: number, pad: number): boolean {
  * touches; zero past the row's ends) hold every value the row needs, so the window's values are
  * static components and each tap's new value is too.
  */
-function forwardRow(tap: string[], row: RowShape | null): string {
+function forwardRow(tap: TapCode, row: RowShape | null): string {
   const ind = '      ';
   if (row === null) {
     return [
@@ -45,7 +45,7 @@ function forwardRow(tap: string[], row: RowShape | null): string {
       'var v1 = sr * vec4f(x_at(row, ix + 4), x_at(row, ix + 5), x_at(row, ix + 6), x_at(row, ix + 7));',
       'for (var tx = 0u; tx < q.T; tx++) {',
       '  let t = kofs + ty * q.T + tx;',
-      ...tap.map((l) => `  ${l}`),
+      ...tap('tx').map((l) => `  ${l}`),
       '  let next = sr * x_at(row, ix + i32(tx) + 8);',
       '  v0 = vec4f(v0.yzw, v1.x);',
       '  v1 = vec4f(v1.yzw, next);',
@@ -68,7 +68,7 @@ function forwardRow(tap: string[], row: RowShape | null): string {
  * (tap tx reads column px + pad - tx), so each tap's new value enters at the front. Unrolled only
  * for up = 1, where a gy row is contiguous.
  */
-function inputRow(tap: string[], row: RowShape | null): string {
+function inputRow(tap: TapCode, row: RowShape | null): string {
   const ind = '        ';
   if (row === null) {
     return [
@@ -76,7 +76,7 @@ function inputRow(tap: string[], row: RowShape | null): string {
       'var v1 = cr * vec4f(gy_at(row, bx + 4), gy_at(row, bx + 5), gy_at(row, bx + 6), gy_at(row, bx + 7));',
       'for (var tx = 0u; tx < q.T; tx++) {',
       '  let t = kbase + ph * tt + ty * q.T + tx;',
-      ...tap.map((l) => `  ${l}`),
+      ...tap('tx').map((l) => `  ${l}`),
       '  let next = cr * gy_at(row, bx - i32(tx) - 1);',
       '  v1 = vec4f(v0.w, v1.xyz);',
       '  v0 = vec4f(next, v0.xyz);',
@@ -114,7 +114,7 @@ interface WindowNames {
 function windowRow(
   n: WindowNames,
   { first, lo, hi, T }: { first: number; lo: number; hi: number; T: number },
-  tap: string[],
+  tap: TapCode,
   tapIndex: (tx: number) => string,
   slide: (tx: number, at: (j: number) => string) => string[],
 ): string {
@@ -129,28 +129,47 @@ function windowRow(
   }
   lines.push(`var v0 = vec4f(${[0, 1, 2, 3].map((e) => at(first + e)).join(', ')});`, `var v1 = vec4f(${[4, 5, 6, 7].map((e) => at(first + e)).join(', ')});`);
   for (let tx = 0; tx < T; tx++) {
-    lines.push('{', `  let t = ${tapIndex(tx)};`, ...tap.map((l) => `  ${l}`), '}');
+    lines.push('{', `  let t = ${tapIndex(tx)};`, ...tap(`${tx}u`).map((l) => `  ${l}`), '}');
     if (tx < T - 1) lines.push(...slide(tx, at));
   }
   return lines.join(`\n${n.ind}`);
 }
 
-/** The unrolled per-channel code of both entry points for `ch` channels per workgroup. */
-export function modconvSubgroupSpecialization(ch: number, mode: ForwardMode = 'scaled', row: RowShape | null = null, ibRow: RowShape | null = null): Record<string, string | number> {
+/** One tap's code (the lane's weights, their broadcasts and the multiply-adds), given the tap's tx expression. */
+type TapCode = (tx: string) => string[];
+
+/**
+ * The unrolled per-channel code of both entry points for `ch` channels per workgroup. `linked`: the
+ * forward of an upsampling conv builds each input channel's phase kernel from the raw 3x3 weights
+ * (the up_weights map of shaders/modulated_conv.wgsl, K = L_ry W L_rx^T) instead of reading K.
+ */
+export function modconvSubgroupSpecialization(ch: number, mode: ForwardMode = 'scaled', row: RowShape | null = null, ibRow: RowShape | null = null, linked = false): Record<string, string | number> {
   const blocks = ch / 8;
   const accs: string[] = [];
-  const tap: string[] = [];
-  for (let b = 0; b < blocks; b++) tap.push(`let wl${b} = keff[kw${b} + t];`);
+  const macs: string[] = [];
   for (let c = 0; c < ch; c++) {
     accs.push(`var acc${c}_0 = vec4f(0.0);`, `var acc${c}_1 = vec4f(0.0);`);
-    tap.push(`let w${c} = vec4f(subgroupBroadcast(wl${c >> 3}, ${c & 7}u));`, `acc${c}_0 = fma(w${c}, v0, acc${c}_0);`, `acc${c}_1 = fma(w${c}, v1, acc${c}_1);`);
+    macs.push(`let w${c} = vec4f(subgroupBroadcast(wl${c >> 3}, ${c & 7}u));`, `acc${c}_0 = fma(w${c}, v0, acc${c}_0);`, `acc${c}_1 = fma(w${c}, v1, acc${c}_1);`);
   }
+  const blockIds = [...Array(blocks).keys()];
+  const fromK: TapCode = () => [...blockIds.map((b) => `let wl${b} = keff[kw${b} + t];`), ...macs];
+  const fromLinked: TapCode = (tx) => [...blockIds.map((b) => `let wl${b} = kp${b}[${tx}][ty]; // column tx, row ty`), ...macs];
   const fwdSetup: string[] = [];
+  const fwdPerInput: string[] = [];
   const ibSetup: string[] = [];
   for (let b = 0; b < blocks; b++) {
-    fwdSetup.push(`let kw${b} = (min(c0 + ${8 * b}u + lane, q.Co - 1u) * q.Ci * PH + ph) * tt;`);
+    if (linked) {
+      fwdSetup.push(`let kw${b} = min(c0 + ${8 * b}u + lane, q.Co - 1u) * q.Ci * 9u; // raw 3x3 weights of the lane's channel`);
+      fwdPerInput.push(
+        `let wb${b} = kw${b} + i * 9u;`,
+        `let kp${b} = lry * mat3x3f(vec3f(wt[wb${b}], wt[wb${b} + 3u], wt[wb${b} + 6u]), vec3f(wt[wb${b} + 1u], wt[wb${b} + 4u], wt[wb${b} + 7u]), vec3f(wt[wb${b} + 2u], wt[wb${b} + 5u], wt[wb${b} + 8u])) * lrx_t;`,
+      );
+    } else {
+      fwdSetup.push(`let kw${b} = (min(c0 + ${8 * b}u + lane, q.Co - 1u) * q.Ci * PH + ph) * tt;`);
+    }
     ibSetup.push(`let kw${b} = min(c0 + ${8 * b}u + lane, q.Ci - 1u) * PH * tt;`);
   }
+  if (linked) fwdSetup.unshift('let lry = link(ph >> 1u);', 'let lrx_t = transpose(link(ph & 1u));');
   const fwdStore: string[] = [];
   const ibStore: string[] = [];
   for (let c = 0; c < ch; c++) {
@@ -163,10 +182,11 @@ export function modconvSubgroupSpecialization(ch: number, mode: ForwardMode = 's
     FWD_STYLE: FORWARD_STYLE[mode],
     FWD_OUT: FORWARD_OUT[mode],
     FWD_SETUP: join([...fwdSetup, ...accs], '  '),
-    FWD_ROW: forwardRow(tap, row),
+    FWD_PER_INPUT: join(fwdPerInput, '    '),
+    FWD_ROW: forwardRow(linked ? fromLinked : fromK, row),
     FWD_STORE: join(fwdStore, '  '),
     IB_SETUP: join([...ibSetup, ...accs], '  '),
-    IB_ROW: inputRow(tap, ibRow),
+    IB_ROW: inputRow(fromK, ibRow),
     IB_STORE: join(ibStore, '  '),
   };
 }
@@ -179,27 +199,42 @@ const forwardBindings: Record<ForwardMode, Bindings> = {
 };
 const inputBindings: Bindings = { q: 'uniform', x: 'read', keff: 'read', st: 'read', coef: 'read', gy: 'read', gx: 'read_write', part_out: 'read_write' };
 
+/** One kernel of the file: its entry point, channels per workgroup, forward mode, unrolled row, linked phases. */
+interface Variant {
+  entry: 'forward' | 'input_backward';
+  ch: number;
+  mode: ForwardMode;
+  row: RowShape | null;
+  linked: boolean;
+}
+
 const kernels = new Map<string, Kernel>();
-function kernelFor(entry: 'forward' | 'input_backward', ch: number, mode: ForwardMode, row: RowShape | null): Kernel {
-  const variant = `${ch}ch${mode === 'scaled' ? '' : ` ${mode} conv2d`}${row ? ` T${row.T} pad${row.pad}` : ''}`;
-  let k = kernels.get(`${entry}/${variant}`);
+function kernelFor(v: Variant): Kernel {
+  const name = `${v.ch}ch${v.mode === 'scaled' ? '' : ` ${v.mode} conv2d`}${v.linked ? ' linked' : ''}${v.row ? ` T${v.row.T} pad${v.row.pad}` : ''}`;
+  let k = kernels.get(`${v.entry}/${name}`);
   if (!k) {
-    const forward = entry === 'forward';
-    let bindings = forward ? forwardBindings[mode] : inputBindings;
-    const windowed = forward ? 'x' : 'gy'; // the binding an unrolled row reads as vec4s
-    if (row) bindings = Object.fromEntries(Object.entries(bindings).map(([name, kind]) => [name === windowed ? `${name}4` : name, kind]));
-    const specialize = modconvSubgroupSpecialization(ch, mode, forward ? row : null, forward ? null : row);
-    k = defineKernel({ shader: SHADER, entry, variant, specialize, bindings });
-    kernels.set(`${entry}/${variant}`, k);
+    const forward = v.entry === 'forward';
+    const renamed: Record<string, string> = {};
+    if (v.row) renamed[forward ? 'x' : 'gy'] = forward ? 'x4' : 'gy4'; // the binding an unrolled row reads as vec4s
+    if (v.linked) renamed.keff = 'wt'; // raw weights, the phase kernels built in the kernel
+    const declared = forward ? forwardBindings[v.mode] : inputBindings;
+    const bindings = Object.fromEntries(Object.entries(declared).map(([n, kind]) => [renamed[n] ?? n, kind]));
+    const specialize = modconvSubgroupSpecialization(v.ch, v.mode, forward ? v.row : null, forward ? null : v.row, v.linked);
+    k = defineKernel({ shader: SHADER, entry: v.entry, variant: name, specialize, bindings });
+    kernels.set(`${v.entry}/${name}`, k);
   }
   return k;
 }
 
-/** Records one forward: the unrolled vec4 row where the shape allows (the x binding is then x4). */
-function dispatchForward(ch: number, mode: ForwardMode, sizes: { W: number; T: number; pad: number }, b: Record<string, Tensor>, q: Record<string, number>, grid: number[]): void {
+/**
+ * Records one forward: the unrolled vec4 row where the shape allows (the x binding is then x4), and
+ * for an upsampling conv (`weight` given) the phase kernels built from the raw weight in the kernel.
+ */
+function dispatchForward(ch: number, mode: ForwardMode, sizes: { W: number; T: number; pad: number }, b: Record<string, Tensor>, q: Record<string, number>, grid: number[], weight?: Tensor): void {
   const row = rowUnrollable(sizes.W, sizes.T, sizes.pad) ? { T: sizes.T, pad: sizes.pad } : null;
-  const { x, ...rest } = b;
-  kernelFor('forward', ch, mode, row).dispatch({ ...rest, [row ? 'x4' : 'x']: x, q }, grid);
+  const { x, keff, ...rest } = b;
+  const linked = weight !== undefined;
+  kernelFor({ entry: 'forward', ch, mode, row, linked }).dispatch({ ...rest, [row ? 'x4' : 'x']: x, ...(linked ? { wt: weight } : { keff }), q }, grid);
 }
 
 /** 16 channels per workgroup where there are that many, else 8; null below 8 (ToRGB's 3 outputs). */
@@ -217,14 +252,21 @@ function fits(grid: number[]): boolean {
   return grid.every((g) => g <= engine().gpu.limits.maxComputeWorkgroupsPerDimension);
 }
 
-/** Records the scaled forward y = conv(x * s, K) * coef with the subgroup kernel, or returns false. */
-export function trySubgroupForward(pl: ModConvPlan, b: { x: Tensor; keff: Tensor; st: Tensor; coef: Tensor; y: Tensor }): boolean {
+/**
+ * Records the scaled forward y = conv(x * s, K) * coef with the subgroup kernel, or returns false.
+ * K is the raw weight for a plain conv; an upsampling conv (k = 3) builds its phase kernels from
+ * the raw weight inside the kernel, so it needs no K [Co, Ci, 4, 3, 3] (whose strided reads cost
+ * cache traffic, and whose construction was 30% of config-f's 512-channel upsampling forward).
+ */
+export function trySubgroupForward(pl: ModConvPlan, b: { x: Tensor; weight: Tensor; st: Tensor; coef: Tensor; y: Tensor }): boolean {
   const ch = channelsPerTile(pl.Co);
   if (ch === null) return false;
   const lanes = pl.N * pl.Hp * Math.ceil(pl.Wp / 8);
   const grid = [Math.ceil(lanes / 8), Math.ceil(pl.Co / ch), pl.up * pl.up];
   if (!fits(grid)) return false;
-  dispatchForward(ch, 'scaled', pl, b, params(pl, lanes), grid);
+  const { weight, ...rest } = b;
+  if (pl.up === 2) dispatchForward(ch, 'scaled', pl, rest, params(pl, lanes), grid, weight);
+  else dispatchForward(ch, 'scaled', pl, { ...rest, keff: weight }, params(pl, lanes), grid);
   return true;
 }
 
@@ -237,7 +279,7 @@ export function trySubgroupInputBackward(pl: ModConvPlan, b: { gy: Tensor; keff:
   if (!fits(grid)) return false;
   const row = pl.up === 1 && rowUnrollable(pl.Wp, pl.T, pl.pad) ? { T: pl.T, pad: pl.pad } : null;
   const { gy, ...rest } = b;
-  kernelFor('input_backward', ch, 'scaled', row).dispatch({ ...rest, [row ? 'gy4' : 'gy']: gy, q: params(pl, lanes) }, grid);
+  kernelFor({ entry: 'input_backward', ch, mode: 'scaled', row, linked: false }).dispatch({ ...rest, [row ? 'gy4' : 'gy']: gy, q: params(pl, lanes) }, grid);
   return true;
 }
 
