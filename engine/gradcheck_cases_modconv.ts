@@ -51,6 +51,8 @@ export function modconvGradCases(): GradCase[] {
     // W % 4 == 0: the forward's rows are unrolled and read as vec4s (zero past both row ends).
     { label: '3x3 demod, subgroup tiles, vec4 rows', N: 2, Ci: 9, Co: 17, H: 5, W: 12, k: 3, options: { demodulate: true } },
     { label: 'upsample 3x3 demod, subgroup tiles, vec4 rows', N: 1, Ci: 8, Co: 8, H: 3, W: 4, k: 3, options: { demodulate: true, upsample: true } },
+    // Planes at most 8 wide: each lane's pixels are a whole row, the loads past its ends left out.
+    { label: '3x3 no demod, subgroup tiles, 8-wide rows', N: 2, Ci: 9, Co: 8, H: 3, W: 8, k: 3, options: { demodulate: false } },
   ];
   return [
     ...rows.map((r) => modconvCase(r, 'scaled')),

@@ -23,6 +23,11 @@ const FORWARD_OUT: Record<ForwardMode, string> = { scaled: 'coef[n * q.Co + o] *
 export interface RowShape {
   T: number;
   pad: number;
+  /**
+   * Set when every lane's 8 pixels start a row (the pixel plane is at most 8 wide): the length of
+   * the rows the window reads, so loads past either end are left out altogether.
+   */
+  width?: number;
 }
 
 /** Whether a row of W values can be unrolled: the window (8 + T - 1 values around a lane's 8) within 4 aligned vec4s. */
@@ -57,7 +62,7 @@ function forwardRow(tap: TapCode, row: RowShape | null): string {
   const first = 4 - pad;
   const highest = 12 - pad + T - 2; // the last tap's new value is never used
   const names = { ind, base: 'let xr = (row + b0) / 4u; // vec4 index of column b0 (row and b0 are multiples of 4)', name: 'xw', index: 'xr', buf: 'x4', scale: 'sr', pixel: 'b0', limit: 'q.W' };
-  return windowRow(names, { first, lo: first, hi: Math.max(first + 7, highest), T }, tap, (tx) => `kofs + ty * ${T}u + ${tx}u`, (tx, at) => [
+  return windowRow(names, { first, lo: first, hi: Math.max(first + 7, highest), T, width: row.width }, tap, (tx) => `kofs + ty * ${T}u + ${tx}u`, (tx, at) => [
     'v0 = vec4f(v0.yzw, v1.x);',
     `v1 = vec4f(v1.yzw, ${at(first + 8 + tx)});`,
   ]);
@@ -88,7 +93,7 @@ function inputRow(tap: TapCode, row: RowShape | null): string {
   const first = 4 + pad;
   const lowest = 3 + pad - (T - 2); // the last tap's new value is never used
   const names = { ind, base: 'let gr = (row + px0) / 4u; // vec4 index of column px0 (row and px0 are multiples of 4)', name: 'gw', index: 'gr', buf: 'gy4', scale: 'cr', pixel: 'px0', limit: 'q.Wp' };
-  return windowRow(names, { first, lo: Math.min(lowest, first), hi: first + 7, T }, tap, (tx) => `kbase + ph * ${T * T}u + ty * ${T}u + ${tx}u`, (tx, at) => [
+  return windowRow(names, { first, lo: Math.min(lowest, first), hi: first + 7, T, width: row.width }, tap, (tx) => `kbase + ph * ${T * T}u + ty * ${T}u + ${tx}u`, (tx, at) => [
     'v1 = vec4f(v0.w, v1.xyz);',
     `v0 = vec4f(${at(3 + pad - tx)}, v0.xyz);`,
   ]);
@@ -113,7 +118,7 @@ interface WindowNames {
  */
 function windowRow(
   n: WindowNames,
-  { first, lo, hi, T }: { first: number; lo: number; hi: number; T: number },
+  { first, lo, hi, T, width }: { first: number; lo: number; hi: number; T: number; width?: number },
   tap: TapCode,
   tapIndex: (tx: number) => string,
   slide: (tx: number, at: (j: number) => string) => string[],
@@ -123,7 +128,8 @@ function windowRow(
   for (let v = lo >> 2; v <= hi >> 2; v++) {
     const col = 4 * v - 4; // column offset from the lane's first pixel
     const load = (i: string) => `${n.scale} * ${n.buf}[${i}]`;
-    if (col === 0) lines.push(`let ${n.name}${v} = ${load(n.index)};`);
+    if (width !== undefined) lines.push(`let ${n.name}${v} = ${col < 0 || col >= width ? 'vec4f(0.0)' : load(`${n.index} + ${col / 4}u`)};`);
+    else if (col === 0) lines.push(`let ${n.name}${v} = ${load(n.index)};`);
     else if (col < 0) lines.push(`let ${n.name}${v} = select(vec4f(0.0), ${load(`select(${n.index}, ${n.index} - 1u, ${n.pixel} >= 4u)`)}, ${n.pixel} >= 4u);`);
     else lines.push(`let ${n.name}${v} = select(vec4f(0.0), ${load(`select(${n.index}, ${n.index} + ${col / 4}u, ${n.pixel} + ${col}u < ${n.limit})`)}, ${n.pixel} + ${col}u < ${n.limit});`);
   }
@@ -210,7 +216,7 @@ interface Variant {
 
 const kernels = new Map<string, Kernel>();
 function kernelFor(v: Variant): Kernel {
-  const name = `${v.ch}ch${v.mode === 'scaled' ? '' : ` ${v.mode} conv2d`}${v.linked ? ' linked' : ''}${v.row ? ` T${v.row.T} pad${v.row.pad}` : ''}`;
+  const name = `${v.ch}ch${v.mode === 'scaled' ? '' : ` ${v.mode} conv2d`}${v.linked ? ' linked' : ''}${v.row ? ` T${v.row.T} pad${v.row.pad}${v.row.width ? ` width${v.row.width}` : ''}` : ''}`;
   let k = kernels.get(`${v.entry}/${name}`);
   if (!k) {
     const forward = v.entry === 'forward';
@@ -230,8 +236,8 @@ function kernelFor(v: Variant): Kernel {
  * Records one forward: the unrolled vec4 row where the shape allows (the x binding is then x4), and
  * for an upsampling conv (`weight` given) the phase kernels built from the raw weight in the kernel.
  */
-function dispatchForward(ch: number, mode: ForwardMode, sizes: { W: number; T: number; pad: number }, b: Record<string, Tensor>, q: Record<string, number>, grid: number[], weight?: Tensor): void {
-  const row = rowUnrollable(sizes.W, sizes.T, sizes.pad) ? { T: sizes.T, pad: sizes.pad } : null;
+function dispatchForward(ch: number, mode: ForwardMode, sizes: { W: number; Wp: number; T: number; pad: number }, b: Record<string, Tensor>, q: Record<string, number>, grid: number[], weight?: Tensor): void {
+  const row = rowUnrollable(sizes.W, sizes.T, sizes.pad) ? { T: sizes.T, pad: sizes.pad, width: sizes.Wp <= 8 ? sizes.W : undefined } : null;
   const { x, keff, ...rest } = b;
   const linked = weight !== undefined;
   kernelFor({ entry: 'forward', ch, mode, row, linked }).dispatch({ ...rest, [row ? 'x4' : 'x']: x, ...(linked ? { wt: weight } : { keff }), q }, grid);
@@ -277,7 +283,7 @@ export function trySubgroupInputBackward(pl: ModConvPlan, b: { gy: Tensor; keff:
   const lanes = pl.N * pl.H * Math.ceil(pl.W / 8);
   const grid = [Math.ceil(lanes / 8), Math.ceil(pl.Ci / ch)];
   if (!fits(grid)) return false;
-  const row = pl.up === 1 && rowUnrollable(pl.Wp, pl.T, pl.pad) ? { T: pl.T, pad: pl.pad } : null;
+  const row = pl.up === 1 && rowUnrollable(pl.Wp, pl.T, pl.pad) ? { T: pl.T, pad: pl.pad, width: pl.W <= 8 ? pl.Wp : undefined } : null;
   const { gy, ...rest } = b;
   kernelFor({ entry: 'input_backward', ch, mode: 'scaled', row, linked: false }).dispatch({ ...rest, [row ? 'gy4' : 'gy']: gy, q: params(pl, lanes) }, grid);
   return true;
@@ -300,6 +306,6 @@ export function trySubgroupConv2d(x: Tensor, w: Tensor, bias: Tensor | null, pad
   if (!fits(grid)) return false;
   const q = { Ci, Co, H, W, up: 1, T: k, pad, Hp: Ho, Wp: Wo, Ho, Wo, lanes };
   const mode: ForwardMode = bias ? 'bias' : 'plain';
-  dispatchForward(ch, mode, { W, T: k, pad }, { x, keff: w, y, ...(bias ? { bias } : {}) }, q, grid);
+  dispatchForward(ch, mode, { W, Wp: Wo, T: k, pad }, { x, keff: w, y, ...(bias ? { bias } : {}) }, q, grid);
   return true;
 }
