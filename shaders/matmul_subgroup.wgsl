@@ -37,6 +37,7 @@ struct Params {
 @group(0) @binding(0) var<storage, read> a: array<vec4f>;        // A operand, layout per params
 @group(0) @binding(1) var<storage, read> b: array<vec4f>;        // B operand, layout per params
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;  // [batch, M, N]
+@group(0) @binding(2) var<storage, read_write> out4: array<vec4f>; // the same as vec4s ('n' layout: N % 4 == 0)
 @group(0) @binding(3) var<uniform> params: Params;
 
 const ROWS: u32 = {{ROWS}}u;

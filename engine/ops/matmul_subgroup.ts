@@ -7,7 +7,7 @@ import { engine } from '../engine.ts';
 import { defineKernel, type Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 
-const bindings = { a: 'read', b: 'read', out: 'read_write', params: 'uniform' } as const;
+const bindingsIn = { a: 'read', b: 'read', params: 'uniform' } as const;
 
 /** How an operand is read: element (row, col) of batch item t is at t*batch + row*row + col*col. */
 export interface StridedView {
@@ -77,12 +77,8 @@ export function subgroupSpecialization(t: SubgroupTile): Record<string, string |
     for (let i = 0; i < rows; i++) {
       for (let j = 0; j < t.colUnits; j++) {
         setup.push(`var s${i}_${j} = vec4f(0.0);`);
-        store.push(
-          `if (r0 + ${i}u < params.M && n4_${j} <= last_n4) {`,
-          `  let o = out_base + (r0 + ${i}u) * params.N + 4u * n4_${j};`,
-          `  out[o] = s${i}_${j}.x; out[o + 1u] = s${i}_${j}.y; out[o + 2u] = s${i}_${j}.z; out[o + 3u] = s${i}_${j}.w;`,
-          '}',
-        );
+        // One vec4 store: on lavapipe a store costs per lane whatever its width (10% of 512^3 as scalars).
+        store.push(`if (r0 + ${i}u < params.M && n4_${j} <= last_n4) { out4[(out_base + (r0 + ${i}u) * params.N) / 4u + n4_${j}] = s${i}_${j}; }`);
       }
     }
   } else {
@@ -117,7 +113,8 @@ function kernelFor(t: SubgroupTile): Kernel {
   const variant = `${t.a}${t.b}/${t.rowBlocks}x${t.colUnits}`;
   let k = kernels.get(variant);
   if (!k) {
-    k = defineKernel({ shader: 'matmul_subgroup', entry: 'matmul_subgroup', variant, specialize: subgroupSpecialization(t), bindings });
+    const outName = t.b === 'n' ? 'out4' : 'out';
+    k = defineKernel({ shader: 'matmul_subgroup', entry: 'matmul_subgroup', variant, specialize: subgroupSpecialization(t), bindings: { ...bindingsIn, [outName]: 'read_write' } });
     kernels.set(variant, k);
   }
   return k;
@@ -148,6 +145,6 @@ export function trySubgroupMatmul(out: Tensor, x: StridedView, y: StridedView, M
     b_batch: y.batch / 4,
     b_stride: (b === 'n' ? y.row : y.col) / 4,
   };
-  kernelFor(tile).dispatch({ a: x.buffer, b: y.buffer, out, params }, grid);
+  kernelFor(tile).dispatch({ a: x.buffer, b: y.buffer, [b === 'n' ? 'out4' : 'out']: out, params }, grid);
   return true;
 }
