@@ -49,9 +49,11 @@ struct SubgroupConvParams {
 @group(0) @binding(3) var<storage, read> st: array<f32>;              // [N, Ci]
 @group(0) @binding(4) var<storage, read> coef: array<f32>;            // [N, Co]
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;         // [N, Co, Ho, Wo]
+@group(0) @binding(5) var<storage, read_write> y4: array<vec4f>;      // the same, as vec4s (up = 1, Wo % 4 == 0)
 @group(0) @binding(6) var<storage, read> gy: array<f32>;              // [N, Co, Ho, Wo]
 @group(0) @binding(6) var<storage, read> gy4: array<vec4f>;           // the same, as vec4s (up = 1, Wo % 4 == 0)
 @group(0) @binding(7) var<storage, read_write> gx: array<f32>;        // [N, Ci, H, W]
+@group(0) @binding(7) var<storage, read_write> gx4: array<vec4f>;     // the same, as vec4s (W % 4 == 0)
 @group(0) @binding(8) var<storage, read_write> part_out: array<f32>;  // [N, Ci, H, ceil(W/8)]
 @group(0) @binding(9) var<storage, read> bias: array<f32>;            // [Co] (plain conv2d with a bias)
 @group(0) @binding(10) var<storage, read> wt: array<f32>;             // [Co, Ci, 3, 3] raw weights (upsampling forward)
@@ -126,6 +128,15 @@ fn store_y(live: bool, n: u32, o: u32, oy: u32, ox0: u32, b0: u32, lo: vec4f, hi
   }
 }
 
+// store_y with vec4 stores, where up = 1 and Wo % 4 == 0 (each vec4 of a row all inside or all
+// outside it; on lavapipe a store costs per lane whatever its width).
+fn store_y4(live: bool, n: u32, o: u32, oy: u32, ox0: u32, b0: u32, lo: vec4f, hi: vec4f) {
+  if (!live || o >= q.Co) { return; }
+  let base4 = (((n * q.Co + o) * q.Ho + oy) * q.Wo + ox0) / 4u;
+  { let v = lo; y4[base4] = {{FWD_OUT}}; }
+  if (b0 + 4u < q.Wp) { let v = hi; y4[base4 + 1u] = {{FWD_OUT}}; }
+}
+
 @compute @workgroup_size(8)
 fn input_backward(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
   let live = wid.x * 8u + lane < q.lanes;
@@ -169,6 +180,20 @@ fn store_gx(live: bool, n: u32, i: u32, py: u32, px0: u32, pb: u32, lo: vec4f, h
       gx[base + e] = s * v;
       xu += x[base + e] * v;
     }
+  }
+  part_out[((n * q.Ci + i) * q.H + py) * ((q.W + 7u) / 8u) + pb] = xu;
+}
+
+// store_gx with vec4 stores and loads, where W % 4 == 0.
+fn store_gx4(live: bool, n: u32, i: u32, py: u32, px0: u32, pb: u32, lo: vec4f, hi: vec4f) {
+  if (!live || i >= q.Ci) { return; }
+  let s = st[n * q.Ci + i];
+  let base4 = (((n * q.Ci + i) * q.H + py) * q.W + px0) / 4u;
+  gx4[base4] = s * lo;
+  var xu = dot(x4[base4], lo);
+  if (px0 + 4u < q.W) {
+    gx4[base4 + 1u] = s * hi;
+    xu += dot(x4[base4 + 1u], hi);
   }
   part_out[((n * q.Ci + i) * q.H + py) * ((q.W + 7u) / 8u) + pb] = xu;
 }

@@ -148,8 +148,9 @@ type TapCode = (tx: string) => string[];
  * The unrolled per-channel code of both entry points for `ch` channels per workgroup. `linked`: the
  * forward of an upsampling conv builds each input channel's phase kernel from the raw 3x3 weights
  * (the up_weights map of shaders/modulated_conv.wgsl, K = L_ry W L_rx^T) instead of reading K.
+ * `vecStore`: the outputs are written (and the input gradient's x read) as vec4s (store_y4, store_gx4).
  */
-export function modconvSubgroupSpecialization(ch: number, mode: ForwardMode = 'scaled', row: RowShape | null = null, ibRow: RowShape | null = null, linked = false): Record<string, string | number> {
+export function modconvSubgroupSpecialization(ch: number, mode: ForwardMode = 'scaled', row: RowShape | null = null, ibRow: RowShape | null = null, linked = false, vecStore = false): Record<string, string | number> {
   const blocks = ch / 8;
   const accs: string[] = [];
   const macs: string[] = [];
@@ -179,8 +180,8 @@ export function modconvSubgroupSpecialization(ch: number, mode: ForwardMode = 's
   const fwdStore: string[] = [];
   const ibStore: string[] = [];
   for (let c = 0; c < ch; c++) {
-    fwdStore.push(`store_y(live, n, c0 + ${c}u, oy, ox0, b0, acc${c}_0, acc${c}_1);`);
-    ibStore.push(`store_gx(live, n, c0 + ${c}u, py, px0, pg % PB, acc${c}_0, acc${c}_1);`);
+    fwdStore.push(`store_y${vecStore ? '4' : ''}(live, n, c0 + ${c}u, oy, ox0, b0, acc${c}_0, acc${c}_1);`);
+    ibStore.push(`store_gx${vecStore ? '4' : ''}(live, n, c0 + ${c}u, py, px0, pg % PB, acc${c}_0, acc${c}_1);`);
   }
   const join = (lines: string[], indent: string) => lines.join(`\n${indent}`);
   return {
@@ -205,27 +206,29 @@ const forwardBindings: Record<ForwardMode, Bindings> = {
 };
 const inputBindings: Bindings = { q: 'uniform', x: 'read', keff: 'read', st: 'read', coef: 'read', gy: 'read', gx: 'read_write', part_out: 'read_write' };
 
-/** One kernel of the file: its entry point, channels per workgroup, forward mode, unrolled row, linked phases. */
+/** One kernel of the file: its entry point, channels per workgroup, forward mode, unrolled row, linked phases, vec4 stores. */
 interface Variant {
   entry: 'forward' | 'input_backward';
   ch: number;
   mode: ForwardMode;
   row: RowShape | null;
   linked: boolean;
+  vecStore: boolean;
 }
 
 const kernels = new Map<string, Kernel>();
 function kernelFor(v: Variant): Kernel {
-  const name = `${v.ch}ch${v.mode === 'scaled' ? '' : ` ${v.mode} conv2d`}${v.linked ? ' linked' : ''}${v.row ? ` T${v.row.T} pad${v.row.pad}${v.row.width ? ` width${v.row.width}` : ''}` : ''}`;
+  const name = `${v.ch}ch${v.mode === 'scaled' ? '' : ` ${v.mode} conv2d`}${v.linked ? ' linked' : ''}${v.row ? ` T${v.row.T} pad${v.row.pad}${v.row.width ? ` width${v.row.width}` : ''}` : ''}${v.vecStore ? ' vec4 out' : ''}`;
   let k = kernels.get(`${v.entry}/${name}`);
   if (!k) {
     const forward = v.entry === 'forward';
     const renamed: Record<string, string> = {};
     if (v.row) renamed[forward ? 'x' : 'gy'] = forward ? 'x4' : 'gy4'; // the binding an unrolled row reads as vec4s
     if (v.linked) renamed.keff = 'wt'; // raw weights, the phase kernels built in the kernel
+    if (v.vecStore) Object.assign(renamed, forward ? { y: 'y4' } : { gx: 'gx4', x: 'x4' });
     const declared = forward ? forwardBindings[v.mode] : inputBindings;
     const bindings = Object.fromEntries(Object.entries(declared).map(([n, kind]) => [renamed[n] ?? n, kind]));
-    const specialize = modconvSubgroupSpecialization(v.ch, v.mode, forward ? v.row : null, forward ? null : v.row, v.linked);
+    const specialize = modconvSubgroupSpecialization(v.ch, v.mode, forward ? v.row : null, forward ? null : v.row, v.linked, v.vecStore);
     k = defineKernel({ shader: SHADER, entry: v.entry, variant: name, specialize, bindings });
     kernels.set(`${v.entry}/${name}`, k);
   }
@@ -236,11 +239,13 @@ function kernelFor(v: Variant): Kernel {
  * Records one forward: the unrolled vec4 row where the shape allows (the x binding is then x4), and
  * for an upsampling conv (`weight` given) the phase kernels built from the raw weight in the kernel.
  */
-function dispatchForward(ch: number, mode: ForwardMode, sizes: { W: number; Wp: number; T: number; pad: number }, b: Record<string, Tensor>, q: Record<string, number>, grid: number[], weight?: Tensor): void {
+function dispatchForward(ch: number, mode: ForwardMode, sizes: { W: number; Wp: number; up: number; T: number; pad: number }, b: Record<string, Tensor>, q: Record<string, number>, grid: number[], weight?: Tensor): void {
   const row = rowUnrollable(sizes.W, sizes.T, sizes.pad) ? { T: sizes.T, pad: sizes.pad, width: sizes.Wp <= 8 ? sizes.W : undefined } : null;
-  const { x, keff, ...rest } = b;
+  const vecStore = sizes.up === 1 && sizes.Wp % 4 === 0;
+  const { x, keff, y, ...rest } = b;
   const linked = weight !== undefined;
-  kernelFor({ entry: 'forward', ch, mode, row, linked }).dispatch({ ...rest, [row ? 'x4' : 'x']: x, ...(linked ? { wt: weight } : { keff }), q }, grid);
+  const bound = { ...rest, [row ? 'x4' : 'x']: x, [vecStore ? 'y4' : 'y']: y, ...(linked ? { wt: weight } : { keff }), q };
+  kernelFor({ entry: 'forward', ch, mode, row, linked, vecStore }).dispatch(bound, grid);
 }
 
 /** 16 channels per workgroup where there are that many, else 8; null below 8 (ToRGB's 3 outputs). */
@@ -284,8 +289,10 @@ export function trySubgroupInputBackward(pl: ModConvPlan, b: { gy: Tensor; keff:
   const grid = [Math.ceil(lanes / 8), Math.ceil(pl.Ci / ch)];
   if (!fits(grid)) return false;
   const row = pl.up === 1 && rowUnrollable(pl.Wp, pl.T, pl.pad) ? { T: pl.T, pad: pl.pad, width: pl.W <= 8 ? pl.Wp : undefined } : null;
-  const { gy, ...rest } = b;
-  kernelFor({ entry: 'input_backward', ch, mode: 'scaled', row, linked: false }).dispatch({ ...rest, [row ? 'gy4' : 'gy']: gy, q: params(pl, lanes) }, grid);
+  const vecStore = pl.W % 4 === 0;
+  const { gy, gx, x, ...rest } = b;
+  const bound = { ...rest, [row ? 'gy4' : 'gy']: gy, [vecStore ? 'gx4' : 'gx']: gx, [vecStore ? 'x4' : 'x']: x, q: params(pl, lanes) };
+  kernelFor({ entry: 'input_backward', ch, mode: 'scaled', row, linked: false, vecStore }).dispatch(bound, grid);
   return true;
 }
 
@@ -306,6 +313,6 @@ export function trySubgroupConv2d(x: Tensor, w: Tensor, bias: Tensor | null, pad
   if (!fits(grid)) return false;
   const q = { Ci, Co, H, W, up: 1, T: k, pad, Hp: Ho, Wp: Wo, Ho, Wo, lanes };
   const mode: ForwardMode = bias ? 'bias' : 'plain';
-  dispatchForward(ch, mode, { W, Wp: Wo, T: k, pad }, { x, keff: w, y, ...(bias ? { bias } : {}) }, q, grid);
+  dispatchForward(ch, mode, { W, Wp: Wo, up: 1, T: k, pad }, { x, keff: w, y, ...(bias ? { bias } : {}) }, q, grid);
   return true;
 }
