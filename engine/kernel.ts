@@ -10,7 +10,7 @@
 
 import { WgslReflect, type VariableInfo, type TypeInfo, type StructInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { engine } from './engine.ts';
-import { shaderText, specialize } from './shader_source.ts';
+import { shaderText, specialize, withIncludes } from './shader_source.ts';
 
 export type BindingKind = 'read' | 'read_write' | 'uniform';
 
@@ -69,7 +69,7 @@ export class Kernel {
 
   /** The WGSL text after specialization. */
   source(): string {
-    return specialize(shaderText(this.spec.shader), this.spec.specialize ?? {}, this.key);
+    return specialize(withIncludes(shaderText(this.spec.shader), this.key), this.spec.specialize ?? {}, this.key);
   }
 
   private compile(): Compiled {

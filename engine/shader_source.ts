@@ -65,3 +65,16 @@ export function specialize(text: string, values: Record<string, string | number>
   for (const k of Object.keys(values)) if (!slots.has(k)) throw new Error(`${what}: value for "${k}" but the template has no slot {{${k}}}`);
   return text.replace(/\{\{(\w+)\}\}/g, (_, k: string) => String(values[k]));
 }
+
+/**
+ * WGSL has no includes: a line `// #include <name>` is replaced by the text of shaders/<name>.wgsl
+ * (helpers several kernel files share, e.g. index_math). One level deep; an unknown name fails
+ * like any missing shader.
+ */
+export function withIncludes(text: string, what: string): string {
+  return text.replace(/^\/\/ #include <(\w+)>$/gm, (_, name: string) => {
+    const included = shaderText(name);
+    if (/^\/\/ #include </m.test(included)) throw new Error(`${what}: shaders/${name}.wgsl includes another file (one level only)`);
+    return included.trimEnd();
+  });
+}

@@ -60,21 +60,7 @@ fn linear_index(gid: vec3u, nwg: vec3u) -> u32 {
   return gid.x + gid.y * nwg.x * WG;
 }
 
-// (i / n, i % n) without integer division, which CPU adapters run lane by lane (lavapipe: one
-// scalar divl per lane): a float quotient corrected twice by its remainder. Exact for i < 2^31.
-// (The same helper as in shaders/binary.wgsl: WGSL has no includes.)
-fn divmod(i: u32, n: u32) -> vec2u {
-  let nf = f32(n);
-  var q = u32(f32(i) / nf);
-  var r = i32(i - q * n);
-  q = u32(i32(q) + i32(floor(f32(r) / nf)));
-  r = i32(i - q * n);
-  q = select(q, q - 1u, r < 0);
-  r = select(r, r + i32(n), r < 0);
-  q = select(q, q + 1u, r >= i32(n));
-  r = select(r, r - i32(n), r >= i32(n));
-  return vec2u(q, u32(r));
-}
+// #include <index_math>
 
 // Offset of the row-major index `index` over `shape`, read through `strides`.
 fn strided_offset(index: u32, rank: u32, shape: array<vec4u, 2>, strides: array<vec4u, 2>) -> u32 {

@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { engine } from '../engine/engine.ts';
 import { Kernel, dispatchCountsByKernel, setDebugWgsl } from '../engine/kernel.ts';
-import { specialize } from '../engine/shader_source.ts';
+import { registerShaderTexts, shaderText, specialize, withIncludes } from '../engine/shader_source.ts';
 import { empty, tensor, zeros } from '../engine/tensor.ts';
 import { binary, unary, exp } from '../engine/ops/elementwise.ts';
 import { gradCases } from '../engine/gradcheck_cases.ts';
@@ -78,6 +78,17 @@ test('specialization fills every slot and refuses unknown or missing ones', () =
   assert.is(specialize('y = {{A}} + {{B}};', { A: 'x', B: 2 }, 't'), 'y = x + 2;');
   assert.throws(() => specialize('y = {{A}};', {}, 't'), /slot \{\{A\}\} has no value/);
   assert.throws(() => specialize('y = 1;', { A: 'x' }, 't'), /no slot \{\{A\}\}/);
+});
+
+test('includes: `// #include <name>` lines become shaders/<name>.wgsl, one level deep', () => {
+  const expanded = withIncludes('fn f() {}\n// #include <index_math>\nfn g() {}', 't');
+  assert.ok(expanded.includes(shaderText('index_math').trimEnd()), 'the file text is inlined');
+  assert.ok(expanded.startsWith('fn f() {}\n') && expanded.endsWith('\nfn g() {}'), 'the rest is kept');
+  assert.not.ok(/#include/.test(expanded.replace(/`[^`]*`/g, '')), 'no directive is left');
+  assert.is(withIncludes('x; // #include <index_math> is only a directive on a line of its own', 't'), 'x; // #include <index_math> is only a directive on a line of its own');
+  assert.throws(() => withIncludes('// #include <no_such_helper>', 't'), /shader "no_such_helper": cannot read/);
+  registerShaderTexts({ test_nested_include: '// #include <index_math>' });
+  assert.throws(() => withIncludes('// #include <test_nested_include>', 't'), /includes another file \(one level only\)/);
 });
 
 test('WGSL that does not compile is reported with the kernel name at the next sync', async () => {
