@@ -85,15 +85,22 @@ fn pick(lo: vec4f, hi: vec4f, e: u32) -> f32 {
   return select(hi, lo, e < 4u)[e % 4u];
 }
 
+// The lane's 8 pixels: (batch item, row, first column) in a rows x width plane. Lanes past
+// q.lanes get the last group (computed like the others, not stored).
+fn pixel_group(wid_x: u32, lane: u32, rows: u32, width: u32) -> vec3u {
+  let g = min(wid_x * 8u + lane, q.lanes - 1u);
+  let groups_per_row = (width + 7u) / 8u;
+  let in_plane = g % (rows * groups_per_row);
+  return vec3u(g / (rows * groups_per_row), in_plane / groups_per_row, (in_plane % groups_per_row) * 8u);
+}
+
 @compute @workgroup_size(8)
 fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
   let live = wid.x * 8u + lane < q.lanes;
-  let g = min(wid.x * 8u + lane, q.lanes - 1u);
-  let PB = (q.Wp + 7u) / 8u;
-  let n = g / (q.Hp * PB);
-  let pg = g % (q.Hp * PB);
-  let b0 = (pg % PB) * 8u;
-  let a = pg / PB;
+  let group = pixel_group(wid.x, lane, q.Hp, q.Wp);
+  let n = group.x;
+  let a = group.y;
+  let b0 = group.z;
   let ph = wid.z;
   let c0 = wid.y * CH;
   let tt = q.T * q.T;
@@ -140,12 +147,10 @@ fn store_y4(live: bool, n: u32, o: u32, oy: u32, ox0: u32, b0: u32, lo: vec4f, h
 @compute @workgroup_size(8)
 fn input_backward(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
   let live = wid.x * 8u + lane < q.lanes;
-  let g = min(wid.x * 8u + lane, q.lanes - 1u);
-  let PB = (q.W + 7u) / 8u;
-  let n = g / (q.H * PB);
-  let pg = g % (q.H * PB);
-  let px0 = (pg % PB) * 8u;
-  let py = pg / PB;
+  let group = pixel_group(wid.x, lane, q.H, q.W);
+  let n = group.x;
+  let py = group.y;
+  let px0 = group.z;
   let c0 = wid.y * CH;
   let tt = q.T * q.T;
   let PH = q.up * q.up;

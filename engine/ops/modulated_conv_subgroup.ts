@@ -181,7 +181,7 @@ export function modconvSubgroupSpecialization(ch: number, mode: ForwardMode = 's
   const ibStore: string[] = [];
   for (let c = 0; c < ch; c++) {
     fwdStore.push(`store_y${vecStore ? '4' : ''}(live, n, c0 + ${c}u, oy, ox0, b0, acc${c}_0, acc${c}_1);`);
-    ibStore.push(`store_gx${vecStore ? '4' : ''}(live, n, c0 + ${c}u, py, px0, pg % PB, acc${c}_0, acc${c}_1);`);
+    ibStore.push(`store_gx${vecStore ? '4' : ''}(live, n, c0 + ${c}u, py, px0, px0 / 8u, acc${c}_0, acc${c}_1);`);
   }
   const join = (lines: string[], indent: string) => lines.join(`\n${indent}`);
   return {
