@@ -124,6 +124,9 @@ export function layoutGradCases(): GradCase[] {
     sliceCase([5, 7], [1, 2], [3, 4]),
     sliceCase([3, 4, 5], [1, 0, 2], [2, -1, 3]),
     sliceCase([2, 3, 4, 5], [1, 1, 0, 3], [1, 2, 3, -1]),
+    // Innermost dimension contiguous, a multiple of 4, aligned: layout_gather4 (4 elements per invocation).
+    permuteCase([2, 3, 8], [1, 0, 2]),
+    sliceCase([3, 4, 8], [1, 0, 4], [2, -1, 4]),
     concatCase([[2, 3], [3, 3]], 0),
     concatCase([[2, 3, 4], [2, 1, 4], [2, 5, 4]], 1),
     concatCase([[2, 1, 3, 2], [2, 1, 3, 3]], -1),

@@ -22,6 +22,7 @@ const WG = 64; // workgroup size of every kernel in layout.wgsl
 
 const K = {
   gather: defineKernel({ shader: 'layout', entry: 'layout_gather', bindings: { src: 'read', dst: 'read_write', gparams: 'uniform' } }),
+  gather4: defineKernel({ shader: 'layout', entry: 'layout_gather4', bindings: { src4: 'read', dst4: 'read_write', gparams: 'uniform' } }),
   pad: defineKernel({ shader: 'layout', entry: 'layout_pad', bindings: { src: 'read', dst: 'read_write', pparams: 'uniform' } }),
   scatter: defineKernel({ shader: 'layout', entry: 'layout_scatter', bindings: { src: 'read', dst: 'read_write', sparams: 'uniform' } }),
 };
@@ -38,7 +39,12 @@ export function coalesce(shape: readonly number[], strides: readonly number[]): 
 function gather(src: Tensor, outShape: Shape, srcStrides: number[], offset: number): Tensor {
   const dst = empty(outShape, src.dtype);
   const { shape, strides } = coalesce(outShape, srcStrides);
-  K.gather.dispatch({ src, dst, gparams: { n: dst.size, rank: shape.length, offset, out_shape: shape, src_strides: strides } }, grid1d(Math.ceil(dst.size / WG)));
+  const gparams = { n: dst.size, rank: shape.length, offset, out_shape: shape, src_strides: strides };
+  // Whole vec4s: the innermost dimension contiguous and a multiple of 4, every other offset aligned.
+  const last = shape.length - 1;
+  const vec4 = strides[last] === 1 && shape[last] % 4 === 0 && offset % 4 === 0 && strides.every((s, d) => d === last || s % 4 === 0);
+  if (vec4) K.gather4.dispatch({ src4: src, dst4: dst, gparams }, grid1d(Math.ceil(dst.size / 4 / WG)));
+  else K.gather.dispatch({ src, dst, gparams }, grid1d(Math.ceil(dst.size / WG)));
   return dst;
 }
 
