@@ -181,7 +181,7 @@ function subgroupRange(info: GPUAdapterInfo): { min: number; max: number } | nul
  * an operand with one vector load each and subgroupBroadcast hands every row to every lane. On
  * lavapipe (Mesa 25.0) this matters because it compiles every storage load whose address is not a
  * compile-time constant into eight scalar loads with a bounds check and a branch each, while a
- * subgroup broadcast is one extract; DESIGN.md section 2 and bench/results have the measurements.
+ * subgroup broadcast is one extract; the README (Performance) and bench/results have the measurements.
  * Needs subgroups of at least 8 lanes. Only CPU adapters use it for now: the 8-invocation
  * workgroups suit a SIMD-8 CPU backend, and nothing was measured on a GPU. SGILO_SUBGROUPS=0 turns
  * it off (for A/B benchmarks); =1 forces it on any adapter with the feature.
@@ -189,12 +189,13 @@ function subgroupRange(info: GPUAdapterInfo): { min: number; max: number } | nul
 export function subgroupTiles(gpu: GpuContext): boolean {
   if (!gpu.subgroups || gpu.subgroups.min < 8) return false;
   if (subgroupOverride !== null) return subgroupOverride;
-  const flag = envFlag('SGILO_SUBGROUPS');
-  if (flag === '0') return false;
-  if (flag === '1') return true;
+  if (SUBGROUPS_FLAG === '0') return false;
+  if (SUBGROUPS_FLAG === '1') return true;
   return gpu.adapter.isSoftware;
 }
 
+// Read once: subgroupTiles runs on every matmul and conv dispatch.
+const SUBGROUPS_FLAG = envFlag('SGILO_SUBGROUPS');
 let subgroupOverride: boolean | null = null;
 
 /** Tests and benches: force the subgroup tiles on or off where the device allows them; null restores the default. */
@@ -202,7 +203,8 @@ export function overrideSubgroupTiles(on: boolean | null): void {
   subgroupOverride = on;
 }
 
-function envFlag(name: string): string | undefined {
+/** An environment variable in Node or Deno (undefined in browsers, or in Deno without --allow-env). */
+export function envFlag(name: string): string | undefined {
   const g = globalThis as { process?: { env?: Record<string, string | undefined> }; Deno?: { env: { get(k: string): string | undefined } } };
   try {
     return g.process?.env?.[name] ?? g.Deno?.env.get(name);

@@ -9,6 +9,7 @@
 // assert that each declared entry point was dispatched at least once.
 
 import { WgslReflect, type VariableInfo, type TypeInfo, type StructInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
+import { envFlag } from './device.ts';
 import { engine } from './engine.ts';
 import { shaderText, specialize, withIncludes } from './shader_source.ts';
 
@@ -38,16 +39,7 @@ interface Compiled {
   workgroupSize: [number, number, number];
 }
 
-let debugWgsl = readDebugFlag();
-
-function readDebugFlag(): boolean {
-  const g = globalThis as { process?: { env?: Record<string, string | undefined> }; Deno?: { env: { get(k: string): string | undefined } } };
-  try {
-    return (g.process?.env?.SGILO_DEBUG_WGSL ?? g.Deno?.env.get('SGILO_DEBUG_WGSL')) === '1';
-  } catch {
-    return false; // Deno without --allow-env
-  }
-}
+let debugWgsl = envFlag('SGILO_DEBUG_WGSL') === '1';
 
 /** Prints each pipeline's final (specialized) WGSL when it is created. Also: SGILO_DEBUG_WGSL=1. */
 export function setDebugWgsl(on: boolean): void {

@@ -6,7 +6,7 @@
 //   B by columns, 'k' layout: B(k..k+3, n) contiguous, column n at b_base + n * b_stride.
 // A transposed operand is just the other layout, so forward and both backward products use this file.
 //
-// Why subgroups (measured on lavapipe, Mesa 25.0, bench/results and DESIGN.md section 2): lavapipe
+// Why subgroups (measured on lavapipe, Mesa 25.0; README, Performance, and bench/results): lavapipe
 // turns each storage load whose address is not a compile-time constant into eight scalar loads,
 // each with a bounds check and a branch, even when every lane reads the same address. So the
 // general kernel's "uniform" A loads cost as much as its B loads. Here one workgroup is one 8-lane

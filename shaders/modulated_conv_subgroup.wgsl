@@ -5,7 +5,7 @@
 //   gx[n,i,py,px] = s[n,i] * u, u = sum_o coef[n,o] * sum_{ph,ty,tx} gy[n,o,(py+pad-ty)*up+ry,(px+pad-tx)*up+rx] * K[o,i,ph,ty,tx]
 // and part_out = sum over a lane's 8 pixels of x*u (the style gradient's pieces).
 //
-// Why a subgroup variant (lavapipe, Mesa 25.0; DESIGN.md section 2): every storage load whose
+// Why a subgroup variant (lavapipe, Mesa 25.0; README, Performance): every storage load whose
 // address is not a compile-time constant becomes eight scalar loads with a bounds check and a
 // branch each, even when all lanes read one address, so the general kernel's 4 weight loads per tap
 // cost as much as 4 gathers. Here a workgroup is one 8-lane subgroup and lane l loads the weight of
@@ -58,15 +58,7 @@ struct SubgroupConvParams {
 @group(0) @binding(9) var<storage, read> bias: array<f32>;            // [Co] (plain conv2d with a bias)
 @group(0) @binding(10) var<storage, read> wt: array<f32>;             // [Co, Ci, 3, 3] raw weights (upsampling forward)
 
-// Upsampling: the 1-D maps from kernel taps to the taps of phase r, column-major (column = ky), and
-// the phase kernel K_(ry,rx) = L_ry * W * transpose(L_rx), as in shaders/modulated_conv.wgsl.
-const L0 = mat3x3f(vec3f(0.0, 0.75, 0.25), vec3f(0.25, 0.75, 0.0), vec3f(0.75, 0.25, 0.0));
-const L1 = mat3x3f(vec3f(0.0, 0.25, 0.75), vec3f(0.0, 0.75, 0.25), vec3f(0.25, 0.75, 0.0));
-
-fn link(r: u32) -> mat3x3f {
-  if (r == 1u) { return L1; }
-  return L0;
-}
+// #include <upsample_link>
 
 const CH: u32 = {{CH}}u; // channels per workgroup, 8 per block
 

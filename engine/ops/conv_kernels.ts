@@ -101,12 +101,9 @@ function packWeights(w: Tensor, groups: number, cg: number, og: number, layout: 
  * Output positions whose window falls outside the (zero-padded) input just get fewer terms.
  */
 export function directConv(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry, out: [number, number]): Tensor {
-  const fast = plainPadding(x, w, g, out);
-  if (fast !== null) {
-    const y = empty([x.shape[0], w.shape[0], out[0], out[1]]);
-    if (trySubgroupConv2d(x, w, bias, fast, y)) return y;
-    y.dispose();
-  }
+  const pad = plainPadding(x, w, g, out);
+  const fast = pad === null ? null : trySubgroupConv2d(x, w, bias, pad);
+  if (fast) return fast;
   const cOut = w.shape[0];
   const coutG = cOut / g.groups;
   const cinG = w.shape[1];

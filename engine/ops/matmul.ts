@@ -60,17 +60,15 @@ export interface MatmulOptions {
   transposeB?: boolean;
 }
 
-type View = StridedView;
-
 /** Records out[t] = X[t] (M x K) times Y[t] (K x N) for t < batch. */
-function dispatchMatmul(out: Tensor, x: View, y: View, M: number, N: number, K: number, batch: number): void {
+function dispatchMatmul(out: Tensor, x: StridedView, y: StridedView, M: number, N: number, K: number, batch: number): void {
   if (trySubgroupMatmul(out, x, y, M, N, K, batch)) return;
   const params = { M, N, K, a_batch: x.batch, a_m: x.row, a_k: x.col, b_batch: y.batch, b_k: y.row, b_n: y.col };
   const { wg, rows, cols } = tileFor(M, N);
   kernelFor(wg, rows, cols).dispatch({ a: x.buffer, b: y.buffer, out, params }, [Math.ceil(N / (wg * cols)), Math.ceil(M / rows), batch]);
 }
 
-function transposed(v: View): View {
+function transposed(v: StridedView): StridedView {
   return { buffer: v.buffer, batch: v.batch, row: v.col, col: v.row };
 }
 
@@ -110,15 +108,15 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   const fold = !tA && batch > 1 && sizeOf(bBatchShape) === 1 && batch * M <= 32 * 65535; // grid y limit
   const rowsA = fold ? batch * M : M;
   const nBatch = fold ? 1 : batch;
-  const aView: View = { buffer: a, batch: batchOf(aBatchShape, 'a') * aR * aC, row: tA ? 1 : aC, col: tA ? aC : 1 };
-  const bView: View = { buffer: b, batch: batchOf(bBatchShape, 'b') * bR * bC, row: tB ? 1 : bC, col: tB ? bC : 1 };
+  const aView: StridedView = { buffer: a, batch: batchOf(aBatchShape, 'a') * aR * aC, row: tA ? 1 : aC, col: tA ? aC : 1 };
+  const bView: StridedView = { buffer: b, batch: batchOf(bBatchShape, 'b') * bR * bC, row: tB ? 1 : bC, col: tB ? bC : 1 };
   // aView reads A(m, k), bView reads B(k, n), whatever the storage order.
   const outShape = [...batchShape, M, N];
   const out = empty(outShape);
   dispatchMatmul(out, aView, bView, rowsA, N, K, nBatch);
 
   record('matmul', [a, b], out, [a, b], (gy, needs) => {
-    const gView: View = { buffer: gy, batch: rowsA * N, row: N, col: 1 }; // G(m, n)
+    const gView: StridedView = { buffer: gy, batch: rowsA * N, row: N, col: 1 }; // G(m, n)
     // Gradient of an operand as stored: for A stored [M, K]: dA = G B^T; stored [K, M]: dA^T = B G^T.
     const summed = (s: Shape) => !fold && sizeOf(s) !== batch; // a broadcast operand's batch is summed away
     const gradA = !needs[0] ? null : operandGrad(a, summed(aBatchShape), batchShape, tA ? [bView, transposed(gView), K, rowsA, N] : [gView, transposed(bView), rowsA, K, N], nBatch);
@@ -129,7 +127,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
 }
 
 /** Computes an operand's gradient as X Y over the batch, then sums a broadcast batch away. */
-function operandGrad(operand: Tensor, broadcast: boolean, batchShape: Shape, [x, y, rows, cols, inner]: [View, View, number, number, number], batch: number): Tensor {
+function operandGrad(operand: Tensor, broadcast: boolean, batchShape: Shape, [x, y, rows, cols, inner]: [StridedView, StridedView, number, number, number], batch: number): Tensor {
   const full = broadcast ? empty([...batchShape, rows, cols]) : empty(operand.shape);
   dispatchMatmul(full, x, y, rows, cols, inner, batch);
   if (!broadcast) return full;

@@ -1,5 +1,5 @@
 // The 8-lane subgroup variant of the matmul kernel (shaders/matmul_subgroup.wgsl): which products
-// it takes, its tile per shape, and the unrolled body. engine/ops/matmul.ts calls tryDispatch for
+// it takes, its tile per shape, and the unrolled body. engine/ops/matmul.ts calls trySubgroupMatmul for
 // every product (forward and both gradients) and falls back to shaders/matmul.wgsl when it declines.
 
 import { subgroupTiles } from '../device.ts';
@@ -18,10 +18,10 @@ export interface StridedView {
 }
 
 /** A by rows ('k': k contiguous) or by columns ('m'); B by rows ('n': n contiguous) or columns ('k'). */
-export type ALayout = 'k' | 'm';
-export type BLayout = 'n' | 'k';
+type ALayout = 'k' | 'm';
+type BLayout = 'n' | 'k';
 
-export interface SubgroupTile {
+interface SubgroupTile {
   a: ALayout;
   b: BLayout;
   /** Row blocks of 8 rows per workgroup. */
@@ -31,12 +31,12 @@ export interface SubgroupTile {
 }
 
 /** Columns of the output one lane computes. */
-export function colsPerLane(t: SubgroupTile): number {
+function colsPerLane(t: SubgroupTile): number {
   return t.b === 'n' ? 4 * t.colUnits : t.colUnits;
 }
 
 /** The unrolled SETUP / STEP / STORE of shaders/matmul_subgroup.wgsl for one tile. */
-export function subgroupSpecialization(t: SubgroupTile): Record<string, string | number> {
+function subgroupSpecialization(t: SubgroupTile): Record<string, string | number> {
   const rows = 8 * t.rowBlocks;
   const setup: string[] = [];
   const step: string[] = [];
@@ -102,7 +102,7 @@ export function subgroupSpecialization(t: SubgroupTile): Record<string, string |
 }
 
 /** Tile per shape: 16 rows and 8 columns per lane where the product is big enough (best at 512^3). */
-export function subgroupTileFor(a: ALayout, b: BLayout, M: number, N: number): SubgroupTile {
+function subgroupTileFor(a: ALayout, b: BLayout, M: number, N: number): SubgroupTile {
   const rowBlocks = M > 8 ? 2 : 1;
   const colUnits = b === 'n' ? (N > 32 ? 2 : 1) : N > 32 ? 8 : N > 16 ? 4 : N > 8 ? 2 : 1;
   return { a, b, rowBlocks, colUnits };

@@ -5,7 +5,7 @@
 import { subgroupTiles } from '../device.ts';
 import { engine } from '../engine.ts';
 import { defineKernel, type Kernel } from '../kernel.ts';
-import type { Tensor } from '../tensor.ts';
+import { empty, type Tensor } from '../tensor.ts';
 import type { ModConvPlan } from './modulated_conv.ts';
 
 const SHADER = 'modulated_conv_subgroup';
@@ -14,13 +14,13 @@ const SHADER = 'modulated_conv_subgroup';
  * What the forward multiplies in: the modulated conv's styles and coef ('scaled'), or nothing, as a
  * plain conv2d, with ('bias') or without ('plain') a bias added.
  */
-export type ForwardMode = 'scaled' | 'plain' | 'bias';
+type ForwardMode = 'scaled' | 'plain' | 'bias';
 
 const FORWARD_STYLE: Record<ForwardMode, string> = { scaled: 'st[n * q.Ci + i]', plain: '1.0', bias: '1.0' };
 const FORWARD_OUT: Record<ForwardMode, string> = { scaled: 'coef[n * q.Co + o] * v', plain: 'v', bias: 'v + bias[o]' };
 
 /** The kernel size T and padding a row of taps is unrolled for (forwardRow, inputRow); null: the general loop. */
-export interface RowShape {
+interface RowShape {
   T: number;
   pad: number;
   /**
@@ -31,7 +31,7 @@ export interface RowShape {
 }
 
 /** Whether a row of W values can be unrolled: the window (8 + T - 1 values around a lane's 8) within 4 aligned vec4s. */
-export function rowUnrollable(W: number, T: number, pad: number): boolean {
+function rowUnrollable(W: number, T: number, pad: number): boolean {
   return W % 4 === 0 && pad <= 4 && T - pad <= 5;
 }
 
@@ -145,12 +145,13 @@ function windowRow(
 type TapCode = (tx: string) => string[];
 
 /**
- * The unrolled per-channel code of both entry points for `ch` channels per workgroup. `linked`: the
- * forward of an upsampling conv builds each input channel's phase kernel from the raw 3x3 weights
- * (the up_weights map of shaders/modulated_conv.wgsl, K = L_ry W L_rx^T) instead of reading K.
- * `vecStore`: the outputs are written (and the input gradient's x read) as vec4s (store_y4, store_gx4).
+ * The unrolled per-channel code of the file for one variant (the other entry point's slots get the
+ * general row, so the module compiles whole).
  */
-export function modconvSubgroupSpecialization(ch: number, mode: ForwardMode = 'scaled', row: RowShape | null = null, ibRow: RowShape | null = null, linked = false, vecStore = false): Record<string, string | number> {
+function modconvSubgroupSpecialization(v: Variant): Record<string, string | number> {
+  const { ch, mode, linked, vecStore } = v;
+  const row = v.entry === 'forward' ? v.row : null;
+  const ibRow = v.entry === 'input_backward' ? v.row : null;
   const blocks = ch / 8;
   const accs: string[] = [];
   const macs: string[] = [];
@@ -212,40 +213,50 @@ interface Variant {
   ch: number;
   mode: ForwardMode;
   row: RowShape | null;
+  /** The upsampling forward builds each phase kernel from the raw 3x3 weights (K = L_ry W L_rx^T). */
   linked: boolean;
+  /** The outputs are written (and the input gradient's x read) as vec4s (store_y4, store_gx4). */
   vecStore: boolean;
 }
 
+/**
+ * The WGSL name of each binding the op passes under its plain name: an unrolled row reads its
+ * window as vec4s (x4, gy4), vec4 stores write y4 or gx4 (and read x4), and a linked forward reads
+ * the raw weights (wt) where the others read K (keff). One map for declaring and for binding.
+ */
+function wgslNames(v: Variant): Record<string, string> {
+  const forward = v.entry === 'forward';
+  const names: Record<string, string> = {};
+  if (v.row) names[forward ? 'x' : 'gy'] = forward ? 'x4' : 'gy4';
+  if (v.linked) names.keff = 'wt';
+  if (v.vecStore) Object.assign(names, forward ? { y: 'y4' } : { gx: 'gx4', x: 'x4' });
+  return names;
+}
+
 const kernels = new Map<string, Kernel>();
-function kernelFor(v: Variant): Kernel {
+
+/** Records one dispatch of a variant; `tensors` are keyed by plain binding name (x, y, keff, ...). */
+function dispatchVariant(v: Variant, tensors: Record<string, Tensor>, q: Record<string, number>, grid: number[]): void {
+  const names = wgslNames(v);
   const name = `${v.ch}ch${v.mode === 'scaled' ? '' : ` ${v.mode} conv2d`}${v.linked ? ' linked' : ''}${v.row ? ` T${v.row.T} pad${v.row.pad}${v.row.width ? ` width${v.row.width}` : ''}` : ''}${v.vecStore ? ' vec4 out' : ''}`;
   let k = kernels.get(`${v.entry}/${name}`);
   if (!k) {
-    const forward = v.entry === 'forward';
-    const renamed: Record<string, string> = {};
-    if (v.row) renamed[forward ? 'x' : 'gy'] = forward ? 'x4' : 'gy4'; // the binding an unrolled row reads as vec4s
-    if (v.linked) renamed.keff = 'wt'; // raw weights, the phase kernels built in the kernel
-    if (v.vecStore) Object.assign(renamed, forward ? { y: 'y4' } : { gx: 'gx4', x: 'x4' });
-    const declared = forward ? forwardBindings[v.mode] : inputBindings;
-    const bindings = Object.fromEntries(Object.entries(declared).map(([n, kind]) => [renamed[n] ?? n, kind]));
-    const specialize = modconvSubgroupSpecialization(v.ch, v.mode, forward ? v.row : null, forward ? null : v.row, v.linked, v.vecStore);
-    k = defineKernel({ shader: SHADER, entry: v.entry, variant: name, specialize, bindings });
+    const declared = v.entry === 'forward' ? forwardBindings[v.mode] : inputBindings;
+    const bindings = Object.fromEntries(Object.entries(declared).map(([n, kind]) => [names[n] ?? n, kind]));
+    k = defineKernel({ shader: SHADER, entry: v.entry, variant: name, specialize: modconvSubgroupSpecialization(v), bindings });
     kernels.set(`${v.entry}/${name}`, k);
   }
-  return k;
+  k.dispatch({ ...Object.fromEntries(Object.entries(tensors).map(([n, t]) => [names[n] ?? n, t])), q }, grid);
 }
 
 /**
- * Records one forward: the unrolled vec4 row where the shape allows (the x binding is then x4), and
- * for an upsampling conv (`weight` given) the phase kernels built from the raw weight in the kernel.
+ * Records one forward: the unrolled vec4 row where the shape allows, vec4 stores where rows of y
+ * are, and for an upsampling conv (`linked`) the phase kernels built from the raw weight (keff).
  */
-function dispatchForward(ch: number, mode: ForwardMode, sizes: { W: number; Wp: number; up: number; T: number; pad: number }, b: Record<string, Tensor>, q: Record<string, number>, grid: number[], weight?: Tensor): void {
+function dispatchForward(ch: number, mode: ForwardMode, sizes: { W: number; Wp: number; up: number; T: number; pad: number }, tensors: Record<string, Tensor>, q: Record<string, number>, grid: number[], linked = false): void {
   const row = rowUnrollable(sizes.W, sizes.T, sizes.pad) ? { T: sizes.T, pad: sizes.pad, width: sizes.Wp <= 8 ? sizes.W : undefined } : null;
   const vecStore = sizes.up === 1 && sizes.Wp % 4 === 0;
-  const { x, keff, y, ...rest } = b;
-  const linked = weight !== undefined;
-  const bound = { ...rest, [row ? 'x4' : 'x']: x, [vecStore ? 'y4' : 'y']: y, ...(linked ? { wt: weight } : { keff }), q };
-  kernelFor({ entry: 'forward', ch, mode, row, linked, vecStore }).dispatch(bound, grid);
+  dispatchVariant({ entry: 'forward', ch, mode, row, linked, vecStore }, tensors, q, grid);
 }
 
 /** 16 channels per workgroup where there are that many, else 8; null below 8 (ToRGB's 3 outputs). */
@@ -276,8 +287,7 @@ export function trySubgroupForward(pl: ModConvPlan, b: { x: Tensor; weight: Tens
   const grid = [Math.ceil(lanes / 8), Math.ceil(pl.Co / ch), pl.up * pl.up];
   if (!fits(grid)) return false;
   const { weight, ...rest } = b;
-  if (pl.up === 2) dispatchForward(ch, 'scaled', pl, rest, params(pl, lanes), grid, weight);
-  else dispatchForward(ch, 'scaled', pl, { ...rest, keff: weight }, params(pl, lanes), grid);
+  dispatchForward(ch, 'scaled', pl, { ...rest, keff: weight }, params(pl, lanes), grid, pl.up === 2);
   return true;
 }
 
@@ -289,30 +299,28 @@ export function trySubgroupInputBackward(pl: ModConvPlan, b: { gy: Tensor; keff:
   const grid = [Math.ceil(lanes / 8), Math.ceil(pl.Ci / ch)];
   if (!fits(grid)) return false;
   const row = pl.up === 1 && rowUnrollable(pl.Wp, pl.T, pl.pad) ? { T: pl.T, pad: pl.pad, width: pl.W <= 8 ? pl.Wp : undefined } : null;
-  const vecStore = pl.W % 4 === 0;
-  const { gy, gx, x, ...rest } = b;
-  const bound = { ...rest, [row ? 'gy4' : 'gy']: gy, [vecStore ? 'gx4' : 'gx']: gx, [vecStore ? 'x4' : 'x']: x, q: params(pl, lanes) };
-  kernelFor({ entry: 'input_backward', ch, mode: 'scaled', row, linked: false, vecStore }).dispatch(bound, grid);
+  dispatchVariant({ entry: 'input_backward', ch, mode: 'scaled', row, linked: false, vecStore: pl.W % 4 === 0 }, b, params(pl, lanes), grid);
   return true;
 }
 
 /**
  * A plain conv2d y = conv(x, w) (+ bias) with the forward kernel: stride 1, no dilation, one group,
  * a square k x k kernel and the same padding on every side. x [N, Ci, H, W], w [Co, Ci, k, k] (the
- * kernel's [Co, Ci, 1, k, k]), y [N, Co, Ho, Wo] allocated by the caller. Returns false when the
- * device lacks 8-lane subgroups or there are fewer than 8 output channels.
+ * kernel's [Co, Ci, 1, k, k]) -> y [N, Co, Ho, Wo], Ho = H + 2 pad - k + 1. Returns null (recording
+ * nothing) when the device lacks 8-lane subgroups or there are fewer than 8 output channels.
  */
-export function trySubgroupConv2d(x: Tensor, w: Tensor, bias: Tensor | null, pad: number, y: Tensor): boolean {
+export function trySubgroupConv2d(x: Tensor, w: Tensor, bias: Tensor | null, pad: number): Tensor | null {
   const [N, Ci, H, W] = x.shape;
   const [Co, , k] = w.shape;
-  const [Ho, Wo] = [y.shape[2], y.shape[3]];
+  const [Ho, Wo] = [H + 2 * pad - k + 1, W + 2 * pad - k + 1];
   const ch = channelsPerTile(Co);
-  if (ch === null) return false;
+  if (ch === null) return null;
   const lanes = N * Ho * Math.ceil(Wo / 8);
   const grid = [Math.ceil(lanes / 8), Math.ceil(Co / ch), 1];
-  if (!fits(grid)) return false;
+  if (!fits(grid)) return null;
+  const y = empty([N, Co, Ho, Wo]);
   const q = { Ci, Co, H, W, up: 1, T: k, pad, Hp: Ho, Wp: Wo, Ho, Wo, lanes };
   const mode: ForwardMode = bias ? 'bias' : 'plain';
   dispatchForward(ch, mode, { W, Wp: Wo, up: 1, T: k, pad }, { x, keff: w, y, ...(bias ? { bias } : {}) }, q, grid);
-  return true;
+  return y;
 }
