@@ -5,7 +5,7 @@
 // the profiler gives each dispatch a pass of its own, which would distort the timing.
 //
 // Dimensions: N images (batch), T tokens of the ViT (H*W of the modelled activation), C its channels.
-// SGILO step = one Adam step of runMethod (samplers/intermediate_layer.ts) at the demo's settings
+// SGILO step = one Adam step of runMethod (samplers/inverse/intermediate_layer.ts) at the demo's settings
 // (4 test images, 1 chain, inpainting 5% of the pixels, blocks [1, 2]); timed from the onStep
 // callbacks (each step reads its loss back, so the wall time between two callbacks is one step) and
 // profiled over whole rounds (onRound start/end), divided by the round's steps.
@@ -20,12 +20,12 @@ import { affine } from '../engine/ops/elementwise.ts';
 import { StyleGAN2 } from '../nets/stylegan2.ts';
 import { readGeneratorCheckpoint } from '../nets/stylegan2_checkpoint.ts';
 import { ScoreViT, type ScoreViTConfig } from '../nets/score_vit.ts';
-import { initScoreStateDict, loadScoreModel } from '../samplers/score_checkpoint.ts';
-import { runMethod, type Problem } from '../samplers/intermediate_layer.ts';
-import { takeMeasurements } from '../samplers/reconstruct.ts';
-import { makeOperator } from '../samplers/operators/index.ts';
-import { DEFAULT_GENERATOR, loadSetup, methodConfig, modelPath, shippedScoreModels } from '../cli/reconstruct_setup.ts';
-import { DEMO_TASKS, demoCommand, testImages } from '../cli/demo.ts';
+import { initScoreStateDict, loadScoreModel } from '../samplers/score/checkpoint.ts';
+import { runMethod, type Problem } from '../samplers/inverse/intermediate_layer.ts';
+import { takeMeasurements } from '../samplers/inverse/reconstruct.ts';
+import { makeOperator } from '../samplers/inverse/operators/index.ts';
+import { DEFAULT_GENERATOR, loadSetup, methodConfig, modelPath, shippedScoreModels } from '../samplers/inverse/fashion.ts';
+import { DEMO_TASKS, runDemo, testImages } from '../samplers/inverse/demo.ts';
 import { makePasses } from './stylegan2.ts';
 import { timeBatch, type TimedTarget } from './timing.ts';
 import type { DispatchCost, EndToEndRow } from './goals_report.ts';
@@ -287,9 +287,8 @@ export async function sgiloRows(eng: Engine, steps: number, profileSteps: number
 export async function demoRow(log: (line: string) => void): Promise<EndToEndRow> {
   const out = 'out/goals-demo';
   const t0 = performance.now();
-  const code = await demoCommand(['--out', out]);
+  await runDemo({ steps: 40, images: 4, seed: 0, out });
   const ms = performance.now() - t0;
-  if (code !== 0) throw new Error(`the demo exited with code ${code}`);
   log(`  demo: ${(ms / 1000).toFixed(1)} s`);
   return { workload: `demo reconstruction (npm run demo: ${DEMO_TASKS.join(' + ')}, CSGM/ILO/SGILO, 40 steps)`, gpuMs: null, wallMs: ms, runs: 1, dispatches: null, submits: null, note: `one run, in this process; images in ${out}/` };
 }

@@ -26,8 +26,8 @@ import { HostRandom } from '../engine/reference/host.ts';
 import { planModulatedConv } from '../engine/ops/modulated_conv.ts';
 import { grad } from '../engine/tape.ts';
 import { scope, tensor, type Tensor } from '../engine/tensor.ts';
-import { StyleGAN2, blockResolution, configF, noiseSide, numBlocks, numLatents, numNoises, parameterShapes, type StateDict, type StyleGAN2Config } from '../nets/stylegan2.ts';
-import { readGeneratorCheckpoint } from '../nets/stylegan2_checkpoint.ts';
+import { StyleGAN2, blockResolution, configF, noiseSide, numBlocks, numLatents, numNoises, type StyleGAN2Config } from '../nets/stylegan2.ts';
+import { randomStateDict, readGeneratorCheckpoint } from '../nets/stylegan2_checkpoint.ts';
 import { runFmaPeak } from './probes.ts';
 import { measure, timeBatch, type TimedTarget } from './timing.ts';
 
@@ -71,20 +71,6 @@ export function synthesisMacs(c: StyleGAN2Config, N: number): number {
     conv(c.channels[r], 3, r, 1, false);
   }
   return macs;
-}
-
-/** Random parameters of a config (rosinality's init scales: modulation bias 1, unit conv weights). */
-export function randomStateDict(c: StyleGAN2Config, seed = 1): StateDict {
-  const rng = new HostRandom(seed);
-  const sd: StateDict = new Map();
-  for (const [name, shape] of parameterShapes(c)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    if (name.endsWith('modulation.bias')) data.fill(1);
-    else if (!name.endsWith('.bias') && !name.endsWith('noise.weight')) for (let i = 0; i < n; i++) data[i] = rng.normal() / (name.startsWith('style.') ? c.lrMlp : 1);
-    sd.set(name, { shape, data });
-  }
-  return sd;
 }
 
 function engineTarget(eng: Engine): TimedTarget {

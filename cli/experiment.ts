@@ -9,14 +9,14 @@
 import { writeFileBytes } from '../engine/io/files.ts';
 import { describeAdapter } from '../engine/device.ts';
 import { engine } from '../engine/engine.ts';
-import { makeOperator } from '../samplers/operators/index.ts';
-import { solve, takeMeasurements } from '../samplers/reconstruct.ts';
-import type { MethodName } from '../samplers/intermediate_layer.ts';
+import { makeOperator } from '../samplers/inverse/operators/index.ts';
+import { solve, takeMeasurements } from '../samplers/inverse/reconstruct.ts';
+import type { MethodName } from '../samplers/inverse/intermediate_layer.ts';
 import { linePlot } from './svg_plot.ts';
-import { writeImageGrid } from './png.ts';
+import { writeImageGrid } from '../engine/io/png.ts';
 import { parseArgs, stdPicture, measurementPicture } from './reconstruct.ts';
-import { DEFAULT_GENERATOR, fashionIloBalls, loadSetup, methodConfig, shippedScoreModels, type Setup } from './reconstruct_setup.ts';
-import { testImages } from './demo.ts';
+import { DEFAULT_GENERATOR, fashionIloBalls, loadSetup, methodConfig, shippedScoreModels, type Setup } from '../samplers/inverse/fashion.ts';
+import { testImages } from '../samplers/inverse/demo.ts';
 
 const TASKS: Record<string, { family: string; levels: number[]; full: number[]; label: string }> = {
   inpainting: { family: 'inpaint-random', levels: [0.02, 0.05, 0.2], full: [0.0075, 0.02, 0.05, 0.1, 0.2], label: 'kept fraction of pixels' },
@@ -121,7 +121,7 @@ async function writeReport(out: string, rows: Row[], meta: Record<string, unknow
     `Adapter: ${meta.adapter}. ${meta.nEval} evaluation images (test images after the ${meta.nTune} tuning images), ${meta.steps} steps per round, ` +
       `learning rates tuned on the tuning images at each task's middle level, seed ${meta.seed}. Total ${(meta.seconds as number).toFixed(0)} s.`,
     'MSE of the final iterate against the reference (images in [-1, 1]), mean +- standard error over images.',
-    'Methods: CSGM (latent and noise), ILO (rounds over blocks 1 and 2, l1 balls on the features of radius 100 and 200: cli/reconstruct_setup.ts fashionIloBalls), ' +
+    'Methods: CSGM (latent and noise), ILO (rounds over blocks 1 and 2, l1 balls on the features of radius 100 and 200: samplers/inverse/fashion.ts fashionIloBalls), ' +
       'SGILO (the same rounds, no balls, the shipped score models as priors of the features after blocks 0 and 1: models/fashion32/score-block*.safetensors, temperature 0.1, noise scale 0.025).',
     '',
     '| task | level | CSGM | ILO | SGILO | best |',

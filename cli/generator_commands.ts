@@ -7,7 +7,7 @@ import { randomNormal } from '../engine/random.ts';
 import { numLatents, numNoises } from '../nets/stylegan2.ts';
 import { loadGenerator, readGeneratorCheckpoint } from '../nets/stylegan2_checkpoint.ts';
 import { replayGenerator, type TensorMap } from '../nets/replay_generator.ts';
-import { writeImageGrid } from './png.ts';
+import { writeImageGrid } from '../engine/io/png.ts';
 
 /** `sgilo inspect <checkpoint>`: the inferred generator config (if any) and every tensor. */
 export async function inspectCommand(args: string[]): Promise<number> {

@@ -3,7 +3,7 @@
 import { describeAdapter } from '../engine/device.ts';
 import { init, isInitialized, shutdown, type Engine } from '../engine/engine.ts';
 import { formatTable, runGradCase, type CheckResult } from '../engine/gradcheck.ts';
-import { gradCases } from '../engine/gradcheck_cases.ts';
+import { gradCases } from '../engine/cases/index.ts';
 import { runMatmulBench } from '../bench/matmul.ts';
 import { runRngChecks } from '../engine/rngcheck.ts';
 import { generateCommand, inspectCommand, replayCommand } from './generator_commands.ts';

@@ -5,14 +5,15 @@
 
 import { writeFileBytes } from '../engine/io/files.ts';
 import { tensor } from '../engine/tensor.ts';
-import { makeOperator, parseOperatorSpec, type MeasurementOperator } from '../samplers/operators/index.ts';
-import { solve, takeMeasurements, type MethodRun } from '../samplers/reconstruct.ts';
-import { l1RadiusAt, type MethodName, type StepInfo } from '../samplers/intermediate_layer.ts';
-import { writeImageGrid } from './png.ts';
-import { writeActivationsFile } from '../samplers/score_data.ts';
-import { DEFAULT_GENERATOR, l1RadiiFromOptions, loadSetup, methodConfig, readImagePng, shippedScoreModels } from './reconstruct_setup.ts';
+import { makeOperator, parseOperatorSpec, type MeasurementOperator } from '../samplers/inverse/operators/index.ts';
+import { solve, takeMeasurements, type MethodRun } from '../samplers/inverse/reconstruct.ts';
+import { l1RadiusAt, type MethodName, type StepInfo } from '../samplers/inverse/intermediate_layer.ts';
+import { readImagePng, writeImageGrid } from '../engine/io/png.ts';
+import { writeActivationsFile } from '../samplers/score/data.ts';
+import { DEFAULT_GENERATOR, loadSetup, methodConfig, shippedScoreModels } from '../samplers/inverse/fashion.ts';
+import { l1RadiiFromOptions } from './l1_options.ts';
 import type { Tensor } from '../engine/tensor.ts';
-import { measurementPicture, resultTensors, stdPicture } from './reconstruct_common.ts';
+import { measurementPicture, resultTensors, stdPicture } from '../samplers/inverse/setup.ts';
 import { writeSafetensors } from '../engine/io/index.ts';
 import { describeAdapter } from '../engine/device.ts';
 import { engine } from '../engine/engine.ts';
@@ -137,7 +138,7 @@ export async function reconstructCommand(argv: string[]): Promise<number> {
 
 /**
  * Inversions as score-model training data: the features entering block k are the activation
- * after block k-1, in the activations-file format of samplers/score_data.ts.
+ * after block k-1, in the activations-file format of samplers/score/data.ts.
  */
 async function saveFeatures(path: string, run: MethodRun, spec: string): Promise<void> {
   if (!run.features) throw new Error(`--save-features: ${run.method} optimized no intermediate features (give --blocks)`);

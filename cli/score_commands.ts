@@ -17,7 +17,7 @@
 //   replay score <checkpoint> <inputs.safetensors> <out.safetensors> [--heads h]
 //
 // train-score writes one file (`--out`): a model of the EMA weights that is also a resumable
-// checkpoint (samplers/score_checkpoint.ts); `--resume` continues it (data settings are taken from the
+// checkpoint (samplers/score/checkpoint.ts); `--resume` continues it (data settings are taken from the
 // file unless given again). `--minutes` stops early (with a checkpoint) when the time is up;
 // `--export` also writes the model alone (EMA weights and config, no training state) for shipping.
 
@@ -34,12 +34,12 @@ import { numBlocks, type StyleGAN2 } from '../nets/stylegan2.ts';
 import { loadGenerator } from '../nets/stylegan2_checkpoint.ts';
 import { replayScore } from '../nets/replay_score.ts';
 import type { TensorMap } from '../nets/replay_generator.ts';
-import { activationsFromCodes, activationsFromGaussian, computeNormalization, normalizeInPlace, readActivationsFile, readCodesFile, type ActivationSet } from '../samplers/score_data.ts';
-import { initScoreStateDict, loadScoreModel, scoreModelConfig, stripTraining, type LoadedScoreModel } from '../samplers/score_checkpoint.ts';
-import { ScoreTrainer, type TrainOptions } from '../samplers/train_score.ts';
-import { annealedLangevin, pcSample } from '../samplers/score_samplers.ts';
-import { VPSDE } from '../samplers/vpsde.ts';
-import { writeImageGrid } from './png.ts';
+import { activationsFromCodes, activationsFromGaussian, computeNormalization, normalizeInPlace, readActivationsFile, readCodesFile, type ActivationSet } from '../samplers/score/data.ts';
+import { initScoreStateDict, loadScoreModel, scoreModelConfig, stripTraining, type LoadedScoreModel } from '../samplers/score/checkpoint.ts';
+import { ScoreTrainer, type TrainOptions } from '../samplers/score/train.ts';
+import { annealedLangevin, pcSample } from '../samplers/score/sample.ts';
+import { VPSDE } from '../samplers/score/vpsde.ts';
+import { writeImageGrid } from '../engine/io/png.ts';
 
 /** --name value pairs, boolean switches, and positional arguments. */
 export function parseArgs(args: string[], switches: string[] = []): { pos: string[]; get(name: string): string | undefined; num(name: string, fallback: number): number; has(name: string): boolean } {

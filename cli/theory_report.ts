@@ -4,9 +4,9 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { barChart, linePlot, type Series } from './svg_plot.ts';
-import { censoredMedian, hvRho, powerLawFit, quantile } from '../samplers/theory_stats.ts';
-import type { GroupResult, MixingResult, SettingResult } from './theory_runs.ts';
-import type { TheoryConfig } from './theory.ts';
+import { censoredMedian, hvRho, powerLawFit, quantile } from '../samplers/theory/stats.ts';
+import type { GroupResult, MixingResult, SettingResult } from '../samplers/theory/runs.ts';
+import type { TheoryConfig } from '../samplers/theory/config.ts';
 
 export interface TheoryResults {
   config: TheoryConfig;
@@ -234,7 +234,7 @@ function uniqueResults(res: TheoryResults): SettingResult[] {
   return [...res.settings, ...res.kScan].filter((r) => !seen.has(r.setting.name) && (seen.add(r.setting.name), true));
 }
 
-/** Which rho the starts near -rho z* used, per instance (the rule of theory_runs.runSetting). */
+/** Which rho the starts near -rho z* used, per instance (the rule of samplers/theory/runs.ts runSetting). */
 function nearSource(r: SettingResult): string {
   const own = r.rest.kind.filter((k) => k === 'spurious').length;
   const rest = r.rest.kind.length - own;

@@ -14,7 +14,7 @@ import { scope, tensor, type Tensor } from './tensor.ts';
 import { grad, clearTape } from './tape.ts';
 import { sizeOf, type Shape } from './shape.ts';
 import { HostRandom, host, unravel, type HostArray } from './reference/host.ts';
-import type { Domain } from './ops/elementwise_table.ts';
+import type { Domain } from './elementwise_table.ts';
 
 export interface Tolerance {
   atol: number;

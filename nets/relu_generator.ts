@@ -21,7 +21,7 @@ import { reshape } from '../engine/ops/layout.ts';
 import { philoxNormalF64 } from '../engine/reference/philox.ts';
 import { host, type HostArray } from '../engine/reference/host.ts';
 import type { HostProblem } from '../engine/reference/relu_generator.ts';
-import { dense, halfSqErr, type Activation } from './relu_generator_ops.ts';
+import { dense, halfSqErr, type Activation } from '../engine/ops/relu_generator.ts';
 
 export interface ReluProblemConfig {
   /** Independent problems (networks, measurements, z*) simulated side by side. */

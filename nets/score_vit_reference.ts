@@ -13,7 +13,7 @@ import { binaryForward, unaryForward } from '../engine/reference/elementwise.ts'
 import { concatForward, permuteForward, reshapeForward, sliceForward } from '../engine/reference/layout.ts';
 import { layerNormForward } from '../engine/reference/layer_norm.ts';
 import { attentionForward } from '../engine/reference/attention.ts';
-import { BINARY_ROWS, UNARY_ROWS } from '../engine/ops/elementwise_table.ts';
+import { BINARY_ROWS, UNARY_ROWS } from '../engine/elementwise_table.ts';
 import { timeMode, type ScoreViTConfig } from './score_vit.ts';
 
 const un = (name: string, x: HostArray) => unaryForward(UNARY_ROWS.find((r) => r.name === name)!, x);

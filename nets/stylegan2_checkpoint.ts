@@ -4,7 +4,8 @@
 // table from the conv weights. `args.lr_mlp` is used when the checkpoint carries training args.
 
 import { flattenTensors, isHostTensor, loadCheckpoint, toFloat64, type HostTensor as IoTensor } from '../engine/io/index.ts';
-import { StyleGAN2, blockResolution, type StateDict, type StyleGAN2Config, type HostTensor } from './stylegan2.ts';
+import { HostRandom } from '../engine/reference/host.ts';
+import { StyleGAN2, blockResolution, parameterShapes, type StateDict, type StyleGAN2Config, type HostTensor } from './stylegan2.ts';
 
 export interface LoadedGenerator {
   config: StyleGAN2Config;
@@ -57,4 +58,18 @@ export async function readGeneratorCheckpoint(bytes: Uint8Array): Promise<Loaded
 export async function loadGenerator(bytes: Uint8Array): Promise<StyleGAN2> {
   const g = await readGeneratorCheckpoint(bytes);
   return StyleGAN2.fromStateDict(g.config, g.stateDict, g.latentAvg);
+}
+
+/** Random parameters of a config (rosinality's init scales: modulation bias 1, unit conv weights). */
+export function randomStateDict(c: StyleGAN2Config, seed = 1): StateDict {
+  const rng = new HostRandom(seed);
+  const sd: StateDict = new Map();
+  for (const [name, shape] of parameterShapes(c)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    if (name.endsWith('modulation.bias')) data.fill(1);
+    else if (!name.endsWith('.bias') && !name.endsWith('noise.weight')) for (let i = 0; i < n; i++) data[i] = rng.normal() / (name.startsWith('style.') ? c.lrMlp : 1);
+    sd.set(name, { shape, data });
+  }
+  return sd;
 }

@@ -1,5 +1,5 @@
 // Elementwise binary op template with NumPy broadcasting: one specialization per binary row of
-// engine/ops/elementwise_table.ts.
+// engine/elementwise_table.ts.
 //   {{FWD}}: out from `a`, `b`;  {{DA}}: d out / d a;  {{DB}}: d out / d b  (expressions of a, b).
 // Dimensions: n = elements of the broadcast output, rank <= 8. Strides of a and b are in their own
 // elements, 0 along broadcast dimensions. The backward writes both gradients at the output's shape;

@@ -1,4 +1,4 @@
-// One step of many chains on L(z) = 0.5 ||A G(z) - y||^2 (samplers/langevin_relu.ts): gradient
+// One step of many chains on L(z) = 0.5 ||A G(z) - y||^2 (samplers/theory/langevin_relu.ts): gradient
 // descent, gradient descent with sign flips (Hand and Voroninski), and Langevin dynamics, chosen
 // per chain through `sigma` (the noise scale) and `flip` (whether the chain may flip).
 //

@@ -1,4 +1,4 @@
-// Elementwise unary op template: one specialization per row of engine/ops/elementwise_table.ts.
+// Elementwise unary op template: one specialization per row of engine/elementwise_table.ts.
 //   {{FWD}}: y as an expression of `a` (the input) and the op's scalars `p0`, `p1`.
 //   {{BWD}}: dy/da as an expression of `a`, `y` (the saved output), `p0`, `p1`.
 // Dimensions: n = number of elements. 1D grid of 64-wide workgroups, folded into y past 65535.

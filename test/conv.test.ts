@@ -1,4 +1,4 @@
-// conv2d and conv_transpose2d: the checks beyond the gradcheck rows (engine/gradcheck_cases_conv.ts,
+// conv2d and conv_transpose2d: the checks beyond the gradcheck rows (engine/cases/conv2d.ts,
 // run by test/gradcheck.test.ts). Here: bad input errors that name the problem; conv2d against a
 // composition (im2col on the host + our GPU matmul, and the float64 reference against im2col + the
 // reference matmul); the adjoint identity <conv2d(a, w), b> = <a, conv_transpose2d(b, w)> on the

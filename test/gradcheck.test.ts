@@ -3,7 +3,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatTable, runGradCase } from '../engine/gradcheck.ts';
-import { allGradCases, unaryCase } from '../engine/gradcheck_cases.ts';
+import { allGradCases, unaryCase } from '../engine/cases/index.ts';
 import { defineUnaryOp } from '../engine/ops/elementwise.ts';
 
 const test = suite('gradcheck');

@@ -7,7 +7,7 @@ import { Kernel, dispatchCountsByKernel, setDebugWgsl } from '../engine/kernel.t
 import { registerShaderTexts, shaderText, specialize, withIncludes } from '../engine/shader_source.ts';
 import { empty, tensor, zeros } from '../engine/tensor.ts';
 import { binary, unary, exp } from '../engine/ops/elementwise.ts';
-import { gradCases } from '../engine/gradcheck_cases.ts';
+import { gradCases } from '../engine/cases/index.ts';
 import { matmulSpecialization } from '../engine/ops/matmul.ts';
 
 const test = suite('kernel registry');

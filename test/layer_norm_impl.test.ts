@@ -2,7 +2,7 @@
 // row, the default for D <= 64) and 'workgroup' (one 64-wide workgroup per row, the default above).
 // Each against the float64 reference (forward, and gx, gw, gb for a random upstream gradient) on
 // shapes either side of the switch, forced both ways; grid folding past 65535 workgroups for both;
-// the choice and the impl option's error. The finite-difference rows are in engine/gradcheck_cases_layout.ts.
+// the choice and the impl option's error. The finite-difference rows are in engine/cases/layout.ts.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { scope, tensor } from '../engine/tensor.ts';

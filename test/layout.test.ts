@@ -1,5 +1,5 @@
 // Layout ops, softmax and layer norm: the checks beyond the gradcheck rows. The rows themselves
-// (engine/gradcheck_cases_layout.ts, via allGradCases()) run one uvu test each in
+// (engine/cases/layout.ts, via allGradCases()) run one uvu test each in
 // test/gradcheck.test.ts. Here: bad input errors that name the problem, bit-exact data movement
 // (f32 and u32), numerically extreme softmax and layer norm inputs, a grid folded past 65535
 // workgroups, and the pool returning to its baseline after forward and backward passes.

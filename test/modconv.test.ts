@@ -1,5 +1,5 @@
 // Modulated convolution (engine/ops/modulated_conv.ts) beyond its gradcheck rows
-// (engine/gradcheck_cases_modconv.ts, run by test/gradcheck.test.ts): GPU forward and gradients
+// (engine/cases/modulated_conv.ts, run by test/gradcheck.test.ts): GPU forward and gradients
 // against the float64 reference at every layer size of the Fashion generator (batch 2), odd widths
 // that span several 8-pixel blocks, the reference's upsampling path against a transposed conv and
 // a blur written here independently, the demodulation's scale invariance, no intermediate of the

@@ -1,4 +1,4 @@
-// Measurement operators (samplers/operators/): for every operator, the GPU forward against its
+// Measurement operators (samplers/inverse/operators/): for every operator, the GPU forward against its
 // float64 reference, and the adjoint through the tape (the gradient of sum(A(x) * y) with respect
 // to x) against the reference's A^T y and against the forward, <A x, y> = <x, A^T y>, in float64;
 // the bicubic kernel numbers of DESIGN.md section 7; inpainting counts and seeded determinism; the
@@ -31,7 +31,7 @@ import {
   circulantCsOperator,
   type MaskOperator,
   type MeasurementOperator,
-} from '../samplers/operators/index.ts';
+} from '../samplers/inverse/operators/index.ts';
 
 const test = suite('operators');
 

@@ -39,8 +39,8 @@ import { scope, tensor } from '../engine/tensor.ts';
 import { noGrad } from '../engine/tape.ts';
 import { readFileBytes } from '../engine/io/files.ts';
 import { ScoreViT, type ScoreViTConfig } from '../nets/score_vit.ts';
-import { initScoreStateDict, loadScoreModel, scoreModelConfig } from '../samplers/score_checkpoint.ts';
-import { ScoreTrainer } from '../samplers/train_score.ts';
+import { initScoreStateDict, loadScoreModel, scoreModelConfig } from '../samplers/score/checkpoint.ts';
+import { ScoreTrainer } from '../samplers/score/train.ts';
 import {
   CHAINS,
   D4,

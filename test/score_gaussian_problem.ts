@@ -44,10 +44,10 @@ import { add, affine, div, exp, mul, sqrt, square, sub } from '../engine/ops/ele
 import { matmul } from '../engine/ops/matmul.ts';
 import { reshape } from '../engine/ops/layout.ts';
 import { philoxNormalF64 } from '../engine/reference/philox.ts';
-import { VPSDE } from '../samplers/vpsde.ts';
+import { VPSDE } from '../samplers/score/vpsde.ts';
 import type { ScoreViTConfig } from '../nets/score_vit.ts';
-import { pcSample, type EpsModel } from '../samplers/score_samplers.ts';
-import { computeNormalization, normalizeInPlace, type Normalization } from '../samplers/score_data.ts';
+import { pcSample, type EpsModel } from '../samplers/score/sample.ts';
+import { computeNormalization, normalizeInPlace, type Normalization } from '../samplers/score/data.ts';
 
 export const MU = [0.5, -0.3, 0.2, 0.1];
 // Eigenvalues 0.053, 0.073, 0.112, 0.221: correlated and anisotropic, but not so thin that the

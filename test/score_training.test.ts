@@ -21,11 +21,11 @@ import { ScoreViT, inferScoreConfig, timeMode, type ScoreViTConfig } from '../ne
 import { scoreViTForwardRef } from '../nets/score_vit_reference.ts';
 import { relativeError } from '../nets/replay_generator.ts';
 import { loadGenerator } from '../nets/stylegan2_checkpoint.ts';
-import { VPSDE } from '../samplers/vpsde.ts';
-import { annealedLangevin, hotStep, hotStepCoefficients, pcSample, priorDelta, type EpsModel } from '../samplers/score_samplers.ts';
-import { initScoreStateDict, loadScoreModel, scoreModelConfig, stripTraining, writeScoreModel } from '../samplers/score_checkpoint.ts';
-import { activationsFromCodes, computeNormalization, normalizeInPlace, readActivationsFile, readCodesFile, writeActivationsFile } from '../samplers/score_data.ts';
-import { ScoreTrainer, shuffle } from '../samplers/train_score.ts';
+import { VPSDE } from '../samplers/score/vpsde.ts';
+import { annealedLangevin, hotStep, hotStepCoefficients, pcSample, priorDelta, type EpsModel } from '../samplers/score/sample.ts';
+import { initScoreStateDict, loadScoreModel, scoreModelConfig, stripTraining, writeScoreModel } from '../samplers/score/checkpoint.ts';
+import { activationsFromCodes, computeNormalization, normalizeInPlace, readActivationsFile, readCodesFile, writeActivationsFile } from '../samplers/score/data.ts';
+import { ScoreTrainer, shuffle } from '../samplers/score/train.ts';
 import { replayScoreCommand } from '../cli/score_commands.ts';
 
 const test = suite('score_training');

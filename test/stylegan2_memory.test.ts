@@ -7,7 +7,7 @@ import { subgroupTiles } from '../engine/device.ts';
 import { engine } from '../engine/engine.ts';
 import { StyleGAN2, configF } from '../nets/stylegan2.ts';
 import { readGeneratorCheckpoint } from '../nets/stylegan2_checkpoint.ts';
-import { randomStateDict } from '../bench/stylegan2.ts';
+import { randomStateDict } from '../nets/stylegan2_checkpoint.ts';
 import { TINY_CONFIG } from '../nets/gradcheck_stylegan2.ts';
 import { BUDGET_BYTES, FASHION_CONFIG, measurePeakBytes, memoryPlanCommand, planStyleGAN2Memory, synthesisStep } from '../nets/stylegan2_memory.ts';
 

@@ -1,4 +1,4 @@
-// Theorem 3.1 setting (nets/relu_generator.ts, samplers/langevin_relu.ts, cli/theory.ts):
+// Theorem 3.1 setting (nets/relu_generator.ts, samplers/theory/langevin_relu.ts, cli/theory.ts):
 //  - L and grad L through G on the GPU against the float64 reference, and the reference's gradient
 //    against central finite differences (relu and linear generators, several instances);
 //  - the weights' distribution and reproducibility from the seed; clear errors for bad input;
@@ -15,10 +15,10 @@ import { scope, tensor } from '../engine/tensor.ts';
 import { host } from '../engine/reference/host.ts';
 import { philoxNormalF64 } from '../engine/reference/philox.ts';
 import { lossAndGrad, lossOnly } from '../engine/reference/relu_generator.ts';
-import { dense, halfSqErr } from '../nets/relu_generator_ops.ts';
+import { dense, halfSqErr } from '../engine/ops/relu_generator.ts';
 import { ReluProblem } from '../nets/relu_generator.ts';
-import { runChains, type ChainSpec } from '../samplers/langevin_relu.ts';
-import { hessianAtOptimum, hvRho, powerLawFit, slicedW2, symmetricEigen } from '../samplers/theory_stats.ts';
+import { runChains, type ChainSpec } from '../samplers/theory/langevin_relu.ts';
+import { hessianAtOptimum, hvRho, powerLawFit, slicedW2, symmetricEigen } from '../samplers/theory/stats.ts';
 import { runTheory, theoryConfig } from '../cli/theory.ts';
 
 const test = suite('theory');

@@ -1,4 +1,4 @@
-// upfirdn2d and bias_act beyond their gradcheck rows (engine/gradcheck_cases_upfirdn.ts, run by
+// upfirdn2d and bias_act beyond their gradcheck rows (engine/cases/upfirdn2d.ts, run by
 // test/gradcheck.test.ts): errors that name the problem, hand-computed values of NVlabs'
 // semantics, the derivation of the backward (adjoint = upfirdn2d with the flipped kernel and
 // transformed pads) checked in float64, StyleGAN2 helper behaviour (makeKernel, a constant image

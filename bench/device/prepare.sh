@@ -16,7 +16,7 @@ fi
 ls .gl/libglx0_*.deb >/dev/null 2>&1 || (cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 rm -rf .device/shaders && cp -r shaders .device/shaders
 mkdir -p .device/node_modules/webgpu && cp node_modules/webgpu/index.js node_modules/webgpu/package.json .device/node_modules/webgpu/
-npx esbuild bench/device/entry.ts --bundle --platform=node --format=esm --target=node20 \
+npx esbuild scripts/device-entry.ts --bundle --platform=node --format=esm --target=node20 \
   --external:webgpu --outfile=.device/app/main.mjs \
   --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" --log-level=warning
 du -sh .device .gl

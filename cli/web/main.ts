@@ -1,7 +1,7 @@
 // The web page's program (bundled by cli/serve.ts, served by `sgilo serve`): SGILO and its baselines
 // in the browser, on the browser's WebGPU, through the same code as the CLI: the models are
-// fetched over HTTP and built by reconstruct_common.ts, the measurement is taken by
-// takeMeasurements and the method run by solve (samplers/reconstruct.ts) with the CLI's arguments in
+// fetched over HTTP and built by samplers/inverse/setup.ts, the measurement is taken by
+// takeMeasurements and the method run by solve (samplers/inverse/reconstruct.ts) with the CLI's arguments in
 // the CLI's order, so a run here and `sgilo reconstruct` with the same settings compute the same
 // numbers on the same kind of adapter (test/browser.test.ts checks it).
 //
@@ -15,10 +15,10 @@ import { registerShaderTexts } from '../../engine/shader_source.ts';
 import { engine, init } from '../../engine/engine.ts';
 import { describeAdapter } from '../../engine/device.ts';
 import { readSafetensors, writeSafetensors } from '../../engine/io/index.ts';
-import { makeOperator, operatorNames, parseOperatorSpec, type MeasurementOperator } from '../../samplers/operators/index.ts';
-import { solve, takeMeasurements } from '../../samplers/reconstruct.ts';
-import type { MethodName } from '../../samplers/intermediate_layer.ts';
-import { measurementPicture, methodConfig, resultTensors, setupFromBytes, stdPicture, type Setup } from '../reconstruct_common.ts';
+import { makeOperator, operatorNames, parseOperatorSpec, type MeasurementOperator } from '../../samplers/inverse/operators/index.ts';
+import { solve, takeMeasurements } from '../../samplers/inverse/reconstruct.ts';
+import type { MethodName } from '../../samplers/inverse/intermediate_layer.ts';
+import { measurementPicture, methodConfig, resultTensors, setupFromBytes, stdPicture, type Setup } from '../../samplers/inverse/setup.ts';
 import { drawImage, drawLossCurve, imageCell } from './draw.ts';
 
 /** Every shaders/*.wgsl by name, put in by the bundler (cli/serve.ts: esbuild `define`). */

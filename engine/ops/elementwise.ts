@@ -6,7 +6,7 @@ import { engine } from '../engine.ts';
 import { record } from '../tape.ts';
 import { Tensor, empty } from '../tensor.ts';
 import { broadcastShapes, broadcastStrides, coalesceDims, sameShape, shapeString, type Shape } from '../shape.ts';
-import { BINARY_ROWS, UNARY_ROWS, type BinaryRow, type UnaryRow } from './elementwise_table.ts';
+import { BINARY_ROWS, UNARY_ROWS, type BinaryRow, type UnaryRow } from '../elementwise_table.ts';
 import { sumTo } from './reduce.ts';
 
 const WG = 64; // workgroup size of both templates

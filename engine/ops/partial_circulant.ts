@@ -1,7 +1,7 @@
 // Partial circulant measurement: y[b, j] = conv(x[b] * s, f)[idx[j]] with a circular convolution
 // of length n, and its adjoint as the backward pass. Kernels: shaders/partial_circulant.wgsl;
 // float64 reference: engine/reference/partial_circulant.ts. Used by ILO's compressed sensing for
-// large images (samplers/operators/compressed_sensing.ts).
+// large images (samplers/inverse/operators/compressed_sensing.ts).
 //
 // Legend: B = rows, n = signal length, m = kept measurements.
 //   x [B, n] (differentiable)   filt [n] f32   signs [n] f32 (+-1)   idx [m] u32   ->   y [B, m]

@@ -1,7 +1,7 @@
 // float64 references of the elementwise ops, straight from the table's `ref`/`dref` functions.
 
 import { broadcastShapes } from '../shape.ts';
-import type { BinaryRow, UnaryRow } from '../ops/elementwise_table.ts';
+import type { BinaryRow, UnaryRow } from '../elementwise_table.ts';
 import { forEachBroadcast, host, type HostArray } from './host.ts';
 
 export function unaryForward(row: UnaryRow, x: HostArray, p0 = 0, p1 = 0): HostArray {

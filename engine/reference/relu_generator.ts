@@ -1,4 +1,4 @@
-// Float64 references of the random ReLU generator's ops (nets/relu_generator_ops.ts) and of the
+// Float64 references of the random ReLU generator's ops (engine/ops/relu_generator.ts) and of the
 // whole generator and compressed-sensing loss (nets/relu_generator.ts):
 //
 //   G(z) = act_d(W_d ... act_1(W_1 z)),   L(z) = 0.5 ||A G(z) - y||^2,

@@ -17,8 +17,8 @@
 import { init, shutdown } from '../../engine/engine.ts';
 import { writeFileBytes } from '../../engine/io/files.ts';
 import { ScoreViT, type ScoreViTConfig } from '../../nets/score_vit.ts';
-import { initScoreStateDict, scoreModelConfig, stripTraining } from '../../samplers/score_checkpoint.ts';
-import { ScoreTrainer, type TrainOptions } from '../../samplers/train_score.ts';
+import { initScoreStateDict, scoreModelConfig, stripTraining } from '../../samplers/score/checkpoint.ts';
+import { ScoreTrainer, type TrainOptions } from '../../samplers/score/train.ts';
 import { D4, GAUSSIAN_MODEL, GAUSSIAN_VIT, N, SAMPLING, check, makeProblem, scoreError, show } from '../score_gaussian_problem.ts';
 
 const args = new Map<string, string>();

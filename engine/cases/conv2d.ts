@@ -1,0 +1,86 @@
+// Gradcheck rows of conv2d and conv_transpose2d on small awkward shapes: odd and non-square sizes,
+// batch 2, channel counts that are not multiples of the kernels' 4-wide blocks, stride 2 and 3,
+// asymmetric padding, output padding, dilation, groups, 1x1 / 3x3 / 4x3 kernels, and a weight
+// gradient large enough to be split over pixel chunks. Included in the table by allGradCases().
+//
+// Sizes stay small so the float64 finite-difference check is quick (inputs above 96 elements are
+// checked along random directions). Tolerance: the matmul class (sums of up to ~50 products).
+
+import { TOLERANCES, type GradCase } from '../gradcheck.ts';
+import { conv2d, convGeometry, type Conv2dOptions } from '../ops/conv2d.ts';
+import { convTranspose2d, type ConvTranspose2dOptions } from '../ops/conv_transpose2d.ts';
+import { conv2dForward, conv2dVjp } from '../reference/conv2d.ts';
+import { convTranspose2dForward, convTranspose2dVjp } from '../reference/conv_transpose2d.ts';
+import type { Shape } from '../shape.ts';
+
+const dims = (s: Shape) => s.join('x');
+
+function describe(o: ConvTranspose2dOptions): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(o)) parts.push(`${k}=${Array.isArray(v) ? v.join(',') : v}`);
+  return parts.length ? `, ${parts.join(', ')}` : '';
+}
+
+function conv2dCase(xShape: Shape, wShape: Shape, o: Conv2dOptions, withBias: boolean): GradCase {
+  const g = convGeometry('conv2d', o);
+  const inputs = [{ shape: xShape }, { shape: wShape }, ...(withBias ? [{ shape: [wShape[0]] }] : [])];
+  return {
+    name: `conv2d[x ${dims(xShape)}, w ${dims(wShape)}${withBias ? ', bias' : ''}${describe(o)}]`,
+    inputs,
+    tol: TOLERANCES.matmul,
+    forward: ([x, w, b]) => conv2dForward(x, w, b ?? null, g),
+    vjp: ([x, w, b], gy) => conv2dVjp(x, w, b ?? null, gy, g),
+    gpu: ([x, w, b]) => conv2d(x, w, b ?? null, o),
+  };
+}
+
+function convTransposeCase(xShape: Shape, wShape: Shape, o: ConvTranspose2dOptions, withBias: boolean): GradCase {
+  const g = convGeometry('conv_transpose2d', o);
+  const op = o.outputPadding ?? 0;
+  const geom = { ...g, outputPadding: (typeof op === 'number' ? [op, op] : [op[0], op[1]]) as [number, number] };
+  const groups = o.groups ?? 1;
+  const inputs = [{ shape: xShape }, { shape: wShape }, ...(withBias ? [{ shape: [wShape[1] * groups] }] : [])];
+  return {
+    name: `conv_transpose2d[x ${dims(xShape)}, w ${dims(wShape)}${withBias ? ', bias' : ''}${describe(o)}]`,
+    inputs,
+    tol: TOLERANCES.matmul,
+    forward: ([x, w, b]) => convTranspose2dForward(x, w, b ?? null, geom),
+    vjp: ([x, w, b], gy) => convTranspose2dVjp(x, w, b ?? null, gy, geom),
+    gpu: ([x, w, b]) => convTranspose2d(x, w, b ?? null, o),
+  };
+}
+
+export function convGradCases(): GradCase[] {
+  return [
+    // 3x3 "same" convolution, odd non-square image, 3 -> 5 channels (not multiples of 4).
+    conv2dCase([1, 3, 5, 7], [5, 3, 3, 3], { padding: 1 }, true),
+    // Batch 2, stride 2, non-square.
+    conv2dCase([2, 3, 6, 5], [5, 3, 3, 3], { stride: 2, padding: 1 }, false),
+    // 4x3 kernel, 2 groups, asymmetric padding [top, bottom, left, right].
+    conv2dCase([2, 4, 5, 6], [6, 2, 4, 3], { groups: 2, padding: [1, 2, 0, 1] }, true),
+    // 1x1 kernel (ToRGB-like: 6 -> 3 channels).
+    conv2dCase([1, 6, 4, 4], [3, 6, 1, 1], {}, true),
+    // Groups whose 5 output channels straddle a 4-channel block; stride (1, 2), dilation 2.
+    conv2dCase([1, 4, 7, 6], [10, 2, 3, 3], { groups: 2, stride: [1, 2], dilation: 2, padding: [2, 1] }, false),
+    // Few weights and many pixels: the weight gradient is split over row chunks, then reduced.
+    conv2dCase([2, 3, 9, 11], [2, 3, 1, 1], {}, true),
+    // >= 8 output channels, stride 1, one group, even padding: on adapters with 8-lane subgroups the
+    // forward is shaders/modulated_conv_subgroup.wgsl's unscaled variant (16- and 8-channel tiles,
+    // ragged channel and pixel edges), with and without the bias; no padding (a 'valid' conv) too.
+    conv2dCase([2, 5, 6, 11], [17, 5, 3, 3], { padding: 1 }, true),
+    conv2dCase([1, 3, 7, 9], [8, 3, 3, 3], {}, false),
+    // The same with W % 4 == 0: unrolled rows read as vec4s ('valid': the window starts at b0).
+    conv2dCase([2, 4, 4, 12], [9, 4, 3, 3], { padding: 1 }, true),
+    conv2dCase([1, 3, 5, 8], [8, 3, 3, 3], {}, false),
+    // StyleGAN2's upsampling conv: 3x3, stride 2, no padding, H -> 2H + 1.
+    convTransposeCase([1, 3, 3, 4], [3, 5, 3, 3], { stride: 2 }, true),
+    // Batch 2, groups 2, padding 1, output padding 1.
+    convTransposeCase([2, 4, 3, 3], [4, 3, 3, 3], { stride: 2, padding: 1, outputPadding: 1, groups: 2 }, false),
+    // Stride 3 with a 4x3 kernel and padding [py, px].
+    convTransposeCase([1, 2, 3, 2], [2, 3, 4, 3], { stride: 3, padding: [1, 0] }, true),
+    // Stride (2, 3), dilation 2, asymmetric padding, output padding (1, 2).
+    convTransposeCase([1, 3, 2, 3], [3, 2, 3, 2], { stride: [2, 3], dilation: 2, padding: [0, 1, 1, 0], outputPadding: [1, 2] }, false),
+    // 1x1, stride 1 (a per-pixel channel mix).
+    convTransposeCase([2, 5, 3, 2], [5, 2, 1, 1], {}, true),
+  ];
+}

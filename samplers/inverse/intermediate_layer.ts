@@ -1,0 +1,366 @@
+// CSGM, ILO and SGILO: reconstruction by optimizing (or sampling) a StyleGAN2's latent rows, noise
+// maps and, from round 1 on, the features entering an intermediate block (DESIGN.md section 7).
+//
+//   round 0 (CSGM):  variables z [N, 2L, S] (through MappingProxy) and noise maps 0..4
+//   round k >= 1:    + the features entering block k [N, C, r, r], initialized from the previous
+//                    round's result; noise maps used by blocks >= k, up to index 4 + 2k.
+// Each round has a fresh Adam and ILO's learning-rate schedule (linear warm-up over the first 5%,
+// cosine decay over the last 75%). CSGM and ILO keep each latent row and noise map at its starting
+// norm after every step (spherical projection). SGILO adds the learned prior on the intermediate
+// variable: after the likelihood step, v += temperature * delta + noiseScale * N(0, I), with delta
+// the score model's fixed-t reverse-SDE move (samplers/inverse/prior.ts). `sgld` is the paper's pure form:
+// v <- v - eta (grad ||A(G(v)) - y||^2 / (2 sigma^2) - lambda score(v)) + sqrt(2 eta / beta) u.
+// ILO's optional l1 balls (`l1`): after every step (after the spherical projection and any prior
+// move), the latent, each optimized noise map and the features are projected (Euclidean, Duchi's
+// projection, engine/ops/l1_ball.ts) onto the l1 ball of the round's radius around their values at
+// the start of the round, one ball per image/chain and per noise map, as in ILO's code. Off unless
+// radii are given (the SGILO and SGLD presets never set them, but any method accepts them).
+//
+// N = images x chains: every image and chain shares each dispatch. Deterministic given the seed.
+
+import { Tensor, empty, scope } from '../../engine/tensor.ts';
+import { grad, noGrad, clearTape } from '../../engine/tape.ts';
+import { add, affine, div, mul, square, sub } from '../../engine/ops/elementwise.ts';
+import { mean } from '../../engine/ops/reduce.ts';
+import { projectL1Ball } from '../../engine/ops/l1_ball.ts';
+import { Adam } from '../../engine/optim.ts';
+import { RandomStream } from '../../engine/random.ts';
+import { engine } from '../../engine/engine.ts';
+import { StyleGAN2, numBlocks, numLatents, numNoises, noiseSide } from '../../nets/stylegan2.ts';
+import { MappingProxy, rowNorms } from './mapping_proxy.ts';
+import type { FeaturePrior } from './prior.ts';
+
+export type MethodName = 'csgm' | 'ilo' | 'sgilo' | 'sgld';
+
+export interface MethodConfig {
+  method: MethodName;
+  /** Intermediate blocks to visit after round 0, e.g. [1, 2] (CSGM: []). */
+  blocks: number[];
+  /** Optimization steps per round. */
+  steps: number;
+  /** Adam learning rate (ILO: 0.1 in round 0; SGILO authors: 0.05). */
+  lr: number;
+  /** SGILO: weight of the prior move and std of the added noise (raw units). */
+  temperature?: number;
+  noiseScale?: number;
+  /** sgld: step size, measurement noise sigma, prior weight lambda and inverse temperature beta. */
+  eta?: number;
+  sigma?: number;
+  lambda?: number;
+  beta?: number;
+  /** ILO's optional l1 balls (absolute radii); absent or Infinity: unconstrained. */
+  l1?: L1Radii;
+}
+
+/**
+ * l1 radius per variable: one number for every round, or one per round (index 0 is round 0, the
+ * CSGM round, where the features radius is unused). A ball keeps the variable within that l1
+ * distance of its value at the start of the round (per image/chain; per noise map for the noise).
+ */
+export interface L1Radii {
+  latent?: number | number[];
+  noise?: number | number[];
+  features?: number | number[];
+}
+
+/** What `onRound` sees at the start and at the end of each round (valid during the call only). */
+export interface RoundInfo {
+  round: number;
+  block: number;
+  when: 'start' | 'end';
+  z: Tensor;
+  noise: Tensor[];
+  /** Indices of the noise maps this round optimizes. */
+  noiseIdx: number[];
+  features: Tensor | null;
+}
+
+export interface Problem {
+  generator: StyleGAN2;
+  proxy: MappingProxy;
+  /** A(x) for images x [N, 3, size, size] (differentiable). */
+  forward: (x: Tensor) => Tensor;
+  /** The measurements, [N, ...] matching forward's output (already repeated per chain). */
+  y: Tensor;
+  /** Score models for the features entering block k (i.e. after block k-1), keyed by k. */
+  priors?: Map<number, FeaturePrior>;
+}
+
+export interface StepInfo {
+  round: number;
+  block: number;
+  step: number;
+  loss: number;
+}
+
+export interface RunResult {
+  /** Final images [N, 3, size, size]. */
+  images: Float32Array;
+  shape: number[];
+  /** Loss after each step, per round. */
+  losses: number[][];
+  /** Final features entering the last block visited (for saving inversions), if any round >= 1. */
+  features?: { data: Float32Array; shape: number[]; block: number };
+  seconds: number;
+}
+
+export class DivergenceError extends Error {
+  constructor(
+    readonly step: number,
+    readonly round: number,
+    readonly variable: string,
+  ) {
+    super(`divergence at round ${round}, step ${step}: ${variable} is not finite (NaN or Inf); lower the learning rate or the step size`);
+  }
+}
+
+/** ILO's learning-rate schedule at fraction t of a round. */
+export function iloLearningRate(t: number, base: number, rampdown = 0.75, rampup = 0.05): number {
+  let ramp = Math.min(1, (1 - t) / rampdown);
+  ramp = 0.5 - 0.5 * Math.cos(ramp * Math.PI);
+  ramp *= Math.min(1, t / rampup);
+  return base * ramp;
+}
+
+/** Copies `src` into `dst` in place (optimizers hold `dst`). */
+function assign(dst: Tensor, src: Tensor): void {
+  engine().recordCopy(src.buffer, 0, dst.buffer, 0, dst.bytes);
+}
+
+async function isFinite(t: Tensor): Promise<boolean> {
+  const d = await t.readF32();
+  for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) return false;
+  return true;
+}
+
+/** The radius of `which` in `round` (Infinity when unconstrained), validated. */
+export function l1RadiusAt(radii: L1Radii | undefined, which: keyof L1Radii, round: number, rounds: number): number {
+  const spec = radii?.[which];
+  if (spec === undefined) return Infinity;
+  const list = typeof spec === 'number' ? [spec] : spec;
+  if (typeof spec !== 'number' && list.length < rounds) throw new RangeError(`l1.${which}: ${list.length} radii for ${rounds} rounds (give one per round, or one number for all)`);
+  for (const r of list) if (typeof r !== 'number' || Number.isNaN(r) || r < 0) throw new RangeError(`l1.${which}: radii must be numbers >= 0 (or Infinity), got ${r}`);
+  return typeof spec === 'number' ? spec : list[round];
+}
+
+export async function runMethod(
+  problem: Problem,
+  config: MethodConfig,
+  options: { seed: number; onStep?: (s: StepInfo) => void; onRound?: (r: RoundInfo) => void | Promise<void> },
+): Promise<RunResult> {
+  const t0 = performance.now();
+  const g = problem.generator;
+  const N = problem.y.shape[0];
+  const L = numBlocks(g.config);
+  const R = numLatents(g.config);
+  const S = g.config.styleDim;
+  const rng = new RandomStream(options.seed);
+  for (const k of config.blocks) if (!(k >= 1 && k < L)) throw new RangeError(`${config.method}: block ${k} outside 1..${L - 1}`);
+  for (let i = 1; i < config.blocks.length; i++) {
+    if (config.blocks[i] <= config.blocks[i - 1]) throw new RangeError(`${config.method}: blocks must increase, got ${config.blocks.join(', ')}`);
+  }
+  if (config.method === 'csgm' && config.blocks.length) throw new Error('csgm optimizes the latent and noise only: give no blocks');
+  const rounds = [0, ...config.blocks];
+  for (const which of ['latent', 'noise', 'features'] as const) l1RadiusAt(config.l1, which, 0, rounds.length); // validates
+
+  // Persistent state (kept across rounds, freed at the end).
+  // In a scope, so that the intermediates of rowNorms are freed (the caller may have no scope).
+  const { z, noise, zNorms, noiseNorms } = scope(() => {
+    const z = rng.normal([N, R, S]);
+    const noise = Array.from({ length: numNoises(g.config) }, (_, i) => rng.normal([N, 1, noiseSide(i), noiseSide(i)]));
+    return { z, noise, zNorms: rowNorms(z), noiseNorms: noise.map((n) => rowNorms(n)) };
+  });
+  for (const t of [z, zNorms, ...noise, ...noiseNorms]) t.keep();
+  const losses: number[][] = [];
+  let layerIn: Tensor | null = null;
+  let block = 0;
+  try {
+    for (const [round, k] of rounds.entries()) {
+      block = k;
+      if (k >= 1) {
+        // Features entering block k from the current state (previous round's result).
+        const prev: Tensor | null = layerIn;
+        const next: Tensor = scope(() =>
+          noGrad((): Tensor => {
+            const wplus = problem.proxy.apply(z);
+            // From the previous round's features (entering block rounds[round - 1]), or from scratch.
+            return prev ? g.blocks({ wplus, noise }, rounds[round - 1], k - 1, prev).features : g.featuresAfter({ wplus, noise }, k - 1);
+          }),
+        );
+        prev?.dispose();
+        layerIn = next.keep();
+      }
+      const noiseIdx = noise.map((_, i) => i).filter((i) => (k === 0 ? i <= 4 : i >= 2 * k - 1 && i <= 4 + 2 * k));
+      const vars: Tensor[] = [z, ...noiseIdx.map((i) => noise[i]), ...(layerIn ? [layerIn] : [])];
+      const info = (when: 'start' | 'end'): RoundInfo => ({ round, block: k, when, z, noise, noiseIdx, features: layerIn });
+      await options.onRound?.(info('start'));
+      const balls = l1Balls(config.l1, round, rounds.length, z, noiseIdx.map((i) => noise[i]), layerIn);
+      try {
+        const roundLosses = await optimizeRound(problem, config, { round, block: k, vars, z, noise, noiseIdx, zNorms, noiseNorms, layerIn, balls, rng, onStep: options.onStep });
+        losses.push(roundLosses);
+      } finally {
+        for (const b of balls) b.center.dispose();
+      }
+      await options.onRound?.(info('end'));
+    }
+    const [images, feat] = await scope(() =>
+      noGrad(async () => {
+        const wplus = problem.proxy.apply(z);
+        const img = layerIn ? g.fromLayer({ wplus, noise }, block, layerIn) : g.synthesis({ wplus, noise });
+        return [await img.readF32(), layerIn ? await layerIn.readF32() : null] as const;
+      }),
+    );
+    return {
+      images,
+      shape: [N, 3, g.config.size, g.config.size],
+      losses,
+      features: feat && layerIn ? { data: feat, shape: [...layerIn.shape], block } : undefined,
+      seconds: (performance.now() - t0) / 1000,
+    };
+  } finally {
+    clearTape();
+    for (const t of [z, zNorms, ...noise, ...noiseNorms]) t.dispose();
+    (layerIn as Tensor | null)?.dispose();
+  }
+}
+
+interface RoundState {
+  round: number;
+  block: number;
+  vars: Tensor[];
+  z: Tensor;
+  noise: Tensor[];
+  noiseIdx: number[];
+  zNorms: Tensor;
+  noiseNorms: Tensor[];
+  layerIn: Tensor | null;
+  balls: L1Ball[];
+  rng: RandomStream;
+  onStep?: (s: StepInfo) => void;
+}
+
+/** A variable constrained to ||target - center||_1 <= radius (center: its value at the round's start). */
+interface L1Ball {
+  target: Tensor;
+  center: Tensor;
+  radius: number;
+}
+
+function snapshot(t: Tensor): Tensor {
+  const c = empty(t.shape).keep();
+  engine().recordCopy(t.buffer, 0, c.buffer, 0, t.bytes);
+  return c;
+}
+
+function l1Balls(radii: L1Radii | undefined, round: number, rounds: number, z: Tensor, noise: Tensor[], layerIn: Tensor | null): L1Ball[] {
+  const balls: L1Ball[] = [];
+  const constrain = (target: Tensor, radius: number) => {
+    if (radius !== Infinity) balls.push({ target, center: snapshot(target), radius });
+  };
+  constrain(z, l1RadiusAt(radii, 'latent', round, rounds));
+  for (const n of noise) constrain(n, l1RadiusAt(radii, 'noise', round, rounds));
+  if (layerIn) constrain(layerIn, l1RadiusAt(radii, 'features', round, rounds));
+  return balls;
+}
+
+/** Projects each constrained variable back into its ball (after the step's update). */
+function projectBalls(s: RoundState): void {
+  for (const b of s.balls) assign(b.target, projectL1Ball(b.target, b.radius, b.center));
+}
+
+function measurementLoss(problem: Problem, s: RoundState): Tensor {
+  const g = problem.generator;
+  const wplus = problem.proxy.apply(s.z);
+  const img = s.layerIn ? g.fromLayer({ wplus, noise: s.noise }, s.block, s.layerIn) : g.synthesis({ wplus, noise: s.noise });
+  return mean(square(sub(problem.forward(img), problem.y)));
+}
+
+async function optimizeRound(problem: Problem, config: MethodConfig, s: RoundState): Promise<number[]> {
+  const prior = s.block >= 1 ? problem.priors?.get(s.block) : undefined;
+  if (config.method === 'sgld') return sgldRound(problem, config, s, prior);
+  const adam = new Adam(s.vars, { lr: config.lr });
+  const spherical = config.method !== 'sgilo';
+  const losses: number[] = [];
+  for (const v of s.vars) v.requireGrad();
+  try {
+    for (let step = 0; step < config.steps; step++) {
+      adam.lr = Math.max(iloLearningRate((step + 1) / config.steps, config.lr), 1e-12);
+      const loss = await scope(async () => {
+        // SGILO: the prior's move is computed at the current iterate, before the likelihood step.
+        const delta = config.method === 'sgilo' && prior && s.layerIn ? noGrad(() => prior.delta(s.layerIn!)) : null;
+        const l = measurementLoss(problem, s);
+        const grads = grad(l, s.vars);
+        adam.step(grads);
+        noGrad(() => {
+          if (spherical) project(s);
+          if (delta && s.layerIn) {
+            const noiseTerm = affine(s.rng.normal(s.layerIn.shape), config.noiseScale ?? 0.025);
+            assign(s.layerIn, add(s.layerIn, add(affine(delta, config.temperature ?? 0.1), noiseTerm)));
+          }
+          projectBalls(s);
+        });
+        return (await l.readF32())[0];
+      });
+      if (!Number.isFinite(loss)) throw await locateDivergence(s, step);
+      losses.push(loss);
+      s.onStep?.({ round: s.round, block: s.block, step, loss });
+    }
+  } finally {
+    for (const v of s.vars) v.requireGrad(false);
+    adam.dispose();
+  }
+  return losses;
+}
+
+/** Rescales each latent row and optimized noise map to the norm it started with. */
+function project(s: RoundState): void {
+  assign(s.z, mul(s.z, div(s.zNorms, rowNorms(s.z))));
+  for (const i of s.noiseIdx) assign(s.noise[i], mul(s.noise[i], div(s.noiseNorms[i], rowNorms(s.noise[i]))));
+}
+
+async function locateDivergence(s: RoundState, step: number): Promise<DivergenceError> {
+  if (!(await isFinite(s.z))) return new DivergenceError(step, s.round, 'the latent z');
+  for (const i of s.noiseIdx) if (!(await isFinite(s.noise[i]))) return new DivergenceError(step, s.round, `noise map ${i}`);
+  if (s.layerIn && !(await isFinite(s.layerIn))) return new DivergenceError(step, s.round, `the features entering block ${s.block}`);
+  return new DivergenceError(step, s.round, 'the measurement loss');
+}
+
+/**
+ * The paper's pure SGLD on every variable of the round: v <- v - eta grad U + sqrt(2 eta / beta) u,
+ * U = ||A(G(v)) - y||^2 / (2 sigma^2) - lambda log p(v) (the prior term on the features only).
+ */
+async function sgldRound(problem: Problem, config: MethodConfig, s: RoundState, prior: FeaturePrior | undefined): Promise<number[]> {
+  const eta = config.eta ?? 1e-4;
+  const sigma = config.sigma ?? 0.05;
+  const lambda = config.lambda ?? 1;
+  const beta = config.beta ?? 1;
+  const n = problem.y.size / problem.y.shape[0];
+  const losses: number[] = [];
+  for (const v of s.vars) v.requireGrad();
+  try {
+    for (let step = 0; step < config.steps; step++) {
+      const loss = await scope(async () => {
+        const score = prior && s.layerIn ? noGrad(() => prior.score(s.layerIn!)) : null;
+        const l = measurementLoss(problem, s);
+        // mean over N*n elements -> per-image sum / (2 sigma^2): scale the gradient by N*n / (2 sigma^2)
+        const scale = (problem.y.shape[0] * n) / (2 * sigma * sigma);
+        const grads = grad(l, s.vars);
+        noGrad(() => {
+          s.vars.forEach((v, i) => {
+            let drift = affine(grads[i], -eta * scale);
+            if (score && v === s.layerIn) drift = add(drift, affine(score, eta * lambda));
+            assign(v, add(v, add(drift, affine(s.rng.normal(v.shape), Math.sqrt((2 * eta) / beta)))));
+          });
+          projectBalls(s);
+        });
+        return (await l.readF32())[0];
+      });
+      if (!Number.isFinite(loss)) throw await locateDivergence(s, step);
+      losses.push(loss);
+      s.onStep?.({ round: s.round, block: s.block, step, loss });
+    }
+  } finally {
+    for (const v of s.vars) v.requireGrad(false);
+  }
+  return losses;
+}
