@@ -1,6 +1,6 @@
 // Convolution benchmark: GFLOP/s of our conv2d / conv_transpose2d forward (engine/ops/conv2d.ts,
 // conv_transpose2d.ts) and of tfjs-backend-webgpu's tf.conv2d / tf.conv2dTranspose on the same
-// adapter, at the shapes of the 32x32 Fashion StyleGAN2 (../shared/models/README.md: channels
+// adapter, at the shapes of the 32x32 Fashion StyleGAN2 (models/fashion32/README.md: channels
 // {4: 128, 8: 128, 16: 64, 32: 32}), batch 1 and 8. Every result of both contenders is spot-checked
 // against a float64 sum before it is timed, so a broken kernel cannot report a fast number.
 //

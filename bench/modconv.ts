@@ -1,5 +1,5 @@
 // Modulated convolution benchmark (engine/ops/modulated_conv.ts): GFLOP/s of the forward and of
-// forward + backward at the layer shapes of the Fashion generator (shared/models/README.md: size
+// forward + backward at the layer shapes of the Fashion generator (models/fashion32/README.md: size
 // 32, channels {4: 128, 8: 128, 16: 64, 32: 32}), in both formulations ("scaled" and "fused", see
 // the op file), with tfjs-backend-webgpu's plain tf.conv2d of the same shape as the peer (tfjs has
 // no per-sample weights; for the upsampling layers the peer is a 3x3 conv at the output resolution,

@@ -1,5 +1,5 @@
 // upfirdn2d and bias_act benchmark at the StyleGAN2 shapes of the 32x32 Fashion model
-// (../shared/models/README.md: channels {4: 128, 8: 128, 16: 64, 32: 32}, batch `batch`):
+// (models/fashion32/README.md: channels {4: 128, 8: 128, 16: 64, 32: 32}, batch `batch`):
 //   blur        after each upsampling (transposed) conv: [N, C, 2r+1, 2r+1] -> [N, C, 2r, 2r],
 //               4x4 kernel outer([1,3,3,1])/64*4, pad (1, 1)
 //   upsample2d  the ToRGB skip: [N, 3, r, r] -> [N, 3, 2r, 2r], up 2, pad (2, 1)
@@ -81,7 +81,7 @@ function ours(r: Row, x: Tensor, b: Tensor): Tensor {
   return r.op === 'blur' ? blur(x, [1, 1], { upsampleFactor: 2 }) : upsample2d(x);
 }
 
-/** max|a-b| / max|b| over every element (the golden metric of DESIGN.md section 4). */
+/** max|a-b| / max|b| over every element (the golden metric of docs/design.md, "Numerics and tests"). */
 function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
   let err = 0;
   let scale = 0;

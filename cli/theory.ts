@@ -1,5 +1,5 @@
 // `sgilo theory`: Theorem 3.1 of the SGILO paper (Daras et al., ICML 2022) as an experiment on
-// random expansive ReLU generators (DESIGN.md section 7). Runs on the GPU and writes
+// random expansive ReLU generators (docs/design.md, "Theorem 3.1 experiment"). Runs on the GPU and writes
 // experiments/theory/report.md, *.svg and results.json (every number the report quotes).
 //
 //   node --import ./scripts/register-ts.mjs cli/theory.ts [--quick] [--out DIR] [--report-only]

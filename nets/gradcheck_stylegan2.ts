@@ -1,5 +1,5 @@
-// Whole-network gradient check of the StyleGAN2 generator (DESIGN.md section 4: "for large inputs
-// (whole networks), random directional derivatives instead of every coordinate"), on a tiny config
+// Whole-network gradient check of the StyleGAN2 generator (docs/design.md, "Numerics and tests": for
+// whole networks, random directional derivatives instead of every coordinate), on a tiny config
 // with seeded random weights, batch 2 (per-sample modulation) and a random upstream gradient R.
 //
 // Objective: f(leaves) = <R, G(leaves)>, G one of the generator's passes (mapping + truncation, the

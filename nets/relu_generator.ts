@@ -1,5 +1,5 @@
 // Random expansive ReLU generators and Gaussian measurements: the setting of Theorem 3.1 of the
-// SGILO paper (Daras et al., ICML 2022) and of Hand and Voroninski. DESIGN.md section 7.
+// SGILO paper (Daras et al., ICML 2022) and of Hand and Voroninski; docs/design.md, "Theorem 3.1 experiment".
 //
 //   G(z) = ReLU(W_d ... ReLU(W_1 z)),  W_l entries N(0, 2 / n_l)  (n_l = the layer's output width,
 //          so E ||G(z)||^2 = ||z||^2);  "linear" generators drop the ReLUs and use N(0, 1 / n_l)

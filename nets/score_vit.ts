@@ -1,4 +1,4 @@
-// The SGILO ViT score model (DESIGN.md section 6) on the engine's ops: it predicts the noise
+// The SGILO ViT score model (docs/design.md, "Score model") on the engine's ops: it predicts the noise
 // eps(x, t) of the VP-SDE; score(x, t) = -eps(x, t) / std(t).
 //
 // Dimensions: B batch, C channels of the modelled activation, H x W its spatial grid, T = H*W tokens
@@ -22,7 +22,7 @@
 // transformer.layers.{i}.1.fn.norm.*, .1.fn.fn.net.0.*, .1.fn.fn.net.3.*, projector.*.
 //
 // Time conditioning, `config.time` (absent = 'token'):
-//   'token'   DESIGN.md section 6 exactly (SGILO's layout; the fixture and shipped models): one scalar
+//   'token'   SGILO's layout exactly (docs/design.md, "Score model"; the fixture and shipped models): one scalar
 //             per token added to all D features. Every block reads z through a pre-LayerNorm, and
 //             LN(z + c 1) = LN(z), so the time input never reaches the blocks; with no final LN it
 //             reaches the output only through the projector: eps(y, t) = g(y) + b(t), time shifts
@@ -64,7 +64,7 @@ export interface ScoreViTConfig {
   heads: number;
   dimHead: number;
   mlp: number;
-  /** How the diffusion time enters (see the header); absent means 'token', DESIGN.md's layout. */
+  /** How the diffusion time enters (see the header); absent means 'token', SGILO's layout. */
   time?: ScoreTimeMode;
 }
 

@@ -1,7 +1,7 @@
 // float64 CPU forward of the ViT score model (nets/score_vit.ts), composed from the engine's
 // reference ops (engine/reference/). It is the oracle of the whole-network gradient check: the GPU
 // gradient of sum(eps * R) is compared with central finite differences of this forward along
-// random directions (DESIGN.md section 4, "whole networks").
+// random directions (docs/design.md, "Numerics and tests": whole networks).
 //
 // Dimensions as in score_vit.ts: x [B, C, H, W], t [B], T = H*W tokens, D width, h heads of dh,
 // M MLP width, E the time-feature width (T, or D in 'vector' mode, rounded up to even). Both time

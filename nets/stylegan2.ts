@@ -1,4 +1,4 @@
-// StyleGAN2 generator in rosinality's layout (DESIGN.md section 5), on the engine's ops, with the
+// StyleGAN2 generator in rosinality's layout (docs/design.md, "StyleGAN2"), on the engine's ops, with the
 // ILO/SGILO split at an intermediate block. Gradients come from the tape (every op has its own
 // hand-written backward), so W+ rows, latents through MappingProxy, noise maps, the features
 // entering a block and all parameters can ask for gradients.

@@ -20,7 +20,7 @@
 //   (conv2d's input gradient is conv_transpose2d_forward in shaders/conv_transpose2d.wgsl; the bias
 //    gradient is a sum over N, Ho, Wo done by the reduce kernels.)
 //
-// Tiling (DESIGN.md section 2: on CPU adapters register blocks beat workgroup memory): every
+// Tiling (on CPU adapters register blocks beat workgroup memory; docs/design.md, "Kernel selection"): every
 // invocation accumulates a block in registers and uses no workgroup memory or barriers. The
 // forward block is CO = 8 output channels x 4 pixels: per input channel and tap, 4 x loads, 2 vec4
 // weight loads, 32 FMAs (measured on lavapipe: about 2x a 4 x 4 block with scalar weight loads).

@@ -16,7 +16,7 @@
 // in shaders/conv2d.wgsl: a transposed convolution is the adjoint of a convolution.
 //
 // Tiling: one invocation accumulates CO = 8 output channels x 4 output columns of one row in
-// registers (no workgroup memory: DESIGN.md section 2), reading the vec4-packed weights that
+// registers (no workgroup memory: docs/design.md, "Kernel selection"), reading the vec4-packed weights that
 // conv2d_pack_weights (shaders/conv2d.wgsl) makes. The 4 columns are sx apart, ox = rx + sx*(q0 + j),
 // so they share the residue rx = ox mod sx, and the rows of an invocation share ry = oy mod sy:
 // the same taps are exact for all 4, and the 4 input columns they read,

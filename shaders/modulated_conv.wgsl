@@ -21,7 +21,7 @@
 //   fused:  per-sample weights Kn[n,o,i,...] = coef*s*K are built first, the conv reads them as is.
 // Both have the same backward kernels, specialized the same way.
 //
-// Tiling: no workgroup memory (barriers are expensive on CPU adapters, DESIGN.md section 2); each
+// Tiling: no workgroup memory (barriers are expensive on CPU adapters, docs/design.md, "Kernel selection"); each
 // invocation keeps a block of outputs in registers, like shaders/matmul.wgsl. 1D grids fold past
 // 65535 workgroups (grid1d): i = gid.x + gid.y * nwg.x * 64. Per-item kernels work per (o, i) or
 // (n, o, i), not per tap: integer division is scalarized on CPU adapters and costs more than a tap.
@@ -228,7 +228,7 @@ fn modulated_conv_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invo
 // ---- backward ------------------------------------------------------------------------------
 
 // The reductions below run one invocation per item with a serial loop, not a workgroup tree:
-// workgroup barriers cost more than the loop on CPU adapters (DESIGN.md section 2).
+// workgroup barriers cost more than the loop on CPU adapters (docs/design.md, "Kernel selection").
 
 // One invocation per (n, o): h_out = coef^2 * sum_p gy*y (the demodulation's share of the
 // gradient: d coef / d A = -coef^3/2 with A = sum_i s^2 sum_t W^2, and d L / d coef = sum gy*y/coef);

@@ -1,5 +1,5 @@
 // The web page in headless Chromium: Debian's `chromium` driven by playwright-core on the
-// SwiftShader WebGPU adapter (flags: ../shared/DESIGN.md section 2). The page (served by
+// SwiftShader WebGPU adapter (flags: docs/design.md, "Runtime facts"). The page (served by
 // cli/serve.ts, bundled in memory) runs a short SGILO reconstruction (6 steps); the Node CLI runs
 // the same seed and settings on SwiftShader too (VK_ICD_FILENAMES = chromium-common's ICD), and the
 // samples, mean, std map and losses must agree to max|a-b|/max|b| <= 1e-3. The page is also checked

@@ -202,7 +202,7 @@ interface GoldenCase {
 
 const golden = JSON.parse(readFileSync(new URL('golden/conv_golden.json', import.meta.url), 'utf8')) as { cases: GoldenCase[] };
 
-/** The golden metric of DESIGN.md section 4: max|a - b| / max|b|. */
+/** The golden metric (docs/design.md, "Numerics and tests"): max|a - b| / max|b|. */
 function relMax(got: ArrayLike<number>, want: number[]): number {
   let err = 0;
   let scale = 0;

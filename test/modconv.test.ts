@@ -22,7 +22,7 @@ function randn(shape: number[], seed: number, mean = 0, std = 1): HostArray {
   return host(shape, Float64Array.from({ length: n }, () => Math.fround(mean + std * r.normal())));
 }
 
-/** max|a - b| / max|b|, the whole-tensor metric of DESIGN.md section 4. */
+/** max|a - b| / max|b|, the whole-tensor metric of docs/design.md, "Numerics and tests". */
 function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
   let e = 0;
   let m = 0;
@@ -62,7 +62,7 @@ async function compare(l: Layer, N: number, seed: number, formulation?: ModConvF
   });
 }
 
-// Every modulated conv of shared/models/fashion32-stylegan2.pt (channels {4: 128, 8: 128, 16: 64, 32: 32}).
+// Every modulated conv of models/fashion32/fashion32-stylegan2.pt (channels {4: 128, 8: 128, 16: 64, 32: 32}).
 const FASHION: Layer[] = [
   { name: 'b4.conv1', Ci: 128, Co: 128, H: 4, W: 4, k: 3, options: {} },
   { name: 'b4.torgb', Ci: 128, Co: 3, H: 4, W: 4, k: 1, options: { demodulate: false } },

@@ -1,7 +1,7 @@
 // Measurement operators (samplers/inverse/operators/): for every operator, the GPU forward against its
 // float64 reference, and the adjoint through the tape (the gradient of sum(A(x) * y) with respect
 // to x) against the reference's A^T y and against the forward, <A x, y> = <x, A^T y>, in float64;
-// the bicubic kernel numbers of DESIGN.md section 7; inpainting counts and seeded determinism; the
+// the bicubic kernel numbers of docs/design.md, "Measurement operators"; inpainting counts and seeded determinism; the
 // partial circulant against a float64 DFT of its definition (n = 3072, not a power of two);
 // `measure`'s noise; user-supplied operators; and the spec parser's errors.
 import { suite } from 'uvu';
@@ -118,7 +118,7 @@ const CASES: [string, number[]][] = [
 ];
 for (const [spec, shape] of CASES) test(`${spec} on [${shape}]: forward and adjoint`, () => checkOperator(spec, shape));
 
-test('bicubic taps and padding match DESIGN.md (factor 2, factor 1) and sum to 1', () => {
+test("bicubic taps and padding match ILO's downsampler (factor 2, factor 1) and sum to 1", () => {
   const half2 = [-0.01171875, -0.03515625, 0.11328125, 0.43359375];
   close('factor 2 taps', bicubicTaps(2), [...half2, ...[...half2].reverse()], 1e-15);
   close('factor 1 taps', bicubicTaps(1), [-0.0625, 0.5625, 0.5625, -0.0625], 1e-15);

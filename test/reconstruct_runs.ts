@@ -2,7 +2,7 @@
 // another runtime and by the Node CLI with the same seed and settings, and the comparison of their
 // float32 results (result.safetensors of `sgilo reconstruct`, or the page's window.__sgilo.result).
 //
-// Metric (DESIGN.md section 4): per tensor, max|a - b| / max|b|, b = the Node run.
+// Metric (docs/design.md, "Numerics and tests"): per tensor, max|a - b| / max|b|, b = the Node run.
 
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';

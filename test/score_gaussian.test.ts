@@ -13,7 +13,7 @@
 //     diverge: E_mean 9e3);
 //   - a short training from scratch lowers the loss and E_score (60 steps: loss 1.27 -> 0.41,
 //     E_score 1.36 -> 0.26);
-//   - why 'vector' exists: with DESIGN.md's time input (time: 'token', one scalar per token added
+//   - why 'vector' exists: with SGILO's time input (time: 'token', one scalar per token added
 //     to all D features) every pre-LayerNorm removes the time (LN(z + c 1) = LN(z)), so
 //     eps(y, t) = g(y) + b(t): time only shifts the output, for any weights. eps* has the
 //     t-dependent slope s_t Sigma_t^{-1}, and in 4 dimensions y does not reveal t, so no training
@@ -68,7 +68,7 @@ const test = suite('score_gaussian');
 /** SCORE_GAUSSIAN_LOG=1 prints the measured numbers. */
 const verbose = !!process.env.SCORE_GAUSSIAN_LOG;
 const note = (line: string) => verbose && console.log(`  ${line}`);
-/** DESIGN.md's time input, otherwise the committed model's configuration. */
+/** SGILO's time input (docs/design.md, "Score model"), otherwise the committed model's configuration. */
 const TOKEN_VIT: ScoreViTConfig = { ...GAUSSIAN_VIT, time: 'token' };
 
 const problem = makeProblem();
@@ -183,7 +183,7 @@ test(`training from scratch: ${TRAIN_STEPS} DSM steps lower the loss and E_score
   }
 });
 
-test("why 'vector': with DESIGN.md's 'token' time input, time only shifts the output; not so with 'vector'", async () => {
+test("why 'vector': with SGILO's 'token' time input, time only shifts the output; not so with 'vector'", async () => {
   // Structural: holds for any weights (here two random initializations), trained or not.
   for (const seed of [1, 2]) {
     const token = ScoreViT.fromStateDict(TOKEN_VIT, initScoreStateDict(TOKEN_VIT, seed));

@@ -15,7 +15,7 @@
 // Analytic score under the VP-SDE (vpsde.ts: m_t = meanCoeff(t), s_t = std(t), m_t^2 + s_t^2 = 1):
 //   y_t ~ N(m_t mu_n, Sigma_t),  Sigma_t = m_t^2 Sigma_n + s_t^2 I,
 //   score(y, t) = grad_y log p_t(y) = -Sigma_t^{-1} (y - m_t mu_n).
-//   The network outputs eps with score = -eps / s_t (DESIGN.md section 6), so the eps it should
+//   The network outputs eps with score = -eps / s_t (docs/design.md, "Score model"), so the eps it should
 //   output is eps*(y, t) = -s_t score(y, t) = s_t Sigma_t^{-1} (y - m_t mu_n) (= E[z | y_t = y] for the
 //   DSM noise z). In raw units: score_v(v, t) = score(y, t) / span with y = (v - min) / span.
 //   Computed as Sigma_t^{-1} = Q diag(1 / (m_t^2 lam + s_t^2)) Q^T with Sigma_n = Q diag(lam) Q^T.

@@ -234,7 +234,7 @@ test("time mode: saved with the model config, absent means 'token', an unknown m
     loaded.net.dispose();
   }
   const token = await loadScoreModel(writeScoreModel(scoreModelConfig(TINY, null), initScoreStateDict(TINY, 2)));
-  assert.is(token.config.vit.time, undefined, "DESIGN.md's models keep their config as it was");
+  assert.is(token.config.vit.time, undefined, "models in SGILO's layout keep their config as it was");
   assert.is(timeMode(token.config.vit), 'token');
   token.net.dispose();
   const bad = writeScoreModel(scoreModelConfig({ ...TINY, time: 'film' as never }, null), initScoreStateDict(TINY, 2));

@@ -208,7 +208,7 @@ for (const g of golden.cases) {
       const grads = grad(y, inputs, { upstream: tensor(g.upstream, y.shape) });
       return { y: await y.readF32(), grads: await Promise.all(grads.map((t) => t.readF32())) };
     });
-    // The golden metric of DESIGN.md section 4: max|a-b| / max|b|.
+    // The golden metric (docs/design.md, "Numerics and tests"): max|a-b| / max|b|.
     close(got.y, g.y, 1e-5, 'forward');
     close(got.grads[0], g.gx, 1e-5, 'gradient of x');
     if (g.gbias) close(got.grads[1], g.gbias, 1e-5, 'gradient of bias');

@@ -1,6 +1,6 @@
 // safetensors read/write, and our own model save format on top of it.
 //
-// File layout (https://github.com/huggingface/safetensors):
+// File layout (the safetensors format of Hugging Face's `safetensors` library):
 //   [0, 8)          N: u64 little-endian, the byte length of the header
 //   [8, 8+N)        header: UTF-8 JSON `{name: {dtype, shape, data_offsets: [begin, end]}, ...}`
 //                   plus an optional `"__metadata__": {string: string}`; may end in spaces

@@ -1,5 +1,5 @@
 // Euclidean projection onto an l1 ball, one ball per batch item (ILO's "optional l1 balls",
-// DESIGN.md section 7): y[b] = argmin_u ||u - x[b]||_2 subject to ||u - center[b]||_1 <= r.
+// docs/design.md, "CSGM, ILO and SGILO"): y[b] = argmin_u ||u - x[b]||_2 subject to ||u - center[b]||_1 <= r.
 // Kernel: shaders/l1_ball.wgsl (the algorithm and why it needs no sort are described there);
 // float64 reference: engine/reference/l1_ball.ts (Duchi et al. 2008, sort-based, exact).
 //

@@ -1,4 +1,4 @@
-// StyleGAN2's modulated convolution as one op (rosinality's ModulatedConv2d, DESIGN.md section 5):
+// StyleGAN2's modulated convolution as one op (rosinality's ModulatedConv2d, docs/design.md, "StyleGAN2"):
 //   w''[n,o,i,ky,kx] = coef[n,o] * s[n,i] * W[o,i,ky,kx],
 //   coef[n,o] = scale * rsqrt(scale^2 * sum_{i,ky,kx} (W s)^2 + 1e-8) (demodulate) or scale, scale = 1/sqrt(Ci*k*k);
 // plain: conv with padding (default k//2); upsample: transposed conv stride 2 then the [1,3,3,1] blur,

@@ -1,4 +1,4 @@
-// float64 reference of the whole StyleGAN2 generator (nets/stylegan2.ts, DESIGN.md section 5),
+// float64 reference of the whole StyleGAN2 generator (nets/stylegan2.ts, docs/design.md, "StyleGAN2"),
 // composed only from the per-op float64 references in engine/reference/ (matmul, modulated_conv,
 // upfirdn2d, bias_act, layout, reduce) plus the few lines of elementwise algebra between them. It is
 // the oracle of the whole-network gradient check (nets/gradcheck_stylegan2.ts).

@@ -1,5 +1,5 @@
 // CSGM, ILO and SGILO: reconstruction by optimizing (or sampling) a StyleGAN2's latent rows, noise
-// maps and, from round 1 on, the features entering an intermediate block (DESIGN.md section 7).
+// maps and, from round 1 on, the features entering an intermediate block (docs/design.md, "CSGM, ILO and SGILO").
 //
 //   round 0 (CSGM):  variables z [N, 2L, S] (through MappingProxy) and noise maps 0..4
 //   round k >= 1:    + the features entering block k [N, C, r, r], initialized from the previous

@@ -1,4 +1,4 @@
-// Samplers driven by a noise-predicting score model on the VP-SDE (DESIGN.md sections 6 and 7):
+// Samplers driven by a noise-predicting score model on the VP-SDE (docs/design.md, "VP-SDE"):
 //   pcSample          reverse-time SDE, Euler-Maruyama predictor + optional Langevin corrector (snr),
 //                     from t = 1 (or a given state at a chosen t, SDEdit-style) down to eps = 1e-3,
 //                     returning the noise-free mean of the last predictor step;

@@ -1,4 +1,4 @@
-// Denoising score matching for the ViT score model on the VP-SDE (DESIGN.md section 6).
+// Denoising score matching for the ViT score model on the VP-SDE (docs/design.md, "VP-SDE").
 //
 // One step, batch B of normalized activations x0 [B, C, H, W] in [0, 1]:
 //   t ~ U(tEps, 1) [B]        (host: the CPU mirror of the engine's Philox, bit-identical to the GPU's;
@@ -43,7 +43,7 @@ export interface TrainOptions {
   /** Smallest training time. */
   tEps: number;
   /**
-   * t = tEps + (1 - tEps) u^tPower, u ~ U(0, 1): 1 (the default) is DESIGN.md's uniform t; larger
+   * t = tEps + (1 - tEps) u^tPower, u ~ U(0, 1): 1 (the default) is the uniform t of docs/design.md, "VP-SDE"; larger
    * powers put more of each batch at small t (a fraction (x / (1 - tEps))^(1/tPower) below tEps + x),
    * where the denoiser's target is small against the unit noise and few-dimensional data need many
    * draws to learn it (test/score_gaussian.test.ts). Every t keeps a positive density, so the

@@ -1,4 +1,4 @@
-// The variance-preserving SDE of Song et al. (DESIGN.md section 6) as plain numbers, plus the few
+// The variance-preserving SDE of Song et al. (docs/design.md, "VP-SDE") as plain numbers, plus the few
 // tensor helpers the trainer and samplers share. Everything here is closed-form; no kernels.
 //
 // Legend: t in [0, T], T = 1; beta0 = 0.1, beta1 = 20; N = 1000 discretization steps.

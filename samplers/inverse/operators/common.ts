@@ -2,7 +2,7 @@
 // `measure` helper, the adjoint through the tape, and the seeded draws operators are built from.
 //
 // Legend: N = images in a batch; [C, H, W] = one image (the operator's inShape); outShape = one
-// measurement. Semantics: ../shared/DESIGN.md section 7; y = A(x*) + noise.
+// measurement. Semantics: docs/design.md, "Measurement operators"; y = A(x*) + noise.
 //
 // Writing an operator: implement `MeasurementOperator`. `apply` must be built from differentiable
 // engine ops (matmul, mul, reshape, ... or an op with a hand-written kernel pair that calls
