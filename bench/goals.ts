@@ -1,4 +1,4 @@
-// `sgilo bench goals [--quick]` (issue 9): the one-run performance table. In one process on one
+// `sgilo bench goals [--quick]`: the one-run performance table. In one process on one
 // adapter: the FMA peak probe, the large shapes against 50% of that peak and 5x tfjs, the nets'
 // small shapes against 3x tfjs, the fixed per-dispatch cost, and the end-to-end rows (StyleGAN2,
 // the ViT score model, an SGILO step with its dispatch/submit counts and top kernels, the demo).

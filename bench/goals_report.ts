@@ -1,4 +1,4 @@
-// The performance-goals report (`sgilo bench goals`, issue 9): pure formatting and judging of
+// The performance-goals report (`sgilo bench goals`): pure formatting and judging of
 // numbers measured elsewhere (bench/goals.ts, bench/end_to_end.ts); tested in test/bench.test.ts.
 //
 // Sections: 1. large shapes (goal: >= 50% of the FMA peak AND >= 5x tfjs), 2. the nets' small

@@ -14,9 +14,8 @@
 // their geometric-mean ratio per pass: on a software adapter that is the cost of the work itself,
 // and it is what decided the op's default formulation (see engine/ops/modulated_conv.ts).
 //
-// Wire-up for the CLI: `runModconvBench(eng, {})` (all layers, batch 1 and 8, ~10 minutes on 2
-// shared cores) for `sgilo bench modconv`; `{ batches: [1], rounds: 1, passes: ['fwd', 'fwd+bwd'] }`
-// for a short demo.
+// Usage: `runModconvBench(eng, {})` (all layers, batch 1 and 8: the long run) for `sgilo bench
+// modconv`; `{ batches: [1], rounds: 1, passes: ['fwd', 'fwd+bwd'] }` for a short demo.
 
 import { describeAdapter } from '../engine/device.ts';
 import type { Engine } from '../engine/engine.ts';

@@ -1,4 +1,4 @@
-// CLI commands around score models (wired into cli/main.ts by the lead):
+// CLI commands around score models (dispatched from cli/main.ts):
 //   train-score <generator.pt> [--block k] [--steps n] [--batch b] [--lr x] [--seed s] [--out f]
 //               [--resume ckpt] [--dim D] [--depth n] [--heads h] [--dim-head dh] [--mlp M]
 //               [--data codes|gaussian|<activations.safetensors>] [--codes f] [--samples N]

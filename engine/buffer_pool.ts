@@ -7,7 +7,7 @@
 //
 // A released buffer may still be referenced by recorded-but-unsubmitted commands; that is fine
 // because it is only ever reused by commands recorded later, which run later. Buffers are
-// destroyed only by `trim()`, which the engine calls after a submit.
+// destroyed only by `trim()`, which the engine calls when it is destroyed.
 
 const MIN_BUCKET = 256;
 

@@ -182,8 +182,8 @@ function subgroupRange(info: GPUAdapterInfo): { min: number; max: number } | nul
  * lavapipe (Mesa 25.0) this matters because it compiles every storage load whose address is not a
  * compile-time constant into eight scalar loads with a bounds check and a branch each, while a
  * subgroup broadcast is one extract; the README (Performance) and bench/results have the measurements.
- * Needs subgroups of at least 8 lanes. Only CPU adapters use it for now: the 8-invocation
- * workgroups suit a SIMD-8 CPU backend, and nothing was measured on a GPU. SGILO_SUBGROUPS=0 turns
+ * Needs subgroups of at least 8 lanes. Only CPU adapters use it by default: the 8-invocation
+ * workgroups suit a SIMD-8 CPU backend and are not tuned for GPUs. SGILO_SUBGROUPS=0 turns
  * it off (for A/B benchmarks); =1 forces it on any adapter with the feature.
  */
 export function subgroupTiles(gpu: GpuContext): boolean {

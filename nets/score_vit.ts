@@ -36,13 +36,12 @@
 //               LN_l(z) (1 + a_l) + b_l,  [a_l, b_l] = Linear(D, 2D)(swish(tau))  [B, 2D] per LN,
 //             so each block's input, and through it the slope of eps in y, depends on t directly.
 //             Why the modulation too: the added vector alone also reaches the blocks (LN keeps
-//             its non-constant part, and the GELU's curvature turns it into a t-dependent slope)
-//             and, trained as test/golden/train_gaussian_score.ts trains, passes the R^4 test too
-//             (E_score 0.0175, E_cov 0.055), but only through those side effects; with the
-//             modulation the same run gives E_score 0.0144 (E_cov 0.057), for two Linear(D, 2D)
-//             per block. What made the
-//             covariance pass was the training's emphasis on small t (train_score.ts tPower), not
-//             the architecture: with uniform t both forms stayed at E_cov 0.16-0.21. Extra names:
+//             its non-constant part, and the GELU's curvature turns it into a t-dependent slope),
+//             but only through those side effects; the modulation gives the time a direct path,
+//             for two Linear(D, 2D) per block. The covariance test passes because of the
+//             training's emphasis on small t (samplers/score/train.ts tPower), not the
+//             architecture (bench/results/2026-11-notes-from-code.md, "Score model: 'vector'
+//             time conditioning"). Extra names:
 //             dense.dense is [D, E], and each LN has transformer.layers.{i}.{0,1}.fn.time_mod.
 //             {weight [2D, D], bias [2D]} (PyTorch-default Linear initialization).
 

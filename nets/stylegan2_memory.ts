@@ -433,7 +433,7 @@ export function formatMemoryPlans(plans: MemoryPlan[]): string {
 /** The Fashion-MNIST model's config (models/fashion32). */
 export const FASHION_CONFIG: StyleGAN2Config = { size: 32, styleDim: 128, nMlp: 4, lrMlp: 0.01, channels: { 4: 128, 8: 128, 16: 64, 32: 32 } };
 
-/** 16 GB, the budget the issue sets for config-f 1024 at batch 1. */
+/** 16 GB: config-f 1024 forward + backward at batch 1 must fit a 16 GB GPU. */
 export const BUDGET_BYTES = 16e9;
 
 /** `sgilo memory`: the planned peak of config-f 1024 (and the Fashion model) forward + backward. */

@@ -9,13 +9,12 @@
 // Work split: one invocation owns R consecutive rows (query rows in the forward and dq, key rows
 // in dkv) and keeps them and their accumulators in private arrays; it streams the other side's
 // rows four at a time. All invocations of a workgroup walk the same rows of the same head, so
-// those loads have uniform addresses, and each loaded vec4 feeds R rows. R = 4 and WG = 16 were
-// measured on lavapipe (2 cores, T = 64 and 256, 8 and 16 heads of d = 64, forward + both
-// backward kernels): R = 4 runs 1.8-3.2x faster than one row per invocation (a uniform load inside
-// a loop is a per-lane load there; amortizing it over rows is what pays), R = 8 or WG = 8 no
-// better, WG = 32 2x slower at T = 64 (half the workgroup idle). No workgroup memory or barriers.
-// The loops over chunks run to params.d4, not the constant D4: fully unrolling them made lavapipe's
-// shader compiler take minutes per pipeline (and the code was slower).
+// those loads have uniform addresses, and each loaded vec4 feeds R rows. R = 4 and WG = 16: on
+// lavapipe a uniform load inside a loop is a per-lane load, and amortizing it over rows is what
+// pays; more rows or narrower workgroups gain nothing, and WG = 32 leaves half the workgroup idle
+// at T = 64 (bench/results/2026-11-notes-from-code.md, "Attention: rows per invocation"). No
+// workgroup memory or barriers. The loops over chunks run to params.d4, not the constant D4:
+// fully unrolled, they make lavapipe's shader compiler take minutes per pipeline.
 //
 // Forward (online softmax, per query row i, scores s_j = scale q_i . k_j):
 //   m = running max, l = running sum of exp(s_j - m), acc = running sum of exp(s_j - m) v_j;

@@ -76,8 +76,9 @@ fn binary_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workg
 
 // The vec4 kernels: 4 consecutive outputs per invocation, when the innermost (merged) dimension is
 // a multiple of 4 and each operand's innermost stride is 1 (a vec4 load) or 0 (one value for all
-// 4). On lavapipe a storage access costs per lane whatever its width, so this is about 3x fewer
-// accesses and a quarter of the index arithmetic.
+// 4). On lavapipe a storage access costs per lane whatever its width, so this makes fewer
+// accesses and a quarter of the index arithmetic (bench/results/2026-11-notes-from-code.md,
+// "Elementwise binary ops: vec4 kernels").
 fn load4(from_a: bool, off: u32) -> vec4f {
   if (from_a) {
     if (params.a_vec == 1u) { return a4[off / 4u]; }

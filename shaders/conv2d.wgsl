@@ -23,7 +23,8 @@
 // Tiling (on CPU adapters register blocks beat workgroup memory; docs/design.md, "Kernel selection"): every
 // invocation accumulates a block in registers and uses no workgroup memory or barriers. The
 // forward block is CO = 8 output channels x 4 pixels: per input channel and tap, 4 x loads, 2 vec4
-// weight loads, 32 FMAs (measured on lavapipe: about 2x a 4 x 4 block with scalar weight loads).
+// weight loads, 32 FMAs; fewer loads per FMA than a 4 x 4 block with scalar weight loads
+// (bench/results/2026-11-notes-from-code.md, "Convolution tiles").
 // Out-of-image samples are read at a clamped (valid) address and multiplied by a 0/1 mask, so the
 // inner loops have no branches; block lanes past the end of a dimension compute on repeated
 // (clamped) indices and are simply not stored. 1-D grids of 64-wide workgroups, folded into y past

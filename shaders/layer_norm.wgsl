@@ -11,8 +11,8 @@
 // layer_norm_forward and layer_norm_backward: one 64-wide workgroup per row (wide rows);
 // layer_norm_forward_rows and layer_norm_backward_rows: one invocation per row, serial loops over
 // the D features (narrow rows, D <= 64: a workgroup per row would leave most of its lanes idle and
-// pay log2(64) barriers per reduction for a few dozen values; lavapipe spent 15 ms on 4096 rows
-// of 32 that way);
+// pay log2(64) barriers per reduction for a few dozen values;
+// bench/results/2026-11-notes-from-code.md, "LayerNorm: serial rows for narrow rows");
 // layer_norm_backward_params: one 64-wide workgroup per column j, striding over the rows.
 // Grids fold into y past 65535 workgroups.
 

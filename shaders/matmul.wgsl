@@ -4,17 +4,17 @@
 // Transposing an operand swaps its two strides; broadcasting sets its batch stride to 0. The
 // backward passes are this same kernel: dA = dOut x B^T, dB = A^T x dOut.
 //
-// Tiling (chosen by measurement on lavapipe, where gathers and barriers are what cost; DESIGN.md
-// section 2): an invocation computes ROWS x COLS outputs in scalar registers, no workgroup memory.
+// Tiling (on lavapipe gathers and barriers are what cost; docs/design.md, "Kernel selection"): an
+// invocation computes ROWS x COLS outputs in scalar registers, no workgroup memory.
 // All WG invocations of a workgroup share the same ROWS rows, so each A load has one address per
 // workgroup (lavapipe's divergence analysis makes it one scalar load and a broadcast; a GPU serves
 // it as a broadcast read). Invocation `lid` takes columns n_first + j * WG, so B loads and output stores
-// are contiguous across invocations. Against the previous 4x4-per-invocation kernel this measured
-// 1.4-2x on lavapipe at 512^3 and at the score model's [512, 256] x [256, 768].
+// are contiguous across invocations (bench/results/2026-11-notes-from-code.md, "Matmul: general
+// kernel tiles").
 //
 // The unrolled body comes from engine/ops/matmul.ts through the SETUP, STEP and STORE template
-// slots (WGSL has no unroll; per-invocation arrays indexed in loops were slower, being kept in
-// memory). Grid: (ceil(N / (WG * COLS)), ceil(M / ROWS), batch).
+// slots (WGSL has no unroll; per-invocation arrays indexed in loops are kept in memory, which is
+// slower). Grid: (ceil(N / (WG * COLS)), ceil(M / ROWS), batch).
 
 struct Params {
   M: u32,

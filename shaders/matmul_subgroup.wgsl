@@ -6,15 +6,15 @@
 //   B by columns, 'k' layout: B(k..k+3, n) contiguous, column n at b_base + n * b_stride.
 // A transposed operand is just the other layout, so forward and both backward products use this file.
 //
-// Why subgroups (measured on lavapipe, Mesa 25.0; README, Performance, and bench/results): lavapipe
+// Why subgroups (lavapipe, Mesa 25.0; README, Performance; docs/design.md, "Kernel selection"): lavapipe
 // turns each storage load whose address is not a compile-time constant into eight scalar loads,
 // each with a bounds check and a branch, even when every lane reads the same address. So the
 // general kernel's "uniform" A loads cost as much as its B loads. Here one workgroup is one 8-lane
 // subgroup: per k4 step (four k), lane l loads one vec4 of A for 8 rows at once (row r0 + l in the
 // 'k' layout; rows r0 + 4 (l & 1) .. +3 at k = 4 k4 + (l >> 1) in the 'm' layout), and
 // subgroupBroadcast hands each row's four values to all lanes, an element extract on a CPU.
-// B is read as vec4s too. At 512^3 this took the product from 7.7 to 21-26 GFLOP/s on a 2-core
-// lavapipe, where 8 rows x 4 columns per invocation of the general kernel was the best found.
+// B is read as vec4s too. On lavapipe this is about 3x the best general kernel
+// (bench/results/2026-11-notes-from-code.md, "Matmul: subgroup tiles").
 //
 // Tile: ROWS = 8 * row blocks per workgroup; COLS output columns per lane ('n' layout: vec4
 // accumulators, COLS = 4 * column groups, groups 8 lanes apart; 'k' layout: scalar accumulators,

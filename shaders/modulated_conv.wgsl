@@ -84,7 +84,9 @@ fn energy(o: u32, i: u32) -> f32 {
 
 // One invocation per (o, 4 batch items): coef_out[n,o] for n = 4 nb .. 4 nb + 3 (total = ceil(N/4) * Co).
 // Each (o, i) energy is loaded once for the 4 items: on CPU adapters every storage load costs
-// about as much as 10 multiply-adds, and per (n, o) this kernel took 15% of a batch-8 forward.
+// about as much as 10 multiply-adds, and per (n, o) this kernel is a visible share of a batch-8
+// forward (bench/results/2026-11-notes-from-code.md, "Modulated convolution: tiles and helper
+// kernels").
 @compute @workgroup_size(64)
 fn modulated_conv_coef(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let idx = linear_index(gid, nwg);
@@ -146,9 +148,9 @@ fn x_at(row: u32, ix: i32) -> f32 {
   return select(0.0, x[row + u32(clamp(ix, 0, i32(p.W) - 1))], ix >= 0 && ix < i32(p.W));
 }
 
-// Invocation = 4 output channels x 8 consecutive pixels of one row of one phase plane (measured
-// on lavapipe against 4x4, 8x4, 8x8 and 1 pixel x 8 channels with workgroup-uniform weight loads:
-// the 4x8 block was fastest). Along a row of taps the 8 input values slide by one, so each tap
+// Invocation = 4 output channels x 8 consecutive pixels of one row of one phase plane, the fastest
+// block on lavapipe (bench/results/2026-11-notes-from-code.md, "Modulated convolution: tiles and
+// helper kernels"). Along a row of taps the 8 input values slide by one, so each tap
 // loads 1 new x and 4 weights for 32 FMAs. Scaled: x is multiplied by s[n,i] as it is loaded.
 @compute @workgroup_size(64)
 fn modulated_conv_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {

@@ -19,9 +19,9 @@
 // `filter4`; only the tap-to-weight map differs (fir_flip true forward, false backward).
 //
 // No workgroup memory: kernels are small (4x4), and on the CPU adapter barriers cost more than the
-// re-reads they would save. Measured on lavapipe (CPU time, blur 4x4): 4 outputs per invocation
-// with the weight loaded once for all four, and a flat grid (tiny planes would leave most lanes of
-// a per-plane workgroup idle), took 2-3x less than one output per invocation.
+// re-reads they would save. 4 outputs per invocation load each weight once for all four, and the
+// grid is flat because tiny planes would leave most lanes of a per-plane workgroup idle
+// (bench/results/2026-11-notes-from-code.md, "upfirdn2d").
 
 struct UpfirdnParams {
   in_w: i32,

@@ -1,4 +1,4 @@
-// Score statistics on a known Gaussian in R^4 (issue 6): the learned score against the analytic
+// Score statistics on a known Gaussian in R^4: the learned score against the analytic
 // one, and reverse-SDE samples against the true moments. The problem, the analytic eps* and the two
 // checks (E_score < 0.05; E_mean < 0.05 and E_cov < 0.1 from CHAINS = 2048 chains x PC_STEPS = 300
 // Euler-Maruyama steps) are defined in test/score_gaussian_problem.ts.
@@ -25,10 +25,11 @@
 // seeds for the initialization (1), the minibatches, t and the noise (5)): the 4,096 draws, batch
 // 512, 3,000 Adam steps at lr 3e-3 (warm-up 50) with a cosine decay to 3e-4 over the last 1,000,
 // gradient clip 1, EMA 0.995, t = 1e-5 + (1 - 1e-5) u^3 (tPower 3: a fifth of each batch below
-// t = 0.01). 275 s of training (304 s with the final check) on lavapipe, 2 shared cores; two runs
-// wrote bit-identical files. E_score 0.077 at step 250, 0.029 at 1,000, 0.017 at 2,000, 0.0144 at
-// 3,000. The power matters: with uniform t (tPower 1; lr 3e-3 without decay) E_score reaches
-// 0.010 but E_cov stays at 0.17-0.18 (samples 10-20% too narrow): the
+// t = 0.01); two runs write bit-identical files (the training time is in
+// bench/results/2026-11-notes-from-code.md, "Gaussian score fixture: training record").
+// E_score 0.077 at step 250, 0.029 at 1,000, 0.017 at 2,000, 0.0144 at 3,000. The power matters:
+// with uniform t (tPower 1; lr 3e-3 without decay) E_score reaches 0.010 but E_cov stays at
+// 0.17-0.18 (samples 10-20% too narrow): the
 // relative eps error at t = 0.001 / 0.003 / 0.01 was 0.67 / 0.24 / 0.11 (tPower 3: 0.20 / 0.09 /
 // 0.05), and swapping the exact eps in for t >= 0.03 left E_cov at 0.17 while swapping it in for
 // t < 0.03 gave 0.058: the sampler's last steps (t < 0.03) carry the covariance, and E_score,

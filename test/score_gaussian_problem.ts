@@ -1,4 +1,4 @@
-// A known Gaussian in R^4 for score-model statistics (issue 6): data, the analytic score in the
+// A known Gaussian in R^4 for score-model statistics: data, the analytic score in the
 // trainer's normalized coordinates, and the two checks. Shared by test/score_gaussian.test.ts and
 // test/golden/train_gaussian_score.ts (which trains the committed 'vector' model on the same data).
 //

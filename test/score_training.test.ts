@@ -1,4 +1,4 @@
-// Score-model training and sampling (issue 6): VP-SDE closed forms, SGILO's hot-step constants, a
+// Score-model training and sampling: VP-SDE closed forms, SGILO's hot-step constants, a
 // whole-network gradient check of a tiny ViT against a float64 reference (random directions; both
 // time modes of score_vit.ts), a short DSM run on real-image activations (loss falls, memory flat),
 // bit-exact checkpoint resume, `replay score` on the PyTorch fixture from its in.* tensors only,

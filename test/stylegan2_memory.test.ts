@@ -1,5 +1,5 @@
 // The StyleGAN2 memory planner (nets/stylegan2_memory.ts) against the engine's own bytes-in-use
-// counter, and the budget: config-f 1024x1024 forward + backward at batch 1 fits a 16 GB GPU.
+// counter, and the memory budget: config-f 1024x1024 forward + backward at batch 1 fits a 16 GB GPU.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileBytes } from '../engine/io/files.ts';

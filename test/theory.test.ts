@@ -191,7 +191,7 @@ test('linear G = W: Langevin chains match the discrete-time stationary Gaussian'
 // one instance, eta = 0.1, beta = 30 k. GD from -z* comes to rest (it moves less than 0.01 in its
 // last 100 of 600 steps) near the negative ray (cos(z, -z*) >= 0.9), at -rho z*; from there (plus
 // a 0.02 jitter) GD stays outside the ball for 800 steps, while Langevin reaches it in at least 80%
-// of 32 runs (all 32 when this was written), and GD with sign flips reaches it after flipping.
+// of 32 runs, and GD with sign flips reaches it after flipping.
 // Not every instance is like this: at these widths some rest points near -rho z* are deep enough
 // that beta = 30 k escapes slowly (experiments/theory/report.md measures how often).
 const NONLINEAR = { instances: 1, k: 4, widths: [16, 64], m: 32, seed: 2048 };

@@ -70,25 +70,12 @@ const FLASH_MAX_SCORES_WITH_BACKWARD = 128 * 128;
 
 /**
  * The default ('auto') choice, given whether a backward pass will follow (the op is recorded).
- * Measured on lavapipe (Mesa 25.0.7, 2 shared cores, FMA probe ~24 GFLOP/s), bench/attention.ts,
- * B = 1, d = 64, GFLOP/s of nominal flops (fwd 4 H T^2 d, fwd+bwd 12 H T^2 d), flash / materialized:
- *
- *   T    D=H*64   fwd           fwd+bwd
- *   16   128      0.80 / 0.28   0.18 / 0.25  (both dispatch-bound: ~1 ms)
- *   16   1024     1.29 / 0.34   0.75 / 0.35
- *   64   128      4.59 / 1.50   2.55 / 1.53
- *   64   1024     2.35 / 0.93   2.22 / 1.50
- *   128  128      6.25 / 1.40   2.57 / 2.07
- *   128  1024     2.97 / 1.19   1.58 / 1.75
- *   256  128      6.05 / 3.00   2.63 / 3.84
- *   256  1024     4.04 / 1.20   1.82 / 2.02
- *
- * The flash forward wins everywhere (one dispatch instead of four, no [T, T] round trip). Its
- * backward does 14 T^2 d flops (scores and G v^T are recomputed in both passes) against 8 T^2 d
- * for the materialized one, which catches up at T = 128 and wins at T = 256 by 1.1-1.5x. So: flash
- * for forward-only calls (sampling), and with a backward up to Tq * Tk = 128^2. The machine is
- * shared and the numbers move by up to 2x between runs; the crossover is the robust part.
- * Not measured on a hardware GPU (none was available); see bench/attention.ts to do so.
+ * The flash forward is faster at every size (one dispatch instead of four, no [T, T] round trip).
+ * Its backward does 14 T^2 d flops (scores and G v^T are recomputed in both passes) against 8 T^2 d
+ * for the materialized one, which catches up at T = 128 and wins beyond. So: flash for
+ * forward-only calls (sampling), and with a backward up to Tq * Tk = 128^2. The crossover comes
+ * from lavapipe (bench/attention.ts; the table is in bench/results/2026-11-notes-from-code.md,
+ * "Attention: flash vs materialized"); on a hardware GPU it is still to be measured.
  */
 export function chooseImpl(Tq: number, Tk: number, d: number, backward: boolean): 'flash' | 'materialized' {
   if (d > FLASH_MAX_D) return 'materialized';

@@ -10,10 +10,10 @@
 //   'workgroup'  one 64-wide workgroup per row, tree reductions (wide rows);
 //   'serial'     one invocation per row, serial loops (D <= SERIAL_MAX_D): for the ViT score
 //                model's rows of 32 features the workgroup kernels leave half their lanes idle and
-//                pay six barriers per reduction; on lavapipe, 4096 x 32 took 15-43 ms forward
-//                (the machine's load varies) against about 1 ms serial, and 1024 x 128 12 ms
-//                against 1.3 ms. Wide rows keep the workgroup kernels (coalesced loads on a
-//                hardware GPU, where one invocation walking a long row would be slow).
+//                pay six barriers per reduction, which on lavapipe costs an order of magnitude
+//                (bench/results/2026-11-notes-from-code.md, "LayerNorm: serial rows for narrow
+//                rows"). Wide rows keep the workgroup kernels (coalesced loads on a hardware GPU,
+//                where one invocation walking a long row would be slow).
 
 import { defineKernel, grid1d } from '../kernel.ts';
 import { record } from '../tape.ts';

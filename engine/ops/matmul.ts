@@ -103,8 +103,8 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   };
   // Folding: when b is one matrix shared by the whole batch and a is stored [..., M, K], the batch
   // is just more rows of A: one [batch*M, K] x [K, N] product. Its B-gradient is then one matmul
-  // over all batch*M rows, instead of batch per-item products summed afterwards (which made a
-  // [batch, K, N] temporary and a reduction; for linear layers over tokens this was most of a step).
+  // over all batch*M rows, instead of batch per-item products summed afterwards (which would make a
+  // [batch, K, N] temporary and a reduction, costly for linear layers over tokens).
   const fold = !tA && batch > 1 && sizeOf(bBatchShape) === 1 && batch * M <= 32 * 65535; // grid y limit
   const rowsA = fold ? batch * M : M;
   const nBatch = fold ? 1 : batch;

@@ -77,7 +77,7 @@ function subgroupSpecialization(t: SubgroupTile): Record<string, string | number
     for (let i = 0; i < rows; i++) {
       for (let j = 0; j < t.colUnits; j++) {
         setup.push(`var s${i}_${j} = vec4f(0.0);`);
-        // One vec4 store: on lavapipe a store costs per lane whatever its width (10% of 512^3 as scalars).
+        // One vec4 store: on lavapipe a store costs per lane whatever its width.
         store.push(`if (r0 + ${i}u < params.M && n4_${j} <= last_n4) { out4[(out_base + (r0 + ${i}u) * params.N) / 4u + n4_${j}] = s${i}_${j}; }`);
       }
     }

@@ -10,28 +10,17 @@
 // Saved for backward: x, weight, styles, coef [N, Co] (computed once per (n, o) by its own small
 // kernel), the phase kernels K [Co, Ci, 4, T, T] when upsampling, and y.
 //
-// Formulation, chosen by measurement: the "scaled" form (the default) keeps W shared by the batch,
-// multiplies x by s[n,i] as the conv loads it and the output by coef[n,o]; the "fused" form first
-// builds per-sample weights [N, Co, Ci, k, k] and convolves with them, and its backward needs the
-// per-sample weight gradient [N, Co, Ci, k, k] reduced three ways. Both are exact, share the conv
-// kernels (template slot FUSED) and stay available (`formulation`), so the choice can be re-measured.
-//
-// MEASUREMENT (bench/modconv.ts, 2026-11-27; lavapipe, Mesa 25.0.7 / LLVM 15, on 2 AMD EPYC cores
-// shared with other jobs, load average 8-13; all 11 modulated convs of the Fashion generator at
-// batch 1 and 8; the two forms timed in turns, best of 3). Under that load wall-clock and GPU-timestamp
-// times swing by 2x, so the deciding metric is the process's CPU time per call (lavapipe's worker
-// threads run in the process). fused / scaled, geometric mean over the 22 shapes:
-//   forward 1.22, forward + all gradients 1.16, forward + gradients of x and styles 1.58.
-// E.g. b8.conv1 (128->128, 8x8) at batch 8: forward 26.8 ms scaled vs 33.4 ms fused, + x and style
-// gradients 53.5 vs 92.8 ms; b32.conv0 (64->32, upsampling 16->32) at batch 8: 72.1 vs 84.7 ms and
-// 112.6 vs 204.2 ms. The GPU-timestamp GFLOP/s point the same way (b8.conv1 batch 8: 4.49 vs 3.33
-// forward, 5.55 vs 2.20 with x and style gradients). Why: the conv kernel is the same, but the fused
-// form also writes and reads N copies of the weights (4.7 MB at 128->128, batch 8), and its style
-// gradient needs the per-sample weight gradient, a pass as costly as the conv itself, even when the
-// weights need no gradient (ILO and SGILO optimize x and the styles only), while the scaled form gets
-// sum_p x * u for the style gradient from its input-gradient pass. On an NVIDIA H200 (Dawn/Vulkan,
-// GPU timestamps) the scaled form was faster at most shapes too (b8.conv1 batch 8: forward 322 vs
-// 278 GFLOP/s, with x and style gradients 327 vs 274).
+// Formulation: the "scaled" form (the default) keeps W shared by the batch, multiplies x by s[n,i]
+// as the conv loads it and the output by coef[n,o]; the "fused" form first builds per-sample
+// weights [N, Co, Ci, k, k] and convolves with them, and its backward needs the per-sample weight
+// gradient [N, Co, Ci, k, k] reduced three ways. Both are exact, share the conv kernels (template
+// slot FUSED) and stay available (`formulation`), so the choice can be re-measured (bench/modconv.ts).
+// Scaled is the default because it is faster at the generator's shapes on lavapipe and on a GPU
+// alike: the fused form also writes and reads N copies of the weights, and its style gradient needs
+// the per-sample weight gradient, a pass as costly as the conv itself, even when the weights need
+// no gradient (ILO and SGILO optimize x and the styles only), while the scaled form gets
+// sum_p x * u for the style gradient from its input-gradient pass. The timings are in
+// bench/results/2026-11-notes-from-code.md, "Modulated convolution: scaled vs fused formulation".
 
 import { defineKernel, grid1d, type Kernel } from '../kernel.ts';
 import { record } from '../tape.ts';

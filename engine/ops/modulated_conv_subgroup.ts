@@ -262,7 +262,7 @@ function dispatchForward(ch: number, mode: ForwardMode, sizes: { W: number; Wp: 
 /** 16 channels per workgroup where there are that many, else 8; null below 8 (ToRGB's 3 outputs). */
 function channelsPerTile(channels: number): number | null {
   if (!subgroupTiles(engine().gpu) || channels < 8) return null;
-  return channels >= 16 ? 16 : 8; // 32 measured slower (more accumulators than registers)
+  return channels >= 16 ? 16 : 8; // not 32: more accumulators than registers
 }
 
 function params(pl: ModConvPlan, lanes: number) {
@@ -278,7 +278,9 @@ function fits(grid: number[]): boolean {
  * Records the scaled forward y = conv(x * s, K) * coef with the subgroup kernel, or returns false.
  * K is the raw weight for a plain conv; an upsampling conv (k = 3) builds its phase kernels from
  * the raw weight inside the kernel, so it needs no K [Co, Ci, 4, 3, 3] (whose strided reads cost
- * cache traffic, and whose construction was 30% of config-f's 512-channel upsampling forward).
+ * cache traffic, and whose construction is a large share of config-f's 512-channel upsampling
+ * forward: bench/results/2026-11-notes-from-code.md, "Modulated convolution: tiles and helper
+ * kernels").
  */
 export function trySubgroupForward(pl: ModConvPlan, b: { x: Tensor; weight: Tensor; st: Tensor; coef: Tensor; y: Tensor }): boolean {
   const ch = channelsPerTile(pl.Co);

@@ -76,8 +76,9 @@ function broadcastBack(kernel: typeof K.sumBackward, gy: Tensor, inShape: Shape,
 /**
  * One invocation per output (serial loop) or one workgroup per output (tree)? Serial when R is
  * short, or when there are enough outputs to fill the device and R is not so long that one
- * invocation's loop would dominate. Measured on lavapipe: a [32*16, 768] -> [768] bias gradient
- * took 210 ms as 768 tree workgroups (most of a score-model training step) and under 1 ms serial.
+ * invocation's loop would dominate: on lavapipe a score-model bias gradient ([32*16, 768] -> [768])
+ * as tree workgroups costs most of a training step, and next to nothing serial
+ * (bench/results/2026-11-notes-from-code.md, "Reductions: serial vs tree").
  */
 export function serialSum(nOut: number, reduceSize: number): boolean {
   return reduceSize <= 64 || (nOut >= 256 && reduceSize <= 16384);

@@ -14,10 +14,10 @@ export const DEFAULT_GENERATOR = modelPath('fashion32-stylegan2.pt');
 
 /**
  * ILO's l1 balls for the shipped Fashion model, rounds over blocks [1, 2]: features radius 100 in
- * round 1 (entering block 1, 2,048 values) and 200 in round 2 (8,192 values). Chosen on test images
- * 0-3 (tuning images of the Figure-3 protocol) at 5% inpainting, 100 steps per round: mean MSE 0.2845
- * free against 0.2150 with these balls (seed 0), 0.2570 against 0.2061 (seed 1); free ILO fits the
- * measured pixels to ~5e-7 and ends worse than CSGM. The demo and the experiment use them for ILO.
+ * round 1 (entering block 1, 2,048 values) and 200 in round 2 (8,192 values). Without them ILO
+ * overfits the measured pixels and ends worse than CSGM; the radii are tuned on test images 0-3
+ * (the tuning images of the Figure-3 protocol; bench/results/2026-11-notes-from-code.md, "ILO's l1
+ * balls for the Fashion model"). The demo and the experiment use them for ILO.
  */
 export function fashionIloBalls(blocks: number[]): L1Radii {
   const radius: Record<number, number> = { 1: 100, 2: 200 };

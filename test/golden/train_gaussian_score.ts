@@ -1,6 +1,6 @@
 // Development-time training of the committed Gaussian score model
 // (test/fixtures/score-gaussian-vector.safetensors), which test/score_gaussian.test.ts loads and
-// checks against the analytic score (issue 6).
+// checks against the analytic score.
 //
 // Usage (from the repository root; deterministic from the settings below):
 //   nice -n 15 node --import ./scripts/register-ts.mjs test/golden/train_gaussian_score.ts
