@@ -4,7 +4,7 @@
 //
 // Problem: v ~ N(MU, SIGMA) in R^4 (non-isotropic, correlated), N = 4096 draws v_i = MU + chol(SIGMA) u_i
 // with u from Philox (seed DATA_SEED). The trainer sees y = (v - min) / span, span = max - min (global
-// scalar min/max of all 4 x 4096 values, as score_data.ts computes them), so y ~ N(mu_n, Sigma_n),
+// scalar min/max of all 4 x 4096 values, as samplers/score/data.ts computes them), so y ~ N(mu_n, Sigma_n),
 //   mu_n = (MU - min) / span,  Sigma_n = SIGMA / span^2.
 // Representation: 4 channels on a 1 x 1 token grid ([N, 4, 1, 1]). One token: attention is a single
 // value projection (no T x T work; the lavapipe cost of the attention and LayerNorm kernels grows
@@ -148,7 +148,7 @@ export interface Problem {
   Q: Mat;
 }
 
-/** N draws of N(mu, sigma), normalized with their own min/max (the data's, like score_data.ts). */
+/** N draws of N(mu, sigma), normalized with their own min/max (the data's, like samplers/score/data.ts). */
 export function makeProblem(mu = MU, sigma = SIGMA): Problem {
   const L = cholesky(sigma);
   const u = philoxNormalF64(N * D4, [DATA_SEED, 0], [0, 0]);

@@ -6,7 +6,7 @@
 //     the time conditioning of nets/score_vit.ts; absent = "token"), normalization: {min, max} | null,
 //     sde: {beta0, beta1, N}, data: {generator, block, source, samples, ...} }
 // A training checkpoint is the same file plus `train.*` tensors (raw weights, Adam moments) and
-// `__metadata__.train` (step, RNG offset, options, loss history); see train_score.ts. Loading a model
+// `__metadata__.train` (step, RNG offset, options, loss history); see train.ts. Loading a model
 // ignores `train.*`, so a checkpoint is also a usable model file, and stripping `train.*` ships it.
 
 import { flattenTensors, isSafetensors, loadCheckpoint, loadModel, saveModel, type HostTensor as IoTensor } from '../../engine/io/index.ts';

@@ -8,7 +8,7 @@
 //                     t = 0.01, dt = -1/N on data normalized to [0, 1]:
 //                     x' = x * 1.0001495 - 0.0066976 * eps(x, 0.01), delta = (x' - x) * (max - min).
 //
-// Legend: B batch; x [B, ...] in the model's normalized space ([0, 1] data, see train_score.ts);
+// Legend: B batch; x [B, ...] in the model's normalized space ([0, 1] data, see train.ts);
 // eps(x, t) the model output (same shape), score = -eps / std(t). Time t is the same for the whole
 // batch in these samplers. Random numbers come from a RandomStream (Philox, seed + counted offset),
 // so a sampler call is reproducible from its seed.

@@ -13,7 +13,7 @@
 // perm_e a Fisher-Yates shuffle driven by Philox (seed, stream 2^32 + e): reproducible from the seed and
 // the step alone. Random draws use stream offsets counted by `rngOffset` (saved in checkpoints).
 //
-// Checkpoints (score_checkpoint.ts): EMA weights under their names (the file loads as a model),
+// Checkpoints (checkpoint.ts): EMA weights under their names (the file loads as a model),
 // train.param.<name> (raw weights), train.adam_m.<name>, train.adam_v.<name>, and metadata.train =
 // JSON { step, rngOffset, adamStep, seed, options, losses }. Resuming restores all of it, so a resumed
 // run continues with the same losses as an uninterrupted one.
