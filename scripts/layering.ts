@@ -80,7 +80,6 @@ export function checkLayering(root: string): string[] {
       for (const [a, b, why] of INNER_RULES) {
         if (!f.startsWith(a) || !g.startsWith(b)) continue;
         if (INNER_ALLOWED.some(([x, y]) => f.startsWith(x) && (y.endsWith('/') ? g.startsWith(y) : g === y))) continue;
-        if (a === 'engine/' && (f.startsWith('engine/ops/') || f.startsWith('engine/cases/'))) continue;
         problems.push(`wrong way: ${f} imports ${g} (${why})`);
       }
     }

@@ -19,16 +19,19 @@ test('layering: a planted circle and wrong-way imports are reported', () => {
   try {
     for (const d of ['engine/ops', 'nets', 'samplers/score', 'samplers/inverse']) mkdirSync(join(root, d), { recursive: true });
     writeFileSync(join(root, 'engine/tape.ts'), "import { add } from './ops/add.ts';\n");
-    writeFileSync(join(root, 'engine/ops/add.ts'), "import type { Node } from '../tape.ts';\n");
+    writeFileSync(join(root, 'engine/ops/add.ts'), "import type { Node } from '../tape.ts';\nimport { cases } from '../cases/add.ts';\n");
+    mkdirSync(join(root, 'engine/cases'));
+    writeFileSync(join(root, 'engine/cases/add.ts'), "export const cases = [];\n");
     writeFileSync(join(root, 'nets/net.ts'), "import { x } from '../samplers/inverse/a.ts';\n");
     writeFileSync(join(root, 'samplers/inverse/a.ts'), "export const x = 1;\n");
     writeFileSync(join(root, 'samplers/score/s.ts'), "import { x } from '../inverse/a.ts';\n");
     const problems = checkLayering(root);
     assert.ok(problems.some((p) => p.startsWith('circle: engine/ops/add.ts <-> engine/tape.ts')), problems.join('\n'));
     assert.ok(problems.some((p) => p.includes('engine/tape.ts imports engine/ops/add.ts')), problems.join('\n'));
+    assert.ok(problems.some((p) => p.includes('engine/ops/add.ts imports engine/cases/add.ts')), problems.join('\n'));
     assert.ok(problems.some((p) => p.includes('nets/net.ts imports samplers/inverse/a.ts')), problems.join('\n'));
     assert.ok(problems.some((p) => p.includes('samplers/score/s.ts imports samplers/inverse/a.ts')), problems.join('\n'));
-    assert.is(problems.length, 4, problems.join('\n'));
+    assert.is(problems.length, 5, problems.join('\n'));
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
