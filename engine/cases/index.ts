@@ -14,7 +14,7 @@ import { convGradCases } from './conv2d.ts';
 import { upfirdnGradCases } from './upfirdn2d.ts';
 import { reluGeneratorGradCases } from './relu_generator.ts';
 import { circulantGradCases } from './partial_circulant.ts';
-import { modconvGradCases } from './modulated_conv.ts';
+import { modulatedConvGradCases } from './modulated_conv.ts';
 import { attentionGradCases } from './attention.ts';
 
 const TRANSCENDENTAL = new Set(['exp', 'log', 'sqrt', 'rsqrt', 'sigmoid', 'tanh', 'swish', 'gelu', 'sin', 'cos']);
@@ -128,7 +128,7 @@ export function allGradCases(): GradCase[] {
   cases.push(...upfirdnGradCases());
   cases.push(...reluGeneratorGradCases());
   cases.push(...circulantGradCases());
-  cases.push(...modconvGradCases());
+  cases.push(...modulatedConvGradCases());
   cases.push(...attentionGradCases());
   return cases;
 }

@@ -21,7 +21,7 @@ interface RowSpec {
   options: ModulatedConvOptions;
 }
 
-function modconvCase(r: RowSpec, formulation: ModConvFormulation): GradCase {
+function modulatedConvCase(r: RowSpec, formulation: ModConvFormulation): GradCase {
   const o = r.options;
   return {
     name: `modulated_conv[${r.label}, ${r.N}x${r.Ci}x${r.H}x${r.W} -> C_out ${r.Co}, ${formulation}]`,
@@ -33,7 +33,7 @@ function modconvCase(r: RowSpec, formulation: ModConvFormulation): GradCase {
   };
 }
 
-export function modconvGradCases(): GradCase[] {
+export function modulatedConvGradCases(): GradCase[] {
   const rows: RowSpec[] = [
     { label: '3x3 demod', N: 2, Ci: 3, Co: 4, H: 4, W: 5, k: 3, options: { demodulate: true } },
     { label: '3x3 no demod', N: 2, Ci: 5, Co: 4, H: 5, W: 4, k: 3, options: { demodulate: false } },
@@ -55,9 +55,9 @@ export function modconvGradCases(): GradCase[] {
     { label: '3x3 no demod, subgroup tiles, 8-wide rows', N: 2, Ci: 9, Co: 8, H: 3, W: 8, k: 3, options: { demodulate: false } },
   ];
   return [
-    ...rows.map((r) => modconvCase(r, 'scaled')),
-    modconvCase(torgb, 'scaled'),
-    ...rows.map((r) => modconvCase(r, 'fused')),
-    ...wide.map((r) => modconvCase(r, 'scaled')),
+    ...rows.map((r) => modulatedConvCase(r, 'scaled')),
+    modulatedConvCase(torgb, 'scaled'),
+    ...rows.map((r) => modulatedConvCase(r, 'fused')),
+    ...wide.map((r) => modulatedConvCase(r, 'scaled')),
   ];
 }

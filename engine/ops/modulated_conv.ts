@@ -16,7 +16,7 @@
 // per-sample weight gradient [N, Co, Ci, k, k] reduced three ways. Both are exact, share the conv
 // kernels (template slot FUSED) and stay available (`formulation`), so the choice can be re-measured.
 //
-// MEASUREMENT (bench/modconv.ts, 2026-11-27; lavapipe, Mesa 25.0.7 / LLVM 15, on 2 AMD EPYC cores
+// MEASUREMENT (bench/modulated_conv.ts, 2026-11-27; lavapipe, Mesa 25.0.7 / LLVM 15, on 2 AMD EPYC cores
 // shared with other jobs, load average 8-13; all 11 modulated convs of the Fashion generator at
 // batch 1 and 8; the two forms timed in turns, best of 3). Under that load wall-clock and GPU-timestamp
 // times swing by 2x, so the deciding metric is the process's CPU time per call (lavapipe's worker

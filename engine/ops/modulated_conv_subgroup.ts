@@ -148,7 +148,7 @@ type TapCode = (tx: string) => string[];
  * The unrolled per-channel code of the file for one variant (the other entry point's slots get the
  * general row, so the module compiles whole).
  */
-function modconvSubgroupSpecialization(v: Variant): Record<string, string | number> {
+function modulatedConvSubgroupSpecialization(v: Variant): Record<string, string | number> {
   const { ch, mode, linked, vecStore } = v;
   const row = v.entry === 'forward' ? v.row : null;
   const ibRow = v.entry === 'input_backward' ? v.row : null;
@@ -243,7 +243,7 @@ function dispatchVariant(v: Variant, tensors: Record<string, Tensor>, q: Record<
   if (!k) {
     const declared = v.entry === 'forward' ? forwardBindings[v.mode] : inputBindings;
     const bindings = Object.fromEntries(Object.entries(declared).map(([n, kind]) => [names[n] ?? n, kind]));
-    k = defineKernel({ shader: SHADER, entry: v.entry, variant: name, specialize: modconvSubgroupSpecialization(v), bindings });
+    k = defineKernel({ shader: SHADER, entry: v.entry, variant: name, specialize: modulatedConvSubgroupSpecialization(v), bindings });
     kernels.set(`${v.entry}/${name}`, k);
   }
   k.dispatch({ ...Object.fromEntries(Object.entries(tensors).map(([n, t]) => [names[n] ?? n, t])), q }, grid);

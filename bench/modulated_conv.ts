@@ -8,14 +8,14 @@
 //
 // FLOPs counted: 2 * N * Co * Ci * k^2 * Ho * Wo per forward (the conv; the per-(n, o) coefficient
 // and the other small kernels are timed but not counted), 3x for forward + all gradients, 2x for
-// forward + the gradients of x and styles (see ModconvPass).
+// forward + the gradients of x and styles (see ModulatedConvPass).
 //
 // After the GFLOP/s table, a second table gives the CPU time per call of each formulation and
 // their geometric-mean ratio per pass: on a software adapter that is the cost of the work itself,
 // and it is what decided the op's default formulation (see engine/ops/modulated_conv.ts).
 //
-// Wire-up for the CLI: `runModconvBench(eng, {})` (all layers, batch 1 and 8, ~10 minutes on 2
-// shared cores) for `sgilo bench modconv`; `{ batches: [1], rounds: 1, passes: ['fwd', 'fwd+bwd'] }`
+// Wire-up for the CLI: `runModulatedConvBench(eng, {})` (all layers, batch 1 and 8, ~10 minutes on 2
+// shared cores) for `sgilo bench modulated_conv`; `{ batches: [1], rounds: 1, passes: ['fwd', 'fwd+bwd'] }`
 // for a short demo.
 
 import { describeAdapter } from '../engine/device.ts';
@@ -30,7 +30,7 @@ import { formatBenchTable, type BenchRow, type Cell } from './table.ts';
 import { errorText, optionalTfjs, type TfjsPeer } from './tfjs_peer.ts';
 import { measure, type MeasureOptions, type TimedTarget } from './timing.ts';
 
-export interface ModconvLayer {
+export interface ModulatedConvLayer {
   name: string;
   Ci: number;
   Co: number;
@@ -42,7 +42,7 @@ export interface ModconvLayer {
 }
 
 /** The Fashion generator's modulated convs (32x32, channels {4: 128, 8: 128, 16: 64, 32: 32}). */
-export const FASHION_LAYERS: ModconvLayer[] = [
+export const FASHION_LAYERS: ModulatedConvLayer[] = [
   { name: 'b4.conv1', Ci: 128, Co: 128, H: 4, k: 3, up: false, demod: true },
   { name: 'b4.torgb', Ci: 128, Co: 3, H: 4, k: 1, up: false, demod: false },
   { name: 'b8.conv0 up', Ci: 128, Co: 128, H: 4, k: 3, up: true, demod: true },
@@ -60,21 +60,21 @@ export const FASHION_LAYERS: ModconvLayer[] = [
  * What one timed call does: the forward; forward + gradients of x, weight and styles; or forward +
  * gradients of x and styles only (what ILO and SGILO need: the generator's weights are fixed).
  */
-export type ModconvPass = 'fwd' | 'fwd+bwd' | 'fwd+bwd(x,s)';
+export type ModulatedConvPass = 'fwd' | 'fwd+bwd' | 'fwd+bwd(x,s)';
 
-const FLOP_FACTOR: Record<ModconvPass, number> = { fwd: 1, 'fwd+bwd': 3, 'fwd+bwd(x,s)': 2 };
+const FLOP_FACTOR: Record<ModulatedConvPass, number> = { fwd: 1, 'fwd+bwd': 3, 'fwd+bwd(x,s)': 2 };
 
-export interface ModconvBenchOptions {
+export interface ModulatedConvBenchOptions {
   /** Batch sizes (default [1, 8]). */
   batches?: number[];
   /** Layers (default all of FASHION_LAYERS); names are matched by substring. */
   layers?: string[];
   /** The layer list to choose from instead of FASHION_LAYERS (e.g. config-f shapes). */
-  layerDefs?: ModconvLayer[];
+  layerDefs?: ModulatedConvLayer[];
   /** Which formulations (default both). */
   formulations?: ModConvFormulation[];
   /** Default all three. */
-  passes?: ModconvPass[];
+  passes?: ModulatedConvPass[];
   /** Run the FMA peak probe for the last column (default true). */
   probes?: boolean;
   tfjs?: boolean;
@@ -95,7 +95,7 @@ interface TfConv {
   engine(): { runKernel(name: string, inputs: Record<string, TfT>, attrs: Record<string, unknown>): TfT };
 }
 
-const optionsOf = (l: ModconvLayer): ModulatedConvOptions => ({ demodulate: l.demod, upsample: l.up });
+const optionsOf = (l: ModulatedConvLayer): ModulatedConvOptions => ({ demodulate: l.demod, upsample: l.up });
 const rand = (rng: HostRandom, n: number) => Float32Array.from({ length: n }, () => rng.normal());
 
 /** max|a-b| / max|b|; the bench refuses to time a result worse than 1e-4. */
@@ -120,7 +120,7 @@ interface Inputs {
   yShape: number[];
 }
 
-function makeInputs(l: ModconvLayer, N: number, rng: HostRandom): Inputs {
+function makeInputs(l: ModulatedConvLayer, N: number, rng: HostRandom): Inputs {
   const xShape = [N, l.Ci, l.H, l.H];
   const wShape = [l.Co, l.Ci, l.k, l.k];
   const sShape = [N, l.Ci];
@@ -143,7 +143,7 @@ interface Contender {
 }
 
 /** Ours: checks the forward against the float64 reference, then returns the step (or why not). */
-async function prepareOurs(eng: Engine, l: ModconvLayer, inp: Inputs, form: ModConvFormulation, pass: ModconvPass, want: ArrayLike<number>): Promise<Contender | { error: string }> {
+async function prepareOurs(eng: Engine, l: ModulatedConvLayer, inp: Inputs, form: ModConvFormulation, pass: ModulatedConvPass, want: ArrayLike<number>): Promise<Contender | { error: string }> {
   const x = tensor(inp.x, inp.xShape);
   const w = tensor(inp.w, inp.wShape);
   const s = tensor(inp.s, inp.sShape);
@@ -196,7 +196,7 @@ function tfSpotCheck(xs: Float32Array, f: Float32Array, out: ArrayLike<number>, 
  * backward: the two kernels tfjs's own Conv2D gradient runs (input: conv2dTranspose, filter:
  * Conv2DBackpropFilter); tfjs-core alone registers no gradients, so tf.grads cannot be used.
  */
-async function prepareTfjs(tf: TfjsPeer, conv: TfConv, l: ModconvLayer, N: number, pass: ModconvPass, rng: HostRandom): Promise<Contender | { error: string }> {
+async function prepareTfjs(tf: TfjsPeer, conv: TfConv, l: ModulatedConvLayer, N: number, pass: ModulatedConvPass, rng: HostRandom): Promise<Contender | { error: string }> {
   const S = l.up ? 2 * l.H : l.H;
   const xs = rand(rng, N * S * S * l.Ci);
   const f = rand(rng, l.k * l.k * l.Ci * l.Co);
@@ -239,7 +239,7 @@ async function cpuMsPerCall(c: Contender, n: number): Promise<number | null> {
 }
 
 /** shape | CPU ms per call for each formulation | ratios to the first; geometric means per pass. */
-function formatCpuTable(forms: string[], rows: { label: string; pass: ModconvPass; ms: number[] }[]): string {
+function formatCpuTable(forms: string[], rows: { label: string; pass: ModulatedConvPass; ms: number[] }[]): string {
   const head = ['shape (CPU ms per call, best of the turns)', ...forms, ...forms.slice(1).map((f) => `${f}/${forms[0]}`)];
   const body = rows.map((r) => [r.label, ...r.ms.map((m) => m.toFixed(3)), ...r.ms.slice(1).map((m) => (m / r.ms[0]).toFixed(2))]);
   const widths = head.map((_, c) => Math.max(...[head, ...body].map((cells) => cells[c].length)));
@@ -254,7 +254,7 @@ function formatCpuTable(forms: string[], rows: { label: string; pass: ModconvPas
 }
 
 
-export async function runModconvBench(eng: Engine, options: ModconvBenchOptions = {}): Promise<BenchRow[]> {
+export async function runModulatedConvBench(eng: Engine, options: ModulatedConvBenchOptions = {}): Promise<BenchRow[]> {
   const log = options.log ?? ((line: string) => console.log(line));
   const o: MeasureOptions = { targetSeconds: options.targetSeconds ?? 0.2, repeats: 1 };
   const rounds = options.rounds ?? 3;
@@ -262,7 +262,7 @@ export async function runModconvBench(eng: Engine, options: ModconvBenchOptions 
   const forms = options.formulations ?? ['scaled', 'fused'];
   const defs = options.layerDefs ?? FASHION_LAYERS;
   const layers = options.layers ? defs.filter((l) => options.layers!.some((n) => l.name.includes(n))) : defs;
-  const passes = options.passes ?? (['fwd', 'fwd+bwd', 'fwd+bwd(x,s)'] as ModconvPass[]);
+  const passes = options.passes ?? (['fwd', 'fwd+bwd', 'fwd+bwd(x,s)'] as ModulatedConvPass[]);
   const adapter = describeAdapter(eng.gpu.adapter);
   log(`modulated conv bench on ${adapter}: ${layers.length} layers x batch ${batches.join(', ')}, ~${o.targetSeconds} s per measurement, best of ${rounds} turns`);
 
@@ -275,7 +275,7 @@ export async function runModconvBench(eng: Engine, options: ModconvBenchOptions 
   const { peer: tf, ops: conv, reason: tfReason } = await optionalTfjs<TfConv>(eng, options.tfjs ?? true, 'conv2d', log);
 
   const rows: BenchRow[] = [];
-  const cpuRows: { label: string; pass: ModconvPass; ms: number[] }[] = [];
+  const cpuRows: { label: string; pass: ModulatedConvPass; ms: number[] }[] = [];
   const rng = new HostRandom(1234);
   const toCell = (c: { error: string } | number, iterations: number): Cell => (typeof c === 'number' ? { gflops: c, iterations } : c);
   try {

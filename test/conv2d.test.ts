@@ -23,7 +23,7 @@ import { convTranspose2dForward, convTranspose2dVjp } from '../engine/reference/
 import { matmulForward } from '../engine/reference/matmul.ts';
 import { throwsNaming } from './helpers.ts';
 
-const test = suite('conv');
+const test = suite('conv2d');
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 const randn = (shape: number[], seed: number): HostArray => {

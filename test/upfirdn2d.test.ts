@@ -16,7 +16,7 @@ import { upfirdn2dForward, upfirdn2dVjp } from '../engine/reference/upfirdn2d.ts
 import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
 import { throwsNaming } from './helpers.ts';
 
-const test = suite('upfirdn');
+const test = suite('upfirdn2d');
 
 const randn = (n: number, rng: HostRandom) => Array.from({ length: n }, () => Math.fround(rng.normal()));
 

@@ -14,7 +14,7 @@ import { modulatedConvForward, modulatedConvVjp } from '../engine/reference/modu
 import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
 import { throwsNaming } from './helpers.ts';
 
-const test = suite('modconv');
+const test = suite('modulated_conv');
 
 function randn(shape: number[], seed: number, mean = 0, std = 1): HostArray {
   const r = new HostRandom(seed);

@@ -12,7 +12,7 @@ import { layerNormForward, layerNormVjp } from '../engine/reference/layer_norm.t
 import { HostRandom, host } from '../engine/reference/host.ts';
 import { throwsNaming } from './helpers.ts';
 
-const test = suite('layer_norm_impl');
+const test = suite('layer_norm');
 
 /** max |a - b| / max |b|. */
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
