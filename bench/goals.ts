@@ -17,7 +17,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { describeAdapter } from '../engine/device.ts';
 import type { Engine } from '../engine/engine.ts';
 import { chooseImpl } from '../engine/ops/attention.ts';
-import { DEFAULT_FORMULATION, planModulatedConv } from '../engine/ops/modulated_conv.ts';
+import { planModulatedConv } from '../engine/ops/modulated_conv_plan.ts';
 import { runAttentionBench } from './attention.ts';
 import { runConv2dBench, convLabel, type ConvShape } from './conv2d.ts';
 import { runMatmulBench, type MatmulShape } from './matmul.ts';
@@ -181,7 +181,7 @@ export async function runGoals(eng: Engine, options: GoalsOptions = {}): Promise
     large.push(...(await rowsOf(plan.convLarge.map((s) => ({ shape: convLabel(s), mflop: convMflop(s) })), LARGE, () => runConv2dBench(eng, { shapes: plan.convLarge, probes: false, ...mo, log: sub }))));
   }
   const modulatedConv = (layers: ModulatedConvLayer[], N: number, passes: ModulatedConvPass[]) =>
-    runModulatedConvBench(eng, { layerDefs: layers, batches: [N], passes, formulations: [DEFAULT_FORMULATION], probes: false, targetSeconds: plan.targetSeconds, rounds: plan.rounds, log: sub });
+    runModulatedConvBench(eng, { layerDefs: layers, batches: [N], passes, probes: false, targetSeconds: plan.targetSeconds, rounds: plan.rounds, log: sub });
   for (const g of plan.modulatedConvLarge) {
     say(`  large: modulated conv N=${g.batch}`);
     large.push(...(await rowsOf(g.layers.map((l) => modulatedConvLabel(l, g.batch, 'fwd')), LARGE, () => modulatedConv(g.layers, g.batch, ['fwd']))));
@@ -245,7 +245,7 @@ export async function runGoals(eng: Engine, options: GoalsOptions = {}): Promise
   if (!eng.gpu.hasTimestampQuery) notes.push('no timestamp-query: wall-clock times, and no dispatch counts or per-kernel profile');
 
   notes.push('kernel rows: each contender checked against a float64 reference, then timed (fastest of the repeats); the family benches\' own tables are in the command\'s output');
-  if (plan.modulatedConvLarge.length || smallLayers.length) notes.push(`modulated conv (${DEFAULT_FORMULATION} formulation): tfjs has no such op; its column is tf.conv2d with the same multiply-adds (at the output resolution for "up" rows), as in bench/modulated_conv.ts; fwd+bwd(x,s) adds conv2dTranspose`);
+  if (plan.modulatedConvLarge.length || smallLayers.length) notes.push(`modulated conv: tfjs has no such op; its column is tf.conv2d with the same multiply-adds (at the output resolution for "up" rows), as in bench/modulated_conv.ts; fwd+bwd(x,s) adds conv2dTranspose`);
   if (vm.length) notes.push(`ViT matmuls as plain [M, K] x [K, N] products (the net multiplies by W^T with its batch of ${VIT.B} folded into the rows)`);
   notes.push(`tfjs-backend-webgpu in the same process on the same adapter; ratios compare GPU time per call`);
 

@@ -1,7 +1,6 @@
 // Modulated convolution benchmark (engine/ops/modulated_conv.ts): GFLOP/s of the forward and of
 // forward + backward at the layer shapes of the Fashion generator (shared/models/README.md: size
-// 32, channels {4: 128, 8: 128, 16: 64, 32: 32}), in both formulations ("scaled" and "fused", see
-// the op file), with tfjs-backend-webgpu's plain tf.conv2d of the same shape as the peer (tfjs has
+// 32, channels {4: 128, 8: 128, 16: 64, 32: 32}), with tfjs-backend-webgpu's plain tf.conv2d of the same shape as the peer (tfjs has
 // no per-sample weights; for the upsampling layers the peer is a 3x3 conv at the output resolution,
 // which has the same multiply-adds as our fused transposed conv + blur). Every one of our results is
 // checked against the float64 reference before it is timed, and tfjs's output against a float64 conv.
@@ -10,9 +9,9 @@
 // and the other small kernels are timed but not counted), 3x for forward + all gradients, 2x for
 // forward + the gradients of x and styles (see ModulatedConvPass).
 //
-// After the GFLOP/s table, a second table gives the CPU time per call of each formulation and
-// their geometric-mean ratio per pass: on a software adapter that is the cost of the work itself,
-// and it is what decided the op's default formulation (see engine/ops/modulated_conv.ts).
+// After the GFLOP/s table, a second table gives our CPU time per call: on a software adapter that
+// is the cost of the work itself, and it barely moves when other processes load the machine (it
+// decided the op's formulation: bench/results/2026-11-27-modulated-conv-formulations.md).
 //
 // Wire-up for the CLI: `runModulatedConvBench(eng, {})` (all layers, batch 1 and 8, ~10 minutes on 2
 // shared cores) for `sgilo bench modulated_conv`; `{ batches: [1], rounds: 1, passes: ['fwd', 'fwd+bwd'] }`
@@ -21,7 +20,8 @@
 import { describeAdapter } from '../engine/device.ts';
 import type { Engine } from '../engine/engine.ts';
 import { HostRandom, host } from '../engine/reference/host.ts';
-import { modulatedConv2d, planModulatedConv, type ModConvFormulation, type ModulatedConvOptions } from '../engine/ops/modulated_conv.ts';
+import { modulatedConv2d } from '../engine/ops/modulated_conv.ts';
+import { planModulatedConv, type ModulatedConvOptions } from '../engine/ops/modulated_conv_plan.ts';
 import { modulatedConvForward } from '../engine/reference/modulated_conv.ts';
 import { grad, noGrad } from '../engine/tape.ts';
 import { scope, tensor } from '../engine/tensor.ts';
@@ -71,8 +71,6 @@ export interface ModulatedConvBenchOptions {
   layers?: string[];
   /** The layer list to choose from instead of FASHION_LAYERS (e.g. config-f shapes). */
   layerDefs?: ModulatedConvLayer[];
-  /** Which formulations (default both). */
-  formulations?: ModConvFormulation[];
   /** Default all three. */
   passes?: ModulatedConvPass[];
   /** Run the FMA peak probe for the last column (default true). */
@@ -143,13 +141,13 @@ interface Contender {
 }
 
 /** Ours: checks the forward against the float64 reference, then returns the step (or why not). */
-async function prepareOurs(eng: Engine, l: ModulatedConvLayer, inp: Inputs, form: ModConvFormulation, pass: ModulatedConvPass, want: ArrayLike<number>): Promise<Contender | { error: string }> {
+async function prepareOurs(eng: Engine, l: ModulatedConvLayer, inp: Inputs, pass: ModulatedConvPass, want: ArrayLike<number>): Promise<Contender | { error: string }> {
   const x = tensor(inp.x, inp.xShape);
   const w = tensor(inp.w, inp.wShape);
   const s = tensor(inp.s, inp.sShape);
   const gy = tensor(inp.gy, inp.yShape);
   const dispose = () => [x, w, s, gy].forEach((t) => t.dispose());
-  const opts = { ...optionsOf(l), formulation: form };
+  const opts = optionsOf(l);
   const y = noGrad(() => modulatedConv2d(x, w, s, opts));
   const err = relErr(await y.readF32(), want);
   y.dispose();
@@ -238,19 +236,13 @@ async function cpuMsPerCall(c: Contender, n: number): Promise<number | null> {
   return (used.user + used.system) / 1000 / n;
 }
 
-/** shape | CPU ms per call for each formulation | ratios to the first; geometric means per pass. */
-function formatCpuTable(forms: string[], rows: { label: string; pass: ModulatedConvPass; ms: number[] }[]): string {
-  const head = ['shape (CPU ms per call, best of the turns)', ...forms, ...forms.slice(1).map((f) => `${f}/${forms[0]}`)];
-  const body = rows.map((r) => [r.label, ...r.ms.map((m) => m.toFixed(3)), ...r.ms.slice(1).map((m) => (m / r.ms[0]).toFixed(2))]);
+/** shape | our CPU ms per call (best of the turns). */
+function formatCpuTable(rows: { label: string; ms: number }[]): string {
+  const head = ['shape (CPU ms per call, best of the turns)', 'ours'];
+  const body = rows.map((r) => [r.label, r.ms.toFixed(3)]);
   const widths = head.map((_, c) => Math.max(...[head, ...body].map((cells) => cells[c].length)));
   const fmt = (cells: string[]) => cells.map((s, c) => (c === 0 ? s.padEnd(widths[c]) : s.padStart(widths[c]))).join(' | ');
-  const lines = [fmt(head), widths.map((w) => '-'.repeat(w)).join('-|-'), ...body.map(fmt)];
-  for (const pass of [...new Set(rows.map((r) => r.pass))]) {
-    const sel = rows.filter((r) => r.pass === pass);
-    const gm = forms.slice(1).map((_, j) => Math.exp(sel.reduce((a, r) => a + Math.log(r.ms[j + 1] / r.ms[0]), 0) / sel.length));
-    lines.push(`geometric mean over ${sel.length} shapes, ${pass}: ${forms.slice(1).map((f, j) => `${f}/${forms[0]} = ${gm[j].toFixed(2)}`).join(', ')}`);
-  }
-  return lines.join('\n');
+  return [fmt(head), widths.map((w) => '-'.repeat(w)).join('-|-'), ...body.map(fmt)].join('\n');
 }
 
 
@@ -259,7 +251,6 @@ export async function runModulatedConvBench(eng: Engine, options: ModulatedConvB
   const o: MeasureOptions = { targetSeconds: options.targetSeconds ?? 0.2, repeats: 1 };
   const rounds = options.rounds ?? 3;
   const batches = options.batches ?? [1, 8];
-  const forms = options.formulations ?? ['scaled', 'fused'];
   const defs = options.layerDefs ?? FASHION_LAYERS;
   const layers = options.layers ? defs.filter((l) => options.layers!.some((n) => l.name.includes(n))) : defs;
   const passes = options.passes ?? (['fwd', 'fwd+bwd', 'fwd+bwd(x,s)'] as ModulatedConvPass[]);
@@ -275,7 +266,7 @@ export async function runModulatedConvBench(eng: Engine, options: ModulatedConvB
   const { peer: tf, ops: conv, reason: tfReason } = await optionalTfjs<TfConv>(eng, options.tfjs ?? true, 'conv2d', log);
 
   const rows: BenchRow[] = [];
-  const cpuRows: { label: string; pass: ModulatedConvPass; ms: number[] }[] = [];
+  const cpuRows: { label: string; ms: number }[] = [];
   const rng = new HostRandom(1234);
   const toCell = (c: { error: string } | number, iterations: number): Cell => (typeof c === 'number' ? { gflops: c, iterations } : c);
   try {
@@ -287,11 +278,11 @@ export async function runModulatedConvBench(eng: Engine, options: ModulatedConvB
           const label = `${l.name} ${l.Ci}->${l.Co} ${l.H}x${l.H}${l.up ? ' ->2x' : ''} k${l.k} N=${N} ${pass}`;
           // The contenders are measured in turns, `rounds` times, keeping each one's best: on a
           // shared machine a burst of load then hits all of them alike.
-          const names: string[] = [...forms, ...(tf && conv ? ['tfjs'] : [])];
+          const names: string[] = ['ours', ...(tf && conv ? ['tfjs'] : [])];
           const prepared = new Map<string, Contender | { error: string }>();
           for (const name of names) {
             try {
-              prepared.set(name, name === 'tfjs' ? await prepareTfjs(tf!, conv!, l, N, pass, rng) : await prepareOurs(eng, l, inp, name as ModConvFormulation, pass, want));
+              prepared.set(name, name === 'tfjs' ? await prepareTfjs(tf!, conv!, l, N, pass, rng) : await prepareOurs(eng, l, inp, pass, want));
             } catch (e) {
               prepared.set(name, { error: `failed: ${errorText(e)}` });
             }
@@ -311,7 +302,7 @@ export async function runModulatedConvBench(eng: Engine, options: ModulatedConvB
                 prepared.set(name, { error: `failed: ${errorText(e)}` });
               }
             }
-          if (forms.every((f) => cpuBest.has(f))) cpuRows.push({ label, pass, ms: forms.map((f) => cpuBest.get(f)!) });
+          if (cpuBest.has('ours')) cpuRows.push({ label, ms: cpuBest.get('ours')! });
           for (const c of prepared.values()) if (!('error' in c)) c.dispose();
           const cell = (name: string): Cell => {
             const c = prepared.get(name);
@@ -321,8 +312,8 @@ export async function runModulatedConvBench(eng: Engine, options: ModulatedConvB
             return toCell(b.gflops, b.iterations);
           };
           const show = (c: Cell) => ('error' in c ? c.error : `${c.gflops.toFixed(2)}`);
-          log(`  ${label}: ${forms.map((f) => `${f} ${show(cell(f))}`).join(', ')}, tfjs ${show(cell('tfjs'))} GFLOP/s`);
-          for (const f of forms) rows.push({ shape: `${label} [${f}]`, ours: cell(f), tfjs: cell('tfjs') });
+          log(`  ${label}: ours ${show(cell('ours'))}, tfjs ${show(cell('tfjs'))} GFLOP/s`);
+          rows.push({ shape: label, ours: cell('ours'), tfjs: cell('tfjs') });
         }
       }
   } finally {
@@ -344,6 +335,6 @@ export async function runModulatedConvBench(eng: Engine, options: ModulatedConvB
   });
   log('');
   log(table.replace(/^matmul benchmark/, 'modulated conv benchmark'));
-  if (cpuRows.length) log(`\n${formatCpuTable(forms, cpuRows)}`);
+  if (cpuRows.length) log(`\n${formatCpuTable(cpuRows)}`);
   return rows;
 }

@@ -34,7 +34,7 @@ import { HostRandom } from '../engine/reference/host.ts';
 import { grad, clearTape } from '../engine/tape.ts';
 import { scope, tensor, type Tensor } from '../engine/tensor.ts';
 import { sizeOf, type Shape } from '../engine/shape.ts';
-import { planModulatedConv } from '../engine/ops/modulated_conv.ts';
+import { planModulatedConv } from '../engine/ops/modulated_conv_plan.ts';
 import { StyleGAN2, configF, noiseSide, numBlocks, numLatents, numNoises, parameterShapes, type StyleGAN2Config } from './stylegan2.ts';
 
 interface SimTensor {
@@ -214,7 +214,7 @@ class SimOps {
     this.m.record([x], y, [], (gy) => [this.sumTo(gy, x.shape)]);
     return y;
   }
-  /** modulated_conv.ts, the "scaled" formulation (the default). */
+  /** engine/ops/modulated_conv.ts. */
   modConv(x: SimTensor, w: SimTensor, s: SimTensor, demodulate: boolean, upsample: boolean): SimTensor {
     const pl = planModulatedConv(x.shape, w.shape, s.shape, { demodulate, upsample });
     const coef = this.m.alloc([pl.N, pl.Co]);

@@ -6,7 +6,7 @@ import { subgroupTiles } from '../device.ts';
 import { engine } from '../engine.ts';
 import { defineKernel, type Kernel } from '../kernel.ts';
 import { empty, type Tensor } from '../tensor.ts';
-import type { ModConvPlan } from './modulated_conv.ts';
+import type { ModulatedConvPlan } from './modulated_conv_plan.ts';
 
 const SHADER = 'modulated_conv_subgroup';
 
@@ -265,7 +265,7 @@ function channelsPerTile(channels: number): number | null {
   return channels >= 16 ? 16 : 8; // 32 measured slower (more accumulators than registers)
 }
 
-function params(pl: ModConvPlan, lanes: number) {
+function params(pl: ModulatedConvPlan, lanes: number) {
   const { Ci, Co, H, W, up, T, pad, Hp, Wp, Ho, Wo } = pl;
   return { Ci, Co, H, W, up, T, pad, Hp, Wp, Ho, Wo, lanes };
 }
@@ -280,7 +280,7 @@ function fits(grid: number[]): boolean {
  * the raw weight inside the kernel, so it needs no K [Co, Ci, 4, 3, 3] (whose strided reads cost
  * cache traffic, and whose construction was 30% of config-f's 512-channel upsampling forward).
  */
-export function trySubgroupForward(pl: ModConvPlan, b: { x: Tensor; weight: Tensor; st: Tensor; coef: Tensor; y: Tensor }): boolean {
+export function trySubgroupForward(pl: ModulatedConvPlan, b: { x: Tensor; weight: Tensor; st: Tensor; coef: Tensor; y: Tensor }): boolean {
   const ch = channelsPerTile(pl.Co);
   if (ch === null) return false;
   const lanes = pl.N * pl.Hp * Math.ceil(pl.Wp / 8);
@@ -292,7 +292,7 @@ export function trySubgroupForward(pl: ModConvPlan, b: { x: Tensor; weight: Tens
 }
 
 /** Records the scaled input gradient gx and the style-gradient pieces part_out, or returns false. */
-export function trySubgroupInputBackward(pl: ModConvPlan, b: { gy: Tensor; keff: Tensor; coef: Tensor; x: Tensor; st: Tensor; gx: Tensor; part_out: Tensor }): boolean {
+export function trySubgroupInputBackward(pl: ModulatedConvPlan, b: { gy: Tensor; keff: Tensor; coef: Tensor; x: Tensor; st: Tensor; gx: Tensor; part_out: Tensor }): boolean {
   const ch = channelsPerTile(pl.Ci);
   if (ch === null) return false;
   const lanes = pl.N * pl.H * Math.ceil(pl.W / 8);

@@ -1,6 +1,6 @@
 // float64 reference of StyleGAN2's modulated convolution (rosinality's ModulatedConv2d), forward
 // and vector-Jacobian product, written straight from the definition (DESIGN.md section 5) with no
-// algebraic shortcut, so that it checks the GPU's fused formulation independently:
+// algebraic shortcut, so that it checks the GPU's kernels independently:
 //   1. per-sample weights w1[n,o,i,ky,kx] = scale * W[o,i,ky,kx] * s[n,i], scale = 1/sqrt(Ci*k*k);
 //   2. demodulation w2[n,o,...] = w1[n,o,...] * d[n,o], d = rsqrt(sum_{i,ky,kx} w1^2 + 1e-8) (else w2 = w1);
 //   3. plain: correlation of x[n] with w2[n] (zero padding `padding`, default k//2);
