@@ -4,7 +4,7 @@
 // composition (im2col on the host + our GPU matmul, and the float64 reference against im2col + the
 // reference matmul); the adjoint identity <conv2d(a, w), b> = <a, conv_transpose2d(b, w)> on the
 // GPU; StyleGAN2-like shapes with several channel and pixel blocks, and sums split over channels
-// or pixel rows (engine/ops/conv_kernels.ts), against the reference (forward and every gradient);
+// or pixel rows (engine/ops/conv2d_kernels.ts), against the reference (forward and every gradient);
 // PyTorch's F.conv2d / F.conv_transpose2d outputs and gradients (test/golden/conv_golden.py); and
 // the pool returning to its baseline after forward and backward.
 import { readFileSync } from 'node:fs';

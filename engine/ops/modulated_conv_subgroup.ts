@@ -1,6 +1,10 @@
-// The 8-lane subgroup variants of the modulated conv's forward and input-gradient kernels
-// (shaders/modulated_conv_subgroup.wgsl), scaled formulation only. engine/ops/modulated_conv.ts
-// asks here first and uses shaders/modulated_conv.wgsl when these decline.
+// The 8-lane subgroup kernels (shaders/modulated_conv_subgroup.wgsl): the modulated conv's forward
+// and input gradient, and the same forward as a plain conv2d (no styles or coef, with or without a
+// bias: stride 1, one group, square kernel, even padding). engine/ops/modulated_conv.ts and
+// engine/ops/conv2d_kernels.ts ask here first and use their general kernels when these decline.
+// The WGSL (bindings, helpers, stores, loops) is in shaders/; the slots this file fills are generated
+// because subgroupBroadcast takes only a constant lane and accumulators must be named registers, so
+// the per-channel and per-tap code is unrolled as text for each (channels, kernel size, padding).
 
 import { subgroupTiles } from '../device.ts';
 import { engine } from '../engine.ts';
