@@ -52,7 +52,7 @@ fn modulated_conv_coef(@builtin(global_invocation_id) gid: vec3u, @builtin(num_w
   }
 }
 
-// #include <upsample_link>
+// #include <modulated_conv_upsample_link>
 
 // Upsampling only, one invocation per (o, i): keff_out[o,i,ph,ty,tx] = (L_ry W L_rx^T)[ty][tx].
 @compute @workgroup_size(64)

@@ -7,7 +7,7 @@
 
 // #include <modulated_conv_common>
 
-// #include <upsample_link>
+// #include <modulated_conv_upsample_link>
 
 // One invocation per (n, o): h_out = coef^2 * sum_p gy*y (the demodulation's share of the
 // gradient: d coef / d A = -coef^3/2 with A = sum_i s^2 sum_t W^2, and d L / d coef = sum gy*y/coef);

@@ -59,7 +59,7 @@ struct SubgroupConvParams {
 @group(0) @binding(9) var<storage, read> bias: array<f32>;            // [Co] (plain conv2d with a bias)
 @group(0) @binding(10) var<storage, read> wt: array<f32>;             // [Co, Ci, 3, 3] raw weights (upsampling forward)
 
-// #include <upsample_link>
+// #include <modulated_conv_upsample_link>
 
 const CH: u32 = {{CH}}u; // channels per workgroup, 8 per block
 
