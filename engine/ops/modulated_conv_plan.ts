@@ -4,15 +4,9 @@
 // neither imports the other's internals.
 
 import { shapeString } from '../shape.ts';
+import type { ModulatedConvOptions } from '../reference/modulated_conv.ts';
 
-export interface ModulatedConvOptions {
-  /** Normalize each output channel's per-sample weights (default true; false for ToRGB). */
-  demodulate?: boolean;
-  /** Transposed conv stride 2 + blur, H -> 2H (default false). Needs an odd kernel. */
-  upsample?: boolean;
-  /** Zero padding of the plain conv (default k//2, same size). Not allowed with upsample. */
-  padding?: number;
-}
+export type { ModulatedConvOptions };
 
 /** Sizes of one call, from which each op file builds its kernels' uniforms. */
 export interface ModulatedConvPlan {
