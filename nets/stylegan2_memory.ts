@@ -1,5 +1,6 @@
 // Peak GPU memory of a StyleGAN2 forward + backward, planned without running it (nothing touches a
 // device): a replay of what the engine allocates and frees, op by op, from the config and the batch.
+// long because the replay mirrors every op's allocations in one file, checked against one counter.
 //
 // The scenario is the one ILO/SGILO run every step (and `replay generator`): inside a scope, W+ and
 // the noise maps are uploaded and require grad, image = synthesis(W+, noise), then
