@@ -5,11 +5,11 @@
 // Prints the markdown report (bench/goals_report.ts) and writes it to
 // bench/results/<YYYY-MM-DD>-goals-<adapter-slug>.md (--quick: out/bench/..., a smoke test only).
 //
-// The kernel rows reuse the family benches (matmul.ts, conv.ts, modconv.ts, attention.ts), which
+// The kernel rows reuse the family benches (matmul.ts, conv2d.ts, modulated_conv.ts, attention.ts), which
 // check every result against a float64 reference before timing it; their own tables go to the log.
-// Modulated conv has no tfjs op: its peer is tf.conv2d with the same multiply-adds (bench/modconv.ts).
+// Modulated conv has no tfjs op: its peer is tf.conv2d with the same multiply-adds (bench/modulated_conv.ts).
 //
-// Shapes: matmul [M, K] x [K, N]; conv NCHW, 3x3 'same'; modconv x [N, Ci, H, H], w [Co, Ci, k, k];
+// Shapes: matmul [M, K] x [K, N]; conv NCHW, 3x3 'same'; modulated conv x [N, Ci, H, H], w [Co, Ci, k, k];
 // ViT (the shipped score model): D = 128, 8 heads of 16, MLP 256, B = 4 (the demo's 4 images x 1
 // chain share each dispatch), T = 16 (4x4 features) or 64 (8x8).
 
@@ -17,11 +17,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { describeAdapter } from '../engine/device.ts';
 import type { Engine } from '../engine/engine.ts';
 import { chooseImpl } from '../engine/ops/attention.ts';
-import { DEFAULT_FORMULATION, planModulatedConv } from '../engine/ops/modulated_conv.ts';
+import { planModulatedConv } from '../engine/ops/modulated_conv_plan.ts';
 import { runAttentionBench } from './attention.ts';
-import { runConvBench, convLabel, type ConvShape } from './conv.ts';
+import { runConv2dBench, convLabel, type ConvShape } from './conv2d.ts';
 import { runMatmulBench, type MatmulShape } from './matmul.ts';
-import { FASHION_LAYERS, runModconvBench, type ModconvLayer, type ModconvPass } from './modconv.ts';
+import { FASHION_LAYERS, runModulatedConvBench, type ModulatedConvLayer, type ModulatedConvPass } from './modulated_conv.ts';
 import { runFmaPeak } from './probes.ts';
 import { errorText } from './tfjs_peer.ts';
 import type { BenchRow } from './table.ts';
@@ -34,9 +34,9 @@ export interface GoalsPlan {
   matmulLarge: number[];
   convLarge: ConvShape[];
   /** Modulated convs at batch 8 (Fashion) and at config-f shapes (batch 1), forward. */
-  modconvLarge: { layers: ModconvLayer[]; batch: number }[];
+  modulatedConvLarge: { layers: ModulatedConvLayer[]; batch: number }[];
   /** Fashion layers (name substrings) at batch 1, and the passes. */
-  modconvSmall: { layers: string[]; passes: ModconvPass[] };
+  modulatedConvSmall: { layers: string[]; passes: ModulatedConvPass[] };
   /** ViT matmuls ([B*T, in] x [in, out]) per token count. */
   vitMatmuls: { T: number; which: ('qkv' | 'out' | 'ff1' | 'ff2')[] }[];
   attentionTokens: number[];
@@ -45,7 +45,7 @@ export interface GoalsPlan {
   vitTokens: number[];
   sgilo: { steps: number; profileSteps: number } | null;
   demo: boolean;
-  /** Kernel measurements: seconds each, repeats (fastest kept), modconv rounds. */
+  /** Kernel measurements: seconds each, repeats (fastest kept), modulated conv rounds. */
   targetSeconds: number;
   repeats: number;
   rounds: number;
@@ -56,7 +56,7 @@ export interface GoalsPlan {
   fma?: { n: number; iterations: number };
 }
 
-const CONFIG_F: ModconvLayer[] = [
+const CONFIG_F: ModulatedConvLayer[] = [
   { name: 'config-f b16.conv1', Ci: 512, Co: 512, H: 16, k: 3, up: false, demod: true },
   { name: 'config-f b16.conv0 up', Ci: 512, Co: 512, H: 8, k: 3, up: true, demod: true },
 ];
@@ -67,8 +67,8 @@ export function goalsPlan(quick: boolean): GoalsPlan {
     return {
       matmulLarge: [512],
       convLarge: [{ kind: 'conv', batch: 8, cIn: 64, cOut: 64, size: 32, k: 3 }],
-      modconvLarge: [{ layers: fashion(['b16.conv0 up']), batch: 8 }],
-      modconvSmall: { layers: ['b4.conv1', 'b32.conv1'], passes: ['fwd'] },
+      modulatedConvLarge: [{ layers: fashion(['b16.conv0 up']), batch: 8 }],
+      modulatedConvSmall: { layers: ['b4.conv1', 'b32.conv1'], passes: ['fwd'] },
       vitMatmuls: [{ T: 16, which: ['qkv'] }, { T: 64, which: ['qkv'] }],
       attentionTokens: [16, 64],
       dispatch: { n: 256, runs: 3 },
@@ -89,11 +89,11 @@ export function goalsPlan(quick: boolean): GoalsPlan {
       { kind: 'conv', batch: 8, cIn: 64, cOut: 64, size: 32, k: 3 },
       { kind: 'conv', batch: 8, cIn: 128, cOut: 128, size: 16, k: 3 },
     ],
-    modconvLarge: [
+    modulatedConvLarge: [
       { layers: fashion(['b8.conv1', 'b16.conv0 up', 'b32.conv0 up']), batch: 8 },
       { layers: CONFIG_F, batch: 1 },
     ],
-    modconvSmall: { layers: FASHION_LAYERS.map((l) => l.name), passes: ['fwd', 'fwd+bwd(x,s)'] },
+    modulatedConvSmall: { layers: FASHION_LAYERS.map((l) => l.name), passes: ['fwd', 'fwd+bwd(x,s)'] },
     vitMatmuls: [16, 64].map((T) => ({ T, which: ['qkv', 'out', 'ff1', 'ff2'] as ('qkv' | 'out' | 'ff1' | 'ff2')[] })),
     attentionTokens: [16, 64],
     dispatch: { n: 2000, runs: 5 },
@@ -109,7 +109,7 @@ export function goalsPlan(quick: boolean): GoalsPlan {
   };
 }
 
-const FLOP_FACTOR: Record<ModconvPass, number> = { fwd: 1, 'fwd+bwd': 3, 'fwd+bwd(x,s)': 2 };
+const FLOP_FACTOR: Record<ModulatedConvPass, number> = { fwd: 1, 'fwd+bwd': 3, 'fwd+bwd(x,s)': 2 };
 
 /** Runs one family bench and maps its rows; a bench that throws gives every row its reason. */
 async function rowsOf(labels: { shape: string; mflop: number }[], goal: { minPeak: number | null; minRatio: number }, run: () => Promise<BenchRow[]>): Promise<GoalRow[]> {
@@ -129,12 +129,12 @@ function matmulLabel(s: MatmulShape, name: string): { shape: string; mflop: numb
   return { shape: name, mflop: (2 * s.batch * s.M * s.N * s.K) / 1e6 };
 }
 
-/** As bench/conv.ts counts them: per input pixel for 'up' (scatter), per output pixel ('same' conv). */
+/** As bench/conv2d.ts counts them: per input pixel for 'up' (scatter), per output pixel ('same' conv). */
 function convMflop(s: ConvShape): number {
   return (2 * s.batch * s.cIn * s.cOut * s.size * s.size * s.k * s.k) / 1e6;
 }
 
-function modconvLabel(l: ModconvLayer, N: number, pass: ModconvPass): { shape: string; mflop: number } {
+function modulatedConvLabel(l: ModulatedConvLayer, N: number, pass: ModulatedConvPass): { shape: string; mflop: number } {
   const pl = planModulatedConv([N, l.Ci, l.H, l.H], [l.Co, l.Ci, l.k, l.k], [N, l.Ci], { upsample: l.up, demodulate: l.demod });
   return { shape: `modconv ${l.name} ${l.Ci}->${l.Co} @${l.H}x${l.H}${l.up ? ' up' : ''} k${l.k} N=${N} ${pass}`, mflop: (2 * pl.macs * FLOP_FACTOR[pass]) / 1e6 };
 }
@@ -178,20 +178,20 @@ export async function runGoals(eng: Engine, options: GoalsOptions = {}): Promise
   }
   if (plan.convLarge.length) {
     say('  large: conv2d');
-    large.push(...(await rowsOf(plan.convLarge.map((s) => ({ shape: convLabel(s), mflop: convMflop(s) })), LARGE, () => runConvBench(eng, { shapes: plan.convLarge, probes: false, ...mo, log: sub }))));
+    large.push(...(await rowsOf(plan.convLarge.map((s) => ({ shape: convLabel(s), mflop: convMflop(s) })), LARGE, () => runConv2dBench(eng, { shapes: plan.convLarge, probes: false, ...mo, log: sub }))));
   }
-  const modconv = (layers: ModconvLayer[], N: number, passes: ModconvPass[]) =>
-    runModconvBench(eng, { layerDefs: layers, batches: [N], passes, formulations: [DEFAULT_FORMULATION], probes: false, targetSeconds: plan.targetSeconds, rounds: plan.rounds, log: sub });
-  for (const g of plan.modconvLarge) {
+  const modulatedConv = (layers: ModulatedConvLayer[], N: number, passes: ModulatedConvPass[]) =>
+    runModulatedConvBench(eng, { layerDefs: layers, batches: [N], passes, probes: false, targetSeconds: plan.targetSeconds, rounds: plan.rounds, log: sub });
+  for (const g of plan.modulatedConvLarge) {
     say(`  large: modulated conv N=${g.batch}`);
-    large.push(...(await rowsOf(g.layers.map((l) => modconvLabel(l, g.batch, 'fwd')), LARGE, () => modconv(g.layers, g.batch, ['fwd']))));
+    large.push(...(await rowsOf(g.layers.map((l) => modulatedConvLabel(l, g.batch, 'fwd')), LARGE, () => modulatedConv(g.layers, g.batch, ['fwd']))));
   }
 
-  const ms = plan.modconvSmall;
+  const ms = plan.modulatedConvSmall;
   const smallLayers = FASHION_LAYERS.filter((l) => ms.layers.includes(l.name));
   if (smallLayers.length) {
     say('  small: Fashion modulated convs N=1');
-    small.push(...(await rowsOf(smallLayers.flatMap((l) => ms.passes.map((p) => modconvLabel(l, 1, p))), SMALL, () => modconv(smallLayers, 1, ms.passes))));
+    small.push(...(await rowsOf(smallLayers.flatMap((l) => ms.passes.map((p) => modulatedConvLabel(l, 1, p))), SMALL, () => modulatedConv(smallLayers, 1, ms.passes))));
   }
   const dims = { qkv: [VIT.D, 3 * VIT.heads * VIT.dh], out: [VIT.heads * VIT.dh, VIT.D], ff1: [VIT.D, VIT.mlp], ff2: [VIT.mlp, VIT.D] };
   const vm = plan.vitMatmuls.flatMap(({ T, which }) => which.map((w) => ({ w, T, s: { batch: 1, M: VIT.B * T, K: dims[w][0], N: dims[w][1] } })));
@@ -245,7 +245,7 @@ export async function runGoals(eng: Engine, options: GoalsOptions = {}): Promise
   if (!eng.gpu.hasTimestampQuery) notes.push('no timestamp-query: wall-clock times, and no dispatch counts or per-kernel profile');
 
   notes.push('kernel rows: each contender checked against a float64 reference, then timed (fastest of the repeats); the family benches\' own tables are in the command\'s output');
-  if (plan.modconvLarge.length || smallLayers.length) notes.push(`modulated conv (${DEFAULT_FORMULATION} formulation): tfjs has no such op; its column is tf.conv2d with the same multiply-adds (at the output resolution for "up" rows), as in bench/modconv.ts; fwd+bwd(x,s) adds conv2dTranspose`);
+  if (plan.modulatedConvLarge.length || smallLayers.length) notes.push(`modulated conv: tfjs has no such op; its column is tf.conv2d with the same multiply-adds (at the output resolution for "up" rows), as in bench/modulated_conv.ts; fwd+bwd(x,s) adds conv2dTranspose`);
   if (vm.length) notes.push(`ViT matmuls as plain [M, K] x [K, N] products (the net multiplies by W^T with its batch of ${VIT.B} folded into the rows)`);
   notes.push(`tfjs-backend-webgpu in the same process on the same adapter; ratios compare GPU time per call`);
 

@@ -23,7 +23,7 @@ import { describeAdapter } from '../engine/device.ts';
 import type { Engine } from '../engine/engine.ts';
 import { readFileBytes } from '../engine/io/files.ts';
 import { HostRandom } from '../engine/reference/host.ts';
-import { planModulatedConv } from '../engine/ops/modulated_conv.ts';
+import { planModulatedConv } from '../engine/ops/modulated_conv_plan.ts';
 import { grad } from '../engine/tape.ts';
 import { scope, tensor, type Tensor } from '../engine/tensor.ts';
 import { StyleGAN2, blockResolution, configF, noiseSide, numBlocks, numLatents, numNoises, type StyleGAN2Config } from '../nets/stylegan2.ts';

@@ -14,9 +14,9 @@ import { replayScoreCommand, sampleCommand, trainScoreCommand } from './score_co
 import { runStyleGAN2GradChecks, stylegan2NetworkChecks } from '../nets/gradcheck_stylegan2.ts';
 import { memoryPlanCommand } from '../nets/stylegan2_memory.ts';
 import { runStyleGAN2Bench } from '../bench/stylegan2.ts';
-import { runConvBench } from '../bench/conv.ts';
-import { runUpfirdnBench } from '../bench/upfirdn.ts';
-import { runModconvBench } from '../bench/modconv.ts';
+import { runConv2dBench } from '../bench/conv2d.ts';
+import { runUpfirdn2dBench } from '../bench/upfirdn2d.ts';
+import { runModulatedConvBench } from '../bench/modulated_conv.ts';
 import { runAttentionBench } from '../bench/attention.ts';
 import { runTheory, theoryConfig } from './theory.ts';
 
@@ -41,7 +41,7 @@ commands:
   rngcheck         the GPU Philox RNG against its CPU mirror (bits and uniforms bit for bit)
   theory [--quick] Langevin vs GD on random expansive ReLU generators (Theorem 3.1); writes experiments/theory/
   memory           peak GPU memory of StyleGAN2 forward+backward (config-f 1024 and the Fashion model), planned
-  bench [matmul|conv|upfirdn|modconv|attention|stylegan2|all] [--full]
+  bench [matmul|conv2d|upfirdn2d|modulated_conv|attention|stylegan2|all] [--full]
                    kernel benchmarks (matmul GFLOP/s, FMA peak, bandwidth) on this adapter
   bench goals [--quick]
                    issue 9's one-run table: every goal PASS/FAIL, end to end; writes bench/results/
@@ -127,9 +127,9 @@ export async function main(argv: string[]): Promise<number> {
           const full = args.includes('--full');
           const benches: Record<string, () => Promise<unknown>> = {
             matmul: () => runMatmulBench(eng, { sizes: [128, 256, 512, 1024], probes: true }),
-            conv: () => runConvBench(eng),
-            upfirdn: () => runUpfirdnBench(eng, {}),
-            modconv: () => runModconvBench(eng, {}),
+            conv2d: () => runConv2dBench(eng),
+            upfirdn2d: () => runUpfirdn2dBench(eng, {}),
+            modulated_conv: () => runModulatedConvBench(eng, {}),
             attention: () => runAttentionBench(eng, {}),
             stylegan2: () => runStyleGAN2Bench(eng, { full }),
             goals: async () => (await import('../bench/goals.ts')).runGoals(eng, { quick: args.includes('--quick') }),

@@ -1,5 +1,6 @@
 // Peak GPU memory of a StyleGAN2 forward + backward, planned without running it (nothing touches a
 // device): a replay of what the engine allocates and frees, op by op, from the config and the batch.
+// long because the replay mirrors every op's allocations in one file, checked against one counter.
 //
 // The scenario is the one ILO/SGILO run every step (and `replay generator`): inside a scope, W+ and
 // the noise maps are uploaded and require grad, image = synthesis(W+, noise), then
@@ -34,7 +35,7 @@ import { HostRandom } from '../engine/reference/host.ts';
 import { grad, clearTape } from '../engine/tape.ts';
 import { scope, tensor, type Tensor } from '../engine/tensor.ts';
 import { sizeOf, type Shape } from '../engine/shape.ts';
-import { planModulatedConv } from '../engine/ops/modulated_conv.ts';
+import { planModulatedConv } from '../engine/ops/modulated_conv_plan.ts';
 import { StyleGAN2, configF, noiseSide, numBlocks, numLatents, numNoises, parameterShapes, type StyleGAN2Config } from './stylegan2.ts';
 
 interface SimTensor {
@@ -214,7 +215,7 @@ class SimOps {
     this.m.record([x], y, [], (gy) => [this.sumTo(gy, x.shape)]);
     return y;
   }
-  /** modulated_conv.ts, the "scaled" formulation (the default). */
+  /** engine/ops/modulated_conv.ts. */
   modConv(x: SimTensor, w: SimTensor, s: SimTensor, demodulate: boolean, upsample: boolean): SimTensor {
     const pl = planModulatedConv(x.shape, w.shape, s.shape, { demodulate, upsample });
     const coef = this.m.alloc([pl.N, pl.Co]);

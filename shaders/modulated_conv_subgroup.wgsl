@@ -1,6 +1,7 @@
-// Modulated conv forward and input gradient, scaled formulation, for adapters with 8-lane
-// subgroups (engine/ops/modulated_conv_subgroup.ts picks them; shaders/modulated_conv.wgsl has the
-// general kernels, the definitions and the other passes). Same math as there:
+// Modulated conv forward and input gradient, and plain conv2d's forward (see the end of this
+// header), for adapters with 8-lane subgroups (engine/ops/modulated_conv_subgroup.ts picks them;
+// shaders/modulated_conv.wgsl and modulated_conv_backward.wgsl have the general kernels, the
+// definitions and the other passes). Same math as there:
 //   y[n,o, a*up+ry, b*up+rx] = coef[n,o] * sum_i s[n,i] * sum_{ty,tx} x[n,i, a-pad+ty, b-pad+tx] * K[o,i,ph,ty,tx]
 //   gx[n,i,py,px] = s[n,i] * u, u = sum_o coef[n,o] * sum_{ph,ty,tx} gy[n,o,(py+pad-ty)*up+ry,(px+pad-tx)*up+rx] * K[o,i,ph,ty,tx]
 // and part_out = sum over a lane's 8 pixels of x*u (the style gradient's pieces).
@@ -22,7 +23,7 @@
 // ROW, one row of taps). Where the row is a multiple of 4 long (W for the forward, Wo = Wp with
 // up = 1 for the input gradient) and the kernel size and padding are known, the row is unrolled
 // and its window read as 3-4 aligned vec4s instead of 8 + T single values.
-// The forward also serves a plain conv2d (stride 1, one group; engine/ops/conv_kernels.ts): its
+// The forward also serves a plain conv2d (stride 1, one group; engine/ops/conv2d_kernels.ts): its
 // FWD_STYLE and FWD_OUT slots then read no styles and no coef, and add the bias if there is one.
 
 enable subgroups;
@@ -58,7 +59,7 @@ struct SubgroupConvParams {
 @group(0) @binding(9) var<storage, read> bias: array<f32>;            // [Co] (plain conv2d with a bias)
 @group(0) @binding(10) var<storage, read> wt: array<f32>;             // [Co, Ci, 3, 3] raw weights (upsampling forward)
 
-// #include <upsample_link>
+// #include <modulated_conv_upsample_link>
 
 const CH: u32 = {{CH}}u; // channels per workgroup, 8 per block
 

@@ -204,8 +204,8 @@ test('goals: a tiny plan runs every section and writes a well-formed report', as
   const plan: GoalsPlan = {
     matmulLarge: [64],
     convLarge: [{ kind: 'conv', batch: 1, cIn: 4, cOut: 4, size: 8, k: 3 }],
-    modconvLarge: [],
-    modconvSmall: { layers: ['b32.torgb'], passes: ['fwd'] },
+    modulatedConvLarge: [],
+    modulatedConvSmall: { layers: ['b32.torgb'], passes: ['fwd'] },
     vitMatmuls: [{ T: 16, which: ['qkv'] }],
     attentionTokens: [16],
     dispatch: { n: 16, runs: 1 },

@@ -3,7 +3,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatTable, runGradCase } from '../engine/gradcheck.ts';
-import { allGradCases, unaryCase } from '../engine/cases/index.ts';
+import { allGradCases } from '../engine/cases/index.ts';
+import { unaryCase } from '../engine/cases/elementwise.ts';
 import { defineUnaryOp } from '../engine/ops/elementwise.ts';
 
 const test = suite('gradcheck');

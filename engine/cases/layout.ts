@@ -1,14 +1,12 @@
-// Gradcheck rows of the layout ops (reshape, permute, slice, concat, pad), softmax and layer
-// norm, on small awkward shapes: odd sizes, rank 3-4, non-square, every kind of axis. Included
-// in the table by allGradCases() (engine/cases/index.ts).
+// Gradcheck rows of the layout ops (reshape, permute, slice, concat, pad) on small awkward shapes:
+// odd sizes, rank 3-4, non-square, every kind of axis. Included in the table by allGradCases()
+// (engine/cases/index.ts).
 //
 // Layout ops only move elements, so the GPU must match the reference exactly; the elementwise
-// tolerance is used. Softmax and layer norm reduce rows in float32: the reduction tolerance.
+// tolerance is used.
 
 import { TOLERANCES, type GradCase } from '../gradcheck.ts';
 import { concat, pad, permute, reshape, slice } from '../ops/layout.ts';
-import { softmax } from '../ops/softmax.ts';
-import { chooseLayerNormImpl, layerNorm, type LayerNormImpl } from '../ops/layer_norm.ts';
 import {
   concatForward,
   concatVjp,
@@ -21,9 +19,6 @@ import {
   sliceForward,
   sliceVjp,
 } from '../reference/layout.ts';
-import { softmaxForward, softmaxVjp } from '../reference/softmax.ts';
-import { layerNormForward, layerNormVjp } from '../reference/layer_norm.ts';
-import type { Domain } from '../elementwise_table.ts';
 import type { Shape } from '../shape.ts';
 
 const dims = (s: Shape) => s.join('x');
@@ -88,30 +83,6 @@ function padCase(shape: Shape, pads: [number, number][], value: number): GradCas
   };
 }
 
-function softmaxCase(shape: Shape, domain?: Domain, label = ''): GradCase {
-  return {
-    name: `softmax[${dims(shape)}${label}]`,
-    inputs: [{ shape, domain }],
-    tol: TOLERANCES.reduction,
-    forward: ([x]) => softmaxForward(x),
-    vjp: ([x], gy) => [softmaxVjp(x, gy)],
-    gpu: ([x]) => softmax(x),
-  };
-}
-
-/** impl: the row kernels ('serial' for D <= 64 unless forced, see layer_norm.ts). */
-function layerNormCase(shape: Shape, eps: number, domain?: Domain, label = '', impl?: LayerNormImpl): GradCase {
-  const d = shape[shape.length - 1];
-  return {
-    name: `layer_norm[${dims(shape)}, eps=${eps}${label}, ${impl ?? chooseLayerNormImpl(d)}]`,
-    inputs: [{ shape, domain }, { shape: [d] }, { shape: [d] }],
-    tol: TOLERANCES.reduction,
-    forward: ([x, w, b]) => layerNormForward(x, w, b, eps),
-    vjp: ([x, w, b], gy) => layerNormVjp(x, w, b, eps, gy),
-    gpu: ([x, w, b]) => layerNorm(x, w, b, eps, { impl }),
-  };
-}
-
 export function layoutGradCases(): GradCase[] {
   return [
     reshapeCase([3, 4, 5], [5, -1], [5, 12]),
@@ -134,24 +105,5 @@ export function layoutGradCases(): GradCase[] {
     padCase([5, 7], [[1, 2], [0, 3]], 0),
     padCase([2, 3, 4], [[0, 1], [2, 0], [1, 1]], 0.5),
     padCase([2, 1, 3, 2], [[1, 0], [0, 2], [1, 1], [0, 0]], -2),
-    softmaxCase([3, 7]),
-    softmaxCase([2, 3, 5]),
-    softmaxCase([4, 70]),
-    softmaxCase([2, 2, 3, 9]),
-    // Logits spread over [-30, 30]: exp without the max subtraction would span e^60; rows are
-    // near one-hot, so tiny probabilities and their gradients must not lose the large ones.
-    softmaxCase([3, 9], { kind: 'positive', lo: -30, hi: 30 }, ', logits in [-30, 30]'),
-    softmaxCase([5, 1]),
-    layerNormCase([4, 7], 1e-5),
-    layerNormCase([2, 3, 70], 1e-5),
-    layerNormCase([3, 2, 2, 7], 0.1),
-    // Mean far from zero relative to the spread: the two-pass variance must not cancel.
-    layerNormCase([5, 7], 1e-5, { kind: 'positive', lo: 20, hi: 22 }, ', x in [20, 22]'),
-    // Both row kernels on both sides of the D = 64 switch; 70 rows span two serial workgroups.
-    layerNormCase([3, 64], 1e-5),
-    layerNormCase([70, 5], 1e-5),
-    layerNormCase([4, 7], 1e-5, undefined, '', 'workgroup'),
-    layerNormCase([5, 7], 1e-5, { kind: 'positive', lo: 20, hi: 22 }, ', x in [20, 22]', 'workgroup'),
-    layerNormCase([2, 70], 1e-5, undefined, '', 'serial'),
   ];
 }

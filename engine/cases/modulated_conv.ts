@@ -1,13 +1,14 @@
 // Gradcheck rows of the modulated convolution (engine/ops/modulated_conv.ts): 3x3 with and without
 // demodulation, the upsampling 3x3 (transposed conv + blur), the 1x1 ToRGB, on batch 2 with odd
-// and non-square planes; the three main rows run in both formulations so that every kernel of
-// shaders/modulated_conv.wgsl is checked. Included in the table by allGradCases().
+// and non-square planes. Included in the table by allGradCases() (engine/cases/index.ts). Every row
+// name ends in "scaled", the formulation the op computes (engine/ops/modulated_conv.ts).
 //
 // Inputs of every row: x [N, Ci, H, W], weight [Co, Ci, k, k], styles [N, Ci]. The conv sums
 // Ci*k*k float32 products, like a matmul: the matmul tolerance.
 
 import { TOLERANCES, type GradCase } from '../gradcheck.ts';
-import { modulatedConv2d, type ModConvFormulation, type ModulatedConvOptions } from '../ops/modulated_conv.ts';
+import { modulatedConv2d } from '../ops/modulated_conv.ts';
+import type { ModulatedConvOptions } from '../ops/modulated_conv_plan.ts';
 import { modulatedConvForward, modulatedConvVjp } from '../reference/modulated_conv.ts';
 
 interface RowSpec {
@@ -21,19 +22,19 @@ interface RowSpec {
   options: ModulatedConvOptions;
 }
 
-function modconvCase(r: RowSpec, formulation: ModConvFormulation): GradCase {
+function modulatedConvCase(r: RowSpec): GradCase {
   const o = r.options;
   return {
-    name: `modulated_conv[${r.label}, ${r.N}x${r.Ci}x${r.H}x${r.W} -> C_out ${r.Co}, ${formulation}]`,
+    name: `modulated_conv[${r.label}, ${r.N}x${r.Ci}x${r.H}x${r.W} -> C_out ${r.Co}, scaled]`,
     inputs: [{ shape: [r.N, r.Ci, r.H, r.W] }, { shape: [r.Co, r.Ci, r.k, r.k] }, { shape: [r.N, r.Ci] }],
     tol: TOLERANCES.matmul,
     forward: ([x, w, s]) => modulatedConvForward(x, w, s, o),
     vjp: ([x, w, s], gy) => modulatedConvVjp(x, w, s, gy, o),
-    gpu: ([x, w, s]) => modulatedConv2d(x, w, s, { ...o, formulation }),
+    gpu: ([x, w, s]) => modulatedConv2d(x, w, s, o),
   };
 }
 
-export function modconvGradCases(): GradCase[] {
+export function modulatedConvGradCases(): GradCase[] {
   const rows: RowSpec[] = [
     { label: '3x3 demod', N: 2, Ci: 3, Co: 4, H: 4, W: 5, k: 3, options: { demodulate: true } },
     { label: '3x3 no demod', N: 2, Ci: 5, Co: 4, H: 5, W: 4, k: 3, options: { demodulate: false } },
@@ -55,9 +56,8 @@ export function modconvGradCases(): GradCase[] {
     { label: '3x3 no demod, subgroup tiles, 8-wide rows', N: 2, Ci: 9, Co: 8, H: 3, W: 8, k: 3, options: { demodulate: false } },
   ];
   return [
-    ...rows.map((r) => modconvCase(r, 'scaled')),
-    modconvCase(torgb, 'scaled'),
-    ...rows.map((r) => modconvCase(r, 'fused')),
-    ...wide.map((r) => modconvCase(r, 'scaled')),
+    ...rows.map((r) => modulatedConvCase(r)),
+    modulatedConvCase(torgb),
+    ...wide.map((r) => modulatedConvCase(r)),
   ];
 }

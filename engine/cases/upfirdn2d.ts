@@ -1,21 +1,14 @@
-// Gradcheck rows of upfirdn2d (and its StyleGAN2 helpers) and of the fused bias + activation.
+// Gradcheck rows of upfirdn2d and its StyleGAN2 helpers (upsample2d, downsample2d, blur).
 // Included in the table by allGradCases() (engine/cases/index.ts).
 //
 // upfirdn2d: up 1/2/3, down 1/2, positive, zero and negative (cropping) pads, per-axis factors,
 // non-square images, batch 2, C 3, 4x4, 3x1, 1x3 and 3x2 kernels. The kernels are deliberately
 // asymmetric (random values, fixed seed): with a symmetric kernel a missing flip in the forward or
 // the backward would go unnoticed. The kernel is a constant of the case, x the only input.
-//
-// bias_act: linear and lrelu, with and without bias and clamp, channel dim 1 and -1. The inputs are
-// kept away from the kinks (z = 0, and the z where |act(z) * gain| = clamp) so that central finite
-// differences are exact there: x avoids each kink by 0.15 and the bias is drawn from [-0.05, 0.05]
-// (a "positive" domain with a negative lower end, i.e. plain uniform), so |z - kink| >= 0.1.
 
-import { TOLERANCES, type GradCase, type InputSpec } from '../gradcheck.ts';
+import { TOLERANCES, type GradCase } from '../gradcheck.ts';
 import { blur, downsample2d, makeKernel, upfirdn2d, upfirdn2dConfig, upsample2d, type HostKernel, type Upfirdn2dOptions } from '../ops/upfirdn2d.ts';
-import { biasAct, biasActConfig, type BiasActOptions } from '../ops/bias_act.ts';
 import { upfirdn2dForward, upfirdn2dVjp } from '../reference/upfirdn2d.ts';
-import { biasActForward, biasActVjp, type BiasActConfig } from '../reference/bias_act.ts';
 import { HostRandom, host, type HostArray } from '../reference/host.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Shape } from '../shape.ts';
@@ -32,7 +25,7 @@ function asHost(k: HostKernel): HostArray {
   return host(k.shape, Float64Array.from(k.data, (v) => Math.fround(v)));
 }
 
-function upfirdnCase(xShape: Shape, k: HostKernel, o: Upfirdn2dOptions, label: string, gpu?: (x: Tensor) => Tensor): GradCase {
+function upfirdn2dCase(xShape: Shape, k: HostKernel, o: Upfirdn2dOptions, label: string, gpu?: (x: Tensor) => Tensor): GradCase {
   const c = upfirdn2dConfig(o);
   const f = asHost(k);
   return {
@@ -46,51 +39,22 @@ function upfirdnCase(xShape: Shape, k: HostKernel, o: Upfirdn2dOptions, label: s
   };
 }
 
-/** Both values x must avoid: z where act(z) * gain crosses +-clamp, and the lrelu kink at 0. */
-function kinks(o: BiasActOptions, c: BiasActConfig): number[] {
-  const pts = o.act === 'lrelu' ? [0] : [];
-  if (Number.isFinite(c.clamp)) pts.push(c.clamp / c.gain, -c.clamp / (c.alpha * c.gain));
-  return pts;
-}
-
-function biasActCase(xShape: Shape, withBias: boolean, o: BiasActOptions, label: string): GradCase {
-  const c = biasActConfig(xShape, o);
-  const points = kinks(o, c);
-  const inputs: InputSpec[] = [{ shape: xShape, domain: points.length ? { kind: 'avoid', points, gap: 0.15 } : undefined }];
-  if (withBias) inputs.push({ shape: [xShape[c.dim]], domain: { kind: 'positive', lo: -0.05, hi: 0.05 } });
-  return {
-    name: `bias_act[${dims(xShape)}, ${label}${withBias ? ', bias' : ''}]`,
-    inputs,
-    // The bias gradient is a sum over N*H*W elements: the reduction tolerance.
-    tol: withBias ? TOLERANCES.reduction : TOLERANCES.elementwise,
-    forward: ([x, b]) => biasActForward(x, b ?? null, c),
-    vjp: ([x, b], gy) => biasActVjp(x, b ?? null, c, gy),
-    gpu: ([x, b]) => biasAct(x, b ?? null, o),
-  };
-}
-
-export function upfirdnGradCases(): GradCase[] {
+export function upfirdn2dGradCases(): GradCase[] {
   const k44 = asymmetricKernel(4, 4, 11);
   const k31 = asymmetricKernel(3, 1, 12);
   const k13 = asymmetricKernel(1, 3, 13);
   const k32 = asymmetricKernel(3, 2, 14);
   const blurK = makeKernel([1, 3, 3, 1], 4);
   return [
-    upfirdnCase([2, 3, 4, 5], k44, { up: 2, pad: [2, 1, 2, 1] }, 'up=2, pad=2,1,2,1'),
-    upfirdnCase([2, 3, 6, 7], k44, { down: 2, pad: [1, 1, 1, 1] }, 'down=2, pad=1,1,1,1'),
-    upfirdnCase([1, 3, 5, 6], k44, { up: 2, down: 2 }, 'up=2, down=2, pad=0'),
-    upfirdnCase([2, 3, 5, 4], k31, { pad: [-1, 2, 0, -1] }, 'pad=-1,2,0,-1'),
-    upfirdnCase([2, 3, 4, 3], k13, { up: [2, 1], down: [1, 2], pad: [0, 1, 2, -1] }, 'up=2,1, down=1,2, pad=0,1,2,-1'),
-    upfirdnCase([1, 3, 3, 4], k32, { up: [1, 3], down: [2, 1], pad: [1, 0, -2, 3] }, 'up=1,3, down=2,1, pad=1,0,-2,3'),
-    upfirdnCase([2, 3, 7, 6], k44, { up: 2, down: 2, pad: [-3, -2, 1, -1] }, 'up=2, down=2, pad=-3,-2,1,-1'),
-    upfirdnCase([2, 3, 5, 4], blurK, { up: 2, pad: [2, 1, 2, 1] }, 'upsample2d', (x) => upsample2d(x)),
-    upfirdnCase([2, 3, 6, 5], makeKernel([1, 3, 3, 1]), { down: 2, pad: [1, 1, 1, 1] }, 'downsample2d', (x) => downsample2d(x)),
-    upfirdnCase([2, 3, 5, 5], blurK, { pad: [1, 1, 1, 1] }, 'blur pad=1,1 factor=2', (x) => blur(x, [1, 1], { upsampleFactor: 2 })),
-    biasActCase([2, 3, 4, 5], true, { act: 'linear' }, 'linear'),
-    biasActCase([2, 3, 4, 5], true, { act: 'lrelu' }, 'lrelu'),
-    biasActCase([4, 6], false, { act: 'lrelu', alpha: 0.1, gain: 1.5 }, 'lrelu alpha=0.1 gain=1.5'),
-    biasActCase([2, 3, 4, 5], true, { act: 'lrelu', clamp: 0.5 }, 'lrelu clamp=0.5'),
-    biasActCase([3, 7], true, { act: 'linear', clamp: 1, dim: -1 }, 'linear clamp=1 dim=-1'),
-    biasActCase([2, 5, 3], true, { act: 'lrelu', clamp: 0.8, dim: 2 }, 'lrelu clamp=0.8 dim=2'),
+    upfirdn2dCase([2, 3, 4, 5], k44, { up: 2, pad: [2, 1, 2, 1] }, 'up=2, pad=2,1,2,1'),
+    upfirdn2dCase([2, 3, 6, 7], k44, { down: 2, pad: [1, 1, 1, 1] }, 'down=2, pad=1,1,1,1'),
+    upfirdn2dCase([1, 3, 5, 6], k44, { up: 2, down: 2 }, 'up=2, down=2, pad=0'),
+    upfirdn2dCase([2, 3, 5, 4], k31, { pad: [-1, 2, 0, -1] }, 'pad=-1,2,0,-1'),
+    upfirdn2dCase([2, 3, 4, 3], k13, { up: [2, 1], down: [1, 2], pad: [0, 1, 2, -1] }, 'up=2,1, down=1,2, pad=0,1,2,-1'),
+    upfirdn2dCase([1, 3, 3, 4], k32, { up: [1, 3], down: [2, 1], pad: [1, 0, -2, 3] }, 'up=1,3, down=2,1, pad=1,0,-2,3'),
+    upfirdn2dCase([2, 3, 7, 6], k44, { up: 2, down: 2, pad: [-3, -2, 1, -1] }, 'up=2, down=2, pad=-3,-2,1,-1'),
+    upfirdn2dCase([2, 3, 5, 4], blurK, { up: 2, pad: [2, 1, 2, 1] }, 'upsample2d', (x) => upsample2d(x)),
+    upfirdn2dCase([2, 3, 6, 5], makeKernel([1, 3, 3, 1]), { down: 2, pad: [1, 1, 1, 1] }, 'downsample2d', (x) => downsample2d(x)),
+    upfirdn2dCase([2, 3, 5, 5], blurK, { pad: [1, 1, 1, 1] }, 'blur pad=1,1 factor=2', (x) => blur(x, [1, 1], { upsampleFactor: 2 })),
   ];
 }

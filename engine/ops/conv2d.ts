@@ -1,6 +1,6 @@
 // conv2d: 2-D convolution (cross-correlation, as in PyTorch), NCHW, with groups, stride, padding
 // (symmetric or asymmetric) and dilation, differentiable in input, weight and bias.
-// Kernels: shaders/conv2d.wgsl and shaders/conv_transpose2d.wgsl via ./conv_kernels.ts;
+// Kernels: shaders/conv2d.wgsl and shaders/conv_transpose2d.wgsl via ./conv2d_kernels.ts;
 // reference: engine/reference/conv2d.ts.
 //
 // Dimensions:
@@ -18,7 +18,7 @@ import { record } from '../tape.ts';
 import { Tensor } from '../tensor.ts';
 import { shapeString } from '../shape.ts';
 import { sum } from './reduce.ts';
-import { convWeightGrad, directConv, transposedConv, type ConvGeometry } from './conv_kernels.ts';
+import { convWeightGrad, directConv, transposedConv, type ConvGeometry } from './conv2d_kernels.ts';
 
 export type Pair = number | readonly [number, number];
 

@@ -1,7 +1,7 @@
 // conv_transpose2d: 2-D transposed convolution with PyTorch's semantics (the adjoint of conv2d
 // with respect to its input), NCHW, with stride, padding, output padding, groups and dilation,
 // differentiable in input, weight and bias.
-// Kernels: shaders/conv_transpose2d.wgsl and shaders/conv2d.wgsl via ./conv_kernels.ts;
+// Kernels: shaders/conv_transpose2d.wgsl and shaders/conv2d.wgsl via ./conv2d_kernels.ts;
 // reference: engine/reference/conv_transpose2d.ts.
 //
 // Dimensions:
@@ -21,7 +21,7 @@ import type { Tensor } from '../tensor.ts';
 import { shapeString } from '../shape.ts';
 import { sum } from './reduce.ts';
 import { checkOperands, convGeometry, splitArgs, type Conv2dOptions, type Pair } from './conv2d.ts';
-import { convWeightGrad, directConv, transposedConv, type ConvGeometry } from './conv_kernels.ts';
+import { convWeightGrad, directConv, transposedConv, type ConvGeometry } from './conv2d_kernels.ts';
 
 export interface ConvTranspose2dOptions extends Conv2dOptions {
   /** Extra rows/columns at the bottom/right of the output: op or [opy, opx]; each < max(stride, dilation). Default 0. */

@@ -8,133 +8,37 @@
 // Shapes: x [N, Ci, H, W], weight [Co, Ci, k, k] (the raw stored parameter), styles [N, Ci] (the
 // affine output s, bias +1 included) -> y [N, Co, Ho, Wo] (Ho = H + 2*padding - k + 1, or 2H).
 // Saved for backward: x, weight, styles, coef [N, Co] (computed once per (n, o) by its own small
-// kernel), the phase kernels K [Co, Ci, 4, T, T] when upsampling, and y.
+// kernel), the phase kernels K [Co, Ci, 4, T, T] when upsampling, and y. Sizes and validation:
+// engine/ops/modulated_conv_plan.ts; the 8-lane subgroup kernels: modulated_conv_subgroup.ts.
 //
-// Formulation: the "scaled" form (the default) keeps W shared by the batch, multiplies x by s[n,i]
-// as the conv loads it and the output by coef[n,o]; the "fused" form first builds per-sample
-// weights [N, Co, Ci, k, k] and convolves with them, and its backward needs the per-sample weight
-// gradient [N, Co, Ci, k, k] reduced three ways. Both are exact, share the conv kernels (template
-// slot FUSED) and stay available (`formulation`), so the choice can be re-measured (bench/modconv.ts).
-// Scaled is the default because it is faster at the generator's shapes on lavapipe and on a GPU
-// alike: the fused form also writes and reads N copies of the weights, and its style gradient needs
-// the per-sample weight gradient, a pass as costly as the conv itself, even when the weights need
-// no gradient (ILO and SGILO optimize x and the styles only), while the scaled form gets
-// sum_p x * u for the style gradient from its input-gradient pass. The timings are in
-// bench/results/2026-11-notes-from-code.md, "Modulated convolution: scaled vs fused formulation".
+// Formulation, chosen by measurement: W stays shared by the batch, x is multiplied by s[n,i] as
+// the conv loads it and the output by coef[n,o]; the style gradient's sum_p x * u comes from the
+// input-gradient pass. The alternative, per-sample weights [N, Co, Ci, k, k] built first, was
+// slower on lavapipe and on an NVIDIA H200 (more weight traffic, and a per-sample weight gradient
+// even when the weights need none, as in ILO and SGILO) and is gone; the numbers that decided it
+// are in bench/results/2026-11-27-modulated-conv-formulations.md.
 
 import { defineKernel, grid1d, type Kernel } from '../kernel.ts';
 import { record } from '../tape.ts';
 import { Tensor, empty } from '../tensor.ts';
 import { shapeString } from '../shape.ts';
+import { planModulatedConv, type ModulatedConvOptions, type ModulatedConvPlan } from './modulated_conv_plan.ts';
 import { trySubgroupForward, trySubgroupInputBackward } from './modulated_conv_subgroup.ts';
 
-export type ModConvFormulation = 'scaled' | 'fused';
-
-export interface ModulatedConvOptions {
-  /** Normalize each output channel's per-sample weights (default true; false for ToRGB). */
-  demodulate?: boolean;
-  /** Transposed conv stride 2 + blur, H -> 2H (default false). Needs an odd kernel. */
-  upsample?: boolean;
-  /** Zero padding of the plain conv (default k//2, same size). Not allowed with upsample. */
-  padding?: number;
-  /** Default: DEFAULT_FORMULATION (see the file comment). */
-  formulation?: ModConvFormulation;
-}
-
-export const DEFAULT_FORMULATION: ModConvFormulation = 'scaled';
-
-const SHADER = 'modulated_conv';
-const plain = { FUSED: 'false' };
-const kernel = (entry: string, bindings: Record<string, 'read' | 'read_write' | 'uniform'>, fused?: boolean): Kernel =>
-  defineKernel({
-    shader: SHADER,
-    entry: `modulated_conv_${entry}`,
-    bindings: { p: 'uniform', ...bindings },
-    specialize: fused === undefined ? plain : { FUSED: String(fused) },
-    ...(fused === undefined ? {} : { variant: fused ? 'fused' : 'scaled' }),
-  });
-
-const both = <T>(make: (fused: boolean) => T): Record<ModConvFormulation, T> => ({ scaled: make(false), fused: make(true) });
+/** Forward kernels in shaders/modulated_conv.wgsl, backward ones in modulated_conv_backward.wgsl. */
+const kernel = (entry: string, bindings: Record<string, 'read' | 'read_write' | 'uniform'>, backward = false): Kernel =>
+  defineKernel({ shader: backward ? 'modulated_conv_backward' : 'modulated_conv', entry: `modulated_conv_${entry}`, bindings: { p: 'uniform', ...bindings } });
 
 const K = {
   coef: kernel('coef', { st: 'read', wt: 'read', coef_out: 'read_write' }),
   upWeights: kernel('up_weights', { wt: 'read', keff_out: 'read_write' }),
-  fusedWeights: kernel('fused_weights', { keff: 'read', st: 'read', coef: 'read', keff_out: 'read_write' }),
-  forward: both((f) => kernel('forward', { x: 'read', keff: 'read', st: 'read', coef: 'read', y: 'read_write' }, f)),
-  coefBackward: kernel('coef_backward', { gy: 'read', y_saved: 'read', coef: 'read', h_out: 'read_write' }),
-  inputBackward: both((f) => kernel('input_backward', { gy: 'read', keff: 'read', coef: 'read', x: 'read', st: 'read', gx: 'read_write', part_out: 'read_write' }, f)),
-  styleBackward: kernel('style_backward', { part: 'read', st: 'read', wt: 'read', h: 'read', gs: 'read_write' }),
-  fusedStyleBackward: kernel('fused_style_backward', { keff: 'read', gk: 'read', coef: 'read', st: 'read', wt: 'read', h: 'read', gs: 'read_write' }),
-  weightBackward: both((f) => kernel('weight_backward', { gy: 'read', x: 'read', st: 'read', coef: 'read', gk_out: 'read_write' }, f)),
-  fusedWeightReduce: kernel('fused_weight_reduce', { gk: 'read', coef: 'read', st: 'read', gk_out: 'read_write' }),
-  weightFinish: kernel('weight_finish', { gk: 'read', wt: 'read', st: 'read', h: 'read', gw: 'read_write' }),
+  forward: kernel('forward', { x: 'read', keff: 'read', st: 'read', coef: 'read', y: 'read_write' }),
+  coefBackward: kernel('coef_backward', { gy: 'read', y_saved: 'read', coef: 'read', h_out: 'read_write' }, true),
+  inputBackward: kernel('input_backward', { gy: 'read', keff: 'read', coef: 'read', x: 'read', st: 'read', gx: 'read_write', part_out: 'read_write' }, true),
+  styleBackward: kernel('style_backward', { part: 'read', st: 'read', wt: 'read', h: 'read', gs: 'read_write' }, true),
+  weightBackward: kernel('weight_backward', { gy: 'read', x: 'read', st: 'read', coef: 'read', gk_out: 'read_write' }, true),
+  weightFinish: kernel('weight_finish', { gk: 'read', wt: 'read', st: 'read', h: 'read', gw: 'read_write' }, true),
 };
-
-/** Sizes of one call; `params(total)` is the uniform every kernel of the file reads. */
-export interface ModConvPlan {
-  N: number;
-  Ci: number;
-  Co: number;
-  H: number;
-  W: number;
-  k: number;
-  up: 1 | 2;
-  T: number;
-  pad: number;
-  Hp: number;
-  Wp: number;
-  Ho: number;
-  Wo: number;
-  demod: boolean;
-  scale: number;
-  /** Phase kernel shape [Co, Ci, PH, T, T]. */
-  kshape: number[];
-  /** Multiply-adds of the conv itself (the FLOP count is twice this). */
-  macs: number;
-}
-
-function fail(msg: string): never {
-  throw new RangeError(`modulated_conv: ${msg}`);
-}
-
-/** Validates the inputs and sizes the op. Throws an error naming the problem. */
-export function planModulatedConv(xShape: readonly number[], wShape: readonly number[], sShape: readonly number[], o: ModulatedConvOptions = {}): ModConvPlan {
-  if (xShape.length !== 4) fail(`x must be [N, C_in, H, W], got ${shapeString(xShape)}`);
-  if (wShape.length !== 4) fail(`weight must be [C_out, C_in, k, k], got ${shapeString(wShape)}`);
-  if (sShape.length !== 2) fail(`styles must be [N, C_in], got ${shapeString(sShape)}`);
-  const [N, Ci, H, W] = xShape;
-  const [Co, wCi, k, k2] = wShape;
-  if (k !== k2) fail(`weight ${shapeString(wShape)} must have a square kernel, got ${k}x${k2}`);
-  if (wCi !== Ci) fail(`weight ${shapeString(wShape)} has C_in = ${wCi}, but x ${shapeString(xShape)} has ${Ci} channels`);
-  if (sShape[0] !== N || sShape[1] !== Ci) fail(`styles ${shapeString(sShape)} must be [N, C_in] = [${N}, ${Ci}] for x ${shapeString(xShape)}`);
-  const demod = o.demodulate ?? true;
-  const scale = 1 / Math.sqrt(Ci * k * k);
-  let plan: Omit<ModConvPlan, 'kshape' | 'macs' | 'Ho' | 'Wo'>;
-  if (o.upsample) {
-    if (k % 2 === 0) fail(`upsample needs an odd kernel size (the blur's padding is (5-k)/2 per side), got k = ${k}`);
-    // The phase kernels are built with the k = 3 maps hard-coded in the shader (rosinality's
-    // upsampling StyledConv is always 3x3); other odd sizes are defined (upsampleLink, the reference).
-    if (k !== 3) fail(`upsample is implemented for 3x3 kernels (rosinality's upsampling conv), got k = ${k}`);
-    if (o.padding !== undefined) fail(`padding is fixed by the blur when upsampling; got padding ${o.padding}`);
-    const pad = Math.floor((k + 3) / 4);
-    plan = { N, Ci, Co, H, W, k, up: 2, T: 2 * pad + 1, pad, Hp: H, Wp: W, demod, scale };
-  } else {
-    const pad = o.padding ?? Math.floor(k / 2);
-    if (!Number.isInteger(pad) || pad < 0) fail(`padding must be a non-negative integer, got ${pad}`);
-    const Hp = H + 2 * pad - k + 1;
-    const Wp = W + 2 * pad - k + 1;
-    if (Hp < 1 || Wp < 1) fail(`the ${k}x${k} kernel with padding ${pad} does not fit the ${H}x${W} input`);
-    plan = { N, Ci, Co, H, W, k, up: 1, T: k, pad, Hp, Wp, demod, scale };
-  }
-  const PH = plan.up * plan.up;
-  return {
-    ...plan,
-    Ho: plan.Hp * plan.up,
-    Wo: plan.Wp * plan.up,
-    kshape: [Co, Ci, PH, plan.T, plan.T],
-    macs: N * Co * Ci * PH * plan.T * plan.T * plan.Hp * plan.Wp,
-  };
-}
 
 /**
  * The upsampling path as a linear map of each (o, i) kernel, one axis at a time: [2, T] phase taps
@@ -160,13 +64,13 @@ export function upsampleLink(k: number): Float64Array {
   return link;
 }
 
-function params(pl: ModConvPlan, total: number) {
+function params(pl: ModulatedConvPlan, total: number) {
   const { N, Ci, Co, H, W, k, up, T, pad, Hp, Wp, Ho, Wo, scale } = pl;
   return { N, Ci, Co, H, W, k, up, T, pad, Hp, Wp, Ho, Wo, scale, demod: pl.demod ? 1 : 0, total };
 }
 
 /** One invocation per item (element, (o, i) pair, ...), 64 per workgroup. */
-function perElement(k: Kernel, b: Parameters<Kernel['dispatch']>[0], pl: ModConvPlan, total: number): void {
+function perElement(k: Kernel, b: Parameters<Kernel['dispatch']>[0], pl: ModulatedConvPlan, total: number): void {
   k.dispatch({ ...b, p: params(pl, total) }, grid1d(Math.ceil(total / 64)));
 }
 
@@ -176,7 +80,7 @@ const quad = (n: number) => Math.ceil(n / 4);
  * The conv kernels' grid: `lanes` invocations along x (pixel groups of every batch item) and one
  * workgroup row per 4-channel tile along y, so a workgroup's weight loads are uniform.
  */
-function perTile(k: Kernel, b: Parameters<Kernel['dispatch']>[0], pl: ModConvPlan, lanes: number, tiles: number): void {
+function perTile(k: Kernel, b: Parameters<Kernel['dispatch']>[0], pl: ModulatedConvPlan, lanes: number, tiles: number): void {
   k.dispatch({ ...b, p: params(pl, lanes) }, [Math.ceil(lanes / 64), tiles]);
 }
 
@@ -188,10 +92,8 @@ export function modulatedConv2d(x: Tensor, weight: Tensor, styles: Tensor, optio
   for (const [t, name] of [[x, 'x'], [weight, 'weight'], [styles, 'styles']] as const) {
     if (t.dtype !== 'f32') throw new TypeError(`modulated_conv: ${name} must be f32, got ${t.dtype}${shapeString(t.shape)}`);
   }
-  const form = options.formulation ?? DEFAULT_FORMULATION;
-  if (form !== 'scaled' && form !== 'fused') fail(`formulation must be "scaled" or "fused", got "${form}"`);
   const pl = planModulatedConv(x.shape, weight.shape, styles.shape, options);
-  const { N, Ci, Co } = pl;
+  const { N, Co } = pl;
 
   const coef = empty([N, Co]); // [N, Co]
   perElement(K.coef, { st: styles, wt: weight, coef_out: coef }, pl, Math.ceil(N / 4) * Co); // per (4 items, o)
@@ -199,28 +101,23 @@ export function modulatedConv2d(x: Tensor, weight: Tensor, styles: Tensor, optio
   // Phase kernels [Co, Ci, PH, T, T] (W itself for the plain conv), built only where a kernel reads
   // them: the subgroup forward of an upsampling conv builds them from W as it goes.
   let keff: Tensor | null = pl.up === 2 ? null : weight;
-  let convWeights: Tensor | null = null; // fused: per-sample weights [N, Co, Ci, PH, T, T]
-  if (form !== 'scaled' || !trySubgroupForward(pl, { x, weight, st: styles, coef, y })) {
+  if (!trySubgroupForward(pl, { x, weight, st: styles, coef, y })) {
     keff ??= phaseKernels(pl, weight);
-    if (form === 'fused') {
-      convWeights = empty([N, ...pl.kshape]);
-      perElement(K.fusedWeights, { keff, st: styles, coef, keff_out: convWeights }, pl, N * Co * Ci); // per (n, o, i)
-    }
     const forwardLanes = N * pl.up * pl.up * pl.Hp * Math.ceil(pl.Wp / 8); // 8 pixels each, x 4 channels per tile
-    perTile(K.forward[form], { x, keff: convWeights ?? keff, st: styles, coef, y }, pl, forwardLanes, quad(Co));
+    perTile(K.forward, { x, keff, st: styles, coef, y }, pl, forwardLanes, quad(Co));
   }
 
-  const built = [keff, convWeights].filter((t): t is Tensor => t !== null && t !== weight);
+  const built = keff !== null && keff !== weight ? [keff] : [];
   const saved = [x, weight, styles, coef, y, ...built];
-  const sv = { x, weight, styles, coef, y, keff, convWeights };
-  record('modulated_conv', [x, weight, styles], y, saved, (gy) => backward(pl, form, gy, sv));
+  const sv = { x, weight, styles, coef, y, keff };
+  record('modulated_conv', [x, weight, styles], y, saved, (gy) => backward(pl, gy, sv));
   coef.dispose(); // the tape retains what backward needs
   for (const t of built) t.dispose();
   return y;
 }
 
 /** The upsampling phase kernels [Co, Ci, 4, 3, 3] of the raw weight (upsampleLink). */
-function phaseKernels(pl: ModConvPlan, weight: Tensor): Tensor {
+function phaseKernels(pl: ModulatedConvPlan, weight: Tensor): Tensor {
   const keff = empty(pl.kshape);
   perElement(K.upWeights, { wt: weight, keff_out: keff }, pl, pl.Co * pl.Ci); // per (o, i)
   return keff;
@@ -234,13 +131,11 @@ interface Saved {
   y: Tensor;
   /** Null when the forward did not build the phase kernels (the subgroup upsampling forward). */
   keff: Tensor | null;
-  /** The fused formulation's per-sample weights; null for the scaled one. */
-  convWeights: Tensor | null;
 }
 
-function backward(pl: ModConvPlan, form: ModConvFormulation, gy: Tensor, sv: Saved): (Tensor | null)[] {
+function backward(pl: ModulatedConvPlan, gy: Tensor, sv: Saved): (Tensor | null)[] {
   const { N, Ci, Co } = pl;
-  const { x, weight, styles, coef, y, keff, convWeights } = sv;
+  const { x, weight, styles, coef, y, keff } = sv;
   const wantInput = x.requiresGrad || styles.requiresGrad;
   const wantWeight = weight.requiresGrad;
   // h[n,o] = coef^2 sum gy*y: what the demodulation adds to the style and weight gradients.
@@ -251,39 +146,25 @@ function backward(pl: ModConvPlan, form: ModConvFormulation, gy: Tensor, sv: Sav
   let gx: Tensor | null = null;
   let gs: Tensor | null = null;
   let gw: Tensor | null = null;
-  let perSample: Tensor | null = null; // fused: per-sample weight gradient [N, Co, Ci, PH, T, T]
-  if (form === 'fused' && (wantInput || wantWeight)) {
-    perSample = empty([N, ...pl.kshape]);
-    perElement(K.weightBackward.fused, { gy, x, st: styles, coef, gk_out: perSample }, pl, N * quad(Co) * quad(Ci) * nTaps);
-  }
   if (wantInput) {
     gs = empty([N, Ci]); // [N, Ci]
     gx = empty(x.shape);
-    if (form === 'scaled') {
-      const k = keff ?? phaseKernels(pl, weight);
-      const part = empty([N, Ci, pl.H, Math.ceil(pl.W / 8)]); // pieces of sum_p x * gx / s
-      if (!trySubgroupInputBackward(pl, { gy, keff: k, coef, x, st: styles, gx, part_out: part })) {
-        perTile(K.inputBackward.scaled, { gy, keff: k, coef, x, st: styles, gx, part_out: part }, pl, inputLanes, quad(Ci));
-      }
-      perElement(K.styleBackward, { part, st: styles, wt: weight, h, gs }, pl, N * Ci);
-      part.dispose();
-      if (k !== keff) k.dispose();
-    } else {
-      const unused = empty([1]); // the fused variant writes no pieces
-      perTile(K.inputBackward.fused, { gy, keff: convWeights!, coef, x, st: styles, gx, part_out: unused }, pl, inputLanes, quad(Ci));
-      unused.dispose();
-      perElement(K.fusedStyleBackward, { keff: keff!, gk: perSample!, coef, st: styles, wt: weight, h, gs }, pl, N * Ci);
+    const k = keff ?? phaseKernels(pl, weight);
+    const part = empty([N, Ci, pl.H, Math.ceil(pl.W / 8)]); // pieces of sum_p x * gx / s
+    if (!trySubgroupInputBackward(pl, { gy, keff: k, coef, x, st: styles, gx, part_out: part })) {
+      perTile(K.inputBackward, { gy, keff: k, coef, x, st: styles, gx, part_out: part }, pl, inputLanes, quad(Ci));
     }
+    perElement(K.styleBackward, { part, st: styles, wt: weight, h, gs }, pl, N * Ci);
+    part.dispose();
+    if (k !== keff) k.dispose();
   }
   if (wantWeight) {
     const gk = empty(pl.kshape); // [Co, Ci, PH, T, T]
-    if (form === 'scaled') perElement(K.weightBackward.scaled, { gy, x, st: styles, coef, gk_out: gk }, pl, quad(Co) * quad(Ci) * nTaps);
-    else perElement(K.fusedWeightReduce, { gk: perSample!, coef, st: styles, gk_out: gk }, pl, Co * Ci); // per (o, i)
+    perElement(K.weightBackward, { gy, x, st: styles, coef, gk_out: gk }, pl, quad(Co) * quad(Ci) * nTaps);
     gw = empty(weight.shape);
     perElement(K.weightFinish, { gk, wt: weight, st: styles, h, gw }, pl, Co * Ci); // per (o, i)
     gk.dispose();
   }
-  perSample?.dispose();
   h.dispose();
   if (gx && !x.requiresGrad) {
     gx.dispose();

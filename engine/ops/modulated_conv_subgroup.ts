@@ -1,12 +1,16 @@
-// The 8-lane subgroup variants of the modulated conv's forward and input-gradient kernels
-// (shaders/modulated_conv_subgroup.wgsl), scaled formulation only. engine/ops/modulated_conv.ts
-// asks here first and uses shaders/modulated_conv.wgsl when these decline.
+// The 8-lane subgroup kernels (shaders/modulated_conv_subgroup.wgsl): the modulated conv's forward
+// and input gradient, and the same forward as a plain conv2d (no styles or coef, with or without a
+// bias: stride 1, one group, square kernel, even padding). engine/ops/modulated_conv.ts and
+// engine/ops/conv2d_kernels.ts ask here first and use their general kernels when these decline.
+// The WGSL (bindings, helpers, stores, loops) is in shaders/; the slots this file fills are generated
+// because subgroupBroadcast takes only a constant lane and accumulators must be named registers, so
+// the per-channel and per-tap code is unrolled as text for each (channels, kernel size, padding).
 
 import { subgroupTiles } from '../device.ts';
 import { engine } from '../engine.ts';
 import { defineKernel, type Kernel } from '../kernel.ts';
 import { empty, type Tensor } from '../tensor.ts';
-import type { ModConvPlan } from './modulated_conv.ts';
+import type { ModulatedConvPlan } from './modulated_conv_plan.ts';
 
 const SHADER = 'modulated_conv_subgroup';
 
@@ -148,7 +152,7 @@ type TapCode = (tx: string) => string[];
  * The unrolled per-channel code of the file for one variant (the other entry point's slots get the
  * general row, so the module compiles whole).
  */
-function modconvSubgroupSpecialization(v: Variant): Record<string, string | number> {
+function modulatedConvSubgroupSpecialization(v: Variant): Record<string, string | number> {
   const { ch, mode, linked, vecStore } = v;
   const row = v.entry === 'forward' ? v.row : null;
   const ibRow = v.entry === 'input_backward' ? v.row : null;
@@ -243,7 +247,7 @@ function dispatchVariant(v: Variant, tensors: Record<string, Tensor>, q: Record<
   if (!k) {
     const declared = v.entry === 'forward' ? forwardBindings[v.mode] : inputBindings;
     const bindings = Object.fromEntries(Object.entries(declared).map(([n, kind]) => [names[n] ?? n, kind]));
-    k = defineKernel({ shader: SHADER, entry: v.entry, variant: name, specialize: modconvSubgroupSpecialization(v), bindings });
+    k = defineKernel({ shader: SHADER, entry: v.entry, variant: name, specialize: modulatedConvSubgroupSpecialization(v), bindings });
     kernels.set(`${v.entry}/${name}`, k);
   }
   k.dispatch({ ...Object.fromEntries(Object.entries(tensors).map(([n, t]) => [names[n] ?? n, t])), q }, grid);
@@ -265,7 +269,7 @@ function channelsPerTile(channels: number): number | null {
   return channels >= 16 ? 16 : 8; // not 32: more accumulators than registers
 }
 
-function params(pl: ModConvPlan, lanes: number) {
+function params(pl: ModulatedConvPlan, lanes: number) {
   const { Ci, Co, H, W, up, T, pad, Hp, Wp, Ho, Wo } = pl;
   return { Ci, Co, H, W, up, T, pad, Hp, Wp, Ho, Wo, lanes };
 }
@@ -282,7 +286,7 @@ function fits(grid: number[]): boolean {
  * forward: bench/results/2026-11-notes-from-code.md, "Modulated convolution: tiles and helper
  * kernels").
  */
-export function trySubgroupForward(pl: ModConvPlan, b: { x: Tensor; weight: Tensor; st: Tensor; coef: Tensor; y: Tensor }): boolean {
+export function trySubgroupForward(pl: ModulatedConvPlan, b: { x: Tensor; weight: Tensor; st: Tensor; coef: Tensor; y: Tensor }): boolean {
   const ch = channelsPerTile(pl.Co);
   if (ch === null) return false;
   const lanes = pl.N * pl.Hp * Math.ceil(pl.Wp / 8);
@@ -294,7 +298,7 @@ export function trySubgroupForward(pl: ModConvPlan, b: { x: Tensor; weight: Tens
 }
 
 /** Records the scaled input gradient gx and the style-gradient pieces part_out, or returns false. */
-export function trySubgroupInputBackward(pl: ModConvPlan, b: { gy: Tensor; keff: Tensor; coef: Tensor; x: Tensor; st: Tensor; gx: Tensor; part_out: Tensor }): boolean {
+export function trySubgroupInputBackward(pl: ModulatedConvPlan, b: { gy: Tensor; keff: Tensor; coef: Tensor; x: Tensor; st: Tensor; gx: Tensor; part_out: Tensor }): boolean {
   const ch = channelsPerTile(pl.Ci);
   if (ch === null) return false;
   const lanes = pl.N * pl.H * Math.ceil(pl.W / 8);

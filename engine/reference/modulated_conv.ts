@@ -1,6 +1,6 @@
 // float64 reference of StyleGAN2's modulated convolution (rosinality's ModulatedConv2d), forward
 // and vector-Jacobian product, written straight from the definition (docs/design.md, "StyleGAN2") with no
-// algebraic shortcut, so that it checks the GPU's fused formulation independently:
+// algebraic shortcut, so that it checks the GPU's kernels independently:
 //   1. per-sample weights w1[n,o,i,ky,kx] = scale * W[o,i,ky,kx] * s[n,i], scale = 1/sqrt(Ci*k*k);
 //   2. demodulation w2[n,o,...] = w1[n,o,...] * d[n,o], d = rsqrt(sum_{i,ky,kx} w1^2 + 1e-8) (else w2 = w1);
 //   3. plain: correlation of x[n] with w2[n] (zero padding `padding`, default k//2);
@@ -13,9 +13,13 @@
 
 import { host, type HostArray } from './host.ts';
 
-export interface ModConvRefOptions {
+/** The op's options (engine/ops/modulated_conv_plan.ts re-exports this type for the GPU op). */
+export interface ModulatedConvOptions {
+  /** Normalize each output channel's per-sample weights (default true; false for ToRGB). */
   demodulate?: boolean;
+  /** Transposed conv stride 2 + blur, H -> 2H (default false). Needs an odd kernel. */
   upsample?: boolean;
+  /** Zero padding of the plain conv (default k//2, same size). Not allowed with upsample. */
   padding?: number;
 }
 
@@ -40,7 +44,7 @@ interface Dims {
   pad: number;
 }
 
-function dimsOf(x: HostArray, w: HostArray, o: ModConvRefOptions): Dims {
+function dimsOf(x: HostArray, w: HostArray, o: ModulatedConvOptions): Dims {
   const [N, Ci, H, W] = x.shape;
   const [Co, , k] = w.shape;
   return { N, Ci, Co, H, W, k, pad: o.padding ?? Math.floor(k / 2) };
@@ -131,7 +135,7 @@ function blurAdjoint(g: HostArray, P: number): HostArray {
   return gt;
 }
 
-export function modulatedConvForward(x: HostArray, w: HostArray, s: HostArray, o: ModConvRefOptions = {}): HostArray {
+export function modulatedConvForward(x: HostArray, w: HostArray, s: HostArray, o: ModulatedConvOptions = {}): HostArray {
   const d = dimsOf(x, w, o);
   const { w2 } = sampleWeights(w, s, d, o.demodulate ?? true);
   if (o.upsample) return blur(transposedConv(x, w2, d), blurPad(d.k));
@@ -158,7 +162,7 @@ export function modulatedConvForward(x: HostArray, w: HostArray, s: HostArray, o
 }
 
 /** Gradients [gx, gW, gs] of <gy, forward(x, W, s)>. */
-export function modulatedConvVjp(x: HostArray, w: HostArray, s: HostArray, gy: HostArray, o: ModConvRefOptions = {}): Float64Array[] {
+export function modulatedConvVjp(x: HostArray, w: HostArray, s: HostArray, gy: HostArray, o: ModulatedConvOptions = {}): Float64Array[] {
   const demodulate = o.demodulate ?? true;
   const d = dimsOf(x, w, o);
   const { N, Ci, Co, H, W, k } = d;

@@ -13,7 +13,7 @@
 // Peer: tfjs-backend-webgpu has no upfirdn2d; a depthwise conv2d with the blur kernel (pad 1) is
 // a fair stand-in for the blur, and add + leakyRelu + mul (what a tfjs user writes) for bias_act,
 // both forward only, NHWC. Every result (ours and tfjs') is checked against the float64 reference
-// before it is timed. Wire into `sgilo bench` as `await runUpfirdnBench(eng, {})`.
+// before it is timed. Wire into `sgilo bench` as `await runUpfirdn2dBench(eng, {})`.
 
 import { describeAdapter } from '../engine/device.ts';
 import type { Engine } from '../engine/engine.ts';
@@ -28,7 +28,7 @@ import { runBandwidth, type ProbeResult } from './probes.ts';
 import { errorText, optionalTfjs, type TfjsPeer } from './tfjs_peer.ts';
 import { measure, type MeasureOptions, type TimedTarget } from './timing.ts';
 
-export interface UpfirdnBenchOptions {
+export interface Upfirdn2dBenchOptions {
   /** Batch size N (default 8). */
   batch?: number;
   /** Also time config-f sized rows (FFHQ 256: blur [4, 256, 129, 129], bias_act [4, 256, 128, 128]). */
@@ -124,7 +124,7 @@ interface Result {
 
 const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 
-export async function runUpfirdnBench(eng: Engine, options: UpfirdnBenchOptions = {}): Promise<void> {
+export async function runUpfirdn2dBench(eng: Engine, options: Upfirdn2dBenchOptions = {}): Promise<void> {
   const log = options.log ?? ((line: string) => console.log(line));
   const o: MeasureOptions = { targetSeconds: options.targetSeconds ?? 0.3, repeats: options.repeats ?? 2 };
   const N = options.batch ?? 8;
@@ -248,6 +248,6 @@ function formatTable(adapter: string, timestamps: boolean, results: Result[], pr
     ...body.map(line),
     '',
     probe ? `${probe.name}: ${probe.value.toFixed(1)} ${probe.unit} (${probe.detail})` : 'copy bandwidth probe not run',
-    'note: GB/s of compulsory traffic (see bench/upfirdn.ts); tfjs: depthwiseConv2d stand-in for blur, add+leakyRelu+mul for bias_act, forward only',
+    'note: GB/s of compulsory traffic (see bench/upfirdn2d.ts); tfjs: depthwiseConv2d stand-in for blur, add+leakyRelu+mul for bias_act, forward only',
   ].join('\n');
 }

@@ -2,7 +2,9 @@
 // row, the default for D <= 64) and 'workgroup' (one 64-wide workgroup per row, the default above).
 // Each against the float64 reference (forward, and gx, gw, gb for a random upstream gradient) on
 // shapes either side of the switch, forced both ways; grid folding past 65535 workgroups for both;
-// the choice and the impl option's error. The finite-difference rows are in engine/cases/layout.ts.
+// the choice and the impl option's error; a constant row (zero variance). The finite-difference
+// rows are in engine/cases/layer_norm.ts; bad-input, grid-folding and pool checks shared with the
+// layout ops and softmax are in test/layout.test.ts.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { scope, tensor } from '../engine/tensor.ts';
@@ -10,9 +12,10 @@ import { grad, clearTape } from '../engine/tape.ts';
 import { SERIAL_MAX_D, chooseLayerNormImpl, layerNorm, type LayerNormImpl } from '../engine/ops/layer_norm.ts';
 import { layerNormForward, layerNormVjp } from '../engine/reference/layer_norm.ts';
 import { HostRandom, host } from '../engine/reference/host.ts';
+import { sum } from '../engine/ops/reduce.ts';
 import { throwsNaming } from './helpers.ts';
 
-const test = suite('layer_norm_impl');
+const test = suite('layer_norm');
 
 /** max |a - b| / max |b|. */
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -78,6 +81,26 @@ test('both implementations fold their grids past 65535 workgroups', async () => 
 
 test('an unknown impl is named', () => {
   throwsNaming(() => layerNorm(tensor([1, 2], [1, 2]), tensor([1, 1], [2]), tensor([0, 0], [2]), 1e-5, { impl: 'fast' as LayerNormImpl }), /unknown impl "fast"/);
+});
+
+test('layer_norm of a constant row gives the bias and finite gradients', async () => {
+  await scope(async () => {
+    // D = 8 so the mean is exact (1/D is a power of two) and x - mean is exactly 0.
+    const x = tensor(new Array(16).fill(3.25), [2, 8]).requireGrad();
+    const randn = (n: number, seed: number) => {
+      const r = new HostRandom(seed);
+      return Array.from({ length: n }, () => Math.fround(r.normal()));
+    };
+    const w = tensor(randn(8, 3), [8]).requireGrad();
+    const b = tensor(randn(8, 4), [8]).requireGrad();
+    const y = layerNorm(x, w, b);
+    const yv = await y.readF32();
+    const bv = await b.readF32();
+    yv.forEach((v, i) => assert.ok(Math.abs(v - bv[i % 8]) <= 1e-6, `y[${i}] = ${v}, bias ${bv[i % 8]}`));
+    const [gx, gw, gb] = grad(sum(y), [x, w, b]);
+    for (const g of [gx, gw, gb]) for (const v of await g.readF32()) assert.ok(Number.isFinite(v));
+    assert.equal([...(await gb.readF32())], new Array(8).fill(2));
+  });
 });
 
 test.run();

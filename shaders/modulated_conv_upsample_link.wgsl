@@ -1,5 +1,6 @@
-// The upsampling link of the modulated conv (included with `// #include <upsample_link>` by
-// shaders/modulated_conv.wgsl and shaders/modulated_conv_subgroup.wgsl); no entry points of its own.
+// The upsampling link of the modulated conv (included with `// #include <modulated_conv_upsample_link>`
+// by shaders/modulated_conv.wgsl, modulated_conv_backward.wgsl and modulated_conv_subgroup.wgsl);
+// no entry points of its own.
 
 // Upsampling (k = 3): the 1-D map from kernel taps ky to the taps t of phase r, L_r[t][ky] =
 // upsampleLink(3) in the op (the blur [1,3,3,1]/4 composed with the stride-2 transposed conv), as

@@ -3,7 +3,9 @@
 // conv2d.ts and conv_transpose2d.ts validate their arguments, dispatch through these functions,
 // and record their backward rules.
 //
-//   directConv        conv2d_pack_weights, conv2d_forward (+ conv2d_sum_splits)
+//   directConv        conv2d_pack_weights, conv2d_forward (+ conv2d_sum_splits); where the adapter
+//                     has 8-lane subgroups and the conv is plain (stride 1, one group, square kernel,
+//                     even padding), the forward of engine/ops/modulated_conv_subgroup.ts instead
 //   transposedConv    conv2d_pack_weights, conv_transpose2d_forward (+ conv2d_sum_splits)
 //   convWeightGrad    conv2d_backward_weight (+ conv2d_sum_splits)
 // (conv_transpose2d_forward is in shaders/conv_transpose2d.wgsl, the others in shaders/conv2d.wgsl.)

@@ -1,5 +1,6 @@
-// upfirdn2d and bias_act beyond their gradcheck rows (engine/cases/upfirdn2d.ts, run by
-// test/gradcheck.test.ts): errors that name the problem, hand-computed values of NVlabs'
+// upfirdn2d and bias_act beyond their gradcheck rows (engine/cases/upfirdn2d.ts and bias_act.ts,
+// run by test/gradcheck.test.ts): upfirdn2d's errors that name the problem (bias_act's:
+// test/bias_act.test.ts), hand-computed values of NVlabs'
 // semantics, the derivation of the backward (adjoint = upfirdn2d with the flipped kernel and
 // transformed pads) checked in float64, StyleGAN2 helper behaviour (makeKernel, a constant image
 // stays constant under upsample2d), golden values from PyTorch (test/golden/), and the pool
@@ -16,7 +17,7 @@ import { upfirdn2dForward, upfirdn2dVjp } from '../engine/reference/upfirdn2d.ts
 import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
 import { throwsNaming } from './helpers.ts';
 
-const test = suite('upfirdn');
+const test = suite('upfirdn2d');
 
 const randn = (n: number, rng: HostRandom) => Array.from({ length: n }, () => Math.fround(rng.normal()));
 
@@ -53,17 +54,6 @@ test('upfirdn2d rejects an empty output, bad kernels, factors and pads, naming t
   throwsNaming(() => upfirdn2d(x(), k4, { down: [2, 1.5] as unknown as [number, number] }), /down must be a positive integer/);
   throwsNaming(() => upfirdn2d(x(), k4, { pad: [2, 1] }), /pad must be an integer or \[px0, px1, py0, py1\] \(4 integers\), got \[2,1\]/);
   throwsNaming(() => makeKernel([1, -1]), /sums to 0/);
-});
-
-test('bias_act rejects a bias of the wrong length, bad options and dims', () => {
-  const x = () => tensor(new Float32Array(2 * 3 * 4), [2, 3, 4]);
-  throwsNaming(() => biasAct(x(), tensor([1, 2], [2])), /bias has shape f32\[2\], expected f32\[3\]/, /3 channels along dim 1/);
-  throwsNaming(() => biasAct(x(), tensor([1, 2, 3], [3]), { dim: 2 }), /expected f32\[4\]/);
-  throwsNaming(() => biasAct(x(), tensor([1, 2, 3, 4, 5, 6], [2, 3])), /bias has shape f32\[2, 3\], expected f32\[3\]/);
-  throwsNaming(() => biasAct(x(), null, { dim: 3 }), /axis 3 is out of range for a tensor of rank 3/);
-  throwsNaming(() => biasAct(x(), null, { act: 'relu' as 'lrelu' }), /unknown activation "relu"/);
-  throwsNaming(() => biasAct(x(), null, { clamp: -1 }), /clamp must be >= 0, got -1/);
-  throwsNaming(() => biasAct(tensor([1, 2], [2], 'u32')), /expects an f32 tensor, got u32/);
 });
 
 test('upfirdn2d matches hand-computed NVlabs semantics (zero insertion, flip, crop, down, pad order)', async () => {

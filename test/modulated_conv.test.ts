@@ -9,12 +9,13 @@ import * as assert from 'uvu/assert';
 import { engine } from '../engine/engine.ts';
 import { scope, tensor } from '../engine/tensor.ts';
 import { grad } from '../engine/tape.ts';
-import { modulatedConv2d, upsampleLink, type ModConvFormulation, type ModulatedConvOptions } from '../engine/ops/modulated_conv.ts';
+import { modulatedConv2d, upsampleLink } from '../engine/ops/modulated_conv.ts';
+import type { ModulatedConvOptions } from '../engine/ops/modulated_conv_plan.ts';
 import { modulatedConvForward, modulatedConvVjp } from '../engine/reference/modulated_conv.ts';
 import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
 import { throwsNaming } from './helpers.ts';
 
-const test = suite('modconv');
+const test = suite('modulated_conv');
 
 function randn(shape: number[], seed: number, mean = 0, std = 1): HostArray {
   const r = new HostRandom(seed);
@@ -44,7 +45,7 @@ interface Layer {
 }
 
 /** GPU forward and all three gradients vs the reference; returns the four errors. */
-async function compare(l: Layer, N: number, seed: number, formulation?: ModConvFormulation): Promise<number[]> {
+async function compare(l: Layer, N: number, seed: number): Promise<number[]> {
   const x = randn([N, l.Ci, l.H, l.W], seed);
   const w = randn([l.Co, l.Ci, l.k, l.k], seed + 1);
   const s = randn([N, l.Ci], seed + 2, 1, 0.5); // styles sit around 1 (the affine bias holds the +1)
@@ -53,7 +54,7 @@ async function compare(l: Layer, N: number, seed: number, formulation?: ModConvF
   const wantGrads = modulatedConvVjp(x, w, s, gy, l.options);
   return scope(async () => {
     const inputs = [x, w, s].map((a) => tensor(a.data, a.shape).requireGrad());
-    const y = modulatedConv2d(inputs[0], inputs[1], inputs[2], { ...l.options, formulation });
+    const y = modulatedConv2d(inputs[0], inputs[1], inputs[2], l.options);
     assert.equal([...y.shape], want.shape, `${l.name}: output shape`);
     const out = await y.readF32();
     const grads = grad(y, inputs, { upstream: tensor(gy.data, gy.shape) });
@@ -90,14 +91,8 @@ function check(name: string, errs: number[]): void {
   }
 }
 
-test('GPU equals the reference at every Fashion generator layer, batch 2 (scaled formulation)', async () => {
-  for (const [j, l] of FASHION.entries()) check(l.name, await compare(l, 2, 100 + 10 * j, 'scaled'));
-});
-
-test('the fused formulation equals the reference on one layer of each kind', async () => {
-  for (const name of ['b8.conv1', 'b16.conv0 (upsample)', 'b16.torgb']) {
-    check(`${name} fused`, await compare(FASHION.find((l) => l.name === name)!, 2, 7, 'fused'));
-  }
+test('GPU equals the reference at every Fashion generator layer, batch 2', async () => {
+  for (const [j, l] of FASHION.entries()) check(l.name, await compare(l, 2, 100 + 10 * j));
 });
 
 test('odd sizes: several 8-pixel blocks, channels not a multiple of 4, custom padding', async () => {
@@ -109,9 +104,7 @@ test('odd sizes: several 8-pixel blocks, channels not a multiple of 4, custom pa
     { name: 'upsample 5x11', Ci: 6, Co: 5, H: 5, W: 11, k: 3, options: { upsample: true } },
     { name: 'upsample no demod 3x9', Ci: 5, Co: 3, H: 3, W: 9, k: 3, options: { upsample: true, demodulate: false } },
   ];
-  for (const [j, l] of cases.entries()) {
-    for (const f of ['scaled', 'fused'] as const) check(`${l.name} ${f}`, await compare(l, 3, 300 + j, f));
-  }
+  for (const [j, l] of cases.entries()) check(l.name, await compare(l, 3, 300 + j));
 });
 
 // Independent naive versions: per-sample weights, then y[q] = sum_p x[p] w[q - 2p] by scattering, then
@@ -220,7 +213,6 @@ test('bad input is rejected with an error naming the problem', () => {
   throwsNaming(() => modulatedConv2d(x(), t([5, 4, 3, 3]), t([2, 4]), { upsample: true, padding: 1 }), /padding is fixed by the blur/);
   throwsNaming(() => modulatedConv2d(x(), t([5, 4, 3, 3]), t([2, 4]), { padding: -1 }), /padding must be a non-negative integer, got -1/);
   throwsNaming(() => modulatedConv2d(t([2, 4, 2, 2]), t([5, 4, 5, 5]), t([2, 4]), { padding: 0 }), /5x5 kernel with padding 0 does not fit the 2x2 input/);
-  throwsNaming(() => modulatedConv2d(x(), t([5, 4, 3, 3]), t([2, 4]), { formulation: 'grouped' as never }), /formulation must be "scaled" or "fused"/);
   throwsNaming(() => modulatedConv2d(tensor([1], [1, 1, 1, 1], 'u32'), t([1, 1, 1, 1]), t([1, 1])), /x must be f32/);
 });
 
@@ -228,7 +220,7 @@ test('bad input allocates nothing that outlives the call; forward and backward r
   const before = engine().memory().bytesInUse;
   throwsNaming(() => modulatedConv2d(tensor(new Float32Array(8), [1, 2, 2, 2]), tensor(new Float32Array(9), [1, 1, 3, 3]), tensor([1, 1], [1, 2])), /C_in = 1/);
   assert.is(engine().memory().bytesInUse, before);
-  for (const [step, options] of ([{}, { upsample: true }, { demodulate: false, formulation: 'fused' }] as ModulatedConvOptions[]).entries()) {
+  for (const [step, options] of ([{}, { upsample: true }, { demodulate: false }] as ModulatedConvOptions[]).entries()) {
     await scope(async () => {
       const x = tensor(randn([2, 3, 5, 6], step).data, [2, 3, 5, 6]).requireGrad();
       const w = tensor(randn([4, 3, 3, 3], step + 1).data, [4, 3, 3, 3]).requireGrad();

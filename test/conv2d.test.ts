@@ -1,9 +1,10 @@
-// conv2d and conv_transpose2d: the checks beyond the gradcheck rows (engine/cases/conv2d.ts,
-// run by test/gradcheck.test.ts). Here: bad input errors that name the problem; conv2d against a
+// conv2d and conv_transpose2d: the checks beyond the gradcheck rows (engine/cases/conv2d.ts and
+// conv_transpose2d.ts, run by test/gradcheck.test.ts). Here: conv2d's bad input errors that name
+// the problem (conv_transpose2d's: test/conv_transpose2d.test.ts); conv2d against a
 // composition (im2col on the host + our GPU matmul, and the float64 reference against im2col + the
 // reference matmul); the adjoint identity <conv2d(a, w), b> = <a, conv_transpose2d(b, w)> on the
 // GPU; StyleGAN2-like shapes with several channel and pixel blocks, and sums split over channels
-// or pixel rows (engine/ops/conv_kernels.ts), against the reference (forward and every gradient);
+// or pixel rows (engine/ops/conv2d_kernels.ts), against the reference (forward and every gradient);
 // PyTorch's F.conv2d / F.conv_transpose2d outputs and gradients (test/golden/conv_golden.py); and
 // the pool returning to its baseline after forward and backward.
 import { readFileSync } from 'node:fs';
@@ -23,7 +24,7 @@ import { convTranspose2dForward, convTranspose2dVjp } from '../engine/reference/
 import { matmulForward } from '../engine/reference/matmul.ts';
 import { throwsNaming } from './helpers.ts';
 
-const test = suite('conv');
+const test = suite('conv2d');
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 const randn = (shape: number[], seed: number): HostArray => {
@@ -63,15 +64,6 @@ test('conv2d names bad input: channels, groups, kernel size, bias, ranks, option
   throwsNaming(() => conv2d(z([1, 3, 4, 4]), z([2, 3, 3, 3]), { stride: 0 }), /stride must be an integer >= 1/);
   throwsNaming(() => conv2d(z([1, 3, 4, 4]), z([2, 3, 3, 3]), { padding: [1, 2, 3] as unknown as number }), /padding must be/);
   throwsNaming(() => conv2d(z([1, 3, 4, 4]), z([2, 3, 3, 3]), { groups: 0 }), /groups must be a positive integer/);
-});
-
-test('conv_transpose2d names bad input: channels, groups, output padding, bias, cropping', () => {
-  const z = (s: number[]) => tensor(new Float32Array(size(s)), s);
-  throwsNaming(() => convTranspose2d(z([1, 4, 3, 3]), z([3, 2, 3, 3]), { stride: 2 }), /channel mismatch/, /4 input channels/, /C_in = 3/);
-  throwsNaming(() => convTranspose2d(z([1, 4, 3, 3]), z([4, 2, 3, 3]), { groups: 3 }), /groups 3 does not divide the 4 input channels/);
-  throwsNaming(() => convTranspose2d(z([1, 4, 3, 3]), z([4, 2, 3, 3]), { stride: 2, outputPadding: 2 }), /outputPadding 2 must be .* below max\(stride, dilation\) = 2/);
-  throwsNaming(() => convTranspose2d(z([1, 4, 3, 3]), z([4, 2, 3, 3]), z([2]), { groups: 2 }), /bias has shape \[2\], expected \[4\]/);
-  throwsNaming(() => convTranspose2d(z([1, 1, 1, 1]), z([1, 1, 1, 1]), { padding: 1 }), /crops the whole output/);
 });
 
 test('bad input allocates nothing that outlives the call', () => {

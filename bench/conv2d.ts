@@ -206,7 +206,7 @@ export interface ConvBenchOptions {
 }
 
 /** Prints the table shape | ours GFLOP/s | tfjs GFLOP/s | ours/tfjs | % of FMA peak. Throws if ours was wrong. */
-export async function runConvBench(eng: Engine, options: ConvBenchOptions = {}): Promise<BenchRow[]> {
+export async function runConv2dBench(eng: Engine, options: ConvBenchOptions = {}): Promise<BenchRow[]> {
   const log = options.log ?? ((line: string) => console.log(line));
   const shapes = options.shapes ?? styleganShapes();
   const mo: MeasureOptions = { targetSeconds: options.targetSeconds ?? 0.3, repeats: options.repeats ?? 2 };

@@ -1,26 +1,26 @@
 // Modulated convolution benchmark (engine/ops/modulated_conv.ts): GFLOP/s of the forward and of
 // forward + backward at the layer shapes of the Fashion generator (models/fashion32/README.md: size
-// 32, channels {4: 128, 8: 128, 16: 64, 32: 32}), in both formulations ("scaled" and "fused", see
-// the op file), with tfjs-backend-webgpu's plain tf.conv2d of the same shape as the peer (tfjs has
+// 32, channels {4: 128, 8: 128, 16: 64, 32: 32}), with tfjs-backend-webgpu's plain tf.conv2d of the same shape as the peer (tfjs has
 // no per-sample weights; for the upsampling layers the peer is a 3x3 conv at the output resolution,
 // which has the same multiply-adds as our fused transposed conv + blur). Every one of our results is
 // checked against the float64 reference before it is timed, and tfjs's output against a float64 conv.
 //
 // FLOPs counted: 2 * N * Co * Ci * k^2 * Ho * Wo per forward (the conv; the per-(n, o) coefficient
 // and the other small kernels are timed but not counted), 3x for forward + all gradients, 2x for
-// forward + the gradients of x and styles (see ModconvPass).
+// forward + the gradients of x and styles (see ModulatedConvPass).
 //
-// After the GFLOP/s table, a second table gives the CPU time per call of each formulation and
-// their geometric-mean ratio per pass: on a software adapter that is the cost of the work itself,
-// and it is what decided the op's default formulation (see engine/ops/modulated_conv.ts).
+// After the GFLOP/s table, a second table gives our CPU time per call: on a software adapter that
+// is the cost of the work itself, and it barely moves when other processes load the machine (it
+// decided the op's formulation: bench/results/2026-11-27-modulated-conv-formulations.md).
 //
-// Usage: `runModconvBench(eng, {})` (all layers, batch 1 and 8: the long run) for `sgilo bench
-// modconv`; `{ batches: [1], rounds: 1, passes: ['fwd', 'fwd+bwd'] }` for a short demo.
+// Usage: `runModulatedConvBench(eng, {})` (all layers, batch 1 and 8: the long run) for `sgilo bench
+// modulated_conv`; `{ batches: [1], rounds: 1, passes: ['fwd', 'fwd+bwd'] }` for a short demo.
 
 import { describeAdapter } from '../engine/device.ts';
 import type { Engine } from '../engine/engine.ts';
 import { HostRandom, host } from '../engine/reference/host.ts';
-import { modulatedConv2d, planModulatedConv, type ModConvFormulation, type ModulatedConvOptions } from '../engine/ops/modulated_conv.ts';
+import { modulatedConv2d } from '../engine/ops/modulated_conv.ts';
+import { planModulatedConv, type ModulatedConvOptions } from '../engine/ops/modulated_conv_plan.ts';
 import { modulatedConvForward } from '../engine/reference/modulated_conv.ts';
 import { grad, noGrad } from '../engine/tape.ts';
 import { scope, tensor } from '../engine/tensor.ts';
@@ -29,7 +29,7 @@ import { formatBenchTable, type BenchRow, type Cell } from './table.ts';
 import { errorText, optionalTfjs, type TfjsPeer } from './tfjs_peer.ts';
 import { measure, type MeasureOptions, type TimedTarget } from './timing.ts';
 
-export interface ModconvLayer {
+export interface ModulatedConvLayer {
   name: string;
   Ci: number;
   Co: number;
@@ -41,7 +41,7 @@ export interface ModconvLayer {
 }
 
 /** The Fashion generator's modulated convs (32x32, channels {4: 128, 8: 128, 16: 64, 32: 32}). */
-export const FASHION_LAYERS: ModconvLayer[] = [
+export const FASHION_LAYERS: ModulatedConvLayer[] = [
   { name: 'b4.conv1', Ci: 128, Co: 128, H: 4, k: 3, up: false, demod: true },
   { name: 'b4.torgb', Ci: 128, Co: 3, H: 4, k: 1, up: false, demod: false },
   { name: 'b8.conv0 up', Ci: 128, Co: 128, H: 4, k: 3, up: true, demod: true },
@@ -59,21 +59,19 @@ export const FASHION_LAYERS: ModconvLayer[] = [
  * What one timed call does: the forward; forward + gradients of x, weight and styles; or forward +
  * gradients of x and styles only (what ILO and SGILO need: the generator's weights are fixed).
  */
-export type ModconvPass = 'fwd' | 'fwd+bwd' | 'fwd+bwd(x,s)';
+export type ModulatedConvPass = 'fwd' | 'fwd+bwd' | 'fwd+bwd(x,s)';
 
-const FLOP_FACTOR: Record<ModconvPass, number> = { fwd: 1, 'fwd+bwd': 3, 'fwd+bwd(x,s)': 2 };
+const FLOP_FACTOR: Record<ModulatedConvPass, number> = { fwd: 1, 'fwd+bwd': 3, 'fwd+bwd(x,s)': 2 };
 
-export interface ModconvBenchOptions {
+export interface ModulatedConvBenchOptions {
   /** Batch sizes (default [1, 8]). */
   batches?: number[];
   /** Layers (default all of FASHION_LAYERS); names are matched by substring. */
   layers?: string[];
   /** The layer list to choose from instead of FASHION_LAYERS (e.g. config-f shapes). */
-  layerDefs?: ModconvLayer[];
-  /** Which formulations (default both). */
-  formulations?: ModConvFormulation[];
+  layerDefs?: ModulatedConvLayer[];
   /** Default all three. */
-  passes?: ModconvPass[];
+  passes?: ModulatedConvPass[];
   /** Run the FMA peak probe for the last column (default true). */
   probes?: boolean;
   tfjs?: boolean;
@@ -94,7 +92,7 @@ interface TfConv {
   engine(): { runKernel(name: string, inputs: Record<string, TfT>, attrs: Record<string, unknown>): TfT };
 }
 
-const optionsOf = (l: ModconvLayer): ModulatedConvOptions => ({ demodulate: l.demod, upsample: l.up });
+const optionsOf = (l: ModulatedConvLayer): ModulatedConvOptions => ({ demodulate: l.demod, upsample: l.up });
 const rand = (rng: HostRandom, n: number) => Float32Array.from({ length: n }, () => rng.normal());
 
 /** max|a-b| / max|b|; the bench refuses to time a result worse than 1e-4. */
@@ -119,7 +117,7 @@ interface Inputs {
   yShape: number[];
 }
 
-function makeInputs(l: ModconvLayer, N: number, rng: HostRandom): Inputs {
+function makeInputs(l: ModulatedConvLayer, N: number, rng: HostRandom): Inputs {
   const xShape = [N, l.Ci, l.H, l.H];
   const wShape = [l.Co, l.Ci, l.k, l.k];
   const sShape = [N, l.Ci];
@@ -142,13 +140,13 @@ interface Contender {
 }
 
 /** Ours: checks the forward against the float64 reference, then returns the step (or why not). */
-async function prepareOurs(eng: Engine, l: ModconvLayer, inp: Inputs, form: ModConvFormulation, pass: ModconvPass, want: ArrayLike<number>): Promise<Contender | { error: string }> {
+async function prepareOurs(eng: Engine, l: ModulatedConvLayer, inp: Inputs, pass: ModulatedConvPass, want: ArrayLike<number>): Promise<Contender | { error: string }> {
   const x = tensor(inp.x, inp.xShape);
   const w = tensor(inp.w, inp.wShape);
   const s = tensor(inp.s, inp.sShape);
   const gy = tensor(inp.gy, inp.yShape);
   const dispose = () => [x, w, s, gy].forEach((t) => t.dispose());
-  const opts = { ...optionsOf(l), formulation: form };
+  const opts = optionsOf(l);
   const y = noGrad(() => modulatedConv2d(x, w, s, opts));
   const err = relErr(await y.readF32(), want);
   y.dispose();
@@ -195,7 +193,7 @@ function tfSpotCheck(xs: Float32Array, f: Float32Array, out: ArrayLike<number>, 
  * backward: the two kernels tfjs's own Conv2D gradient runs (input: conv2dTranspose, filter:
  * Conv2DBackpropFilter); tfjs-core alone registers no gradients, so tf.grads cannot be used.
  */
-async function prepareTfjs(tf: TfjsPeer, conv: TfConv, l: ModconvLayer, N: number, pass: ModconvPass, rng: HostRandom): Promise<Contender | { error: string }> {
+async function prepareTfjs(tf: TfjsPeer, conv: TfConv, l: ModulatedConvLayer, N: number, pass: ModulatedConvPass, rng: HostRandom): Promise<Contender | { error: string }> {
   const S = l.up ? 2 * l.H : l.H;
   const xs = rand(rng, N * S * S * l.Ci);
   const f = rand(rng, l.k * l.k * l.Ci * l.Co);
@@ -237,31 +235,24 @@ async function cpuMsPerCall(c: Contender, n: number): Promise<number | null> {
   return (used.user + used.system) / 1000 / n;
 }
 
-/** shape | CPU ms per call for each formulation | ratios to the first; geometric means per pass. */
-function formatCpuTable(forms: string[], rows: { label: string; pass: ModconvPass; ms: number[] }[]): string {
-  const head = ['shape (CPU ms per call, best of the turns)', ...forms, ...forms.slice(1).map((f) => `${f}/${forms[0]}`)];
-  const body = rows.map((r) => [r.label, ...r.ms.map((m) => m.toFixed(3)), ...r.ms.slice(1).map((m) => (m / r.ms[0]).toFixed(2))]);
+/** shape | our CPU ms per call (best of the turns). */
+function formatCpuTable(rows: { label: string; ms: number }[]): string {
+  const head = ['shape (CPU ms per call, best of the turns)', 'ours'];
+  const body = rows.map((r) => [r.label, r.ms.toFixed(3)]);
   const widths = head.map((_, c) => Math.max(...[head, ...body].map((cells) => cells[c].length)));
   const fmt = (cells: string[]) => cells.map((s, c) => (c === 0 ? s.padEnd(widths[c]) : s.padStart(widths[c]))).join(' | ');
-  const lines = [fmt(head), widths.map((w) => '-'.repeat(w)).join('-|-'), ...body.map(fmt)];
-  for (const pass of [...new Set(rows.map((r) => r.pass))]) {
-    const sel = rows.filter((r) => r.pass === pass);
-    const gm = forms.slice(1).map((_, j) => Math.exp(sel.reduce((a, r) => a + Math.log(r.ms[j + 1] / r.ms[0]), 0) / sel.length));
-    lines.push(`geometric mean over ${sel.length} shapes, ${pass}: ${forms.slice(1).map((f, j) => `${f}/${forms[0]} = ${gm[j].toFixed(2)}`).join(', ')}`);
-  }
-  return lines.join('\n');
+  return [fmt(head), widths.map((w) => '-'.repeat(w)).join('-|-'), ...body.map(fmt)].join('\n');
 }
 
 
-export async function runModconvBench(eng: Engine, options: ModconvBenchOptions = {}): Promise<BenchRow[]> {
+export async function runModulatedConvBench(eng: Engine, options: ModulatedConvBenchOptions = {}): Promise<BenchRow[]> {
   const log = options.log ?? ((line: string) => console.log(line));
   const o: MeasureOptions = { targetSeconds: options.targetSeconds ?? 0.2, repeats: 1 };
   const rounds = options.rounds ?? 3;
   const batches = options.batches ?? [1, 8];
-  const forms = options.formulations ?? ['scaled', 'fused'];
   const defs = options.layerDefs ?? FASHION_LAYERS;
   const layers = options.layers ? defs.filter((l) => options.layers!.some((n) => l.name.includes(n))) : defs;
-  const passes = options.passes ?? (['fwd', 'fwd+bwd', 'fwd+bwd(x,s)'] as ModconvPass[]);
+  const passes = options.passes ?? (['fwd', 'fwd+bwd', 'fwd+bwd(x,s)'] as ModulatedConvPass[]);
   const adapter = describeAdapter(eng.gpu.adapter);
   log(`modulated conv bench on ${adapter}: ${layers.length} layers x batch ${batches.join(', ')}, ~${o.targetSeconds} s per measurement, best of ${rounds} turns`);
 
@@ -274,7 +265,7 @@ export async function runModconvBench(eng: Engine, options: ModconvBenchOptions 
   const { peer: tf, ops: conv, reason: tfReason } = await optionalTfjs<TfConv>(eng, options.tfjs ?? true, 'conv2d', log);
 
   const rows: BenchRow[] = [];
-  const cpuRows: { label: string; pass: ModconvPass; ms: number[] }[] = [];
+  const cpuRows: { label: string; ms: number }[] = [];
   const rng = new HostRandom(1234);
   const toCell = (c: { error: string } | number, iterations: number): Cell => (typeof c === 'number' ? { gflops: c, iterations } : c);
   try {
@@ -286,11 +277,11 @@ export async function runModconvBench(eng: Engine, options: ModconvBenchOptions 
           const label = `${l.name} ${l.Ci}->${l.Co} ${l.H}x${l.H}${l.up ? ' ->2x' : ''} k${l.k} N=${N} ${pass}`;
           // The contenders are measured in turns, `rounds` times, keeping each one's best: on a
           // shared machine a burst of load then hits all of them alike.
-          const names: string[] = [...forms, ...(tf && conv ? ['tfjs'] : [])];
+          const names: string[] = ['ours', ...(tf && conv ? ['tfjs'] : [])];
           const prepared = new Map<string, Contender | { error: string }>();
           for (const name of names) {
             try {
-              prepared.set(name, name === 'tfjs' ? await prepareTfjs(tf!, conv!, l, N, pass, rng) : await prepareOurs(eng, l, inp, name as ModConvFormulation, pass, want));
+              prepared.set(name, name === 'tfjs' ? await prepareTfjs(tf!, conv!, l, N, pass, rng) : await prepareOurs(eng, l, inp, pass, want));
             } catch (e) {
               prepared.set(name, { error: `failed: ${errorText(e)}` });
             }
@@ -310,7 +301,7 @@ export async function runModconvBench(eng: Engine, options: ModconvBenchOptions 
                 prepared.set(name, { error: `failed: ${errorText(e)}` });
               }
             }
-          if (forms.every((f) => cpuBest.has(f))) cpuRows.push({ label, pass, ms: forms.map((f) => cpuBest.get(f)!) });
+          if (cpuBest.has('ours')) cpuRows.push({ label, ms: cpuBest.get('ours')! });
           for (const c of prepared.values()) if (!('error' in c)) c.dispose();
           const cell = (name: string): Cell => {
             const c = prepared.get(name);
@@ -320,8 +311,8 @@ export async function runModconvBench(eng: Engine, options: ModconvBenchOptions 
             return toCell(b.gflops, b.iterations);
           };
           const show = (c: Cell) => ('error' in c ? c.error : `${c.gflops.toFixed(2)}`);
-          log(`  ${label}: ${forms.map((f) => `${f} ${show(cell(f))}`).join(', ')}, tfjs ${show(cell('tfjs'))} GFLOP/s`);
-          for (const f of forms) rows.push({ shape: `${label} [${f}]`, ours: cell(f), tfjs: cell('tfjs') });
+          log(`  ${label}: ours ${show(cell('ours'))}, tfjs ${show(cell('tfjs'))} GFLOP/s`);
+          rows.push({ shape: label, ours: cell('ours'), tfjs: cell('tfjs') });
         }
       }
   } finally {
@@ -343,6 +334,6 @@ export async function runModconvBench(eng: Engine, options: ModconvBenchOptions 
   });
   log('');
   log(table.replace(/^matmul benchmark/, 'modulated conv benchmark'));
-  if (cpuRows.length) log(`\n${formatCpuTable(forms, cpuRows)}`);
+  if (cpuRows.length) log(`\n${formatCpuTable(cpuRows)}`);
   return rows;
 }

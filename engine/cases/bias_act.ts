@@ -1,0 +1,47 @@
+// Gradcheck rows of the fused bias + activation (engine/ops/bias_act.ts): linear and lrelu, with
+// and without bias and clamp, channel dim 1 and -1. Included in the table by allGradCases()
+// (engine/cases/index.ts). The inputs are kept away from the kinks (z = 0, and the z where
+// |act(z) * gain| = clamp) so that central finite differences are exact there: x avoids each kink
+// by 0.15 and the bias is drawn from [-0.05, 0.05] (a "positive" domain with a negative lower end,
+// i.e. plain uniform), so |z - kink| >= 0.1.
+
+import { TOLERANCES, type GradCase, type InputSpec } from '../gradcheck.ts';
+import { biasAct, biasActConfig, type BiasActOptions } from '../ops/bias_act.ts';
+import { biasActForward, biasActVjp, type BiasActConfig } from '../reference/bias_act.ts';
+import type { Shape } from '../shape.ts';
+
+const dims = (s: Shape) => s.join('x');
+
+/** Both values x must avoid: z where act(z) * gain crosses +-clamp, and the lrelu kink at 0. */
+function kinks(o: BiasActOptions, c: BiasActConfig): number[] {
+  const pts = o.act === 'lrelu' ? [0] : [];
+  if (Number.isFinite(c.clamp)) pts.push(c.clamp / c.gain, -c.clamp / (c.alpha * c.gain));
+  return pts;
+}
+
+function biasActCase(xShape: Shape, withBias: boolean, o: BiasActOptions, label: string): GradCase {
+  const c = biasActConfig(xShape, o);
+  const points = kinks(o, c);
+  const inputs: InputSpec[] = [{ shape: xShape, domain: points.length ? { kind: 'avoid', points, gap: 0.15 } : undefined }];
+  if (withBias) inputs.push({ shape: [xShape[c.dim]], domain: { kind: 'positive', lo: -0.05, hi: 0.05 } });
+  return {
+    name: `bias_act[${dims(xShape)}, ${label}${withBias ? ', bias' : ''}]`,
+    inputs,
+    // The bias gradient is a sum over N*H*W elements: the reduction tolerance.
+    tol: withBias ? TOLERANCES.reduction : TOLERANCES.elementwise,
+    forward: ([x, b]) => biasActForward(x, b ?? null, c),
+    vjp: ([x, b], gy) => biasActVjp(x, b ?? null, c, gy),
+    gpu: ([x, b]) => biasAct(x, b ?? null, o),
+  };
+}
+
+export function biasActGradCases(): GradCase[] {
+  return [
+    biasActCase([2, 3, 4, 5], true, { act: 'linear' }, 'linear'),
+    biasActCase([2, 3, 4, 5], true, { act: 'lrelu' }, 'lrelu'),
+    biasActCase([4, 6], false, { act: 'lrelu', alpha: 0.1, gain: 1.5 }, 'lrelu alpha=0.1 gain=1.5'),
+    biasActCase([2, 3, 4, 5], true, { act: 'lrelu', clamp: 0.5 }, 'lrelu clamp=0.5'),
+    biasActCase([3, 7], true, { act: 'linear', clamp: 1, dim: -1 }, 'linear clamp=1 dim=-1'),
+    biasActCase([2, 5, 3], true, { act: 'lrelu', clamp: 0.8, dim: 2 }, 'lrelu clamp=0.8 dim=2'),
+  ];
+}

@@ -1,0 +1,43 @@
+// Gradcheck rows of conv_transpose2d on small awkward shapes: StyleGAN2's upsampling conv, batch 2,
+// groups, stride 2 and 3 (and (2, 3)), padding, output padding, dilation, 4x3 and 1x1 kernels.
+// Included in the table by allGradCases() (engine/cases/index.ts). Tolerance: the matmul class.
+
+import { TOLERANCES, type GradCase } from '../gradcheck.ts';
+import { convGeometry } from '../ops/conv2d.ts';
+import { convTranspose2d, type ConvTranspose2dOptions } from '../ops/conv_transpose2d.ts';
+import { convTranspose2dForward, convTranspose2dVjp } from '../reference/conv_transpose2d.ts';
+import type { Shape } from '../shape.ts';
+import { describe } from './conv2d.ts';
+
+const dims = (s: Shape) => s.join('x');
+
+function convTransposeCase(xShape: Shape, wShape: Shape, o: ConvTranspose2dOptions, withBias: boolean): GradCase {
+  const g = convGeometry('conv_transpose2d', o);
+  const op = o.outputPadding ?? 0;
+  const geom = { ...g, outputPadding: (typeof op === 'number' ? [op, op] : [op[0], op[1]]) as [number, number] };
+  const groups = o.groups ?? 1;
+  const inputs = [{ shape: xShape }, { shape: wShape }, ...(withBias ? [{ shape: [wShape[1] * groups] }] : [])];
+  return {
+    name: `conv_transpose2d[x ${dims(xShape)}, w ${dims(wShape)}${withBias ? ', bias' : ''}${describe(o)}]`,
+    inputs,
+    tol: TOLERANCES.matmul,
+    forward: ([x, w, b]) => convTranspose2dForward(x, w, b ?? null, geom),
+    vjp: ([x, w, b], gy) => convTranspose2dVjp(x, w, b ?? null, gy, geom),
+    gpu: ([x, w, b]) => convTranspose2d(x, w, b ?? null, o),
+  };
+}
+
+export function convTranspose2dGradCases(): GradCase[] {
+  return [
+    // StyleGAN2's upsampling conv: 3x3, stride 2, no padding, H -> 2H + 1.
+    convTransposeCase([1, 3, 3, 4], [3, 5, 3, 3], { stride: 2 }, true),
+    // Batch 2, groups 2, padding 1, output padding 1.
+    convTransposeCase([2, 4, 3, 3], [4, 3, 3, 3], { stride: 2, padding: 1, outputPadding: 1, groups: 2 }, false),
+    // Stride 3 with a 4x3 kernel and padding [py, px].
+    convTransposeCase([1, 2, 3, 2], [2, 3, 4, 3], { stride: 3, padding: [1, 0] }, true),
+    // Stride (2, 3), dilation 2, asymmetric padding, output padding (1, 2).
+    convTransposeCase([1, 3, 2, 3], [3, 2, 3, 2], { stride: [2, 3], dilation: 2, padding: [0, 1, 1, 0], outputPadding: [1, 2] }, false),
+    // 1x1, stride 1 (a per-pixel channel mix).
+    convTransposeCase([2, 5, 3, 2], [5, 2, 1, 1], {}, true),
+  ];
+}
