@@ -20,6 +20,7 @@
 
 import { describeAdapter } from '../engine/device.ts';
 import type { Engine } from '../engine/engine.ts';
+import { compare, relativeToMax, relToMax } from '../engine/gradcheck.ts';
 import { HostRandom, host } from '../engine/reference/host.ts';
 import { modulatedConv2d, planModulatedConv, type ModConvFormulation, type ModulatedConvOptions } from '../engine/ops/modulated_conv.ts';
 import { modulatedConvForward } from '../engine/reference/modulated_conv.ts';
@@ -98,16 +99,8 @@ interface TfConv {
 const optionsOf = (l: ModconvLayer): ModulatedConvOptions => ({ demodulate: l.demod, upsample: l.up });
 const rand = (rng: HostRandom, n: number) => Float32Array.from({ length: n }, () => rng.normal());
 
-/** max|a-b| / max|b|; the bench refuses to time a result worse than 1e-4. */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let e = 0;
-  let m = 0;
-  for (let i = 0; i < want.length; i++) {
-    e = Math.max(e, Math.abs(got[i] - want[i]));
-    m = Math.max(m, Math.abs(want[i]));
-  }
-  return e / Math.max(m, 1e-30);
-}
+/** The bench refuses to time a result with max|a-b| / max|b| over this. */
+const CHECK_TOL = 1e-4;
 
 interface Inputs {
   x: Float32Array;
@@ -151,11 +144,11 @@ async function prepareOurs(eng: Engine, l: ModconvLayer, inp: Inputs, form: ModC
   const dispose = () => [x, w, s, gy].forEach((t) => t.dispose());
   const opts = { ...optionsOf(l), formulation: form };
   const y = noGrad(() => modulatedConv2d(x, w, s, opts));
-  const err = relErr(await y.readF32(), want);
+  const check = compare(await y.readF32(), want, relativeToMax(want, CHECK_TOL, 1e-30));
   y.dispose();
-  if (!(err <= 1e-4)) {
+  if (!check.pass) {
     dispose();
-    return { error: `WRONG: forward differs from the reference by ${err.toExponential(2)}` };
+    return { error: `WRONG: forward differs from the reference by ${relToMax(check).toExponential(2)}` };
   }
   const wrt = pass === 'fwd+bwd' ? [x, w, s] : pass === 'fwd+bwd(x,s)' ? [x, s] : [];
   for (const t of wrt) t.requireGrad();

@@ -28,8 +28,14 @@ export const INNER_RULES: [string, string, string][] = [
   ['samplers/inverse/', 'samplers/theory/', 'the theory experiment is separate'],
 ];
 
-/** Allowed despite INNER_RULES: [importer prefix, imported file]. */
+/**
+ * Allowed despite INNER_RULES: [importer prefix, imported file]. engine/host_tensor.ts is the one
+ * host tensor type that checkpoint readers return and the references compute on; it holds types
+ * only and imports nothing, so engine/io and engine/reference stay self-contained.
+ */
 const INNER_ALLOWED: [string, string][] = [
+  ['engine/io/', 'engine/host_tensor.ts'],
+  ['engine/reference/', 'engine/host_tensor.ts'],
   ['engine/reference/', 'engine/reference/'],
   ['engine/reference/', 'engine/shape.ts'],
   ['engine/reference/', 'engine/elementwise_table.ts'],
