@@ -18,12 +18,18 @@ import { assertClose, relativeToMax, relToMax } from './helpers.ts';
 
 const test = suite('stylegan2_gradcheck');
 
+const worst = { abs: 0, rel: 0, rows: 0 };
 for (const chk of stylegan2NetworkChecks()) {
   test(chk.name, async () => {
     const r = await runNetworkCheck(chk);
     assert.ok(r.pass, `${chk.name}:\n${r.failures.join('\n')}`);
+    [worst.abs, worst.rel, worst.rows] = [Math.max(worst.abs, r.maxAbsErr), Math.max(worst.rel, r.maxRelErr), worst.rows + 1];
   });
 }
+
+test('the measured errors of the network rows', () => {
+  console.log(`  StyleGAN2 network rows: ${worst.rows} rows, max abs err ${worst.abs.toExponential(2)}, max rel err ${worst.rel.toExponential(2)}`);
+});
 
 test('negative controls: a 1% error in one GPU gradient, a 0.1% error in the reference backward', async () => {
   const gpu = await runNetworkCheck({ name: 'stylegan2[corrupted GPU gradient]', pass: 'synthesis', corrupt: { leaf: 'param:convs.2.noise.weight', scale: 1.01, where: 'gpu' } });
