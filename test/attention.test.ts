@@ -1,14 +1,16 @@
 // Attention (engine/ops/attention.ts): the checks beyond the gradcheck rows (which run in
 // test/gradcheck.test.ts on small shapes). Here: the ViT's head size d = 64 at T = 64 against the
 // float64 reference, the flash and materialized implementations agreeing with each other, scores
-// large enough that an unstabilized softmax would overflow, gradients for q alone, bad input
-// errors that name the problem, and the pool returning to its baseline.
+// large enough that an unstabilized softmax would overflow, gradients for q alone, which kernels
+// 'auto' dispatches either side of FLASH_MAX_D, bad input errors that name the problem, and the pool
+// returning to its baseline.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { engine } from '../engine/engine.ts';
 import { scope, tensor, type Tensor } from '../engine/tensor.ts';
 import { grad } from '../engine/tape.ts';
-import { attention, chooseImpl, FLASH_MAX_D, type AttentionImpl } from '../engine/ops/attention.ts';
+import { attention, FLASH_MAX_D, type AttentionImpl } from '../engine/ops/attention.ts';
+import { dispatchCountsByKernel } from '../engine/kernel.ts';
 import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
 import { attentionForward, attentionVjp } from '../engine/reference/attention.ts';
 import { assertClose, throwsNaming } from './helpers.ts';
@@ -84,12 +86,16 @@ test('a gradient for q alone skips the dk/dv pass and is still right', async () 
   assertClose(gq, attentionVjp(q, k, v, gy)[0], TOL, 'dq');
 });
 
-test("'auto' picks an implementation that supports d, and works past the flash kernels' d", async () => {
-  assert.is(chooseImpl(64, 64, FLASH_MAX_D + 1, false), 'materialized');
-  const shape = [1, 1, 5, FLASH_MAX_D + 8];
-  const [q, k, v] = [31, 32, 33].map((s) => randn(shape, s));
-  const out = await scope(() => attention(tensor(q.data, shape), tensor(k.data, shape), tensor(v.data, shape)).readF32());
-  assertClose(out, attentionForward(q, k, v).data, TOL, 'out');
+test("'auto' runs the flash kernels up to FLASH_MAX_D and the materialized path past it; both match the reference", async () => {
+  for (const d of [FLASH_MAX_D, FLASH_MAX_D + 1]) {
+    const shape = [1, 1, 5, d];
+    const [q, k, v] = [31, 32, 33].map((s) => randn(shape, s));
+    const before = dispatchCountsByKernel().get('attention.attention_forward') ?? 0;
+    const out = await scope(() => attention(tensor(q.data, shape), tensor(k.data, shape), tensor(v.data, shape)).readF32());
+    const flashRan = (dispatchCountsByKernel().get('attention.attention_forward') ?? 0) > before;
+    assert.is(flashRan, d <= FLASH_MAX_D, `d = ${d}: flash kernel dispatched`);
+    assertClose(out, attentionForward(q, k, v).data, TOL, `out, d = ${d}`);
+  }
 });
 
 test('bad input: rank, shape mismatches, dtype, scale, impl', () => {
