@@ -73,9 +73,7 @@ export function writeScoreModel(
   extra: Map<string, HostTensor<Float32Array>> = new Map(),
   metadata: Record<string, string> = {},
 ): Uint8Array {
-  const all = new Map<string, HostTensor>();
-  for (const [k, t] of [...weights, ...extra]) all.set(k, { dtype: 'float32', shape: t.shape, data: t.data });
-  return saveModel(all, config, metadata);
+  return saveModel(new Map<string, HostTensor>([...weights, ...extra]), config, metadata);
 }
 
 /** Host copies of a network's parameters (all of them, the fixed Fourier features included). */
