@@ -9,6 +9,7 @@
 
 import { describeAdapter } from '../engine/device.ts';
 import type { Engine } from '../engine/engine.ts';
+import { compare, describeMismatch } from '../engine/gradcheck.ts';
 import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
 import { attentionForward, attentionVjp } from '../engine/reference/attention.ts';
 import { attention, chooseImpl, type AttentionImpl } from '../engine/ops/attention.ts';
@@ -71,13 +72,13 @@ function makeProblem(rng: HostRandom, s: AttentionShape, backward: boolean): Pro
   return { shape, q, k, v, gy, out: attentionForward(q, k, v).data, grads: backward ? attentionVjp(q, k, v, gy) : null };
 }
 
-/** null when `got` agrees with `want` at a float32 tolerance, else where it does not. */
+/** The float32 tolerance a result must meet before it is timed. */
+const CHECK_TOL = { atol: 1e-4, rtol: 1e-3 };
+
+/** null when `got` agrees with `want` at CHECK_TOL, else where it does not. */
 function check(what: string, got: ArrayLike<number>, want: Float64Array): string | null {
-  if (got.length !== want.length) return `${what}: ${got.length} values, expected ${want.length}`;
-  for (let i = 0; i < want.length; i++) {
-    if (!(Math.abs(got[i] - want[i]) <= 1e-4 + 1e-3 * Math.abs(want[i]))) return `${what}[${i}] = ${got[i]}, expected ${want[i].toPrecision(7)}`;
-  }
-  return null;
+  const c = compare(got, want, CHECK_TOL);
+  return c.pass ? null : describeMismatch(what, got, want, c, CHECK_TOL);
 }
 
 /** One contender on one shape and pass: record one step, or run one and return its results. */

@@ -18,6 +18,7 @@
 
 import { describeAdapter } from '../engine/device.ts';
 import type { Engine } from '../engine/engine.ts';
+import { compare, relativeToMax, relToMax } from '../engine/gradcheck.ts';
 import { HostRandom, host } from '../engine/reference/host.ts';
 import { modulatedConv2d } from '../engine/ops/modulated_conv.ts';
 import { planModulatedConv, type ModulatedConvOptions } from '../engine/ops/modulated_conv_plan.ts';
@@ -95,16 +96,8 @@ interface TfConv {
 const optionsOf = (l: ModulatedConvLayer): ModulatedConvOptions => ({ demodulate: l.demod, upsample: l.up });
 const rand = (rng: HostRandom, n: number) => Float32Array.from({ length: n }, () => rng.normal());
 
-/** max|a-b| / max|b|; the bench refuses to time a result worse than 1e-4. */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let e = 0;
-  let m = 0;
-  for (let i = 0; i < want.length; i++) {
-    e = Math.max(e, Math.abs(got[i] - want[i]));
-    m = Math.max(m, Math.abs(want[i]));
-  }
-  return e / Math.max(m, 1e-30);
-}
+/** The bench refuses to time a result with max|a-b| / max|b| over this. */
+const CHECK_TOL = 1e-4;
 
 interface Inputs {
   x: Float32Array;
@@ -148,11 +141,11 @@ async function prepareOurs(eng: Engine, l: ModulatedConvLayer, inp: Inputs, pass
   const dispose = () => [x, w, s, gy].forEach((t) => t.dispose());
   const opts = optionsOf(l);
   const y = noGrad(() => modulatedConv2d(x, w, s, opts));
-  const err = relErr(await y.readF32(), want);
+  const check = compare(await y.readF32(), want, relativeToMax(want, CHECK_TOL, 1e-30));
   y.dispose();
-  if (!(err <= 1e-4)) {
+  if (!check.pass) {
     dispose();
-    return { error: `WRONG: forward differs from the reference by ${err.toExponential(2)}` };
+    return { error: `WRONG: forward differs from the reference by ${relToMax(check).toExponential(2)}` };
   }
   const wrt = pass === 'fwd+bwd' ? [x, w, s] : pass === 'fwd+bwd(x,s)' ? [x, s] : [];
   for (const t of wrt) t.requireGrad();

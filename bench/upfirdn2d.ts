@@ -17,6 +17,7 @@
 
 import { describeAdapter } from '../engine/device.ts';
 import type { Engine } from '../engine/engine.ts';
+import { compare, relativeToMax, relToMax } from '../engine/gradcheck.ts';
 import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
 import { upfirdn2dForward, upfirdn2dVjp } from '../engine/reference/upfirdn2d.ts';
 import { biasActForward, biasActVjp } from '../engine/reference/bias_act.ts';
@@ -81,16 +82,9 @@ function ours(r: Row, x: Tensor, b: Tensor): Tensor {
   return r.op === 'blur' ? blur(x, [1, 1], { upsampleFactor: 2 }) : upsample2d(x);
 }
 
-/** max|a-b| / max|b| over every element (the golden metric of docs/design.md, "Numerics and tests"). */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < want.length; i++) {
-    err = Math.max(err, Math.abs(got[i] - want[i]));
-    scale = Math.max(scale, Math.abs(want[i]));
-  }
-  return got.length === want.length ? err / Math.max(scale, 1e-30) : Infinity;
-}
+/** max|a-b| / max|b| per tensor (relativeToMax): the check before timing, ours and tfjs'. */
+const CHECK_TOL = 1e-5;
+const checkAgainst = (got: ArrayLike<number>, want: ArrayLike<number>) => compare(got, want, relativeToMax(want, CHECK_TOL, 1e-30));
 
 function bytesOf(r: Row, inSize: number, outSize: number): number {
   const fwd = r.op === 'bias_act' ? 2 * inSize : inSize + outSize;
@@ -168,12 +162,12 @@ export async function runUpfirdn2dBench(eng: Engine, options: Upfirdn2dBenchOpti
         // Check the whole result against the float64 reference, then time.
         const y = ours(r, x, b);
         const gs = r.backward ? grad(y, r.op === 'bias_act' ? [x, b] : [x], { upstream: gy }) : [];
-        const errs = [relErr(await y.readF32(), want.y.data), ...(await Promise.all(gs.map((g) => g.readF32()))).map((g, i) => relErr(g, want.grads[i]))];
+        const checks = [checkAgainst(await y.readF32(), want.y.data), ...(await Promise.all(gs.map((g) => g.readF32()))).map((g, i) => checkAgainst(g, want.grads[i]))];
         y.dispose();
         gs.forEach((g) => g.dispose());
-        const worst = Math.max(...errs);
+        const worst = Math.max(...checks.map(relToMax));
         res.check = worst.toExponential(1);
-        if (!(worst <= 1e-5)) throw new Error(`WRONG: max|a-b|/max|b| = ${worst}`);
+        if (!checks.every((c) => c.pass)) throw new Error(`WRONG: max|a-b|/max|b| = ${worst}`);
         const t = await measure(target, step, o);
         res.ours = { gbs: (bytesOf(r, n, outN) * t.iterations) / (t.ms / 1e3) / 1e9, us: (t.ms * 1e3) / t.iterations };
       } catch (e) {
@@ -210,8 +204,8 @@ async function timeTfjs(peer: TfjsPeer, tf: TfOps, r: Row, xs: Float32Array, bs:
     const y = run();
     const got = Float32Array.from(await y.data());
     y.dispose();
-    const err = relErr(got, toNhwc(Float32Array.from(want.data), want.shape));
-    if (!(err <= 1e-5)) return `WRONG: ${err.toExponential(1)}`;
+    const check = checkAgainst(got, toNhwc(Float32Array.from(want.data), want.shape));
+    if (!check.pass) return `WRONG: ${relToMax(check).toExponential(1)}`;
     const t = await measure(peer.target, () => run().dispose(), o);
     const bytes = 4 * (r.op === 'bias_act' ? 2 * n : n + outN);
     return { gbs: (bytes * t.iterations) / (t.ms / 1e3) / 1e9, us: (t.ms * 1e3) / t.iterations };

@@ -89,11 +89,11 @@ export async function replayCommand(args: string[]): Promise<number> {
   for (const [name, t] of file.tensors) {
     if (!name.startsWith('in.')) continue; // only inputs: outputs in the file are never read
     if (t.dtype !== 'float32') throw new Error(`${inputsPath}: "${name}" is ${t.dtype}, expected float32`);
-    inputs.set(name, { shape: t.shape, data: t.data as Float32Array });
+    inputs.set(name, { dtype: 'float32', shape: t.shape, data: t.data as Float32Array });
   }
   const out = await replayGenerator(g, inputs);
   g.dispose();
-  const tensors = new Map<string, HostTensor>([...out].map(([k, v]) => [k, { dtype: 'float32', shape: v.shape, data: v.data }]));
+  const tensors: Map<string, HostTensor> = out;
   await writeFileBytes(outPath, writeSafetensors(tensors));
   console.log(`wrote ${outPath}: ${tensors.size} tensors (${[...tensors.keys()].join(', ')})`);
   return 0;

@@ -24,7 +24,7 @@
 import { engine } from '../engine/engine.ts';
 import { formatProfile } from '../engine/profiler.ts';
 import { readFileBytes, writeFileBytes } from '../engine/io/files.ts';
-import { readSafetensors, writeSafetensors, type HostTensor as IoTensor } from '../engine/io/index.ts';
+import { readSafetensors, writeSafetensors, type HostTensor } from '../engine/io/index.ts';
 import { scope, tensor } from '../engine/tensor.ts';
 import { noGrad } from '../engine/tape.ts';
 import { add, affine } from '../engine/ops/elementwise.ts';
@@ -283,7 +283,7 @@ export async function replayScoreCommand(argv: string[]): Promise<number> {
   for (const [name, t] of readSafetensors(await readFileBytes(inputsPath)).tensors) {
     if (!name.startsWith('in.')) continue; // only inputs: outputs in the file are never read
     if (t.dtype !== 'float32') throw new Error(`${inputsPath}: "${name}" is ${t.dtype}, expected float32`);
-    inputs.set(name, { shape: t.shape, data: t.data as Float32Array });
+    inputs.set(name, { dtype: 'float32', shape: t.shape, data: t.data as Float32Array });
   }
   let result: TensorMap;
   try {
@@ -291,7 +291,7 @@ export async function replayScoreCommand(argv: string[]): Promise<number> {
   } finally {
     net.dispose();
   }
-  const tensors = new Map<string, IoTensor>([...result].map(([k, v]) => [k, { dtype: 'float32', shape: v.shape, data: v.data }]));
+  const tensors: Map<string, HostTensor> = result;
   await writeFileBytes(outPath, writeSafetensors(tensors));
   console.log(`wrote ${outPath}: ${tensors.size} tensors (out.eps, grad.x, ${tensors.size - 2} grad.param.*)`);
   return 0;

@@ -9,6 +9,8 @@
 //      at float32 tolerances |a - b| <= atol + rtol |b|.
 // The report's "max rel err" is max |a - b| / max(|b|, atol/rtol), so for a passing check it is at
 // most about rtol; "max abs err" is max |a - b|. Failures name the check and the worst element.
+// `compare` is that per-element check on its own: tests (test/helpers.ts, assertClose) and benches
+// use it for every numerical comparison, so there is one metric and one tally in the project.
 
 import { scope, tensor, type Tensor } from './tensor.ts';
 import { grad, clearTape } from './tape.ts';
@@ -85,34 +87,79 @@ function dot(a: Float64Array, b: Float64Array): number {
   return s;
 }
 
+/**
+ * One comparison of `got` against `want` at |a - b| <= atol + rtol |b| per element: the tally the
+ * gradcheck table reports (max abs err, max rel err) and the worst failing element. NaN counts as
+ * a failure with error Infinity. Tests and benches compare with this too (test/helpers.ts).
+ */
+export interface Comparison {
+  /** max |a - b|. */
+  maxAbsErr: number;
+  /** max |a - b| / max(|b|, atol/rtol): at most about rtol when the comparison passes. */
+  maxRelErr: number;
+  /** max |b|, so a caller can also report max |a - b| / max |b|. */
+  maxAbsWant: number;
+  /** Index of the element furthest outside atol + rtol |b|, or -1 when every element is within. */
+  worst: number;
+  pass: boolean;
+}
+
+export function compare(got: ArrayLike<number>, want: ArrayLike<number>, tol: Tolerance): Comparison {
+  if (got.length !== want.length) return { maxAbsErr: Infinity, maxRelErr: Infinity, maxAbsWant: 0, worst: 0, pass: false };
+  let maxAbsErr = 0;
+  let maxRelErr = 0;
+  let maxAbsWant = 0;
+  let worst = -1;
+  let worstExcess = 0;
+  // rtol 0 with atol > 0 is an absolute check (max rel err stays 0); atol = rtol = 0 asks for
+  // equality, and then max rel err is max |a - b| / |b|.
+  const floor = tol.rtol > 0 ? tol.atol / tol.rtol : tol.atol > 0 ? Infinity : 0;
+  for (let i = 0; i < want.length; i++) {
+    const b = Math.abs(want[i]);
+    const d = Math.abs(got[i] - want[i]);
+    const e = Number.isNaN(d) ? Infinity : d;
+    maxAbsErr = Math.max(maxAbsErr, e);
+    if (e > 0) maxRelErr = Math.max(maxRelErr, e / Math.max(b, floor));
+    maxAbsWant = Math.max(maxAbsWant, b);
+    const excess = e - (tol.atol + tol.rtol * b);
+    if (!(d <= tol.atol + tol.rtol * b) && (worst < 0 || excess > worstExcess)) {
+      worst = i;
+      worstExcess = excess;
+    }
+  }
+  return { maxAbsErr, maxRelErr, maxAbsWant, worst, pass: worst < 0 };
+}
+
+/** The line that names a failed comparison's worst element (by multi-index when a shape is given). */
+export function describeMismatch(what: string, got: ArrayLike<number>, want: ArrayLike<number>, c: Comparison, tol: Tolerance, shape?: Shape): string {
+  if (got.length !== want.length) return `${what}: ${got.length} values, expected ${want.length}`;
+  const at = shape ? `[${shape.length ? unravel(c.worst, shape).join(', ') : ''}]` : String(c.worst);
+  return `${what}: worst element ${at}: got ${got[c.worst]}, expected ${want[c.worst]} (atol ${tol.atol}, rtol ${tol.rtol}; max abs err ${c.maxAbsErr.toExponential(2)}, max rel err ${c.maxRelErr.toExponential(2)})`;
+}
+
+/**
+ * A tolerance relative to the largest expected value: |a - b| <= t max|b| per element is exactly
+ * max|a - b| / max|b| <= t, the whole-tensor metric of the reference fixtures (docs/design.md,
+ * numerics and testing policy). `floor` keeps the bound from vanishing when every expected value is ~0.
+ */
+export function relativeToMax(expected: ArrayLike<number>, t: number, floor = 0): Tolerance {
+  let m = 0;
+  for (let i = 0; i < expected.length; i++) m = Math.max(m, Math.abs(expected[i]));
+  return { atol: t * Math.max(m, floor), rtol: 0 };
+}
+
+/** max |a - b| / max |b| of a comparison, for printing. */
+export const relToMax = (c: Comparison): number => c.maxAbsErr / c.maxAbsWant;
+
 class ErrorTally {
   maxAbs = 0;
   maxRel = 0;
   failures: string[] = [];
   compare(what: string, got: ArrayLike<number>, want: ArrayLike<number>, shape: Shape, tol: Tolerance): void {
-    if (got.length !== want.length) {
-      this.failures.push(`${what}: ${got.length} values, expected ${want.length}`);
-      this.maxAbs = Infinity;
-      return;
-    }
-    let worst = -1;
-    let worstExcess = 0;
-    for (let i = 0; i < want.length; i++) {
-      const err = Math.abs(got[i] - want[i]);
-      const bad = !(err <= tol.atol + tol.rtol * Math.abs(want[i])); // NaN counts as bad
-      const e = Number.isNaN(err) ? Infinity : err;
-      this.maxAbs = Math.max(this.maxAbs, e);
-      this.maxRel = Math.max(this.maxRel, e / Math.max(Math.abs(want[i]), tol.atol / tol.rtol));
-      const excess = e - (tol.atol + tol.rtol * Math.abs(want[i]));
-      if (bad && (worst < 0 || excess > worstExcess)) {
-        worst = i;
-        worstExcess = excess;
-      }
-    }
-    if (worst >= 0) {
-      const at = shape.length ? `[${unravel(worst, shape).join(', ')}]` : '[]';
-      this.failures.push(`${what}: worst element ${at}: got ${got[worst]}, expected ${want[worst]} (atol ${tol.atol}, rtol ${tol.rtol})`);
-    }
+    const c = compare(got, want, tol);
+    this.maxAbs = Math.max(this.maxAbs, c.maxAbsErr);
+    this.maxRel = Math.max(this.maxRel, c.maxRelErr);
+    if (!c.pass) this.failures.push(describeMismatch(what, got, want, c, tol, shape));
   }
 }
 

@@ -3,7 +3,7 @@
 // relative (WGSL's transcendental functions are not correctly rounded). Rows use the gradcheck
 // table format so the same parser and the same CI summary cover both.
 
-import type { CheckResult } from './gradcheck.ts';
+import { compare, describeMismatch, type CheckResult } from './gradcheck.ts';
 import { randomBits, randomNormal, randomUniform } from './random.ts';
 import { philoxBitsRef, philoxNormalRef, philoxUniformRef, type Word64 } from './reference/philox.ts';
 import { scope } from './tensor.ts';
@@ -21,20 +21,12 @@ const STREAMS: Stream[] = [
   { n: 1_001, seed: [42, 0], offset: [0xffffffff, 0xfffffffe] },
 ];
 
-function compare(name: string, got: ArrayLike<number>, want: ArrayLike<number>, rtol: number): CheckResult {
-  let maxAbs = 0;
-  let maxRel = 0;
-  let worst = -1;
-  for (let i = 0; i < want.length; i++) {
-    const abs = Math.abs(got[i] - want[i]);
-    const rel = abs / Math.max(Math.abs(want[i]), 1e-30);
-    if (!(abs <= rtol * Math.abs(want[i])) && worst < 0) worst = i; // NaN fails too
-    maxAbs = Math.max(maxAbs, Number.isNaN(abs) ? Infinity : abs);
-    maxRel = Math.max(maxRel, Number.isNaN(rel) ? Infinity : rel);
-  }
-  const failures = worst < 0 ? [] : [`element ${worst}: GPU ${got[worst]}, CPU mirror ${want[worst]}${rtol === 0 ? ' (must be bit-identical)' : ''}`];
-  if (got.length !== want.length) failures.push(`GPU gave ${got.length} values, CPU ${want.length}`);
-  return { name, maxAbsErr: maxAbs, maxRelErr: maxRel, pass: failures.length === 0, failures };
+/** GPU vs CPU mirror at |a - b| <= rtol |b| (rtol 0: bit for bit), as a gradcheck-table row. */
+function check(name: string, got: ArrayLike<number>, want: ArrayLike<number>, rtol: number): CheckResult {
+  const tol = { atol: 0, rtol };
+  const c = compare(got, want, tol);
+  const failures = c.pass ? [] : [describeMismatch(`GPU vs CPU mirror${rtol === 0 ? ' (must be bit-identical)' : ''}`, got, want, c, tol)];
+  return { name, maxAbsErr: c.maxAbsErr, maxRelErr: c.maxRelErr, pass: c.pass, failures };
 }
 
 export async function runRngChecks(): Promise<CheckResult[]> {
@@ -47,9 +39,9 @@ export async function runRngChecks(): Promise<CheckResult[]> {
       await randomUniform([s.n], options).read(),
       await randomNormal([s.n], options).read(),
     ]);
-    results.push(compare(`philox bits[${label}]`, bits, philoxBitsRef(s.n, s.seed, s.offset), 0));
-    results.push(compare(`philox uniform[${label}]`, uniform, philoxUniformRef(s.n, s.seed, s.offset), 0));
-    results.push(compare(`philox normal[${label}]`, normal, philoxNormalRef(s.n, s.seed, s.offset), 1e-6));
+    results.push(check(`philox bits[${label}]`, bits, philoxBitsRef(s.n, s.seed, s.offset), 0));
+    results.push(check(`philox uniform[${label}]`, uniform, philoxUniformRef(s.n, s.seed, s.offset), 0));
+    results.push(check(`philox normal[${label}]`, normal, philoxNormalRef(s.n, s.seed, s.offset), 1e-6));
   }
   return results;
 }

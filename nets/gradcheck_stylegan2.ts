@@ -23,8 +23,8 @@
 // The rows print with engine/gradcheck.ts's formatTable (same CheckResult). Wire-up for the CLI
 // (`sgilo gradcheck [stylegan2]`): run `runStyleGAN2GradChecks()` after the op cases.
 
-import type { CheckResult, Tolerance } from '../engine/gradcheck.ts';
-import { HostRandom, host, unravel, type HostArray } from '../engine/reference/host.ts';
+import { compare, describeMismatch, type CheckResult, type Tolerance } from '../engine/gradcheck.ts';
+import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
 import { grad, clearTape } from '../engine/tape.ts';
 import { scope, tensor, type Tensor } from '../engine/tensor.ts';
 import { StyleGAN2, blockResolution, numLatents, type StateDict, type StyleGAN2Config } from './stylegan2.ts';
@@ -155,30 +155,17 @@ const maxAbs = (a: ArrayLike<number>) => {
   return m;
 };
 
-/** |a - b| <= atol * scale + rtol * |b|; records the worst failure and the row's error numbers. */
+/** |a - b| <= atol * scale + rtol * |b| (engine/gradcheck.ts's compare); the row's error numbers. */
 class Tally {
   maxAbs = 0;
   maxRel = 0;
   failures: string[] = [];
   compare(what: string, got: ArrayLike<number>, want: ArrayLike<number>, scale: number, tol: Tolerance, shape?: number[]): void {
-    const floor = (tol.atol * scale) / tol.rtol;
-    let worst = -1;
-    let worstExcess = 0;
-    for (let i = 0; i < want.length; i++) {
-      const e = Math.abs(got[i] - want[i]);
-      const err = Number.isNaN(e) ? Infinity : e;
-      this.maxAbs = Math.max(this.maxAbs, err);
-      this.maxRel = Math.max(this.maxRel, err / Math.max(Math.abs(want[i]), floor, 1e-300));
-      const excess = err - (tol.atol * scale + tol.rtol * Math.abs(want[i]));
-      if (!(excess <= 0) && (worst < 0 || excess > worstExcess)) {
-        worst = i;
-        worstExcess = excess;
-      }
-    }
-    if (worst >= 0) {
-      const at = shape ? `[${unravel(worst, shape).join(', ')}]` : `#${worst}`;
-      this.failures.push(`${what}: worst ${at}: got ${got[worst]}, expected ${want[worst]} (scale ${scale.toExponential(2)}, atol ${tol.atol} x scale, rtol ${tol.rtol})`);
-    }
+    const scaled = { atol: tol.atol * scale, rtol: tol.rtol };
+    const c = compare(got, want, scaled);
+    this.maxAbs = Math.max(this.maxAbs, c.maxAbsErr);
+    this.maxRel = Math.max(this.maxRel, c.maxRelErr);
+    if (!c.pass) this.failures.push(describeMismatch(`${what} (scale ${scale.toExponential(2)}, atol ${tol.atol} x scale)`, got, want, c, scaled, shape));
   }
 }
 
@@ -272,8 +259,8 @@ function finiteDifference(objective: (ls: Leaves) => number, leaves: Leaves, dir
 
 async function runGpu(c: StyleGAN2Config, chk: NetworkCheck, base: Map<string, HostArray>, leaves: Leaves, avg: HostArray, R: HostArray) {
   const sd: StateDict = new Map();
-  for (const [name, p] of base) sd.set(name, { shape: p.shape, data: Float32Array.from(leaves.get(PARAM + name)?.data ?? p.data) });
-  const gen = StyleGAN2.fromStateDict(c, sd, { shape: avg.shape, data: Float32Array.from(avg.data) });
+  for (const [name, p] of base) sd.set(name, { dtype: 'float32', shape: p.shape, data: Float32Array.from(leaves.get(PARAM + name)?.data ?? p.data) });
+  const gen = StyleGAN2.fromStateDict(c, sd, { dtype: 'float32', shape: avg.shape, data: Float32Array.from(avg.data) });
   try {
     return await scope(async () => {
       const t = new Map<string, Tensor>();

@@ -7,12 +7,13 @@
 
 import { Tensor, scope, tensor } from '../engine/tensor.ts';
 import { grad, clearTape } from '../engine/tape.ts';
-import { StyleGAN2, numBlocks, numNoises, type HostTensor } from './stylegan2.ts';
+import type { HostTensor } from '../engine/host_tensor.ts';
+import { StyleGAN2, numBlocks, numNoises } from './stylegan2.ts';
 
-export type TensorMap = Map<string, HostTensor>;
+export type TensorMap = Map<string, HostTensor<Float32Array>>;
 
-async function host(t: Tensor): Promise<HostTensor> {
-  return { shape: [...t.shape], data: await t.readF32() };
+async function host(t: Tensor): Promise<HostTensor<Float32Array>> {
+  return { dtype: 'float32', shape: [...t.shape], data: await t.readF32() };
 }
 
 export async function replayGenerator(g: StyleGAN2, inputs: TensorMap): Promise<TensorMap> {
@@ -62,17 +63,4 @@ export async function replayGenerator(g: StyleGAN2, inputs: TensorMap): Promise<
     }
   }).finally(clearTape);
   return out;
-}
-
-/** max|a-b| / max|b| per tensor, as the fixture's README defines it. */
-export function relativeError(a: HostTensor, b: HostTensor): number {
-  if (a.shape.join() !== b.shape.join()) return Infinity;
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.data.length; i++) {
-    const d = Math.abs(a.data[i] - b.data[i]);
-    diff = Number.isNaN(d) ? Infinity : Math.max(diff, d);
-    scale = Math.max(scale, Math.abs(b.data[i]));
-  }
-  return diff / scale;
 }

@@ -15,7 +15,7 @@ export async function replayScore(net: ScoreViT, inputs: TensorMap): Promise<Ten
     return tensor(t.data, t.shape);
   };
   const out: TensorMap = new Map();
-  const host = async (t: Tensor) => ({ shape: [...t.shape], data: await t.readF32() });
+  const host = async (t: Tensor) => ({ dtype: 'float32' as const, shape: [...t.shape], data: await t.readF32() });
   const params = net.trainable();
   await scope(async () => {
     const x = get('in.x').requireGrad();

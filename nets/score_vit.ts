@@ -52,7 +52,7 @@ import { concat, permute, reshape, slice } from '../engine/ops/layout.ts';
 import { layerNorm } from '../engine/ops/layer_norm.ts';
 import { attention } from '../engine/ops/attention.ts';
 import { shapeString } from '../engine/shape.ts';
-import type { HostTensor } from './stylegan2.ts';
+import type { HostTensor } from '../engine/host_tensor.ts';
 
 export interface ScoreViTConfig {
   channels: number;
@@ -114,7 +114,7 @@ export function parameterShapes(c: ScoreViTConfig): Map<string, number[]> {
 }
 
 /** Infers the configuration from state-dict shapes; heads must be given (dim_head = inner / heads). */
-export function inferScoreConfig(sd: Map<string, HostTensor>, heads = 1): ScoreViTConfig {
+export function inferScoreConfig(sd: Map<string, HostTensor<Float32Array>>, heads = 1): ScoreViTConfig {
   const need = (n: string) => {
     const t = sd.get(n);
     if (!t) throw new Error(`score checkpoint: missing "${n}"`);
@@ -141,7 +141,7 @@ export class ScoreViT {
     readonly params: Map<string, Tensor>,
   ) {}
 
-  static fromStateDict(config: ScoreViTConfig, sd: Map<string, HostTensor>): ScoreViT {
+  static fromStateDict(config: ScoreViTConfig, sd: Map<string, HostTensor<Float32Array>>): ScoreViT {
     const params = new Map<string, Tensor>();
     for (const [name, shape] of parameterShapes(config)) {
       const t = sd.get(name) ?? sd.get(`module.${name}`);

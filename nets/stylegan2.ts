@@ -22,6 +22,7 @@ import { modulatedConv2d } from '../engine/ops/modulated_conv.ts';
 import { upsample2d } from '../engine/ops/upfirdn2d.ts';
 import { biasAct } from '../engine/ops/bias_act.ts';
 import { shapeString } from '../engine/shape.ts';
+import type { HostTensor } from '../engine/host_tensor.ts';
 
 export interface StyleGAN2Config {
   size: number;
@@ -32,13 +33,8 @@ export interface StyleGAN2Config {
   channels: Record<number, number>;
 }
 
-/** A host tensor as loaders produce it. */
-export interface HostTensor {
-  shape: number[];
-  data: Float32Array;
-}
-
-export type StateDict = Map<string, HostTensor>;
+/** Weights by rosinality's state-dict name, float32 (loaders widen other dtypes). */
+export type StateDict = Map<string, HostTensor<Float32Array>>;
 
 /** config-f channel table (channel multiplier 2), for benchmarks and tests with random weights. */
 export function configF(size = 1024, styleDim = 512): StyleGAN2Config {
@@ -121,7 +117,7 @@ export class StyleGAN2 {
     readonly latentAvg: Tensor | null,
   ) {}
 
-  static fromStateDict(config: StyleGAN2Config, sd: StateDict, latentAvg?: HostTensor | null): StyleGAN2 {
+  static fromStateDict(config: StyleGAN2Config, sd: StateDict, latentAvg?: HostTensor<Float32Array> | null): StyleGAN2 {
     const params = new Map<string, Tensor>();
     for (const [name, shape] of parameterShapes(config)) {
       const t = sd.get(name);

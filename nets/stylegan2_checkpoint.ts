@@ -3,20 +3,20 @@
 // size from the number of ToRGB layers, style dim and mapping depth from `style.*`, the channel
 // table from the conv weights. `args.lr_mlp` is used when the checkpoint carries training args.
 
-import { flattenTensors, isHostTensor, loadCheckpoint, toFloat64, type HostTensor as IoTensor } from '../engine/io/index.ts';
+import { flattenTensors, isHostTensor, loadCheckpoint, toFloat64, type HostTensor } from '../engine/io/index.ts';
 import { HostRandom } from '../engine/reference/host.ts';
-import { StyleGAN2, blockResolution, parameterShapes, type StateDict, type StyleGAN2Config, type HostTensor } from './stylegan2.ts';
+import { StyleGAN2, blockResolution, parameterShapes, type StateDict, type StyleGAN2Config } from './stylegan2.ts';
 
 export interface LoadedGenerator {
   config: StyleGAN2Config;
   stateDict: StateDict;
-  latentAvg: HostTensor | null;
+  latentAvg: HostTensor<Float32Array> | null;
 }
 
-function asF32(t: IoTensor, name: string): HostTensor {
-  if (t.dtype === 'float32') return { shape: t.shape, data: t.data as Float32Array };
-  if (t.dtype === 'float64') return { shape: t.shape, data: Float32Array.from(t.data as Float64Array) };
-  if (t.dtype === 'int64') return { shape: t.shape, data: Float32Array.from(toFloat64(t)) };
+function asF32(t: HostTensor, name: string): HostTensor<Float32Array> {
+  if (t.dtype === 'float32') return { dtype: 'float32', shape: t.shape, data: t.data as Float32Array };
+  if (t.dtype === 'float64') return { dtype: 'float32', shape: t.shape, data: Float32Array.from(t.data as Float64Array) };
+  if (t.dtype === 'int64') return { dtype: 'float32', shape: t.shape, data: Float32Array.from(toFloat64(t)) };
   throw new Error(`StyleGAN2 checkpoint: tensor "${name}" has dtype ${t.dtype}, expected floats`);
 }
 
@@ -69,7 +69,7 @@ export function randomStateDict(c: StyleGAN2Config, seed = 1): StateDict {
     const data = new Float32Array(n);
     if (name.endsWith('modulation.bias')) data.fill(1);
     else if (!name.endsWith('.bias') && !name.endsWith('noise.weight')) for (let i = 0; i < n; i++) data[i] = rng.normal() / (name.startsWith('style.') ? c.lrMlp : 1);
-    sd.set(name, { shape, data });
+    sd.set(name, { dtype: 'float32', shape, data });
   }
   return sd;
 }

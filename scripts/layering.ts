@@ -17,8 +17,8 @@ export const TOP = ['test', 'scripts'];
  * the first prefix of a file under the second is wrong.
  */
 export const INNER_RULES: [string, string, string][] = [
-  ['engine/io/', 'engine/', 'file formats stand alone: engine/io imports only engine/io'],
-  ['engine/reference/', 'engine/', 'float64 references are pure host math: they import only engine/reference, shape.ts and elementwise_table.ts'],
+  ['engine/io/', 'engine/', 'file formats stand alone: engine/io imports only engine/io and the type file host_tensor.ts'],
+  ['engine/reference/', 'engine/', 'float64 references are pure host math: they import only engine/reference, shape.ts, elementwise_table.ts and host_tensor.ts'],
   ['engine/', 'engine/ops/', 'the engine core does not know the ops'],
   ['engine/', 'engine/cases/', 'gradcheck cases sit on top of the ops'],
   ['samplers/score/', 'samplers/inverse/', 'score models do not know the inverse problems that use them'],
@@ -28,8 +28,14 @@ export const INNER_RULES: [string, string, string][] = [
   ['samplers/inverse/', 'samplers/theory/', 'the theory experiment is separate'],
 ];
 
-/** Allowed despite INNER_RULES: [importer prefix, imported file]. */
+/**
+ * Allowed despite INNER_RULES: [importer prefix, imported file]. engine/host_tensor.ts is the one
+ * host tensor type that checkpoint readers return and the references compute on; it holds types
+ * only and imports nothing, so engine/io and engine/reference stay self-contained.
+ */
 const INNER_ALLOWED: [string, string][] = [
+  ['engine/io/', 'engine/host_tensor.ts'],
+  ['engine/reference/', 'engine/host_tensor.ts'],
   ['engine/reference/', 'engine/reference/'],
   ['engine/reference/', 'engine/shape.ts'],
   ['engine/reference/', 'engine/elementwise_table.ts'],

@@ -1,17 +1,19 @@
 // Attention (engine/ops/attention.ts): the checks beyond the gradcheck rows (which run in
 // test/gradcheck.test.ts on small shapes). Here: the ViT's head size d = 64 at T = 64 against the
 // float64 reference, the flash and materialized implementations agreeing with each other, scores
-// large enough that an unstabilized softmax would overflow, gradients for q alone, bad input
-// errors that name the problem, and the pool returning to its baseline.
+// large enough that an unstabilized softmax would overflow, gradients for q alone, which kernels
+// 'auto' dispatches either side of FLASH_MAX_D, bad input errors that name the problem, and the pool
+// returning to its baseline.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { engine } from '../engine/engine.ts';
 import { scope, tensor, type Tensor } from '../engine/tensor.ts';
 import { grad } from '../engine/tape.ts';
-import { attention, chooseImpl, FLASH_MAX_D, type AttentionImpl } from '../engine/ops/attention.ts';
+import { attention, FLASH_MAX_D, type AttentionImpl } from '../engine/ops/attention.ts';
+import { dispatchCountsByKernel } from '../engine/kernel.ts';
 import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
 import { attentionForward, attentionVjp } from '../engine/reference/attention.ts';
-import { throwsNaming } from './helpers.ts';
+import { assertClose, throwsNaming } from './helpers.ts';
 
 const test = suite('attention');
 
@@ -21,20 +23,11 @@ function randn(shape: number[], seed: number, spread = 1): HostArray {
   return host(shape, Array.from({ length: n }, () => Math.fround(spread * r.normal())));
 }
 
-/** max |a - b| / (atol + rtol |b|) over all elements: <= 1 passes. */
-function assertClose(what: string, got: ArrayLike<number>, want: ArrayLike<number>, atol = 1e-5, rtol = 1e-4): void {
-  assert.is(got.length, want.length, `${what}: length`);
-  let worst = 0;
-  let at = -1;
-  for (let i = 0; i < want.length; i++) {
-    const r = Math.abs(got[i] - want[i]) / (atol + rtol * Math.abs(want[i]));
-    if (!(r <= worst)) {
-      worst = r;
-      at = i;
-    }
-  }
-  assert.ok(worst <= 1, `${what}: element ${at} is ${got[at]}, expected ${want[at]}`);
-}
+/** float32 attention against the float64 reference (and flash against materialized). */
+const TOL = { atol: 1e-5, rtol: 1e-4 };
+/** Scores in the hundreds: outputs, and gradients that are differences of large terms. */
+const LARGE_OUT = { atol: 1e-4, rtol: 1e-3 };
+const LARGE_GRAD = { atol: 1e-3, rtol: 1e-3 };
 
 /** Forward and the gradients of all three inputs for upstream gy, on the GPU. */
 async function runGpu(q: HostArray, k: HostArray, v: HostArray, gy: HostArray, impl: AttentionImpl, scale?: number): Promise<Float32Array[]> {
@@ -50,9 +43,9 @@ test('flash at d = 64, T = 64, two heads matches the float64 reference (forward 
   const shape = [1, 2, 64, 64];
   const [q, k, v, gy] = [1, 2, 3, 4].map((s) => randn(shape, s));
   const got = await runGpu(q, k, v, gy, 'flash');
-  assertClose('out', got[0], attentionForward(q, k, v).data);
+  assertClose(got[0], attentionForward(q, k, v).data, TOL, 'out');
   const want = attentionVjp(q, k, v, gy);
-  ['dq', 'dk', 'dv'].forEach((n, i) => assertClose(n, got[i + 1], want[i]));
+  ['dq', 'dk', 'dv'].forEach((n, i) => assertClose(got[i + 1], want[i], TOL, n));
 });
 
 test('flash and materialized agree: B = 2, T = 33 and 70 (not block multiples), d = 20 and 12, Tq != Tk', async () => {
@@ -65,7 +58,7 @@ test('flash and materialized agree: B = 2, T = 33 and 70 (not block multiples), 
     const gy = randn(qShape, 8);
     const flash = await runGpu(q, k, v, gy, 'flash', 0.3);
     const mat = await runGpu(q, k, v, gy, 'materialized', 0.3);
-    ['out', 'dq', 'dk', 'dv'].forEach((n, i) => assertClose(`${n} ${qShape}`, flash[i], mat[i]));
+    ['out', 'dq', 'dk', 'dv'].forEach((n, i) => assertClose(flash[i], mat[i], TOL, `${n} ${qShape}`));
   }
 });
 
@@ -74,10 +67,10 @@ test('scores in the hundreds: the online softmax stays finite and exact', async 
   const shape = [1, 1, 21, 8];
   const [q, k, v, gy] = [randn(shape, 11, 6), randn(shape, 12, 6), randn(shape, 13), randn(shape, 14)];
   const got = await runGpu(q, k, v, gy, 'flash', 2);
-  assertClose('out', got[0], attentionForward(q, k, v, 2).data, 1e-4, 1e-3);
+  assertClose(got[0], attentionForward(q, k, v, 2).data, LARGE_OUT, 'out');
   const want = attentionVjp(q, k, v, gy, 2);
   // Near one-hot rows: the gradients are differences of large terms, hence the looser bound.
-  ['dq', 'dk', 'dv'].forEach((n, i) => assertClose(n, got[i + 1], want[i], 1e-3, 1e-3));
+  ['dq', 'dk', 'dv'].forEach((n, i) => assertClose(got[i + 1], want[i], LARGE_GRAD, n));
   for (const g of got) assert.ok(g.every(Number.isFinite), 'all finite');
 });
 
@@ -90,15 +83,19 @@ test('a gradient for q alone skips the dk/dv pass and is still right', async () 
     const [g] = grad(out, [tq], { upstream: tensor(gy.data, shape) });
     return g.readF32();
   });
-  assertClose('dq', gq, attentionVjp(q, k, v, gy)[0]);
+  assertClose(gq, attentionVjp(q, k, v, gy)[0], TOL, 'dq');
 });
 
-test("'auto' picks an implementation that supports d, and works past the flash kernels' d", async () => {
-  assert.is(chooseImpl(64, 64, FLASH_MAX_D + 1, false), 'materialized');
-  const shape = [1, 1, 5, FLASH_MAX_D + 8];
-  const [q, k, v] = [31, 32, 33].map((s) => randn(shape, s));
-  const out = await scope(() => attention(tensor(q.data, shape), tensor(k.data, shape), tensor(v.data, shape)).readF32());
-  assertClose('out', out, attentionForward(q, k, v).data);
+test("'auto' runs the flash kernels up to FLASH_MAX_D and the materialized path past it; both match the reference", async () => {
+  for (const d of [FLASH_MAX_D, FLASH_MAX_D + 1]) {
+    const shape = [1, 1, 5, d];
+    const [q, k, v] = [31, 32, 33].map((s) => randn(shape, s));
+    const before = dispatchCountsByKernel().get('attention.attention_forward') ?? 0;
+    const out = await scope(() => attention(tensor(q.data, shape), tensor(k.data, shape), tensor(v.data, shape)).readF32());
+    const flashRan = (dispatchCountsByKernel().get('attention.attention_forward') ?? 0) > before;
+    assert.is(flashRan, d <= FLASH_MAX_D, `d = ${d}: flash kernel dispatched`);
+    assertClose(out, attentionForward(q, k, v).data, TOL, `out, d = ${d}`);
+  }
 });
 
 test('bad input: rank, shape mismatches, dtype, scale, impl', () => {

@@ -10,6 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runProcess } from './reconstruct_runs.ts';
+import { allGradCases } from '../engine/cases/index.ts';
+
+/** Each gradcheck row's tolerance, by row name, for the measured-error lines. */
+const CASE_TOL = new Map(allGradCases().map((c) => [c.name, c.tol]));
 
 // The exact-pinned devDependency `deno` (npm ships the binary in @deno/<platform>); SGILO_DENO
 // overrides it, e.g. to test another Deno build.
@@ -102,6 +106,16 @@ if (!existsSync(DENO)) {
           assert.ok(Number.isFinite(Number(r.absErr)) && Number.isFinite(Number(r.relErr)), `unparsable errors: ${errs}`);
         });
       }
+      test(`deno ${command}: the measured errors per tolerance class`, () => {
+        const worst = new Map<string, { rows: number; abs: number; rel: number }>();
+        for (const r of rows) {
+          const tol = CASE_TOL.get(r.op);
+          const name = tol ? `atol ${tol.atol.toExponential(0)}, rtol ${tol.rtol.toExponential(0)}` : 'other rows';
+          const w = worst.get(name) ?? { rows: 0, abs: 0, rel: 0 };
+          worst.set(name, { rows: w.rows + 1, abs: Math.max(w.abs, Number(r.absErr)), rel: Math.max(w.rel, Number(r.relErr)) });
+        }
+        for (const [name, w] of worst) console.log(`  Deno ${command}, ${name}: ${w.rows} rows, max abs err ${w.abs.toExponential(2)}, max rel err ${w.rel.toExponential(2)}`);
+      });
     }
 
   }

@@ -2,30 +2,28 @@
 // row, the default for D <= 64) and 'workgroup' (one 64-wide workgroup per row, the default above).
 // Each against the float64 reference (forward, and gx, gw, gb for a random upstream gradient) on
 // shapes either side of the switch, forced both ways; grid folding past 65535 workgroups for both;
-// the choice and the impl option's error; a constant row (zero variance). The finite-difference
-// rows are in engine/cases/layer_norm.ts; bad-input, grid-folding and pool checks shared with the
-// layout ops and softmax are in test/layout.test.ts.
+// the default choice at SERIAL_MAX_D and one above, by the kernels it dispatches; the impl option's
+// error; a constant row (zero variance). The finite-difference rows are in engine/cases/layer_norm.ts;
+// bad-input, grid-folding and pool checks shared with the layout ops and softmax are in
+// test/layout.test.ts.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { scope, tensor } from '../engine/tensor.ts';
 import { grad, clearTape } from '../engine/tape.ts';
-import { SERIAL_MAX_D, chooseLayerNormImpl, layerNorm, type LayerNormImpl } from '../engine/ops/layer_norm.ts';
+import { SERIAL_MAX_D, layerNorm, type LayerNormImpl } from '../engine/ops/layer_norm.ts';
+import { dispatchCountsByKernel } from '../engine/kernel.ts';
 import { layerNormForward, layerNormVjp } from '../engine/reference/layer_norm.ts';
 import { HostRandom, host } from '../engine/reference/host.ts';
 import { sum } from '../engine/ops/reduce.ts';
-import { throwsNaming } from './helpers.ts';
+import { assertClose, relativeToMax, throwsNaming } from './helpers.ts';
 
 const test = suite('layer_norm');
 
-/** max |a - b| / max |b|. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) (num = Math.max(num, Math.abs(a[i] - b[i]))), (den = Math.max(den, Math.abs(b[i])));
-  return num / den;
-}
+/** Per tensor max|a - b| / max|b| <= 2e-5 (relativeToMax). */
+const TOL = 2e-5;
 
-async function againstReference(shape: number[], impl: LayerNormImpl, seed: number, offset = 0): Promise<string[]> {
+/** Asserts y, gx, gw, gb of the given impl (or the default choice) match the float64 reference. */
+async function againstReference(shape: number[], impl: LayerNormImpl | undefined, seed: number, offset = 0): Promise<void> {
   const rng = new HostRandom(seed);
   const d = shape[shape.length - 1];
   const n = shape.reduce((p, v) => p * v, 1);
@@ -42,28 +40,40 @@ async function againstReference(shape: number[], impl: LayerNormImpl, seed: numb
     const gs = grad(y, [x, w, b], { upstream: tensor(gyd, shape) });
     return Promise.all([y, ...gs].map((t) => t.readF32()));
   }).finally(clearTape);
-  const errs = [relErr(got[0], want.data), relErr(got[1], wgx), relErr(got[2], wgw), relErr(got[3], wgb)];
-  return ['y', 'gx', 'gw', 'gb'].flatMap((name, i) => (errs[i] <= 2e-5 ? [] : [`[${shape}] ${impl} ${name}: ${errs[i]}`]));
+  const wants = [want.data, wgx, wgw, wgb];
+  ['y', 'gx', 'gw', 'gb'].forEach((name, i) => assertClose(got[i], wants[i], relativeToMax(wants[i], TOL), `[${shape}] ${impl ?? 'default'} ${name}`));
 }
 
-test('the default: serial up to D = 64, workgroup above', () => {
-  assert.is(SERIAL_MAX_D, 64);
-  assert.is(chooseLayerNormImpl(1), 'serial');
-  assert.is(chooseLayerNormImpl(64), 'serial');
-  assert.is(chooseLayerNormImpl(65), 'workgroup');
-  assert.is(chooseLayerNormImpl(1024), 'workgroup');
+/** The layer_norm row kernels (forward, gx) dispatched while fn runs, by entry point. */
+async function rowKernelsOf(fn: () => Promise<void>): Promise<string[]> {
+  const before = dispatchCountsByKernel();
+  await fn();
+  return [...dispatchCountsByKernel()]
+    .filter(([k, n]) => /^layer_norm\.layer_norm_(forward|backward)(_rows)?$/.test(k) && n > (before.get(k) ?? 0))
+    .map(([k]) => k.slice('layer_norm.'.length))
+    .sort();
+}
+
+test('the default: rows of SERIAL_MAX_D run the serial kernels, one more the workgroup ones; both match the reference', async () => {
+  const serial = ['layer_norm_backward_rows', 'layer_norm_forward_rows'];
+  const workgroup = ['layer_norm_backward', 'layer_norm_forward'];
+  for (const [d, want] of [[1, serial], [SERIAL_MAX_D, serial], [SERIAL_MAX_D + 1, workgroup], [4 * SERIAL_MAX_D, workgroup]] as const) {
+    assert.equal(await rowKernelsOf(() => againstReference([3, d], undefined, 40 + d)), want, `D = ${d}`);
+  }
+  // The forced impls dispatch what they name, whatever D is.
+  assert.equal(await rowKernelsOf(() => againstReference([3, SERIAL_MAX_D + 1], 'serial', 41)), serial);
+  assert.equal(await rowKernelsOf(() => againstReference([3, SERIAL_MAX_D], 'workgroup', 42)), workgroup);
 });
 
 test('both implementations match the float64 reference on narrow and wide rows', async () => {
-  const failures: string[] = [];
   // 4096 x 32: the Gaussian score model's sampling batch; 300 rows: several serial workgroups and
   // a partial last one; 130 and 64: either side of the switch; an offset mean (two-pass variance).
   const shapes = [[4096, 32], [3, 100, 7], [6, 130], [2, 3, 64], [5, 65]];
   for (const [i, shape] of shapes.entries()) {
-    for (const impl of ['serial', 'workgroup'] as const) failures.push(...(await againstReference(shape, impl, 10 + i)));
+    for (const impl of ['serial', 'workgroup'] as const) await againstReference(shape, impl, 10 + i);
   }
-  failures.push(...(await againstReference([40, 24], 'serial', 30, 50)), ...(await againstReference([40, 24], 'workgroup', 30, 50)));
-  assert.equal(failures, []);
+  await againstReference([40, 24], 'serial', 30, 50);
+  await againstReference([40, 24], 'workgroup', 30, 50);
 });
 
 test('both implementations fold their grids past 65535 workgroups', async () => {

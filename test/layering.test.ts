@@ -37,4 +37,19 @@ test('layering: a planted circle and wrong-way imports are reported', () => {
   }
 });
 
+test('layering: engine/io and engine/reference may import the host tensor type, nothing else of the engine', () => {
+  const root = mkdtempSync(join(tmpdir(), 'layering-'));
+  try {
+    for (const d of ['engine/io', 'engine/reference']) mkdirSync(join(root, d), { recursive: true });
+    writeFileSync(join(root, 'engine/host_tensor.ts'), 'export interface HostTensor { shape: number[] }\n');
+    writeFileSync(join(root, 'engine/tensor.ts'), 'export const t = 1;\n');
+    writeFileSync(join(root, 'engine/io/read.ts'), "import type { HostTensor } from '../host_tensor.ts';\nimport { t } from '../tensor.ts';\n");
+    writeFileSync(join(root, 'engine/reference/host.ts'), "import type { HostTensor } from '../host_tensor.ts';\n");
+    const problems = checkLayering(root);
+    assert.equal(problems, ['wrong way: engine/io/read.ts imports engine/tensor.ts (file formats stand alone: engine/io imports only engine/io and the type file host_tensor.ts)']);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test.run();

@@ -27,7 +27,7 @@ function randomGenerator(seed: number): StyleGAN2 {
   for (const [name, shape] of parameterShapes(CONFIG)) {
     const n = shape.reduce((a, b) => a * b, 1);
     const bias = name.endsWith('modulation.bias') ? 1 : 0; // the stored affine bias includes +1
-    sd.set(name, { shape, data: Float32Array.from({ length: n }, () => bias + (name.includes('bias') ? 0.1 : 1) * rng.normal()) });
+    sd.set(name, { dtype: 'float32', shape, data: Float32Array.from({ length: n }, () => bias + (name.includes('bias') ? 0.1 : 1) * rng.normal()) });
   }
   return StyleGAN2.fromStateDict(CONFIG, sd, null);
 }

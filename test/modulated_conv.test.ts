@@ -13,7 +13,7 @@ import { modulatedConv2d, upsampleLink } from '../engine/ops/modulated_conv.ts';
 import type { ModulatedConvOptions } from '../engine/ops/modulated_conv_plan.ts';
 import { modulatedConvForward, modulatedConvVjp } from '../engine/reference/modulated_conv.ts';
 import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
-import { throwsNaming } from './helpers.ts';
+import { assertClose, relativeToMax, throwsNaming } from './helpers.ts';
 
 const test = suite('modulated_conv');
 
@@ -21,17 +21,6 @@ function randn(shape: number[], seed: number, mean = 0, std = 1): HostArray {
   const r = new HostRandom(seed);
   const n = shape.reduce((a, b) => a * b, 1);
   return host(shape, Float64Array.from({ length: n }, () => Math.fround(mean + std * r.normal())));
-}
-
-/** max|a - b| / max|b|, the whole-tensor metric of docs/design.md, "Numerics and tests". */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let e = 0;
-  let m = 0;
-  for (let i = 0; i < want.length; i++) {
-    e = Math.max(e, Math.abs(got[i] - want[i]));
-    m = Math.max(m, Math.abs(want[i]));
-  }
-  return e / m;
 }
 
 interface Layer {
@@ -44,8 +33,8 @@ interface Layer {
   options: ModulatedConvOptions;
 }
 
-/** GPU forward and all three gradients vs the reference; returns the four errors. */
-async function compare(l: Layer, N: number, seed: number): Promise<number[]> {
+/** GPU forward and all three gradients, and the reference's: [got, want] for y, gx, gw, gs. */
+async function runLayer(l: Layer, N: number, seed: number): Promise<[ArrayLike<number>, ArrayLike<number>][]> {
   const x = randn([N, l.Ci, l.H, l.W], seed);
   const w = randn([l.Co, l.Ci, l.k, l.k], seed + 1);
   const s = randn([N, l.Ci], seed + 2, 1, 0.5); // styles sit around 1 (the affine bias holds the +1)
@@ -59,7 +48,7 @@ async function compare(l: Layer, N: number, seed: number): Promise<number[]> {
     const out = await y.readF32();
     const grads = grad(y, inputs, { upstream: tensor(gy.data, gy.shape) });
     const got = await Promise.all(grads.map((g) => g.readF32()));
-    return [relErr(out, want.data), ...got.map((g, j) => relErr(g, wantGrads[j]))];
+    return [[out, want.data], ...got.map((g, j): [Float32Array, Float64Array] => [g, wantGrads[j]])];
   });
 }
 
@@ -79,20 +68,20 @@ const FASHION: Layer[] = [
 ];
 
 // float32 sums of up to 1152 products (forward) and 2048 (weight gradient): measured errors on
-// lavapipe are 1e-7 to 2e-6 of the tensor's largest value; 10x margin.
+// lavapipe are 1e-7 to 2e-6 of the tensor's largest value; 10x margin. Per element:
+// |a - b| <= tol * max|b| (relativeToMax), i.e. max|a - b| / max|b| <= tol per tensor.
 const FWD_TOL = 1e-5;
 const GRAD_TOL = 2e-5;
 
-function check(name: string, errs: number[]): void {
-  const [fwd, gx, gw, gs] = errs;
-  assert.ok(fwd <= FWD_TOL, `${name}: forward error ${fwd.toExponential(2)}`);
-  for (const [what, e] of [['x', gx], ['weight', gw], ['styles', gs]] as const) {
-    assert.ok(e <= GRAD_TOL, `${name}: gradient of ${what} error ${e.toExponential(2)}`);
-  }
+function check(name: string, pairs: [ArrayLike<number>, ArrayLike<number>][]): void {
+  pairs.forEach(([got, want], i) => {
+    const what = ['forward', 'gradient of x', 'gradient of weight', 'gradient of styles'][i];
+    assertClose(got, want, relativeToMax(want, i ? GRAD_TOL : FWD_TOL), `${name}: ${what}`);
+  });
 }
 
 test('GPU equals the reference at every Fashion generator layer, batch 2', async () => {
-  for (const [j, l] of FASHION.entries()) check(l.name, await compare(l, 2, 100 + 10 * j));
+  for (const [j, l] of FASHION.entries()) check(l.name, await runLayer(l, 2, 100 + 10 * j));
 });
 
 test('odd sizes: several 8-pixel blocks, channels not a multiple of 4, custom padding', async () => {
@@ -104,7 +93,7 @@ test('odd sizes: several 8-pixel blocks, channels not a multiple of 4, custom pa
     { name: 'upsample 5x11', Ci: 6, Co: 5, H: 5, W: 11, k: 3, options: { upsample: true } },
     { name: 'upsample no demod 3x9', Ci: 5, Co: 3, H: 3, W: 9, k: 3, options: { upsample: true, demodulate: false } },
   ];
-  for (const [j, l] of cases.entries()) check(l.name, await compare(l, 3, 300 + j));
+  for (const [j, l] of cases.entries()) check(l.name, await runLayer(l, 3, 300 + j));
 });
 
 // Independent naive versions: per-sample weights, then y[q] = sum_p x[p] w[q - 2p] by scattering, then
@@ -153,7 +142,7 @@ test("the reference's upsampling path equals a naive transposed conv followed by
     const want = naiveUpsample(x, w, s, demod);
     const got = modulatedConvForward(x, w, s, { upsample: true, demodulate: demod });
     assert.equal(got.shape, [2, 4, 8, 10]);
-    assert.ok(relErr(got.data, want.data) < 1e-12, `demodulate ${demod}: ${relErr(got.data, want.data)}`);
+    assertClose(got.data, want.data, relativeToMax(want.data, 1e-12), `demodulate ${demod}`);
   }
 });
 
@@ -169,7 +158,7 @@ test('demodulation: scaling every style of a sample leaves the output unchanged'
     const s = randn([2, 6], 23, 1, 0.5);
     const a = await modulatedConv2d(x, w, tensor(s.data, s.shape)).readF32();
     const b = await modulatedConv2d(x, w, tensor(s.data.map((v, i) => v * (i < 6 ? 3 : 0.25)), s.shape)).readF32();
-    assert.ok(relErr(b, a) < 1e-5, `${relErr(b, a)}`);
+    assertClose(b, a, relativeToMax(a, 1e-5), 'styles scaled per sample');
   });
 });
 

@@ -14,6 +14,7 @@ import { sum } from '../engine/ops/reduce.ts';
 import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
 import { circularConvolutionDft } from '../engine/reference/partial_circulant.ts';
 import { sizeOf } from '../engine/shape.ts';
+import { assertClose, relativeToMax } from './helpers.ts';
 import {
   adjoint,
   bicubicMatrix,
@@ -45,19 +46,8 @@ const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   return s;
 };
 
-/** |got - want| <= tol * max(1, max |want|) everywhere; the message names the worst element. */
-function close(what: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: number): void {
-  assert.is(got.length, want.length, `${what}: length`);
-  let scale = 1;
-  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
-  let worst = 0;
-  let at = -1;
-  for (let i = 0; i < want.length; i++) {
-    const e = Math.abs(got[i] - want[i]);
-    if (!(e <= worst)) [worst, at] = [e, i];
-  }
-  assert.ok(worst <= tol * scale, `${what}: element ${at}: got ${got[at]}, expected ${want[at]} (error ${worst}, allowed ${tol * scale})`);
-}
+/** |got - want| <= tol * max(1, max |want|) per element (relativeToMax with floor 1). */
+const close = (what: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: number) => assertClose(got, want, relativeToMax(want, tol, 1), what);
 
 /** The reference's A^T y, built column by column from the reference forward on unit images. */
 function referenceAdjoint(op: MeasurementOperator, y: HostArray): Float64Array {

@@ -10,6 +10,7 @@ import { adamReference, adamStateRef, sgdReference, type AdamHyper, type AdamSta
 import { HostRandom } from '../engine/reference/host.ts';
 import { randomNormal } from '../engine/random.ts';
 import { sizeOf } from '../engine/shape.ts';
+import { assertClose } from './helpers.ts';
 
 const test = suite('optim');
 
@@ -22,17 +23,6 @@ const SKIP = { step: 2, param: 1 };
 
 function f32Array(rng: HostRandom, n: number, scale = 1): Float64Array {
   return Float64Array.from({ length: n }, () => Math.fround(scale * rng.normal()));
-}
-
-/** Worst violation of the tolerance, with its index, or null when within it. */
-function compare(what: string, gpu: Float32Array, ref: Float64Array): string | null {
-  let worst = 0;
-  let at = -1;
-  for (let i = 0; i < ref.length; i++) {
-    const excess = Math.abs(gpu[i] - ref[i]) - (OPTIM_TOL.atol + OPTIM_TOL.rtol * Math.abs(ref[i]));
-    if (!(excess <= worst)) [worst, at] = [excess, i];
-  }
-  return at < 0 ? null : `${what}: element ${at} gpu ${gpu[at]} reference ${ref[at]}`;
 }
 
 interface Run<S> {
@@ -61,13 +51,11 @@ async function matchReference<S>(label: string, run: Run<S>, seed: number): Prom
     grads.forEach((g) => g?.dispose());
     for (let i = 0; i < params.length; i++) {
       if (!(k === SKIP.step && i === SKIP.param)) run.refStep(refP[i], hostGrads[i], refS[i], lr);
-      const bad = compare(`${label} step ${k} param ${i}`, await params[i].readF32(), refP[i]);
-      assert.ok(bad === null, bad ?? '');
+      assertClose(await params[i].readF32(), refP[i], OPTIM_TOL, `${label} step ${k} param ${i}`);
       for (const [name, t, ref] of run.states(opt, params[i], refS[i])) {
         if (!ref) continue;
         assert.ok(t, `${label}: ${name} of param ${i} missing`);
-        const badState = compare(`${label} step ${k} param ${i} ${name}`, await t!.readF32(), ref);
-        assert.ok(badState === null, badState ?? '');
+        assertClose(await t!.readF32(), ref, OPTIM_TOL, `${label} step ${k} param ${i} ${name}`);
       }
     }
   }

@@ -8,6 +8,7 @@ import { scope, type Tensor } from '../engine/tensor.ts';
 import { RandomStream, randomBits, randomNormal, randomUniform, toWord64 } from '../engine/random.ts';
 import { mulhilo32, philox4x32, philoxBitsRef, philoxNormalF64, philoxNormalRef, philoxUniformRef } from '../engine/reference/philox.ts';
 import { HostRandom } from '../engine/reference/host.ts';
+import { assertClose } from './helpers.ts';
 
 const test = suite('random');
 
@@ -82,20 +83,16 @@ test('GPU uniforms equal the CPU mirror bit for bit and lie in [0, 1)', async ()
  * Normals: relative tolerance; the tiny absolute floor only absorbs the float64 reference's own
  * rounding where z crosses 0 (cos(pi/2) = 6e-17 in float64, exactly 0 on the GPU).
  */
-const NORMAL_RTOL = 1e-6;
-const NORMAL_ATOL = 1e-12;
+const NORMAL_TOL = { atol: 1e-12, rtol: 1e-6 };
 
 test('GPU normals match the CPU mirror to 1e-6 relative', async () => {
   for (const [shape, seed, offset] of [[[10003], 11, 0], [[5, 3], 8, 2 ** 33]] as [number[], number, number][]) {
     const gpu = (await readOnce(randomNormal(shape, { seed, offset }))) as Float32Array;
     const cpu = philoxNormalF64(gpu.length, toWord64(seed, 'seed'), toWord64(offset, 'offset'));
-    let worst = 0;
-    let at = 0;
-    for (let i = 0; i < gpu.length; i++) {
-      const rel = Math.abs(gpu[i] - cpu[i]) / Math.max(Math.abs(cpu[i]), NORMAL_ATOL / NORMAL_RTOL);
-      if (!(rel <= worst)) [worst, at] = [rel, i];
-    }
-    assert.ok(worst <= NORMAL_RTOL, `worst relative error ${worst.toExponential(2)} at ${at}: gpu ${gpu[at]} cpu ${cpu[at]}`);
+    // The tally's max rel err, max |a - b| / max(|b|, atol/rtol), within rtol: a bound per element
+    // of max(rtol |b|, atol), tighter than atol + rtol |b|.
+    const c = assertClose(gpu, cpu, NORMAL_TOL, `normals seed ${seed} offset ${offset}`);
+    assert.ok(c.maxRelErr <= NORMAL_TOL.rtol, `max rel err ${c.maxRelErr.toExponential(2)}`);
   }
   // mean and std: |a - b| <= 1e-6 (|mean| + std |z|) with z the float64 normal
   const [mean, std] = [-3, 0.25];
@@ -186,10 +183,8 @@ test('extreme words: finite normals at u1 = 2^-24 and u1 = 1 (no log(0)), accura
     const hi = [words[e] >>> 8, words[e + 1] >>> 8];
     const gpu = (await readOnce(randomNormal([4], { seed: 0, offset }))) as Float32Array;
     const cpu = philoxNormalF64(4, [0, 0], [offset, 0]);
-    for (let i = 0; i < 4; i++) {
-      assert.ok(Number.isFinite(gpu[i]) && Math.abs(gpu[i]) <= rMax * (1 + 1e-6), `${what}: element ${i} = ${gpu[i]}`);
-      assert.ok(Math.abs(gpu[i] - cpu[i]) <= NORMAL_RTOL * Math.abs(cpu[i]) + NORMAL_ATOL, `${what} (words ${hi.map((x) => x.toString(16))}): element ${i} gpu ${gpu[i]} cpu ${cpu[i]}`);
-    }
+    for (let i = 0; i < 4; i++) assert.ok(Number.isFinite(gpu[i]) && Math.abs(gpu[i]) <= rMax * (1 + 1e-6), `${what}: element ${i} = ${gpu[i]}`);
+    assertClose(gpu, cpu, NORMAL_TOL, `${what} (words ${hi.map((x) => x.toString(16))})`);
   }
   const [z0, z1] = await readOnce(randomNormal([2], { seed: 0, offset: 1205178 }));
   assert.ok(Math.abs(Math.hypot(z0, z1) - rMax) < 1e-5, `the largest radius ${rMax} is reached: ${Math.hypot(z0, z1)}`);

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { readSafetensors } from '../engine/io/index.ts';
+import { compare, relativeToMax } from '../engine/gradcheck.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -90,7 +91,7 @@ export interface Agreement {
   problem?: string;
 }
 
-/** max|a-b| / max|b| for every tensor of the reference run b. */
+/** max|a-b| / max|b| for every tensor of the reference run b (the tally of engine/gradcheck.ts's compare). */
 export function agreement(a: Map<string, ArrayLike<number>>, b: Map<string, ArrayLike<number>>): Agreement[] {
   const rows: Agreement[] = [];
   for (const [name, want] of b) {
@@ -98,14 +99,8 @@ export function agreement(a: Map<string, ArrayLike<number>>, b: Map<string, Arra
     if (!got) rows.push({ name, rel: Infinity, maxAbs: Infinity, problem: `missing (have ${[...a.keys()].join(', ')})` });
     else if (got.length !== want.length) rows.push({ name, rel: Infinity, maxAbs: Infinity, problem: `${got.length} values, the Node run has ${want.length}` });
     else {
-      let maxAbs = 0;
-      let maxB = 0;
-      for (let i = 0; i < want.length; i++) {
-        const d = Math.abs(got[i] - want[i]);
-        maxAbs = Number.isNaN(d) ? Infinity : Math.max(maxAbs, d);
-        maxB = Math.max(maxB, Math.abs(want[i]));
-      }
-      rows.push({ name, rel: maxAbs / Math.max(maxB, 1e-30), maxAbs });
+      const c = compare(got, want, relativeToMax(want, TOLERANCE, 1e-30));
+      rows.push({ name, rel: c.maxAbsErr / Math.max(c.maxAbsWant, 1e-30), maxAbs: c.maxAbsErr });
     }
   }
   return rows;

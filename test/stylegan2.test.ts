@@ -8,7 +8,9 @@ import { readSafetensors } from '../engine/io/index.ts';
 import { tensor, scope } from '../engine/tensor.ts';
 import { StyleGAN2, numLatents } from '../nets/stylegan2.ts';
 import { readGeneratorCheckpoint } from '../nets/stylegan2_checkpoint.ts';
-import { replayGenerator, relativeError, type TensorMap } from '../nets/replay_generator.ts';
+import { replayGenerator, type TensorMap } from '../nets/replay_generator.ts';
+import { compare, describeMismatch } from '../engine/gradcheck.ts';
+import { relativeToMax, relToMax } from './helpers.ts';
 
 const FIXTURE = new URL('./fixtures/reference-tiny/', import.meta.url);
 const path = (f: string) => new URL(f, FIXTURE).pathname;
@@ -18,21 +20,36 @@ const expected = readSafetensors(await readFileBytes(path('generator_expected.sa
 const inputsOnly: TensorMap = new Map([...expected].filter(([k]) => k.startsWith('in.')));
 const targets = [...expected.keys()].filter((k) => k.startsWith('out.') || k.startsWith('grad.'));
 
+/** The fixture's bounds on max|a - b| / max|b| per tensor (relativeToMax): outputs, gradients. */
+const OUT_TOL = 1e-4;
+const GRAD_TOL = 1e-3;
+
 function compareAll(got: TensorMap): { worst: Record<string, number>; failures: string[] } {
   const worst: Record<string, number> = {};
   const failures: string[] = [];
   for (const name of targets) {
     const g = got.get(name);
+    const want = expected.get(name)!;
     if (!g) {
       failures.push(`${name}: not produced`);
       continue;
     }
-    const err = relativeError(g, expected.get(name)!);
-    worst[name] = err;
-    const tol = name.startsWith('out.') ? 1e-4 : 1e-3;
-    if (!(err <= tol)) failures.push(`${name}: max|a-b|/max|b| = ${err.toExponential(2)} > ${tol}`);
+    if (g.shape.join() !== want.shape.join()) {
+      failures.push(`${name}: shape [${g.shape}], expected [${want.shape}]`);
+      continue;
+    }
+    const tol = relativeToMax(want.data, name.startsWith('out.') ? OUT_TOL : GRAD_TOL);
+    const c = compare(g.data, want.data, tol);
+    worst[name] = relToMax(c);
+    if (!c.pass) failures.push(describeMismatch(name, g.data, want.data, c, tol, want.shape));
   }
   return { worst, failures };
+}
+
+/** The largest max|a - b| / max|b| over the out.* and over the grad.* tensors, for the log. */
+function summary(worst: Record<string, number>): string {
+  const top = (prefix: string) => Math.max(...Object.entries(worst).filter(([k]) => k.startsWith(prefix)).map(([, e]) => e));
+  return `max|a-b|/max|b| ${top('out.').toExponential(2)} (outputs, bound ${OUT_TOL}), ${top('grad.').toExponential(2)} (gradients, bound ${GRAD_TOL})`;
 }
 
 for (const file of ['generator.pt', 'generator_legacy.pt']) {
@@ -42,8 +59,9 @@ for (const file of ['generator.pt', 'generator_legacy.pt']) {
     const g = StyleGAN2.fromStateDict(ckpt.config, ckpt.stateDict, ckpt.latentAvg);
     try {
       const got = await replayGenerator(g, inputsOnly);
-      const { failures } = compareAll(got);
+      const { worst, failures } = compareAll(got);
       assert.equal(failures, []);
+      console.log(`  generator fixture, ${file}: ${summary(worst)}`);
       assert.is(targets.length, 28, "out.* and grad.* tensors in the fixture");
     } finally {
       g.dispose();
@@ -56,7 +74,7 @@ test('negative control: one perturbed weight breaks the comparison', async () =>
   const w = ckpt.stateDict.get('convs.2.conv.weight')!;
   const data = Float32Array.from(w.data);
   data[17] += 0.5;
-  ckpt.stateDict.set('convs.2.conv.weight', { shape: w.shape, data });
+  ckpt.stateDict.set('convs.2.conv.weight', { dtype: 'float32', shape: w.shape, data });
   const g = StyleGAN2.fromStateDict(ckpt.config, ckpt.stateDict, ckpt.latentAvg);
   try {
     const { failures } = compareAll(await replayGenerator(g, inputsOnly));
@@ -73,7 +91,7 @@ test('missing or misshapen checkpoint tensors are named', async () => {
   sd.delete('to_rgbs.1.bias');
   assert.throws(() => StyleGAN2.fromStateDict(ckpt.config, sd, null), /missing tensor "to_rgbs.1.bias"/);
   const sd2 = new Map(ckpt.stateDict);
-  sd2.set('style.1.bias', { shape: [63], data: new Float32Array(63) });
+  sd2.set('style.1.bias', { dtype: 'float32', shape: [63], data: new Float32Array(63) });
   assert.throws(() => StyleGAN2.fromStateDict(ckpt.config, sd2, null), /"style.1.bias" has shape \[63\], expected \[64\]/);
 });
 

@@ -20,6 +20,8 @@ import { ReluProblem } from '../nets/relu_generator.ts';
 import { runChains, type ChainSpec } from '../samplers/theory/langevin_relu.ts';
 import { hessianAtOptimum, hvRho, powerLawFit, slicedW2, symmetricEigen } from '../samplers/theory/stats.ts';
 import { runTheory, theoryConfig } from '../cli/theory.ts';
+import { compare } from '../engine/gradcheck.ts';
+import { assertClose } from './helpers.ts';
 
 const test = suite('theory');
 
@@ -27,19 +29,6 @@ const test = suite('theory');
 const GPU_TOL = { atol: 2e-5, rtol: 2e-4 };
 /** Reference gradient vs central differences (step 1e-6 in float64). */
 const FD_TOL = { atol: 1e-7, rtol: 1e-5 };
-
-/** Index of the first element outside atol + rtol |want|, or -1. */
-function firstMismatch(got: ArrayLike<number>, want: ArrayLike<number>, tol: { atol: number; rtol: number }): number {
-  if (got.length !== want.length) return 0;
-  for (let i = 0; i < want.length; i++) if (!(Math.abs(got[i] - want[i]) <= tol.atol + tol.rtol * Math.abs(want[i]))) return i;
-  return -1;
-}
-
-function assertClose(what: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: { atol: number; rtol: number }): void {
-  assert.is(got.length, want.length, `${what}: length`);
-  const i = firstMismatch(got, want, tol);
-  assert.is(i, -1, `${what}: element ${i}: got ${got[i]}, expected ${want[i]}`);
-}
 
 for (const act of ['relu', 'linear'] as const) {
   test(`L and grad L through G (${act}): GPU vs float64 reference vs finite differences`, async () => {
@@ -53,8 +42,8 @@ for (const act of ['relu', 'linear'] as const) {
         const { loss, grad } = problem.lossAndGrad(tensor(z, [I, C, k]));
         return { loss: await loss.readF32(), grad: await grad.readF32() };
       });
-      assertClose('GPU loss', gpu.loss, ref.loss.data, GPU_TOL);
-      assertClose('GPU grad', gpu.grad, ref.grad, GPU_TOL);
+      assertClose(gpu.loss, ref.loss.data, GPU_TOL, 'GPU loss');
+      assertClose(gpu.grad, ref.grad, GPU_TOL, 'GPU grad');
       // Finite differences of the float64 reference: d L[row] / d z[row, j] (chains are independent).
       const h = 1e-6;
       const fd = new Float64Array(z.length);
@@ -66,9 +55,9 @@ for (const act of ['relu', 'linear'] as const) {
         minus[e] -= h;
         fd[e] = (lossOnly(hp, host([I, C, k], plus)).data[row] - lossOnly(hp, host([I, C, k], minus)).data[row]) / (2 * h);
       }
-      assertClose('reference grad vs finite differences', ref.grad, fd, FD_TOL);
+      assertClose(ref.grad, fd, FD_TOL, 'reference grad vs finite differences');
       // Negative control: a gradient 1% off fails that comparison.
-      assert.ok(firstMismatch(ref.grad.map((g) => g * 1.01), fd, FD_TOL) >= 0, 'a 1% error in the gradient went unnoticed');
+      assert.not.ok(compare(ref.grad.map((g) => g * 1.01), fd, FD_TOL).pass, 'a 1% error in the gradient went unnoticed');
     } finally {
       problem.dispose();
     }
@@ -261,7 +250,7 @@ test('analysis helpers: HV rho_d, eigensolver, sliced W2, power law', () => {
   assert.ok(Math.abs(hvRho(2) - 1 / Math.PI) < 1e-12);
   assert.ok(Math.abs(hvRho(3) - 0.4937) < 1e-3);
   const { values } = symmetricEigen([2, 1, 0, 1, 2, 0, 0, 0, 5], 3);
-  assertClose('eigenvalues', [...values].sort((a, b) => a - b), [1, 3, 5], { atol: 1e-12, rtol: 0 });
+  assertClose([...values].sort((a, b) => a - b), [1, 3, 5], { atol: 1e-12, rtol: 0 }, 'eigenvalues');
   // Two samples that differ by a shift s along one axis: every slice's W2 is |s theta_1|, so
   // SW2 = |s| sqrt(E theta_1^2) = |s| / sqrt(k) (up to the finite number of directions).
   const x = Array.from(philoxNormalF64(200 * 2, [1, 0], [0, 0]));

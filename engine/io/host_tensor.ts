@@ -1,5 +1,5 @@
-// Host-side tensors as checkpoint readers return them: `{dtype, shape, data}` with a typed array in
-// row-major (C) order, always a fresh copy that owns its buffer (never a view into the file bytes).
+// Host-side tensors as checkpoint readers return them (the type: engine/host_tensor.ts), always a
+// fresh copy that owns its buffer (never a view into the file bytes), and the element codecs.
 //
 // Legend
 //   StorageDType  a dtype as stored on disk (safetensors F16 / torch HalfStorage are 'float16')
@@ -9,19 +9,9 @@
 //   numel         product of the shape (1 for a scalar, shape [])
 
 import { CheckpointFormatError } from './errors.ts';
+import type { HostData, HostDType, HostTensor, StorageDType } from '../host_tensor.ts';
 
-export type HostDType = 'float32' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'uint32' | 'bool';
-export type StorageDType = HostDType | 'float16' | 'bfloat16';
-
-export type HostData = Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array | Uint32Array;
-
-export interface HostTensor {
-  dtype: HostDType;
-  shape: number[];
-  data: HostData;
-  /** The on-disk dtype when it differs from `dtype` (float16 / bfloat16 widened to float32). */
-  stored?: StorageDType;
-}
+export type { HostData, HostDType, HostTensor, StorageDType } from '../host_tensor.ts';
 
 export const ITEM_SIZE: Record<StorageDType, number> = {
   float32: 4, float64: 8, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, uint32: 4, bool: 1, float16: 2, bfloat16: 2,

@@ -2,17 +2,16 @@
 // for test data. The references are the oracle and the readable definition of every op.
 
 import { broadcastStrides, sizeOf, stridesOf, type Shape } from '../shape.ts';
+import type { HostTensor } from '../host_tensor.ts';
 
-export interface HostArray {
-  shape: number[];
-  data: Float64Array;
-}
+/** The host tensor the references compute on (engine/host_tensor.ts), float64. */
+export type HostArray = HostTensor<Float64Array>;
 
 export function host(shape: Shape, data?: ArrayLike<number>): HostArray {
   const n = sizeOf(shape);
   const d = data ? Float64Array.from(data) : new Float64Array(n);
   if (d.length !== n) throw new RangeError(`host: ${d.length} values for shape [${shape.join(', ')}]`);
-  return { shape: [...shape], data: d };
+  return { dtype: 'float64', shape: [...shape], data: d };
 }
 
 /** Calls fn(outIndex, offsetsInEachOperand) for every element of `outShape`, with broadcasting. */

@@ -9,11 +9,10 @@
 // `__metadata__.train` (step, RNG offset, options, loss history); see train.ts. Loading a model
 // ignores `train.*`, so a checkpoint is also a usable model file, and stripping `train.*` ships it.
 
-import { flattenTensors, isSafetensors, loadCheckpoint, loadModel, saveModel, type HostTensor as IoTensor } from '../../engine/io/index.ts';
+import { flattenTensors, isSafetensors, loadCheckpoint, loadModel, saveModel, type HostTensor } from '../../engine/io/index.ts';
 import { philoxNormalF64, philoxUniformRef } from '../../engine/reference/philox.ts';
 import { toWord64 } from '../../engine/random.ts';
 import { ScoreViT, inferScoreConfig, parameterShapes, type ScoreViTConfig } from '../../nets/score_vit.ts';
-import type { HostTensor } from '../../nets/stylegan2.ts';
 import { DEFAULT_VPSDE, type VPSDEConfig } from './vpsde.ts';
 import type { Normalization } from './data.ts';
 
@@ -32,7 +31,7 @@ export interface LoadedScoreModel {
   net: ScoreViT;
   config: ScoreModelConfig;
   /** Every tensor of the file by name (train.* included), for resuming. */
-  tensors: Map<string, HostTensor>;
+  tensors: Map<string, HostTensor<Float32Array>>;
   metadata: Record<string, string>;
 }
 
@@ -41,9 +40,9 @@ export interface LoadedScoreModel {
  * Linear weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)), LayerNorm 1 / 0, position embedding
  * N(0, 1), Fourier features N(0, 1) * 30 (SGILO's GaussianFourierProjection scale).
  */
-export function initScoreStateDict(c: ScoreViTConfig, seed: number): Map<string, HostTensor> {
+export function initScoreStateDict(c: ScoreViTConfig, seed: number): Map<string, HostTensor<Float32Array>> {
   const key = toWord64(seed, 'initScoreStateDict: seed');
-  const sd = new Map<string, HostTensor>();
+  const sd = new Map<string, HostTensor<Float32Array>>();
   const shapes = parameterShapes(c);
   [...shapes].forEach(([name, shape], i) => {
     const n = shape.reduce((a, b) => a * b, 1);
@@ -58,7 +57,7 @@ export function initScoreStateDict(c: ScoreViTConfig, seed: number): Map<string,
       const bound = 1 / Math.sqrt(weight[1]);
       data = Float32Array.from(philoxUniformRef(n, key, [i, 0]), (u) => (2 * u - 1) * bound);
     }
-    sd.set(name, { shape: [...shape], data });
+    sd.set(name, { dtype: 'float32', shape: [...shape], data });
   });
   return sd;
 }
@@ -70,25 +69,23 @@ export function scoreModelConfig(vit: ScoreViTConfig, normalization: Normalizati
 /** Serializes weights (state-dict names), optional extra tensors (e.g. train.*) and metadata. */
 export function writeScoreModel(
   config: ScoreModelConfig,
-  weights: Map<string, HostTensor>,
-  extra: Map<string, HostTensor> = new Map(),
+  weights: Map<string, HostTensor<Float32Array>>,
+  extra: Map<string, HostTensor<Float32Array>> = new Map(),
   metadata: Record<string, string> = {},
 ): Uint8Array {
-  const all = new Map<string, IoTensor>();
-  for (const [k, t] of [...weights, ...extra]) all.set(k, { dtype: 'float32', shape: t.shape, data: t.data });
-  return saveModel(all, config, metadata);
+  return saveModel(new Map<string, HostTensor>([...weights, ...extra]), config, metadata);
 }
 
 /** Host copies of a network's parameters (all of them, the fixed Fourier features included). */
-export async function hostWeights(net: ScoreViT): Promise<Map<string, HostTensor>> {
-  const out = new Map<string, HostTensor>();
-  for (const [k, t] of net.params) out.set(k, { shape: [...t.shape], data: await t.readF32() });
+export async function hostWeights(net: ScoreViT): Promise<Map<string, HostTensor<Float32Array>>> {
+  const out = new Map<string, HostTensor<Float32Array>>();
+  for (const [k, t] of net.params) out.set(k, { dtype: 'float32', shape: [...t.shape], data: await t.readF32() });
   return out;
 }
 
-function asF32(t: IoTensor, name: string): HostTensor {
-  if (t.dtype === 'float32') return { shape: t.shape, data: t.data as Float32Array };
-  if (t.dtype === 'float64') return { shape: t.shape, data: Float32Array.from(t.data as Float64Array) };
+function asF32(t: HostTensor, name: string): HostTensor<Float32Array> {
+  if (t.dtype === 'float32') return { dtype: 'float32', shape: t.shape, data: t.data as Float32Array };
+  if (t.dtype === 'float64') return { dtype: 'float32', shape: t.shape, data: Float32Array.from(t.data as Float64Array) };
   throw new Error(`score model: tensor "${name}" has dtype ${t.dtype}, expected float32`);
 }
 
@@ -111,7 +108,7 @@ function checkConfig(c: unknown): ScoreModelConfig {
  * store the head count: pass `heads` (default 1, the paper's setting).
  */
 export async function loadScoreModel(bytes: Uint8Array, options: { heads?: number } = {}): Promise<LoadedScoreModel> {
-  const tensors = new Map<string, HostTensor>();
+  const tensors = new Map<string, HostTensor<Float32Array>>();
   let config: ScoreModelConfig;
   let metadata: Record<string, string> = {};
   if (isSafetensors(bytes)) {
@@ -133,7 +130,7 @@ export async function loadScoreModel(bytes: Uint8Array, options: { heads?: numbe
 export function stripTraining(bytes: Uint8Array): Uint8Array {
   const file = loadModel(bytes);
   const config = checkConfig(file.config);
-  const weights = new Map<string, HostTensor>();
+  const weights = new Map<string, HostTensor<Float32Array>>();
   for (const [k, t] of file.tensors) if (!k.startsWith('train.')) weights.set(k, asF32(t, k));
   const { config: _c, train: _t, ...rest } = file.metadata;
   return writeScoreModel(config, weights, new Map(), rest);

@@ -26,7 +26,7 @@ import { Adam } from '../../engine/optim.ts';
 import { randomNormal, toWord64 } from '../../engine/random.ts';
 import { philoxUniformRef, type Word64 } from '../../engine/reference/philox.ts';
 import { ScoreViT } from '../../nets/score_vit.ts';
-import type { HostTensor } from '../../nets/stylegan2.ts';
+import type { HostTensor } from '../../engine/host_tensor.ts';
 import { VPSDE, perSample } from './vpsde.ts';
 import { writeScoreModel, type LoadedScoreModel, type ScoreModelConfig } from './checkpoint.ts';
 
@@ -115,12 +115,12 @@ export class ScoreTrainer {
    */
   static resume(from: LoadedScoreModel, data: TrainingData, overrides: Partial<TrainOptions> = {}): ScoreTrainer {
     const s = readTrainState(from);
-    const need = (name: string): HostTensor => {
+    const need = (name: string): HostTensor<Float32Array> => {
       const t = from.tensors.get(name);
       if (!t) throw new Error(`resume: the checkpoint has no "${name}"`);
       return t;
     };
-    const raw = new Map<string, HostTensor>();
+    const raw = new Map<string, HostTensor<Float32Array>>();
     for (const name of from.net.params.keys()) raw.set(name, name === 'embed.0.W' ? need(name) : need(`train.param.${name}`));
     const net = ScoreViT.fromStateDict(from.config.vit, raw);
     const trainer = new ScoreTrainer(net, from.config, data, { ...s.options, ...overrides, seed: s.seed });
@@ -216,23 +216,23 @@ export class ScoreTrainer {
 
   /** The EMA weights as a ScoreViT (a separate copy; the caller disposes it). */
   async emaNet(): Promise<ScoreViT> {
-    const sd = new Map<string, HostTensor>();
-    for (const [k, t] of this.ema) sd.set(k, { shape: [...t.shape], data: await t.readF32() });
+    const sd = new Map<string, HostTensor<Float32Array>>();
+    for (const [k, t] of this.ema) sd.set(k, { dtype: 'float32', shape: [...t.shape], data: await t.readF32() });
     return ScoreViT.fromStateDict(this.config.vit, sd);
   }
 
   /** The checkpoint bytes (a model file of the EMA weights plus the training state). */
   async checkpoint(): Promise<Uint8Array> {
-    const read = async (t: Tensor): Promise<HostTensor> => ({ shape: [...t.shape], data: await t.readF32() });
-    const weights = new Map<string, HostTensor>();
+    const read = async (t: Tensor): Promise<HostTensor<Float32Array>> => ({ dtype: 'float32', shape: [...t.shape], data: await t.readF32() });
+    const weights = new Map<string, HostTensor<Float32Array>>();
     for (const [k, t] of this.ema) weights.set(k, await read(t));
-    const extra = new Map<string, HostTensor>();
+    const extra = new Map<string, HostTensor<Float32Array>>();
     let adamStep = 0;
     for (const [name, p] of this.trainable) {
       extra.set(`train.param.${name}`, await read(p));
       const s = this.opt.stateOf(p);
-      extra.set(`train.adam_m.${name}`, s ? await read(s.m) : { shape: [...p.shape], data: new Float32Array(p.size) });
-      extra.set(`train.adam_v.${name}`, s ? await read(s.v) : { shape: [...p.shape], data: new Float32Array(p.size) });
+      extra.set(`train.adam_m.${name}`, s ? await read(s.m) : { dtype: 'float32', shape: [...p.shape], data: new Float32Array(p.size) });
+      extra.set(`train.adam_v.${name}`, s ? await read(s.v) : { dtype: 'float32', shape: [...p.shape], data: new Float32Array(p.size) });
       adamStep = s?.step ?? 0;
     }
     const state: TrainState = { step: this.step, rngOffset: this.rngOffset, adamStep, seed: this.options.seed, options: this.options, losses: this.losses };
