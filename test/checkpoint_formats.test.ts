@@ -1,0 +1,108 @@
+// Checkpoints as researchers have them, each made by the reference code itself (scripts under
+// test/fixtures/<format>/): loaded, replayed from the in.* tensors alone and compared with the
+// reference's out.* (<= 1e-4) and grad.* (<= 1e-3, max|a-b| / max|b|). Every weight choice has a
+// negative control: the other choice must miss the fixture.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileBytes } from '../engine/io/files.ts';
+import { loadCheckpoint, readSafetensors } from '../engine/io/index.ts';
+import { relativeError, type TensorMap } from '../nets/replay_generator.ts';
+import { replayScore } from '../nets/replay_score.ts';
+import { loadScoreModel, parseGrid, parseScoreSidecar, pickScoreWeights, type ScoreLoadOptions } from '../samplers/score/checkpoint.ts';
+
+const FIX = new URL('./fixtures/', import.meta.url);
+const path = (f: string) => new URL(f, FIX).pathname;
+const test = suite('checkpoint_formats');
+
+async function readTensors(file: string): Promise<TensorMap> {
+  return readSafetensors(await readFileBytes(path(file))).tensors as unknown as TensorMap;
+}
+
+/** Worst relative error per out.* / grad.* target, and the targets over their tolerance. */
+export function compare(got: TensorMap, expected: TensorMap): { failures: string[]; worst: number } {
+  const failures: string[] = [];
+  let worst = 0;
+  for (const [name, want] of expected) {
+    if (name.startsWith('in.')) continue;
+    const g = got.get(name);
+    if (!g) {
+      failures.push(`${name}: not produced`);
+      continue;
+    }
+    const err = relativeError(g, want);
+    worst = Math.max(worst, err);
+    const tol = name.startsWith('out.') ? 1e-4 : 1e-3;
+    if (!(err <= tol)) failures.push(`${name}: ${err.toExponential(2)} > ${tol}`);
+  }
+  return { failures, worst };
+}
+
+const inputsOf = (m: TensorMap): TensorMap => new Map([...m].filter(([k]) => k.startsWith('in.')));
+
+async function replayScoreFile(file: string, opts: ScoreLoadOptions, inputs: TensorMap) {
+  const model = await loadScoreModel(await readFileBytes(path(file)), opts);
+  try {
+    return { out: await replayScore(model.net, inputs), model };
+  } finally {
+    model.net.dispose();
+  }
+}
+
+const SCORE_SDE = 'score_sde/checkpoint.pth';
+const sidecar = async () => parseScoreSidecar(new TextDecoder().decode(await readFileBytes(path(`${SCORE_SDE}.json`))));
+
+test('score_sde checkpoint: the EMA weights by default, replayed within tolerance; said so', async () => {
+  const exp = await readTensors('score_sde/expected_ema.safetensors');
+  const { out, model } = await replayScoreFile(SCORE_SDE, await sidecar(), inputsOf(exp));
+  assert.equal(compare(out, exp).failures, []);
+  assert.match(model.source, /score_sde checkpoint \(step 7\), EMA weights/);
+  assert.equal([model.config.vit.height, model.config.vit.width, model.config.vit.heads], [6, 2, 2]);
+});
+
+test('score_sde checkpoint: --weights raw reproduces the raw fixture; each choice misses the other fixture', async () => {
+  const ema = await readTensors('score_sde/expected_ema.safetensors');
+  const raw = await readTensors('score_sde/expected_raw.safetensors');
+  const opts = await sidecar();
+  const r = await replayScoreFile(SCORE_SDE, { ...opts, weights: 'raw' }, inputsOf(raw));
+  assert.equal(compare(r.out, raw).failures, []);
+  assert.match(r.model.source, /raw weights/);
+  // Negative controls: the raw weights against the EMA fixture, and the EMA weights against the raw one.
+  assert.ok(compare(r.out, ema).failures.includes('out.eps: ' + relativeError(r.out.get('out.eps')!, ema.get('out.eps')!).toExponential(2) + ' > 0.0001'), 'raw weights must miss the EMA eps');
+  const e = await replayScoreFile(SCORE_SDE, opts, inputsOf(raw));
+  assert.ok(relativeError(e.out.get('out.eps')!, raw.get('out.eps')!) > 1e-3, 'EMA weights must miss the raw eps');
+});
+
+test('score_sde checkpoint: the numpy float64 learning rate is a number; shadow_params follow the trainable order', async () => {
+  const root = (await loadCheckpoint(await readFileBytes(path(SCORE_SDE)))) as Record<string, any>;
+  const lr = root.optimizer.param_groups[0].lr;
+  assert.is(typeof lr, 'number');
+  assert.ok(Math.abs(lr - 0.01) < 1e-12, `lr ${lr}`);
+  assert.is(root.ema.shadow_params.length, Object.keys(root.model).length - 1);
+  // A shadow list that does not line up with the parameters is an error naming both.
+  const shifted = { ...root, ema: { ...root.ema, shadow_params: root.ema.shadow_params.slice(1) } };
+  assert.throws(() => pickScoreWeights(shifted), /shadow_params holds 30 tensors, the model has 31 trainable/);
+  const swapped = { ...root, ema: { ...root.ema, shadow_params: [root.ema.shadow_params[1], root.ema.shadow_params[0], ...root.ema.shadow_params.slice(2)] } };
+  assert.throws(() => pickScoreWeights(swapped), /shadow_params\[0\] is \[12, 12\], but parameter 0, "pos_embedding", is \[1, 12, 16\]/);
+  assert.throws(() => pickScoreWeights({ model: root.model }, 'ema'), /holds no EMA weights/);
+});
+
+test('score grid and heads: 6x2 accepted, mismatches are clear errors, sidecar validated', async () => {
+  assert.equal(parseGrid('6x2'), [6, 2]);
+  assert.throws(() => parseGrid('6*2'), /HxW/);
+  assert.throws(() => parseGrid('0x4'), /HxW/);
+  const bytes = await readFileBytes(path(SCORE_SDE));
+  const err = (o: ScoreLoadOptions) => loadScoreModel(bytes, o).then(() => '', (e: Error) => e.message);
+  assert.match(await err({ heads: 2, grid: [5, 2] }), /grid 5x2 has 10 tokens, but pos_embedding \[1, 12, 16\] holds 12/);
+  assert.match(await err({ heads: 3, grid: [6, 2] }), /not divisible by 3 heads/);
+  // Without the sidecar the 12 tokens are read as a 12x1 column: the shapes of a 6x2 input then fail.
+  const plain = await loadScoreModel(bytes, { heads: 2 });
+  assert.equal([plain.config.vit.height, plain.config.vit.width], [12, 1]);
+  plain.net.dispose();
+  assert.equal(parseScoreSidecar('{"heads": 2, "grid": [6, 2]}'), { heads: 2, grid: [6, 2] });
+  assert.throws(() => parseScoreSidecar('{"heads": 0}'), /heads must be a positive integer/);
+  assert.throws(() => parseScoreSidecar('{"grid": [6]}'), /grid must be \[H, W\]/);
+  assert.throws(() => parseScoreSidecar('{"head": 2}'), /unknown key "head"/);
+  assert.throws(() => parseScoreSidecar('heads=2'), /not JSON/);
+});
+
+test.run();
