@@ -6,7 +6,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileBytes } from '../engine/io/files.ts';
 import { loadCheckpoint, readSafetensors } from '../engine/io/index.ts';
-import { relativeError, type TensorMap } from '../nets/replay_generator.ts';
+import { relativeError, replayGenerator, type TensorMap } from '../nets/replay_generator.ts';
+import { StyleGAN2 } from '../nets/stylegan2.ts';
+import { readGeneratorCheckpoint, withLatentAvg, type GeneratorLoadOptions } from '../nets/stylegan2_checkpoint.ts';
 import { replayScore } from '../nets/replay_score.ts';
 import { loadScoreModel, parseGrid, parseScoreSidecar, pickScoreWeights, type ScoreLoadOptions } from '../samplers/score/checkpoint.ts';
 
@@ -103,6 +105,59 @@ test('score grid and heads: 6x2 accepted, mismatches are clear errors, sidecar v
   assert.throws(() => parseScoreSidecar('{"grid": [6]}'), /grid must be \[H, W\]/);
   assert.throws(() => parseScoreSidecar('{"head": 2}'), /unknown key "head"/);
   assert.throws(() => parseScoreSidecar('heads=2'), /not JSON/);
+});
+
+async function replayGeneratorFile(file: string, opts: GeneratorLoadOptions, inputs: TensorMap, log: string[] = []) {
+  const loaded = await withLatentAvg(await readGeneratorCheckpoint(await readFileBytes(path(file)), opts), (l) => log.push(l));
+  const g = StyleGAN2.fromStateDict(loaded.config, loaded.stateDict, loaded.latentAvg);
+  try {
+    return { out: await replayGenerator(g, inputs), loaded };
+  } finally {
+    g.dispose();
+  }
+}
+
+const ROS = 'rosinality_train/checkpoint.pt';
+
+test('rosinality train.py checkpoint: g_ema by default, replayed within tolerance; the Namespace is a record', async () => {
+  const exp = await readTensors('rosinality_train/expected_g_ema.safetensors');
+  const { out, loaded } = await replayGeneratorFile(ROS, {}, inputsOf(exp));
+  assert.equal(compare(out, exp).failures, []);
+  assert.is(loaded.format, 'rosinality train.py checkpoint');
+  assert.is(loaded.network, 'g_ema');
+  assert.equal(loaded.config, { size: 16, styleDim: 32, nMlp: 2, lrMlp: 0.01, channels: { 4: 24, 8: 16, 16: 12 } });
+  const root = (await loadCheckpoint(await readFileBytes(path(ROS)))) as Record<string, any>;
+  assert.equal([root.args.size, root.args.latent, root.args.n_mlp, root.args.arch], [16, 32, 2, 'stylegan2']);
+  assert.ok(Object.keys(root.args).includes('path_regularize'), 'the Namespace fields are its keys');
+});
+
+test('rosinality train.py checkpoint: --network g reproduces g; each choice misses the other fixture', async () => {
+  const ema = await readTensors('rosinality_train/expected_g_ema.safetensors');
+  const gExp = await readTensors('rosinality_train/expected_g.safetensors');
+  const g = await replayGeneratorFile(ROS, { network: 'g' }, inputsOf(gExp));
+  assert.equal(compare(g.out, gExp).failures, []);
+  assert.is(g.loaded.network, 'g');
+  assert.ok(compare(g.out, ema).failures.some((f) => f.startsWith('out.image_from_z:')), 'g must miss the g_ema images');
+  const e = await replayGeneratorFile(ROS, {}, inputsOf(gExp));
+  assert.ok(compare(e.out, gExp).failures.some((f) => f.startsWith('out.image_from_z:')), 'g_ema must miss the g images');
+  await readGeneratorCheckpoint(await readFileBytes(path(ROS)), { network: 'd' }).then(
+    () => assert.unreachable('--network d accepted'),
+    (err: Error) => assert.match(err.message, /--network must be G_ema or G/),
+  );
+});
+
+test('rosinality train.py checkpoint: no latent_avg, so mean_latent(4096) from the seeded engine, deterministic and said so', async () => {
+  const exp = await readTensors('rosinality_train/expected_g_ema.safetensors');
+  const noAvg = inputsOf(exp);
+  noAvg.delete('in.latent_avg');
+  const log: string[] = [];
+  const a = await replayGeneratorFile(ROS, {}, noAvg, log);
+  const b = await replayGeneratorFile(ROS, {}, noAvg);
+  assert.match(log.join(), /latent_avg: not in the file \(rosinality train.py checkpoint\); computed as mean_latent\(4096\).*deterministic/);
+  assert.equal([...a.loaded.latentAvg!.data], [...b.loaded.latentAvg!.data]);
+  // Only the truncated image depends on the centre: the explicit fixture centre differs from ours.
+  const failures = compare(a.out, exp).failures;
+  assert.equal(failures.map((f) => f.split(':')[0]), ['out.image_truncated']);
 });
 
 test.run();
