@@ -6,6 +6,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileBytes } from '../engine/io/files.ts';
 import { loadCheckpoint, readSafetensors } from '../engine/io/index.ts';
+import { loadNetworkPickle, persistentRecord } from '../engine/io/network_pickle.ts';
+import { moduleStateDict } from '../nets/stylegan2_nvlabs.ts';
 import { relativeError, replayGenerator, type TensorMap } from '../nets/replay_generator.ts';
 import { StyleGAN2 } from '../nets/stylegan2.ts';
 import { readGeneratorCheckpoint, withLatentAvg, type GeneratorLoadOptions } from '../nets/stylegan2_checkpoint.ts';
@@ -158,6 +160,59 @@ test('rosinality train.py checkpoint: no latent_avg, so mean_latent(4096) from t
   // Only the truncated image depends on the centre: the explicit fixture centre differs from ours.
   const failures = compare(a.out, exp).failures;
   assert.equal(failures.map((f) => f.split(':')[0]), ['out.image_truncated']);
+});
+
+const NV = 'nvlabs/network-snapshot.pkl';
+
+test('NVlabs pickle: G_ema by default with conv_clamp, replayed within tolerance', async () => {
+  const exp = await readTensors('nvlabs/expected_G_ema.safetensors');
+  const { out, loaded } = await replayGeneratorFile(NV, {}, inputsOf(exp));
+  const r = compare(out, exp);
+  assert.equal(r.failures, []);
+  assert.is(loaded.format, 'NVlabs pickle');
+  assert.equal([loaded.network, loaded.networks], ['G_ema', ['G_ema', 'G']]);
+  assert.equal(loaded.config, { size: 16, styleDim: 32, nMlp: 2, lrMlp: 0.01, channels: { 4: 24, 8: 16, 16: 8 }, convClamp: 0.75 });
+});
+
+test('NVlabs pickle: --network G and --no-clamp reproduce their fixtures; every wrong choice misses', async () => {
+  const ema = await readTensors('nvlabs/expected_G_ema.safetensors');
+  const gExp = await readTensors('nvlabs/expected_G.safetensors');
+  const noClamp = await readTensors('nvlabs/expected_G_ema_noclamp.safetensors');
+  const g = await replayGeneratorFile(NV, { network: 'G' }, inputsOf(gExp));
+  assert.equal(compare(g.out, gExp).failures, []);
+  const nc = await replayGeneratorFile(NV, { clamp: false }, inputsOf(noClamp));
+  assert.equal(compare(nc.out, noClamp).failures, []);
+  assert.match(nc.loaded.format, /conv_clamp 0.75 dropped \(--no-clamp\)/);
+  const misses = (got: TensorMap, exp: TensorMap) => compare(got, exp).failures.some((f) => f.startsWith('out.image_from_wplus:'));
+  assert.ok(misses(g.out, ema), 'G must miss the G_ema images');
+  assert.ok(misses(nc.out, ema), 'the unclamped network must miss the clamped images');
+  const e = await replayGeneratorFile(NV, {}, inputsOf(noClamp));
+  assert.ok(misses(e.out, noClamp), 'the clamped network must miss the unclamped images');
+});
+
+test('NVlabs pickle: the persistence records, numpy scalars and EasyDicts read as data', async () => {
+  const root = loadNetworkPickle(await readFileBytes(path(NV))) as Record<string, any>;
+  assert.equal(Object.keys(root), ['training_set_kwargs', 'G', 'D', 'G_ema', 'augment_pipe']);
+  assert.equal(root.training_set_kwargs.resolution, 16);
+  const G = root.G_ema;
+  const rec = persistentRecord(G)!;
+  assert.is(rec.className, 'Generator');
+  assert.match(rec.moduleSrc, /class SynthesisLayer\(torch\.nn\.Module\)/);
+  assert.equal(G._init_kwargs.synthesis_kwargs, { channel_base: 128, channel_max: 24, num_fp16_res: 2, conv_clamp: 0.75 });
+  assert.is(G._modules.synthesis._modules.b8._modules.torgb.weight_gain, 0.25); // numpy float64 1 / sqrt(16)
+  assert.is(persistentRecord(root.augment_pipe)!.className, 'AugmentPipe');
+  // The mapping's stored biases and w_avg are nonzero, so a dropped bias or centre would show.
+  const sd = moduleStateDict(G);
+  for (const n of ['mapping.fc0.bias', 'mapping.w_avg', 'synthesis.b8.conv0.bias', 'synthesis.b8.torgb.bias']) assert.ok(sd.get(n)!.data.some((v) => Math.abs(v) > 1e-3), n);
+  assert.ok(Math.abs(sd.get('synthesis.b8.conv0.noise_strength')!.data[0]) > 1e-3);
+});
+
+test('NVlabs pickle: a conditional generator is refused by name', async () => {
+  const bytes = await readFileBytes(path('nvlabs/conditional.pkl'));
+  await readGeneratorCheckpoint(bytes).then(
+    () => assert.unreachable('a conditional generator loaded'),
+    (e: Error) => assert.match(e.message, /conditional generator \(c_dim = 4\), which is not supported/),
+  );
 });
 
 test.run();
