@@ -2,12 +2,16 @@
 // test/fixtures/<format>/): loaded, replayed from the in.* tensors alone and compared with the
 // reference's out.* (<= 1e-4) and grad.* (<= 1e-3, max|a-b| / max|b|). Every weight choice has a
 // negative control: the other choice must miss the fixture.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileBytes } from '../engine/io/files.ts';
 import { loadCheckpoint, readSafetensors } from '../engine/io/index.ts';
 import { loadNetworkPickle, persistentRecord } from '../engine/io/network_pickle.ts';
 import { moduleStateDict } from '../nets/stylegan2_nvlabs.ts';
+import { main } from '../cli/main.ts';
 import { relativeError, replayGenerator, type TensorMap } from '../nets/replay_generator.ts';
 import { StyleGAN2 } from '../nets/stylegan2.ts';
 import { readGeneratorCheckpoint, withLatentAvg, type GeneratorLoadOptions } from '../nets/stylegan2_checkpoint.ts';
@@ -213,6 +217,79 @@ test('NVlabs pickle: a conditional generator is refused by name', async () => {
     () => assert.unreachable('a conditional generator loaded'),
     (e: Error) => assert.match(e.message, /conditional generator \(c_dim = 4\), which is not supported/),
   );
+});
+
+/** Runs `sgilo <args>` in-process; returns the exit code and what it printed. */
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const [log, error] = [console.log, console.error];
+  console.log = (s: unknown) => out.push(String(s));
+  console.error = (s: unknown) => err.push(String(s));
+  try {
+    return { code: await main(args), out: out.join('\n'), err: err.join('\n') };
+  } finally {
+    [console.log, console.error] = [log, error];
+  }
+}
+
+test('sgilo inspect names the format, the network, its config and the weights used', async () => {
+  const nv = await cli(['inspect', path(NV)]);
+  assert.is(nv.code, 0, nv.err);
+  assert.match(nv.out, /format: NVlabs pickle\nnetwork: StyleGAN2 generator G_ema \(the file holds G_ema, G; --network picks\)\nconfig: \{"size":16,.*"convClamp":0.75\}/);
+  assert.match((await cli(['inspect', path(NV), '--network', 'G', '--no-clamp'])).out, /format: NVlabs pickle, conv_clamp 0.75 dropped.*\nnetwork: StyleGAN2 generator G /);
+  assert.match((await cli(['inspect', path(ROS)])).out, /format: rosinality train.py checkpoint\nnetwork: StyleGAN2 generator g_ema/);
+  assert.match((await cli(['inspect', path('reference-tiny/generator.pt')])).out, /format: rosinality generator checkpoint\n/);
+  const sde = await cli(['inspect', path(SCORE_SDE)]);
+  assert.is(sde.code, 0, sde.err);
+  assert.match(sde.out, /format: score_sde checkpoint \(step 7\), EMA weights.*\nnetwork: SGILO score ViT\nconfig: \{"channels":4,"height":6,"width":2,"dim":16,"depth":2,"heads":2,"dimHead":8,"mlp":32\}/);
+  assert.match((await cli(['inspect', path(SCORE_SDE), '--weights', 'raw'])).out, /raw weights/);
+  assert.match((await cli(['inspect', path('reference-tiny/score.pt')])).out, /format: PyTorch state dict\n/);
+  const bad = await cli(['inspect', path(NV), '--nope']);
+  assert.is(bad.code, 1);
+  assert.match(bad.err, /unknown option --nope/);
+});
+
+test('sgilo convert: an NVlabs pickle once into our safetensors format, which replays the same', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sgilo-convert-'));
+  try {
+    const out = join(dir, 'g.safetensors');
+    const r = await cli(['convert', path(NV), out]);
+    assert.is(r.code, 0, r.err);
+    const exp = await readTensors('nvlabs/expected_G_ema.safetensors');
+    const loaded = await readGeneratorCheckpoint(await readFileBytes(out));
+    assert.is(loaded.format, 'sgilo safetensors (converted from NVlabs pickle, G_ema)');
+    assert.equal(loaded.config.convClamp, 0.75);
+    const g = StyleGAN2.fromStateDict(loaded.config, loaded.stateDict, loaded.latentAvg);
+    try {
+      assert.equal(compare(await replayGenerator(g, inputsOf(exp)), exp).failures, []);
+    } finally {
+      g.dispose();
+    }
+    const inspected = await cli(['inspect', out]);
+    assert.match(inspected.out, /format: sgilo safetensors \(converted from NVlabs pickle, G_ema\)/);
+    assert.is((await cli(['convert', path(NV), join(dir, 'g.pt')])).code, 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sgilo replay score: --help, unknown flags and bad --weights rejected, the loaded weights said', async () => {
+  const h = await cli(['replay', 'score', '--help']);
+  assert.is(h.code, 0);
+  assert.match(h.out, /--grid HxW/);
+  assert.match((await cli(['replay', 'score', path(SCORE_SDE), 'a', 'b', '--frobnicate', '1'])).err, /unknown option --frobnicate/);
+  assert.match((await cli(['replay', 'score', path(SCORE_SDE), 'a', 'b', '--weights', 'best'])).err, /--weights must be ema or raw/);
+  const dir = mkdtempSync(join(tmpdir(), 'sgilo-replay-'));
+  try {
+    const r = await cli(['replay', 'score', path(SCORE_SDE), path('score_sde/expected_ema.safetensors'), join(dir, 'o.safetensors')]);
+    assert.is(r.code, 0, r.err);
+    assert.match(r.err, /score_sde checkpoint \(step 7\), EMA weights .*; 2 head\(s\), grid 6x2/);
+    const got = readSafetensors(await readFileBytes(join(dir, 'o.safetensors'))).tensors as unknown as TensorMap;
+    assert.equal(compare(got, await readTensors('score_sde/expected_ema.safetensors')).failures, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
