@@ -12,6 +12,7 @@ import { loadCheckpoint, readSafetensors } from '../engine/io/index.ts';
 import { loadNetworkPickle, persistentRecord } from '../engine/io/network_pickle.ts';
 import { moduleStateDict } from '../nets/stylegan2_nvlabs.ts';
 import { main } from '../cli/main.ts';
+import { PickleWriter } from './checkpoint_util.ts';
 import { relativeError, replayGenerator, type TensorMap } from '../nets/replay_generator.ts';
 import { StyleGAN2 } from '../nets/stylegan2.ts';
 import { readGeneratorCheckpoint, withLatentAvg, type GeneratorLoadOptions } from '../nets/stylegan2_checkpoint.ts';
@@ -218,6 +219,48 @@ test('NVlabs pickle: a conditional generator is refused by name', async () => {
     (e: Error) => assert.match(e.message, /conditional generator \(c_dim = 4\), which is not supported/),
   );
 });
+
+/** A persistence record as torch_utils.persistence pickles it: {type, version, module_src, class_name, state}. */
+function record(w: PickleWriter, cls: string, src: string, state: (w: PickleWriter) => PickleWriter): PickleWriter {
+  w.global('torch_utils.persistence', '_reconstruct_persistent_obj').emptyDict().mark();
+  w.str('type').str('class').str('version').int(4).str('module_src').str(src).str('class_name').str(cls).str('state');
+  return state(w).setitems().raw(0x85).reduce();
+}
+
+test('NVlabs pickle: a StyleGAN3 generator and a non-skip architecture are refused by name', async () => {
+  const modules = (w: PickleWriter, kids: [string, (w: PickleWriter) => PickleWriter][]) => {
+    w.emptyDict().str('_modules').emptyDict();
+    for (const [k, f] of kids) f(w.str(k)).setitem();
+    return w.setitem();
+  };
+  const src3 = 'class SynthesisInput(torch.nn.Module):\n    pass\n';
+  const g3 = new PickleWriter().proto(4).emptyDict().str('G_ema');
+  record(g3, 'Generator', src3, (w) => modules(w, [
+    ['mapping', (x) => record(x, 'MappingNetwork', src3, (y) => y.emptyDict())],
+    ['synthesis', (x) => record(x, 'SynthesisNetwork', src3, (y) => modules(y, [['input', (z) => record(z, 'SynthesisInput', src3, (q) => q.emptyDict())]]))],
+  ])).setitem().stop();
+  await readGeneratorCheckpoint(g3.bytes()).then(
+    () => assert.unreachable('a StyleGAN3 generator loaded'),
+    (e: Error) => assert.match(e.message, /StyleGAN3 \(alias-free\) generator, which is not supported/),
+  );
+  // The real fixture with a block's architecture string patched in place (same length) to 'orig'.
+  const bytes = (await readFileBytes(path(NV))).slice();
+  const at = indexOf(bytes, Uint8Array.from([0x8c, 4, ...new TextEncoder().encode('skip')])); // SHORT_BINUNICODE 'skip'
+  assert.ok(at > 0, 'an architecture string in the fixture');
+  bytes.set(new TextEncoder().encode('orig'), at + 2);
+  await readGeneratorCheckpoint(bytes).then(
+    () => assert.unreachable("architecture 'orig' loaded"),
+    (e: Error) => assert.match(e.message, /architecture "orig" \(only 'skip'/),
+  );
+});
+
+function indexOf(hay: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
 
 /** Runs `sgilo <args>` in-process; returns the exit code and what it printed. */
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
