@@ -113,7 +113,7 @@ function flag(args: string[], name: string, fallback: string): string {
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : fallback;
 }
 
-/** `sgilo generate <checkpoint> [--seeds 0-15] [--psi 1] [--out out/generate.png]`. */
+/** `sgilo generate <checkpoint> [--seeds 0-15] [--psi 1] [--out out/generate.png] [--network G_ema|G] [--no-clamp]`. */
 export async function generateCommand(args: string[]): Promise<number> {
   const file = args[0];
   if (!file || file.startsWith('--')) throw new Error('usage: sgilo generate <checkpoint> [--seeds 0-15] [--psi 0.7] [--out out/generate.png] [--cols 8]');
@@ -122,7 +122,8 @@ export async function generateCommand(args: string[]): Promise<number> {
   if (!(psi >= 0 && psi <= 1)) throw new RangeError(`--psi must be in [0, 1], got ${flag(args, 'psi', '1')}`);
   const out = flag(args, 'out', 'out/generate.png');
   const cols = Number(flag(args, 'cols', String(Math.min(8, seeds.length))));
-  const g = await loadGenerator(await readFileBytes(file));
+  const network = args.includes('--network') ? flag(args, 'network', '') : undefined;
+  const g = await loadGenerator(await readFileBytes(file), { network, clamp: args.includes('--no-clamp') ? false : undefined });
   const t0 = performance.now();
   const images = await scope(async () => {
     const list: Float32Array[] = [];

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileBytes } from '../engine/io/files.ts';
-import { loadCheckpoint, readSafetensors } from '../engine/io/index.ts';
+import { isPlainPickle, loadCheckpoint, readSafetensors, writeSafetensors } from '../engine/io/index.ts';
 import { loadNetworkPickle, persistentRecord } from '../engine/io/network_pickle.ts';
 import { moduleStateDict } from '../nets/stylegan2_nvlabs.ts';
 import { main } from '../cli/main.ts';
@@ -261,6 +261,16 @@ function indexOf(hay: Uint8Array, needle: Uint8Array): number {
   }
   return -1;
 }
+
+test('a safetensors file whose header length begins 0x80 0x02 (like PROTO 2) is still read as safetensors', async () => {
+  const t = { dtype: 'float32' as const, shape: [2], data: Float32Array.of(1, 2) };
+  let bytes = writeSafetensors({ w: t }, { pad: '' });
+  const base = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+  bytes = writeSafetensors({ w: t }, { pad: 'x'.repeat(0x280 - base) });
+  assert.equal([bytes[0], bytes[1]], [0x80, 0x02]);
+  assert.is(isPlainPickle(bytes), false);
+  assert.equal([...((await loadCheckpoint(bytes)) as Record<string, { data: Float32Array }>).w.data], [1, 2]);
+});
 
 /** Runs `sgilo <args>` in-process; returns the exit code and what it printed. */
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {

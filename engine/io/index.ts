@@ -28,8 +28,7 @@ export function isSafetensors(bytes: Uint8Array): boolean {
 export async function loadCheckpoint(input: Uint8Array | ArrayBuffer, opts: TorchLoadOptions = {}): Promise<unknown> {
   const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
   if (bytes.length === 0) throw new CheckpointFormatError('checkpoint: the file is empty');
-  if (isPlainPickle(bytes)) return loadNetworkPickle(bytes);
-  if (!isSafetensors(bytes)) return loadTorchCheckpoint(bytes, opts);
+  if (!isSafetensors(bytes)) return isPlainPickle(bytes) ? loadNetworkPickle(bytes) : loadTorchCheckpoint(bytes, opts);
   const { tensors, metadata } = readSafetensors(bytes);
   const out: Record<string, unknown> = {};
   for (const [k, t] of tensors) Object.defineProperty(out, k, { value: t, enumerable: true, writable: true, configurable: true });

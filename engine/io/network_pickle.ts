@@ -32,10 +32,18 @@ const fail = (msg: string): never => {
 
 const LEGACY_HEAD = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 
-/** A plain pickle (PROTO 2-5 first) that is not torch's legacy format (whose first pickle is its magic). */
+/**
+ * A plain pickle (PROTO 2-5 first) that is neither torch's legacy format (whose first pickle is its
+ * magic) nor a safetensors file whose header length happens to start with the same two bytes.
+ */
 export function isPlainPickle(bytes: Uint8Array): boolean {
   if (bytes.length < 2 || bytes[0] !== 0x80 || bytes[1] < 2 || bytes[1] > 5) return false;
-  return !(bytes.length >= LEGACY_HEAD.length && LEGACY_HEAD.every((b, i) => bytes[i] === b));
+  if (bytes.length >= LEGACY_HEAD.length && LEGACY_HEAD.every((b, i) => bytes[i] === b)) return false;
+  if (bytes.length >= 9 && bytes[8] === 0x7b) {
+    const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+    if (n <= BigInt(bytes.length - 8)) return false; // safetensors: u64 header length, then '{'
+  }
+  return true;
 }
 
 /** The persistence record of an object from a network pickle, or null for plain data. */
