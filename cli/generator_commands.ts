@@ -6,7 +6,7 @@ import { flattenTensors, loadCheckpoint, readSafetensors, writeSafetensors, type
 import { scope } from '../engine/tensor.ts';
 import { randomNormal } from '../engine/random.ts';
 import { StyleGAN2, numLatents, numNoises } from '../nets/stylegan2.ts';
-import { loadGenerator, readGeneratorCheckpoint, withLatentAvg, writeGeneratorModel, type GeneratorLoadOptions, type LoadedGenerator } from '../nets/stylegan2_checkpoint.ts';
+import { readGeneratorCheckpoint, withLatentAvg, writeGeneratorModel, type GeneratorLoadOptions, type LoadedGenerator } from '../nets/stylegan2_checkpoint.ts';
 import { loadScoreModel } from '../samplers/score/checkpoint.ts';
 import { parseArgs, scoreLoadOptions } from './score_commands.ts';
 import { replayGenerator, type TensorMap } from '../nets/replay_generator.ts';
@@ -123,7 +123,9 @@ export async function generateCommand(args: string[]): Promise<number> {
   const out = flag(args, 'out', 'out/generate.png');
   const cols = Number(flag(args, 'cols', String(Math.min(8, seeds.length))));
   const network = args.includes('--network') ? flag(args, 'network', '') : undefined;
-  const g = await loadGenerator(await readFileBytes(file), { network, clamp: args.includes('--no-clamp') ? false : undefined });
+  const loaded = await withLatentAvg(await readGeneratorCheckpoint(await readFileBytes(file), { network, clamp: args.includes('--no-clamp') ? false : undefined }));
+  console.error(describeGenerator(file, loaded));
+  const g = StyleGAN2.fromStateDict(loaded.config, loaded.stateDict, loaded.latentAvg);
   const t0 = performance.now();
   const images = await scope(async () => {
     const list: Float32Array[] = [];
