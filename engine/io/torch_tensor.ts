@@ -132,7 +132,8 @@ function gather(src: HostData, shape: number[], stride: number[], numel: number)
 /**
  * The allow-list of globals a torch checkpoint may name: plain-data constructors only. Storage
  * types are data (their dtype), never called; numpy scalars and dtypes are numbers and data
- * (engine/io/numpy_globals.ts); an argparse.Namespace is a record of its fields. Anything else is refused by the unpickler.
+ * (engine/io/numpy_globals.ts); an argparse.Namespace is a record of its fields. Anything else is
+ * refused by the unpickler.
  */
 export function torchGlobals(builder: TensorBuilder): Map<string, GlobalImpl> {
   const rebuild: GlobalImpl = { call: (args) => builder.rebuild(args) };
