@@ -6,7 +6,7 @@ import { formatTable, runGradCase, type CheckResult } from '../engine/gradcheck.
 import { gradCases } from '../engine/cases/index.ts';
 import { runMatmulBench } from '../bench/matmul.ts';
 import { runRngChecks } from '../engine/rngcheck.ts';
-import { generateCommand, inspectCommand, replayCommand } from './generator_commands.ts';
+import { convertCommand, generateCommand, inspectCommand, replayCommand } from './generator_commands.ts';
 import { reconstructCommand } from './reconstruct.ts';
 import { demoCommand } from './demo.ts';
 import { experimentCommand } from './experiment.ts';
@@ -24,10 +24,15 @@ const USAGE = `usage: sgilo <command> [args]
 
 commands:
   gradcheck [op]   finite-difference gradient check of every op (or one), GPU vs float64 reference
-  inspect <ckpt>   a checkpoint's inferred StyleGAN2 config and its tensors
+  inspect <ckpt> [--network G_ema|G] [--no-clamp] [--heads h] [--grid HxW] [--weights ema|raw]
+                   the file's format (NVlabs pickle, rosinality train/generator checkpoint, score_sde
+                   checkpoint, state dict, safetensors), its network, inferred config, weights used, tensors
+  convert <ckpt> <out.safetensors> [--network G_ema|G] [--no-clamp]
+                   a generator in our own format (config in the metadata), so a pickle is parsed once
   generate <ckpt> [--seeds 0-15] [--psi 0.7] [--out out/generate.png]
                    a PNG grid of images from seeded Gaussian latents
   replay generator|score <ckpt> <inputs.safetensors> <out.safetensors>
+                   [--network G_ema|G] [--no-clamp] (generator); [--heads h] [--grid HxW] [--weights ema|raw] (score)
                    every out.* and grad.* quantity of the reference fixture, from its in.* tensors
   train-score <generator.pt> [--block k] [--steps n] [--data codes|gaussian|<file>] [--out f] [--resume f] ...
                    denoising score matching of a ViT on the activations after block k
@@ -94,7 +99,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'reconstruct':
         return await withEngine(() => reconstructCommand(args));
       case 'inspect':
-        return await inspectCommand(args);
+        return await withEngine(() => inspectCommand(args));
+      case 'convert':
+        return await withEngine(() => convertCommand(args));
       case 'generate':
         return await withEngine(() => generateCommand(args));
       case 'replay':

@@ -14,7 +14,7 @@
 //          model was trained on), rendered the same way, as a reference; --sdedit t0: start the sampler
 //          from those activations diffused to time t0 (SDEdit) instead of from noise (implies --real n).
 //          The later blocks' styles: latent_avg in every W+ row (avg) or mapped Gaussian z (random).
-//   replay score <checkpoint> <inputs.safetensors> <out.safetensors> [--heads h]
+//   replay score <checkpoint> <inputs.safetensors> <out.safetensors> [--heads h] [--grid HxW] [--weights ema|raw]
 //
 // train-score writes one file (`--out`): a model of the EMA weights that is also a resumable
 // checkpoint (samplers/score/checkpoint.ts); `--resume` continues it (data settings are taken from the
@@ -35,7 +35,8 @@ import { loadGenerator } from '../nets/stylegan2_checkpoint.ts';
 import { replayScore } from '../nets/replay_score.ts';
 import type { TensorMap } from '../nets/replay_generator.ts';
 import { activationsFromCodes, activationsFromGaussian, computeNormalization, normalizeInPlace, readActivationsFile, readCodesFile, type ActivationSet } from '../samplers/score/data.ts';
-import { initScoreStateDict, loadScoreModel, scoreModelConfig, stripTraining, type LoadedScoreModel } from '../samplers/score/checkpoint.ts';
+import { initScoreStateDict, loadScoreModel, parseGrid, parseScoreSidecar, scoreModelConfig, stripTraining, type LoadedScoreModel, type ScoreLoadOptions, type ScoreWeights } from '../samplers/score/checkpoint.ts';
+import { existsSync } from 'node:fs';
 import { ScoreTrainer, type TrainOptions } from '../samplers/score/train.ts';
 import { annealedLangevin, pcSample } from '../samplers/score/sample.ts';
 import { VPSDE } from '../samplers/score/vpsde.ts';
@@ -190,6 +191,7 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   const file = a.pos[0];
   if (!file) throw new Error('usage: sgilo sample <score.safetensors> [--generator g.pt] [--n 16] [--seed 0] [--sampler pc|ald] [--steps 1000] [--corrector 0] [--snr 0.16] [--styles avg|random] [--real n] [--sdedit t0] [--out out/score-samples.png]');
   const model = await loadScoreModel(await readFileBytes(file));
+  console.error(`score model: ${file}: ${model.source}`);
   const { config, net } = model;
   const norm = config.normalization;
   const genPath = a.get('generator') ?? config.data.generator;
@@ -273,12 +275,37 @@ function stylesFor(g: StyleGAN2, n: number, kind: string, seed: number) {
   return g.broadcastWplus(add(tensor(new Float32Array(n * S), [n, S]), g.latentAvg));
 }
 
-/** `sgilo replay score <checkpoint> <inputs.safetensors> <out.safetensors> [--heads h]`. */
+const REPLAY_SCORE_USAGE = 'usage: sgilo replay score <checkpoint> <inputs.safetensors> <out.safetensors> [--heads h] [--grid HxW] [--weights ema|raw]';
+
+/**
+ * Heads, token grid and weight choice for a PyTorch score file: the flags, else the sidecar
+ * `<checkpoint>.json`, else the defaults (1 head, a square grid, the EMA weights when present).
+ */
+export async function scoreLoadOptions(a: ReturnType<typeof parseArgs>, ckptPath: string): Promise<ScoreLoadOptions> {
+  const sidecarPath = `${ckptPath}.json`;
+  const sidecar = existsSync(sidecarPath) ? parseScoreSidecar(new TextDecoder().decode(await readFileBytes(sidecarPath)), sidecarPath) : {};
+  const weights = a.get('weights');
+  if (weights !== undefined && weights !== 'ema' && weights !== 'raw') throw new RangeError(`--weights must be ema or raw, got "${weights}"`);
+  const heads = a.get('heads') !== undefined ? a.num('heads', 1) : sidecar.heads;
+  if (heads !== undefined && !(Number.isInteger(heads) && heads > 0)) throw new RangeError(`--heads must be a positive integer, got ${heads}`);
+  const gridFlag = a.get('grid');
+  return { heads, grid: gridFlag !== undefined ? parseGrid(gridFlag) : sidecar.grid, weights: weights as ScoreWeights | undefined };
+}
+
+/** `sgilo replay score <checkpoint> <inputs.safetensors> <out.safetensors> [--heads h] [--grid HxW] [--weights ema|raw]`. */
 export async function replayScoreCommand(argv: string[]): Promise<number> {
-  const a = parseArgs(argv[0] === 'score' ? argv.slice(1) : argv);
+  const args = argv[0] === 'score' ? argv.slice(1) : argv;
+  if (args.includes('--help')) {
+    console.log(`${REPLAY_SCORE_USAGE}\n  heads and grid default to the sidecar <checkpoint>.json ({"heads": h, "grid": [H, W]}), else 1 head and a square grid;\n  --weights: a score_sde training checkpoint's EMA weights (default) or its raw model weights`);
+    return 0;
+  }
+  for (const x of args) if (x.startsWith('--') && !['--heads', '--grid', '--weights'].includes(x)) throw new Error(`unknown option ${x}\n${REPLAY_SCORE_USAGE}`);
+  const a = parseArgs(args);
   const [ckptPath, inputsPath, outPath] = a.pos;
-  if (!ckptPath || !inputsPath || !outPath) throw new Error('usage: sgilo replay score <checkpoint> <inputs.safetensors> <out.safetensors> [--heads 1]');
-  const { net } = await loadScoreModel(await readFileBytes(ckptPath), { heads: a.num('heads', 1) });
+  if (!ckptPath || !inputsPath || !outPath || a.pos.length > 3) throw new Error(REPLAY_SCORE_USAGE);
+  const opts = await scoreLoadOptions(a, ckptPath);
+  const { net, source, config } = await loadScoreModel(await readFileBytes(ckptPath), opts);
+  console.error(`score model: ${ckptPath}: ${source}; ${config.vit.heads} head(s), grid ${config.vit.height}x${config.vit.width}`);
   const inputs: TensorMap = new Map();
   for (const [name, t] of readSafetensors(await readFileBytes(inputsPath)).tensors) {
     if (!name.startsWith('in.')) continue; // only inputs: outputs in the file are never read

@@ -68,6 +68,9 @@ export function stylegan2NetworkChecks(): NetworkCheck[] {
     { name: 'stylegan2[features after block 1]', pass: 'features', k: 1 },
     { name: 'stylegan2[from layer k=1]', pass: 'from_layer', k: 1 },
     { name: 'stylegan2[from layer k=2]', pass: 'from_layer', k: 2 },
+    // NVlabs' conv_clamp, small enough to clamp part of every layer's activations.
+    { name: 'stylegan2[synthesis from W+, conv_clamp 0.5]', pass: 'synthesis', config: { ...TINY_CONFIG, convClamp: 0.5 } },
+    { name: 'stylegan2[from layer k=1, conv_clamp 0.5]', pass: 'from_layer', k: 1, config: { ...TINY_CONFIG, convClamp: 0.5 } },
   ];
 }
 

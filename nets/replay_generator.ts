@@ -2,7 +2,8 @@
 // reference fixture (test/fixtures/reference-tiny/README.md) from the `in.*` tensors alone, so any
 // reference checkpoint can be checked from the command line.
 //
-// Inputs: in.z [N,S], in.noise.i [N,1,r,r], in.upstream R [N,3,size,size], in.wplus [N,2L,S].
+// Inputs: in.z [N,S], in.noise.i [N,1,r,r], in.upstream R [N,3,size,size], in.wplus [N,2L,S], and
+// optionally in.latent_avg [S], the truncation centre to use instead of the network's latent_avg.
 // Gradients are of sum(image * R), i.e. backward with upstream R.
 
 import { Tensor, scope, tensor } from '../engine/tensor.ts';
@@ -31,7 +32,8 @@ export async function replayGenerator(g: StyleGAN2, inputs: TensorMap): Promise<
     out.set('out.w', await host(g.mapping(z)));
     out.set('out.image_from_z', await host(g.generate(z, { noise })));
     out.set('out.image_from_z_const_noise', await host(g.generate(z)));
-    out.set('out.image_truncated', await host(g.generate(z, { noise, psi: 0.7 })));
+    const center = inputs.has('in.latent_avg') ? get('in.latent_avg') : undefined;
+    out.set('out.image_truncated', await host(g.generate(z, { noise, psi: 0.7, center })));
 
     const wplus = get('in.wplus').requireGrad();
     noise.forEach((n) => n.requireGrad());

@@ -31,6 +31,11 @@ export interface StyleGAN2Config {
   lrMlp: number;
   /** Channels per resolution, e.g. {4: 512, 8: 512, ..., 1024: 32}. */
   channels: Record<number, number>;
+  /**
+   * NVlabs' conv_clamp: every conv layer's activation and every ToRGB output clamped to
+   * [-convClamp, convClamp] (the skip sum is not). Absent: no clamp (rosinality, SGILO).
+   */
+  convClamp?: number;
 }
 
 /** Weights by rosinality's state-dict name, float32 (loaders widen other dtypes). */
@@ -162,11 +167,12 @@ export class StyleGAN2 {
     return h;
   }
 
-  /** w_avg + psi * (w - w_avg). */
-  truncate(w: Tensor, psi: number): Tensor {
+  /** w_avg + psi * (w - w_avg); `center` replaces latent_avg as w_avg. */
+  truncate(w: Tensor, psi: number, center?: Tensor): Tensor {
     if (psi === 1) return w;
-    if (!this.latentAvg) throw new Error('truncation needs latent_avg, which this checkpoint lacks');
-    return add(affine(w, psi), affine(this.latentAvg, 1 - psi));
+    const avg = center ?? this.latentAvg;
+    if (!avg) throw new Error('truncation needs latent_avg, which this checkpoint lacks');
+    return add(affine(w, psi), affine(avg, 1 - psi));
   }
 
   /** W+ [N, 2L, S] with the same w in every row. */
@@ -190,7 +196,7 @@ export class StyleGAN2 {
     const weight = this.convWeight(name);
     let y = modulatedConv2d(x, weight, this.styles(w, name), { demodulate: true, upsample });
     y = add(y, mul(noise, this.p(`${name}.noise.weight`)));
-    return biasAct(y, this.p(`${name}.activate.bias`), { act: 'lrelu' });
+    return biasAct(y, this.p(`${name}.activate.bias`), { act: 'lrelu', clamp: this.config.convClamp });
   }
 
   /** The stored weight [1, out, in, k, k] as [out, in, k, k] (a copy, recorded on the tape). */
@@ -202,7 +208,9 @@ export class StyleGAN2 {
   /** ToRGB: 1x1 modulated conv without demodulation, plus bias, plus the upsampled skip. */
   private toRgb(x: Tensor, w: Tensor, name: string, skip: Tensor | null): Tensor {
     const y = modulatedConv2d(x, this.convWeight(name), this.styles(w, name), { demodulate: false });
-    const rgb = add(y, this.p(`${name}.bias`));
+    const clamp = this.config.convClamp;
+    const b = this.p(`${name}.bias`);
+    const rgb = clamp === undefined ? add(y, b) : biasAct(y, reshape(b, [b.shape[1]]), { act: 'linear', clamp });
     return skip ? add(rgb, upsample2d(skip)) : rgb;
   }
 
@@ -268,8 +276,8 @@ export class StyleGAN2 {
   }
 
   /** z [N, S] -> image, with optional truncation. */
-  generate(z: Tensor, options: { psi?: number; noise?: Tensor[] } = {}): Tensor {
-    const w = this.truncate(this.mapping(z), options.psi ?? 1);
+  generate(z: Tensor, options: { psi?: number; noise?: Tensor[]; center?: Tensor } = {}): Tensor {
+    const w = this.truncate(this.mapping(z), options.psi ?? 1, options.center);
     return this.synthesis({ wplus: this.broadcastWplus(w), noise: options.noise });
   }
 }

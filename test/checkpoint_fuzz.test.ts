@@ -149,6 +149,33 @@ test('safetensors: flipped bytes in the header and the data', async () => {
   for (let i = 0; i < 20; i++) await runCase('safetensors data flips', `byte ${i}`, flip(safet, pick(headerEnd, safet.length)), { outcomes: ['loaded'], nonFinite: 1 });
 });
 
+// The formats researchers have, made by the reference code (test/fixtures/<format>/).
+const FORMATS = fileURLToPath(new URL('fixtures/', import.meta.url));
+const nvlabs = await readFileBytes(join(FORMATS, 'nvlabs/network-snapshot.pkl'));
+const scoreSde = await readFileBytes(join(FORMATS, 'score_sde/checkpoint.pth'));
+const rosTrain = await readFileBytes(join(FORMATS, 'rosinality_train/checkpoint.pt'));
+
+test('NVlabs network pickle: truncations never load; flips end typed (storage blobs carry no checksum)', async () => {
+  for (const n of cutPoints(nvlabs.length, 40)) await runCase('truncated NVlabs pickle', `cut ${n}`, cut(nvlabs, n), errorsOnly);
+  for (let i = 0; i < 60; i++) {
+    const at = pick(0, nvlabs.length);
+    await runCase('NVlabs pickle flips', `byte ${at}`, flip(nvlabs, at), { nonFinite: 1 });
+  }
+});
+
+test('score_sde and rosinality train.py checkpoints: truncations, and data.pkl flips past the CRC', async () => {
+  for (const [label, bytes] of [['score_sde checkpoint', scoreSde], ['rosinality train.py checkpoint', rosTrain]] as const) {
+    for (const n of cutPoints(bytes.length, 15)) await runCase(`truncated ${label}`, `cut ${n}`, cut(bytes, n), errorsOnly);
+    const z = new ZipReader(bytes);
+    const all: ZipInput[] = [...z.entries.values()].map((e) => ({ name: e.name, data: z.readSync(e.name).slice() }));
+    const pkl = all.find((e) => e.name.endsWith('/data.pkl'))!;
+    for (let i = 0; i < 25; i++) {
+      const at = pick(0, pkl.data.length);
+      await runCase(`${label} data.pkl flips (CRC fixed)`, `byte ${at}`, writeZip(all.map((e) => (e === pkl ? { name: e.name, data: flip(e.data, at) } : e))));
+    }
+  }
+});
+
 test('hostile pickles and archives are refused (or load harmlessly where stated)', async () => {
   const cases = hostileCases();
   assert.ok(cases.length >= 40, `${cases.length} hostile cases`);

@@ -2,6 +2,7 @@
 // abuse the interpreter (deep nesting, cycles, huge declared lengths, bad memo use), lie about
 // tensors, and archives that lie about their entries. Each states the outcome it must produce.
 import * as assert from 'uvu/assert';
+import { persistentRecord } from '../engine/io/index.ts';
 import { PickleWriter, torchLegacy, torchZip, writeZip } from './checkpoint_util.ts';
 
 export interface HostileCase {
@@ -132,5 +133,57 @@ export function hostileCases(): HostileCase[] {
   new DataView(many.buffer).setUint16(many.length - 22 + 10, 60000, true);
   new DataView(many.buffer).setUint16(many.length - 22 + 8, 60000, true);
   cases.push({ name: 'end record claiming 60000 entries', bytes: many, expect: FMT });
+  networkPickleCases(cases);
   return cases;
+}
+
+/** NVlabs network pickles (plain pickles, engine/io/network_pickle.ts): persistence records and nested blobs. */
+function networkPickleCases(cases: HostileCase[]): void {
+  const plain = (name: string, w: PickleWriter, expect: string, check?: HostileCase['check']) => cases.push({ name: `network pickle: ${name}`, bytes: w.bytes(), expect, check });
+  const record = (state: (w: PickleWriter) => PickleWriter, meta: { type?: string; src?: string; cls?: string | null } = {}) => {
+    const w = P(4).global('torch_utils.persistence', '_reconstruct_persistent_obj').emptyDict().mark();
+    w.str('type').str(meta.type ?? 'class').str('version').int(4).str('module_src').str(meta.src ?? 'class G: pass\n');
+    if (meta.cls !== null) w.str('class_name').str(meta.cls ?? 'G');
+    return state(w.str('state')).setitems().raw(0x85).reduce();
+  };
+  const emptyState = (w: PickleWriter) => w.emptyDict();
+  plain('os.system inside a persistence record\'s state', record((w) => w.emptyDict().str('x').global('os', 'system').str('id').raw(0x85).reduce().setitem()).stop(), UNSAFE);
+  const src = "import os\nos.system('echo pwned')\nclass G: pass\n";
+  plain('hostile module source: kept as a string, never run', record(emptyState, { src }).stop(), 'loaded', (v) => {
+    const rec = persistentRecord(v);
+    assert.ok(rec && rec.moduleSrc === src && rec.className === 'G', 'the module source is data');
+  });
+  plain('persistence record of type "module"', record(emptyState, { type: 'module' }).stop(), FMT);
+  plain('persistence record without class_name', record(emptyState, { cls: null }).stop(), FMT);
+  plain('persistence record whose state is a list', record((w) => w.emptyList()).stop(), FMT);
+  plain('_reconstruct_persistent_obj with two arguments', P(4).global('torch_utils.persistence', '_reconstruct_persistent_obj').emptyDict().emptyDict().raw(0x86).reduce().stop(), FMT);
+  plain('builtins.exec', P(4).global('builtins', 'exec').str('1').raw(0x85).reduce().stop(), UNSAFE);
+  const blob = (inner: Uint8Array) => P(4).global('torch.storage', '_load_from_bytes').bin(inner).raw(0x85).reduce().stop();
+  plain('nested storage blob naming os.system', blob(torchLegacy(P().global('os', 'system').stop().bytes(), [])), UNSAFE);
+  plain('nested storage blob naming _load_from_bytes again', blob(torchLegacy(P().global('torch.storage', '_load_from_bytes').stop().bytes(), [])), UNSAFE);
+  plain('nested blob holding a dict, not a storage', blob(torchLegacy(P().emptyDict().stop().bytes(), [])), FMT);
+  const good = torchLegacy(P().mark().str('storage').global('torch', 'FloatStorage').str('k').str('cpu').int(4).none().tuple().raw(0x51).stop().bytes(), [['k', 4, f32(4)]]);
+  plain('nested storage blob, well formed, then rebuilt as a tensor', P(4).global('torch._utils', '_rebuild_tensor_v2').mark()
+    .global('torch.storage', '_load_from_bytes').bin(good).raw(0x85).reduce()
+    .int(1).ints([3]).ints([1]).raw(0x89).global('collections', 'OrderedDict').emptyTuple().reduce().tuple().reduce().stop(), 'loaded', (v) => {
+    assert.equal([...(v as { data: Float32Array }).data], [1, 2, 3]);
+  });
+  plain('nested storage blob truncated', blob(good.slice(0, good.length - 3)), FMT);
+  plain('_load_from_bytes of a str', P(4).global('torch.storage', '_load_from_bytes').str('x').raw(0x85).reduce().stop(), FMT);
+  const dtype = (code: string, order = '<') => (w: PickleWriter) =>
+    w.global('numpy', 'dtype').str(code).raw(0x89, 0x88, 0x87).reduce().mark().int(3).str(order).none().none().none().int(0xffffffff).int(0xffffffff).int(0).tuple().raw(0x62);
+  const scalar = (code: string, payload: Uint8Array, order?: string) => dtype(code, order)(P(4).global('numpy.core.multiarray', 'scalar').mark()).bin(payload).tuple().reduce().stop();
+  const f64 = (x: number, le = true) => { const b = new Uint8Array(8); new DataView(b.buffer).setFloat64(0, x, le); return b; };
+  plain('numpy float64 scalar', scalar('f8', f64(0.25)), 'loaded', (v) => assert.is(v, 0.25));
+  plain('numpy big-endian float64 scalar', scalar('f8', f64(-3.5, false), '>'), 'loaded', (v) => assert.is(v, -3.5));
+  plain('numpy scalar of dtype object (O8)', scalar('O8', f64(0)), FMT);
+  plain('numpy f8 scalar of 3 bytes', scalar('f8', new Uint8Array(3)), FMT);
+  const structured = P(4).global('numpy', 'dtype').str('V8').raw(0x89, 0x88, 0x87).reduce().mark().int(3).str('|').none().emptyTuple().none().int(8).int(1).int(0).tuple().raw(0x62).stop();
+  plain('numpy structured dtype', structured, UNSUP);
+  plain('EasyDict with arguments', P(4).global('dnnlib.util', 'EasyDict').str('x').raw(0x85).reduce().stop(), FMT);
+  plain('bytes after STOP', P(4).none().stop().raw(0x4e), FMT);
+  // The network-pickle globals are not torch checkpoint globals.
+  cases.push({ name: 'torch zip naming _reconstruct_persistent_obj', bytes: torchZip(P().global('torch_utils.persistence', '_reconstruct_persistent_obj').stop().bytes(), new Map()), expect: UNSAFE });
+  cases.push({ name: 'torch zip: argparse.Namespace with arguments', bytes: torchZip(P().global('argparse', 'Namespace').str('x').raw(0x85).reduce().stop().bytes(), new Map()), expect: FMT });
+  cases.push({ name: "torch zip: _codecs.encode with 'utf-8'", bytes: torchZip(P().global('_codecs', 'encode').str('x').str('utf-8').raw(0x86).reduce().stop().bytes(), new Map()), expect: FMT });
 }

@@ -34,6 +34,10 @@ export class PickleWriter {
     const b = enc.encode(s);
     return this.raw(0x58, ...u32(b.length), ...b);
   }
+  /** BINBYTES: a Python bytes object. */
+  bin(b: Uint8Array): this {
+    return this.raw(0x42, ...u32(b.length), ...b);
+  }
   int(n: number): this {
     if (n >= 0 && n < 256) return this.raw(0x4b, n);
     if (n >= 0 && n < 65536) return this.raw(0x4d, ...u16(n));

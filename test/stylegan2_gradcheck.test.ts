@@ -10,10 +10,11 @@ import { formatTable } from '../engine/gradcheck.ts';
 import { host, type HostArray } from '../engine/reference/host.ts';
 import { readFileBytes } from '../engine/io/files.ts';
 import { readSafetensors } from '../engine/io/index.ts';
-import { runNetworkCheck, stylegan2NetworkChecks } from '../nets/gradcheck_stylegan2.ts';
-import { RefGraph, StyleGAN2Ref } from '../nets/reference/stylegan2_ref.ts';
+import { TINY_CONFIG, runNetworkCheck, stylegan2NetworkChecks } from '../nets/gradcheck_stylegan2.ts';
+import { RefGraph, StyleGAN2Ref, randomHost, randomNoise, randomRefParams } from '../nets/reference/stylegan2_ref.ts';
+import { HostRandom } from '../engine/reference/host.ts';
 import { readGeneratorCheckpoint } from '../nets/stylegan2_checkpoint.ts';
-import { numNoises } from '../nets/stylegan2.ts';
+import { numLatents, numNoises } from '../nets/stylegan2.ts';
 import { assertClose, relativeToMax, relToMax } from './helpers.ts';
 
 const test = suite('stylegan2_gradcheck');
@@ -39,6 +40,18 @@ test('negative controls: a 1% error in one GPU gradient, a 0.1% error in the ref
   assert.is(ref.pass, false);
   assert.ok(ref.failures.some((f) => f.startsWith('reference backward vs finite differences along a random direction of layer_in')), ref.failures.join('\n'));
   assert.match(formatTable([gpu, ref]), /stylegan2\[corrupted GPU gradient\]\s+\S+\s+\S+\s+FAIL/);
+});
+
+test('conv_clamp 0.5 bites in the clamped checks: a share of the activations is clamped, so the image changes', () => {
+  const clamped = { ...TINY_CONFIG, convClamp: 0.5 };
+  const params = randomRefParams(TINY_CONFIG, 1000); // the seed of runNetworkCheck's parameters
+  const rng = new HostRandom(4321);
+  const wplus = randomHost(rng, [2, numLatents(TINY_CONFIG), TINY_CONFIG.styleDim]);
+  const noise = randomNoise(rng, TINY_CONFIG, 2);
+  const a = new StyleGAN2Ref(clamped, params).synthesis(new RefGraph(), wplus, noise);
+  const b = new StyleGAN2Ref(TINY_CONFIG, params).synthesis(new RefGraph(), wplus, noise);
+  const diff = Math.max(...a.data.map((v, i) => Math.abs(v - b.data[i])));
+  assert.ok(diff > 0.05, `the clamp changes the image by only ${diff}`);
 });
 
 test('the float64 reference reproduces the PyTorch fixture (image and gradients from W+, from layer 3)', async () => {

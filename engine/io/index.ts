@@ -1,6 +1,7 @@
 // Checkpoint I/O entry point: re-exports the readers and offers `loadCheckpoint`, which takes the
 // bytes of any supported file and detects the format:
 //   torch zip / legacy  -> the saved object (nested plain objects, tensors as HostTensor)
+//   plain pickle        -> an NVlabs network pickle's dict (engine/io/network_pickle.ts)
 //   safetensors         -> { name: HostTensor, ... } (flat), metadata under `__metadata__`
 //                          (non-enumerable, so key listings are the tensors only)
 // Everything here works on bytes (Node, Deno, browsers); engine/io/files.ts reads files.
@@ -9,10 +10,12 @@ import { CheckpointFormatError } from './errors.ts';
 import { readSafetensors } from './safetensors.ts';
 import { loadTorchCheckpoint, type TorchLoadOptions } from './torch_checkpoint.ts';
 import { isZip } from './zip.ts';
+import { isPlainPickle, loadNetworkPickle } from './network_pickle.ts';
 
 export * from './errors.ts';
 export { flattenTensors, isHostTensor, toFloat64, type HostDType, type HostTensor, type StorageDType } from './host_tensor.ts';
 export { loadModel, readSafetensors, saveModel, writeSafetensors, type SafetensorsFile } from './safetensors.ts';
+export { isPlainPickle, loadNetworkPickle, persistentRecord, type PersistentRecord } from './network_pickle.ts';
 export { detectTorchFormat, loadTorchCheckpoint, type TorchLoadOptions } from './torch_checkpoint.ts';
 
 /** A safetensors file starts with a u64 header length whose header opens with '{'. */
@@ -25,7 +28,7 @@ export function isSafetensors(bytes: Uint8Array): boolean {
 export async function loadCheckpoint(input: Uint8Array | ArrayBuffer, opts: TorchLoadOptions = {}): Promise<unknown> {
   const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
   if (bytes.length === 0) throw new CheckpointFormatError('checkpoint: the file is empty');
-  if (!isSafetensors(bytes)) return loadTorchCheckpoint(bytes, opts);
+  if (!isSafetensors(bytes)) return isPlainPickle(bytes) ? loadNetworkPickle(bytes) : loadTorchCheckpoint(bytes, opts);
   const { tensors, metadata } = readSafetensors(bytes);
   const out: Record<string, unknown> = {};
   for (const [k, t] of tensors) Object.defineProperty(out, k, { value: t, enumerable: true, writable: true, configurable: true });

@@ -14,6 +14,7 @@
 //                                   set with defineProperty, so "__proto__" is an ordinary own key.
 //                                   BUILD attributes (a state dict's `_metadata`) are non-enumerable.
 //   an allow-listed global          a GlobalRef (its `impl.call` runs on REDUCE / NEWOBJ)
+//   BUILD                           attributes of a dict (see build), or a PickleObject's own build
 // Limits: every length is checked against the bytes left before anything is allocated; the result
 // is checked to be acyclic and at most `maxDepth` containers deep (default 1000).
 
@@ -24,6 +25,14 @@ export interface GlobalImpl {
   call?: (args: readonly unknown[]) => unknown;
   /** Free data for the caller (e.g. a storage type's dtype). */
   data?: unknown;
+}
+
+/**
+ * A data object an allow-listed constructor returns that takes a BUILD state itself (a numpy dtype's
+ * byte order, for instance); BUILD on anything else but a dict is a format error.
+ */
+export abstract class PickleObject {
+  abstract build(state: unknown): void;
 }
 
 export class GlobalRef {
@@ -47,6 +56,17 @@ export function createDict(): Record<string, unknown> {
   Object.defineProperty(d, DICT, { value: true });
   return d;
 }
+/**
+ * A record: a dict whose BUILD state becomes its (enumerable) items, for plain attribute bags such as
+ * argparse.Namespace, read as the record of its fields.
+ */
+const RECORD = Symbol('pickle.record');
+export function createRecord(): Record<string, unknown> {
+  const d = createDict();
+  Object.defineProperty(d, RECORD, { value: true });
+  return d;
+}
+
 export const isPickleDict = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && (v as { [DICT]?: boolean })[DICT] === true;
 /** Lists and sets are mutable arrays; tuples and frozensets are frozen ones. */
@@ -233,13 +253,15 @@ export function unpickle(bytes: Uint8Array, offset: number, opts: UnpickleOption
 
 /** BUILD on a dict sets attributes (not items): non-enumerable, so key listings stay the items. */
 function build(state: unknown, target: unknown, fail: (m: string) => never): void {
+  if (target instanceof PickleObject) return target.build(state);
   if (!isPickleDict(target)) fail(`BUILD on a ${describe(target)}`);
   const t = target as Record<string, unknown>;
+  const record = (t as { [RECORD]?: boolean })[RECORD] === true;
   const parts = Array.isArray(state) && Object.isFrozen(state) ? state : [state]; // (state, slotstate)
   for (const s of parts) {
     if (s === null) continue;
     if (!isPickleDict(s)) fail(`BUILD state is a ${describe(s)}`);
-    for (const [k, x] of Object.entries(s as Record<string, unknown>)) if (!Object.hasOwn(t, k)) setKey(t, k, x, false);
+    for (const [k, x] of Object.entries(s as Record<string, unknown>)) if (!Object.hasOwn(t, k)) setKey(t, k, x, record);
   }
 }
 

@@ -112,7 +112,7 @@ async function loadZip(bytes: Uint8Array, opts: TorchLoadOptions): Promise<unkno
   return value;
 }
 
-function loadLegacy(bytes: Uint8Array): unknown {
+export function loadLegacy(bytes: Uint8Array): unknown {
   let at = 0;
   const next = (opts: Parameters<typeof unpickle>[2] = { globals: new Map() }) => {
     const r = unpickle(bytes, at, opts);

@@ -10,7 +10,8 @@
 
 import { CheckpointFormatError, UnsupportedCheckpointError } from './errors.ts';
 import { decodeElements, isHostTensor, ITEM_SIZE, numelOf, type HostData, type HostTensor, type StorageDType } from './host_tensor.ts';
-import { createDict, describe, GlobalRef, isPickleDict, setKey, type GlobalImpl } from './pickle.ts';
+import { numpyGlobals } from './numpy_globals.ts';
+import { createDict, createRecord, describe, GlobalRef, isPickleDict, setKey, type GlobalImpl } from './pickle.ts';
 
 export const STORAGE_TYPES: Record<string, StorageDType> = {
   FloatStorage: 'float32', HalfStorage: 'float16', BFloat16Storage: 'bfloat16', DoubleStorage: 'float64',
@@ -130,7 +131,9 @@ function gather(src: HostData, shape: number[], stride: number[], numel: number)
 
 /**
  * The allow-list of globals a torch checkpoint may name: plain-data constructors only. Storage
- * types are data (their dtype), never called. Anything else is refused by the unpickler.
+ * types are data (their dtype), never called; numpy scalars and dtypes are numbers and data
+ * (engine/io/numpy_globals.ts); an argparse.Namespace is a record of its fields. Anything else is
+ * refused by the unpickler.
  */
 export function torchGlobals(builder: TensorBuilder): Map<string, GlobalImpl> {
   const rebuild: GlobalImpl = { call: (args) => builder.rebuild(args) };
@@ -141,7 +144,24 @@ export function torchGlobals(builder: TensorBuilder): Map<string, GlobalImpl> {
     ['torch._utils._rebuild_parameter', { call: rebuildParameter }],
   ]);
   for (const [name, dtype] of Object.entries(STORAGE_TYPES)) g.set(`torch.${name}`, { data: dtype });
+  for (const [name, impl] of numpyGlobals()) g.set(name, impl);
+  // Protocol 2 has no bytes opcode: bytes (a numpy scalar's payload) are `_codecs.encode(str, 'latin1')`.
+  g.set('_codecs.encode', { call: latin1Bytes });
+  // Training scripts save their argparse options; a Namespace is the record of its fields.
+  g.set('argparse.Namespace', { call: (args) => (args.length ? fail('argparse.Namespace takes no arguments') : createRecord()) });
   return g;
+}
+
+function latin1Bytes(args: readonly unknown[]): Uint8Array {
+  const [text, encoding] = args;
+  if (args.length !== 2 || typeof text !== 'string' || encoding !== 'latin1') return fail("_codecs.encode takes a str and 'latin1'");
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0xff) fail('_codecs.encode: a character outside latin-1');
+    out[i] = c;
+  }
+  return out;
 }
 
 function orderedDict(args: readonly unknown[]): Record<string, unknown> {

@@ -91,11 +91,26 @@ function equalLinear(g: RefGraph, x: HostArray, w: HostArray, b: HostArray, lrMu
   });
 }
 
-function lrelu(g: RefGraph, x: HostArray, bias: HostArray | null): HostArray {
-  const y = biasActForward(x, bias, LRELU);
+function lrelu(g: RefGraph, x: HostArray, bias: HostArray | null, clamp = Infinity): HostArray {
+  return biasAct(g, x, bias, { ...LRELU, clamp });
+}
+
+function biasAct(g: RefGraph, x: HostArray, bias: HostArray | null, cfg: BiasActConfig): HostArray {
+  const y = biasActForward(x, bias, cfg);
   return g.op(y, (gy) => {
-    const gs = biasActVjp(x, bias, LRELU, gy);
+    const gs = biasActVjp(x, bias, cfg, gy);
     return bias ? [[x, gs[0]], [bias, gs[1]]] : [[x, gs[0]]];
+  });
+}
+
+/** x + bias [1, C, 1, 1], clamped to [-clamp, clamp] (NVlabs' ToRGB with conv_clamp). */
+function clampedBias(g: RefGraph, x: HostArray, bias: HostArray, clamp: number): HostArray {
+  const cfg: BiasActConfig = { alpha: 1, gain: 1, clamp, dim: 1 };
+  const b = host([bias.data.length], bias.data);
+  const y = biasActForward(x, b, cfg);
+  return g.op(y, (gy) => {
+    const [gx, gb] = biasActVjp(x, b, cfg, gy);
+    return [[x, gx], [bias, gb]];
   });
 }
 
@@ -206,12 +221,14 @@ export class StyleGAN2Ref {
   private styledConv(g: RefGraph, x: HostArray, w: HostArray, name: string, noise: HostArray, upsample: boolean): HostArray {
     const s = equalLinear(g, w, this.p(`${name}.conv.modulation.weight`), this.p(`${name}.conv.modulation.bias`), 1);
     const y = addNoise(g, modConv(g, x, this.p(`${name}.conv.weight`), s, true, upsample), noise, this.p(`${name}.noise.weight`));
-    return lrelu(g, y, this.p(`${name}.activate.bias`));
+    return lrelu(g, y, this.p(`${name}.activate.bias`), this.config.convClamp ?? Infinity);
   }
 
   private toRgb(g: RefGraph, x: HostArray, w: HostArray, name: string, skip: HostArray | null): HostArray {
     const s = equalLinear(g, w, this.p(`${name}.conv.modulation.weight`), this.p(`${name}.conv.modulation.bias`), 1);
-    const rgb = addBroadcast(g, modConv(g, x, this.p(`${name}.conv.weight`), s, false, false), this.p(`${name}.bias`));
+    const y = modConv(g, x, this.p(`${name}.conv.weight`), s, false, false);
+    const clamp = this.config.convClamp;
+    const rgb = clamp === undefined ? addBroadcast(g, y, this.p(`${name}.bias`)) : clampedBias(g, y, this.p(`${name}.bias`), clamp);
     return skip ? addBroadcast(g, rgb, upsampleSkip(g, skip)) : rgb;
   }
 

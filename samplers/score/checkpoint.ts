@@ -8,8 +8,11 @@
 // A training checkpoint is the same file plus `train.*` tensors (raw weights, Adam moments) and
 // `__metadata__.train` (step, RNG offset, options, loss history); see train.ts. Loading a model
 // ignores `train.*`, so a checkpoint is also a usable model file, and stripping `train.*` ships it.
+// PyTorch files (SGILO state dicts, score_sde training checkpoints) store neither the heads nor the
+// token grid: they come from options, or from a sidecar `<file>.json` (parseScoreSidecar).
 
-import { flattenTensors, isSafetensors, loadCheckpoint, loadModel, saveModel, type HostTensor } from '../../engine/io/index.ts';
+import { flattenTensors, isHostTensor, isSafetensors, loadCheckpoint, loadModel, saveModel, type HostTensor } from '../../engine/io/index.ts';
+import { shapeString } from '../../engine/shape.ts';
 import { philoxNormalF64, philoxUniformRef } from '../../engine/reference/philox.ts';
 import { toWord64 } from '../../engine/random.ts';
 import { ScoreViT, inferScoreConfig, parameterShapes, type ScoreViTConfig } from '../../nets/score_vit.ts';
@@ -33,6 +36,8 @@ export interface LoadedScoreModel {
   /** Every tensor of the file by name (train.* included), for resuming. */
   tensors: Map<string, HostTensor<Float32Array>>;
   metadata: Record<string, string>;
+  /** The file's format and which of its weights were loaded, for the commands to print. */
+  source: string;
 }
 
 /**
@@ -102,28 +107,125 @@ function checkConfig(c: unknown): ScoreModelConfig {
   return { kind: SCORE_MODEL_KIND, vit: cfg.vit!, normalization: n ?? null, sde: { ...DEFAULT_VPSDE, ...cfg.sde }, data: cfg.data ?? {} };
 }
 
+/** Which weights a training checkpoint gives: the EMA average (what SGILO samples with) or the raw ones. */
+export type ScoreWeights = 'ema' | 'raw';
+
+export interface ScoreLoadOptions {
+  /** Attention heads (PyTorch files do not store them; default 1, the paper's setting). */
+  heads?: number;
+  /** Token grid [height, width] (not stored either; default: square when the count is a square, else [T, 1]). */
+  grid?: [number, number];
+  /** Default: 'ema' when the file holds EMA weights. */
+  weights?: ScoreWeights;
+}
+
 /**
- * Loads a score model from our safetensors format or from a SGILO PyTorch file (a state dict, or a
- * dict holding one under `model`/`state_dict`; `module.` prefixes are stripped). PyTorch files do not
- * store the head count: pass `heads` (default 1, the paper's setting).
+ * Loads a score model from our safetensors format or from a PyTorch file: a SGILO state dict, a dict
+ * holding one under `model`/`state_dict`, or a score_sde training checkpoint
+ * `{model, ema: {shadow_params}, optimizer, step}` (`module.` prefixes are stripped). `source` says
+ * which format and which weights were loaded.
  */
-export async function loadScoreModel(bytes: Uint8Array, options: { heads?: number } = {}): Promise<LoadedScoreModel> {
-  const tensors = new Map<string, HostTensor<Float32Array>>();
+export async function loadScoreModel(bytes: Uint8Array, options: ScoreLoadOptions = {}): Promise<LoadedScoreModel> {
+  let tensors = new Map<string, HostTensor<Float32Array>>();
   let config: ScoreModelConfig;
   let metadata: Record<string, string> = {};
+  let source: string;
   if (isSafetensors(bytes)) {
     const file = loadModel(bytes);
     config = checkConfig(file.config);
     metadata = file.metadata;
     for (const [k, t] of file.tensors) tensors.set(k, asF32(t, k));
+    if (options.weights === 'raw') throw new Error('score model: --weights raw: a model file holds one set of weights (the EMA ones when it comes from training)');
+    const v = config.vit;
+    if (options.heads !== undefined && options.heads !== v.heads) throw new Error(`score model: the file's config says ${v.heads} heads, --heads says ${options.heads}`);
+    if (options.grid && (options.grid[0] !== v.height || options.grid[1] !== v.width)) throw new Error(`score model: the file's config says grid ${v.height}x${v.width}, --grid says ${options.grid.join('x')}`);
+    source = 'sgilo safetensors model';
   } else {
-    const root = (await loadCheckpoint(bytes)) as Record<string, unknown>;
-    const sd = (root?.model ?? root?.state_dict ?? root) as Record<string, unknown>;
-    for (const [k, t] of flattenTensors(sd)) tensors.set(k.replace(/^module\./, ''), asF32(t, k));
-    config = scoreModelConfig(inferScoreConfig(tensors, options.heads ?? 1), null);
+    const picked = pickScoreWeights(await loadCheckpoint(bytes), options.weights);
+    tensors = new Map([...picked.tensors].map(([k, t]) => [k, asF32(t, k)]));
+    source = picked.source;
+    const vit = inferScoreConfig(tensors, options.heads ?? 1);
+    if (options.grid) {
+      const [h, w] = options.grid;
+      const T = vit.height * vit.width;
+      if (h * w !== T) throw new Error(`score checkpoint: grid ${h}x${w} has ${h * w} tokens, but pos_embedding ${shapeString(tensors.get('pos_embedding')!.shape)} holds ${T}`);
+      [vit.height, vit.width] = [h, w];
+    }
+    config = scoreModelConfig(vit, null);
   }
   const weights = new Map([...tensors].filter(([k]) => !k.startsWith('train.')));
-  return { net: ScoreViT.fromStateDict(config.vit, weights), config, tensors, metadata };
+  return { net: ScoreViT.fromStateDict(config.vit, weights), config, tensors, metadata, source };
+}
+
+/** The fixed Fourier features: not trainable, so score_sde's EMA leaves them out. */
+const FIXED = new Set(['embed.0.W']);
+
+/** The state dict a PyTorch score file holds, and a description of which one it is. */
+export function pickScoreWeights(root: unknown, choice?: ScoreWeights): { tensors: Map<string, HostTensor>; source: string } {
+  const r = (root ?? {}) as Record<string, unknown>;
+  const strip = (sd: unknown) => {
+    const m = new Map<string, HostTensor>();
+    for (const [k, t] of flattenTensors(sd)) m.set(k.replace(/^module\./, ''), asF32(t, k));
+    return m;
+  };
+  const ema = r.ema as Record<string, unknown> | undefined;
+  if (r.model && ema && typeof ema === 'object' && 'shadow_params' in ema) {
+    const model = strip(r.model);
+    if (choice === 'raw') return { tensors: model, source: 'score_sde checkpoint, raw weights (`model`)' };
+    const shadow = ema.shadow_params;
+    if (!Array.isArray(shadow) || !shadow.every(isHostTensor)) throw new Error('score_sde checkpoint: ema.shadow_params is not a list of tensors');
+    // shadow_params follow model.parameters() with requires_grad: the state-dict order without the fixed features.
+    const trainable = [...model.keys()].filter((k) => !FIXED.has(k));
+    if (trainable.length !== shadow.length) {
+      throw new Error(`score_sde checkpoint: ema.shadow_params holds ${shadow.length} tensors, the model has ${trainable.length} trainable parameters (all but ${[...FIXED].join(', ')})`);
+    }
+    const out = new Map(model);
+    trainable.forEach((name, i) => {
+      const t = asF32(shadow[i], `ema.shadow_params[${i}]`);
+      const want = model.get(name)!.shape;
+      if (t.shape.join() !== want.join()) throw new Error(`score_sde checkpoint: ema.shadow_params[${i}] is ${shapeString(t.shape)}, but parameter ${i}, "${name}", is ${shapeString(want)}`);
+      out.set(name, t);
+    });
+    return { tensors: out, source: `score_sde checkpoint (step ${String(r.step)}), EMA weights (\`ema.shadow_params\`)` };
+  }
+  if (choice === 'ema') throw new Error('score checkpoint: --weights ema, but the file holds no EMA weights (no ema.shadow_params)');
+  const key = r.model ? 'model' : r.state_dict ? 'state_dict' : null;
+  return { tensors: strip(key ? r[key] : r), source: key ? `PyTorch checkpoint, \`${key}\` state dict` : 'PyTorch state dict' };
+}
+
+/** `HxW` (e.g. 6x2) -> [height, width]. */
+export function parseGrid(spec: string): [number, number] {
+  const m = /^(\d+)x(\d+)$/.exec(spec.trim());
+  const g = m ? ([Number(m[1]), Number(m[2])] as [number, number]) : null;
+  if (!g || !(g[0] > 0 && g[1] > 0)) throw new RangeError(`--grid must be HxW with positive integers (e.g. 6x2), got "${spec}"`);
+  return g;
+}
+
+/**
+ * The sidecar of a PyTorch score file (`<file>.json`, read by the CLI and the web page): what the file
+ * does not store, `{"heads": h, "grid": [H, W]}` (both optional).
+ */
+export function parseScoreSidecar(text: string, where = 'sidecar'): Pick<ScoreLoadOptions, 'heads' | 'grid'> {
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${where}: not JSON (${(e as Error).message})`);
+  }
+  const o = j as { heads?: unknown; grid?: unknown };
+  if (!o || typeof o !== 'object' || Array.isArray(o)) throw new Error(`${where}: expected an object {"heads": h, "grid": [H, W]}`);
+  const out: Pick<ScoreLoadOptions, 'heads' | 'grid'> = {};
+  for (const k of Object.keys(o)) if (k !== 'heads' && k !== 'grid') throw new Error(`${where}: unknown key "${k}" (known: heads, grid)`);
+  if (o.heads !== undefined) {
+    if (!(Number.isInteger(o.heads) && (o.heads as number) > 0)) throw new Error(`${where}: heads must be a positive integer, got ${JSON.stringify(o.heads)}`);
+    out.heads = o.heads as number;
+  }
+  if (o.grid !== undefined) {
+    const g = o.grid;
+    if (!Array.isArray(g) || g.length !== 2 || !g.every((d) => Number.isInteger(d) && d > 0)) throw new Error(`${where}: grid must be [H, W] with positive integers, got ${JSON.stringify(g)}`);
+    out.grid = [g[0], g[1]];
+  }
+  return out;
 }
 
 /** A model file from a checkpoint: the same weights (EMA) and config, without train.* and the training state. */
