@@ -18,6 +18,7 @@ import { runConvBench } from '../bench/conv.ts';
 import { runUpfirdnBench } from '../bench/upfirdn.ts';
 import { runModconvBench } from '../bench/modconv.ts';
 import { runAttentionBench } from '../bench/attention.ts';
+import { runDispatchBench } from '../bench/dispatch.ts';
 import { runTheory, theoryConfig } from './theory.ts';
 
 const USAGE = `usage: sgilo <command> [args]
@@ -41,7 +42,7 @@ commands:
   rngcheck         the GPU Philox RNG against its CPU mirror (bits and uniforms bit for bit)
   theory [--quick] Langevin vs GD on random expansive ReLU generators (Theorem 3.1); writes experiments/theory/
   memory           peak GPU memory of StyleGAN2 forward+backward (config-f 1024 and the Fashion model), planned
-  bench [matmul|conv|upfirdn|modconv|attention|stylegan2|all] [--full]
+  bench [matmul|conv|upfirdn|modconv|attention|stylegan2|dispatch|all] [--full]
                    kernel benchmarks (matmul GFLOP/s, FMA peak, bandwidth) on this adapter
   bench goals [--quick]
                    issue 9's one-run table: every goal PASS/FAIL, end to end; writes bench/results/
@@ -131,6 +132,7 @@ export async function main(argv: string[]): Promise<number> {
             upfirdn: () => runUpfirdnBench(eng, {}),
             modconv: () => runModconvBench(eng, {}),
             attention: () => runAttentionBench(eng, {}),
+            dispatch: () => runDispatchBench(eng),
             stylegan2: () => runStyleGAN2Bench(eng, { full }),
             goals: async () => (await import('../bench/goals.ts')).runGoals(eng, { quick: args.includes('--quick') }),
           };
