@@ -12,7 +12,7 @@ import { demoCommand } from './demo.ts';
 import { experimentCommand } from './experiment.ts';
 import { replayScoreCommand, sampleCommand, trainScoreCommand } from './score_commands.ts';
 import { runStyleGAN2GradChecks, stylegan2NetworkChecks } from '../nets/gradcheck_stylegan2.ts';
-import { memoryPlanCommand } from '../nets/stylegan2_memory.ts';
+import { memoryPlanCommand } from '../nets/stylegan2_plan.ts';
 import { runStyleGAN2Bench } from '../bench/stylegan2.ts';
 import { runConvBench } from '../bench/conv.ts';
 import { runUpfirdnBench } from '../bench/upfirdn.ts';

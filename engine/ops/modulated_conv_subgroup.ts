@@ -3,7 +3,7 @@
 // asks here first and uses shaders/modulated_conv.wgsl when these decline.
 
 import { subgroupTiles } from '../device.ts';
-import { engine } from '../engine.ts';
+import { backend } from '../backend.ts';
 import { defineKernel, type Kernel } from '../kernel.ts';
 import { empty, type Tensor } from '../tensor.ts';
 import type { ModConvPlan } from './modulated_conv.ts';
@@ -261,7 +261,7 @@ function dispatchForward(ch: number, mode: ForwardMode, sizes: { W: number; Wp: 
 
 /** 16 channels per workgroup where there are that many, else 8; null below 8 (ToRGB's 3 outputs). */
 function channelsPerTile(channels: number): number | null {
-  if (!subgroupTiles(engine().gpu) || channels < 8) return null;
+  if (!subgroupTiles(backend().gpu) || channels < 8) return null;
   return channels >= 16 ? 16 : 8; // 32 measured slower (more accumulators than registers)
 }
 
@@ -271,7 +271,7 @@ function params(pl: ModConvPlan, lanes: number) {
 }
 
 function fits(grid: number[]): boolean {
-  return grid.every((g) => g <= engine().gpu.limits.maxComputeWorkgroupsPerDimension);
+  return grid.every((g) => g <= backend().gpu.limits.maxComputeWorkgroupsPerDimension);
 }
 
 /**
