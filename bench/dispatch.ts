@@ -5,10 +5,14 @@
 //   record      the JavaScript side alone: tensor from the pool, uniform packing, bind group,
 //               the dispatch recorded (and the automatic submit every 512 dispatches);
 //   record+run  the same plus the sync, so the device executes every dispatch;
-// each the median over `repeats` chains after one warm-up chain. Run with `sgilo bench dispatch`.
+// each the median over `repeats` chains after one warm-up chain, and the same chain recorded on
+// the counting backend (engine/counting_backend.ts: validated and counted, run nowhere), which is
+// the cost of the engine's JavaScript without WebGPU's. Run with `sgilo bench dispatch`.
 
 import { describeAdapter } from '../engine/device.ts';
 import type { Engine } from '../engine/engine.ts';
+import { withBackend } from '../engine/backend.ts';
+import { CountingBackend } from '../engine/counting_backend.ts';
 import { scope, tensor, type Tensor } from '../engine/tensor.ts';
 import { neg } from '../engine/ops/elementwise.ts';
 
@@ -78,6 +82,8 @@ export async function runDispatchBench(eng: Engine, options: DispatchBenchOption
   const repeats = options.repeats ?? 7;
   const log = options.log ?? console.log;
   const rows = await timeDispatch('neg [256] chain', () => eng.sync(), ops, repeats);
+  const counting = new CountingBackend(eng.gpu);
+  rows.push((await withBackend(counting, () => timeDispatch('counting backend', () => counting.sync(), ops, repeats)))[0]);
   log(`dispatch throughput on ${describeAdapter(eng.gpu.adapter)}: ${ops} ops per chain, median of ${repeats} chains\n`);
   log(formatDispatchRows(rows));
   return rows;
