@@ -19,6 +19,7 @@ import { runUpfirdnBench } from '../bench/upfirdn.ts';
 import { runModconvBench } from '../bench/modconv.ts';
 import { runAttentionBench } from '../bench/attention.ts';
 import { runDispatchBench } from '../bench/dispatch.ts';
+import { runMemoryBench } from '../bench/memory.ts';
 import { runTheory, theoryConfig } from './theory.ts';
 
 const USAGE = `usage: sgilo <command> [args]
@@ -42,7 +43,7 @@ commands:
   rngcheck         the GPU Philox RNG against its CPU mirror (bits and uniforms bit for bit)
   theory [--quick] Langevin vs GD on random expansive ReLU generators (Theorem 3.1); writes experiments/theory/
   memory           peak GPU memory of StyleGAN2 forward+backward (config-f 1024 and the Fashion model), planned
-  bench [matmul|conv|upfirdn|modconv|attention|stylegan2|dispatch|all] [--full]
+  bench [matmul|conv|upfirdn|modconv|attention|stylegan2|dispatch|memory|all] [--full]
                    kernel benchmarks (matmul GFLOP/s, FMA peak, bandwidth) on this adapter
   bench goals [--quick]
                    issue 9's one-run table: every goal PASS/FAIL, end to end; writes bench/results/
@@ -133,6 +134,7 @@ export async function main(argv: string[]): Promise<number> {
             modconv: () => runModconvBench(eng, {}),
             attention: () => runAttentionBench(eng, {}),
             dispatch: () => runDispatchBench(eng),
+            memory: () => runMemoryBench(eng, { sizes: full ? [32, 64, 128, 256] : [32, 64, 128] }),
             stylegan2: () => runStyleGAN2Bench(eng, { full }),
             goals: async () => (await import('../bench/goals.ts')).runGoals(eng, { quick: args.includes('--quick') }),
           };

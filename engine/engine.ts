@@ -69,8 +69,6 @@ export interface EngineOptions extends AcquireOptions {
   autoSubmitEvery?: number;
 }
 
-const STORAGE_USAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-
 export class Engine implements Backend {
   readonly planning = false;
   readonly device: GPUDevice;
@@ -94,7 +92,7 @@ export class Engine implements Backend {
     options: EngineOptions = {},
   ) {
     this.device = gpu.device;
-    const usage = STORAGE_USAGE();
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
     this.pool = new BufferPool({ create: (size) => this.device.createBuffer({ size, usage }), destroy: (b) => b.destroy() }, Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize));
     this.arena = new UniformArena(this.device, gpu.limits.minUniformBufferOffsetAlignment);
     this.autoSubmitEvery = options.autoSubmitEvery ?? 512;
