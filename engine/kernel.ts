@@ -13,7 +13,7 @@
 
 import { WgslReflect, type VariableInfo, type TypeInfo, type StructInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { envFlag } from './device.ts';
-import { backend, type BindingEntry, type BindingKind, type DeviceBuffer, type KernelProgram } from './backend.ts';
+import { backend, planning, type BindingEntry, type BindingKind, type DeviceBuffer, type KernelProgram } from './backend.ts';
 import { shaderText, specialize, withIncludes } from './shader_source.ts';
 
 export type { BindingKind } from './backend.ts';
@@ -119,6 +119,11 @@ export class Kernel {
 
 const declared = new Map<string, Kernel>();
 const dispatchCounts = new Map<string, number>();
+/**
+ * Kernels first declared while a planning backend was active (e.g. variants for the GPU a memory
+ * plan describes, not for this device), until something declares them outside planning.
+ */
+const declaredWhilePlanning = new Set<string>();
 
 /** Declares a kernel (idempotent: the same spec returns the same Kernel). */
 export function defineKernel(spec: KernelSpec): Kernel {
@@ -126,14 +131,17 @@ export function defineKernel(spec: KernelSpec): Kernel {
   const existing = declared.get(k.key);
   if (existing) {
     if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) throw new Error(`kernel ${k.key} declared twice with different specs`);
+    if (!planning()) declaredWhilePlanning.delete(k.key);
     return existing;
   }
   declared.set(k.key, k);
+  if (planning()) declaredWhilePlanning.add(k.key);
   return k;
 }
 
+/** Kernels declared for this device (what kernel coverage asks to have been dispatched). */
 export function declaredKernels(): string[] {
-  return [...declared.keys()].sort();
+  return [...declared.keys()].filter((k) => !declaredWhilePlanning.has(k)).sort();
 }
 
 /** Dispatches per kernel (entry point and variant) since the process started or the last reset. */

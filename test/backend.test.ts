@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { backend, planning, withBackend } from '../engine/backend.ts';
 import { CountingBackend, PLANNING_DEVICE } from '../engine/counting_backend.ts';
 import { engine } from '../engine/engine.ts';
-import { dispatchCountsByKernel } from '../engine/kernel.ts';
+import { declaredKernels, defineKernel, dispatchCountsByKernel } from '../engine/kernel.ts';
 import { grad } from '../engine/tape.ts';
 import { empty, scope, tensor, type Tensor } from '../engine/tensor.ts';
 import { add, exp, mul } from '../engine/ops/elementwise.ts';
@@ -96,6 +96,21 @@ test('a tensor of another backend is refused, and engine() is closed while plann
   } finally {
     outside.dispose();
   }
+});
+
+test('a kernel first declared while planning is not this device\'s to cover until declared for it', async () => {
+  const spec = { shader: 'unary', entry: 'unary_forward', variant: 'planning-probe', specialize: { FWD: '2.0 * a', BWD: '2.0' }, bindings: { x: 'read', y: 'read_write', params: 'uniform' } } as const;
+  const key = 'unary.unary_forward<planning-probe>';
+  withBackend(new CountingBackend(), () => defineKernel({ ...spec, specialize: { ...spec.specialize }, bindings: { ...spec.bindings } }));
+  assert.not.ok(declaredKernels().includes(key));
+  const k = defineKernel({ ...spec, specialize: { ...spec.specialize }, bindings: { ...spec.bindings } });
+  assert.ok(declaredKernels().includes(key));
+  const x = tensor([1, 2, 3], [3]);
+  const y = empty([3]);
+  k.dispatch({ x, y, params: { n: 3, p0: 0, p1: 0 } }, [1]); // covered: the suite's coverage check sees it
+  assert.equal([...(await y.readF32())], [2, 4, 6]);
+  x.dispose();
+  y.dispose();
 });
 
 test('the planning device is a GPU without subgroup kernels and with large buffers', () => {
