@@ -12,12 +12,14 @@ import { demoCommand } from './demo.ts';
 import { experimentCommand } from './experiment.ts';
 import { replayScoreCommand, sampleCommand, trainScoreCommand } from './score_commands.ts';
 import { runStyleGAN2GradChecks, stylegan2NetworkChecks } from '../nets/gradcheck_stylegan2.ts';
-import { memoryPlanCommand } from '../nets/stylegan2_memory.ts';
+import { memoryPlanCommand } from '../nets/stylegan2_plan.ts';
 import { runStyleGAN2Bench } from '../bench/stylegan2.ts';
 import { runConv2dBench } from '../bench/conv2d.ts';
 import { runUpfirdn2dBench } from '../bench/upfirdn2d.ts';
 import { runModulatedConvBench } from '../bench/modulated_conv.ts';
 import { runAttentionBench } from '../bench/attention.ts';
+import { runDispatchBench } from '../bench/dispatch.ts';
+import { runMemoryBench } from '../bench/memory.ts';
 import { runTheory, theoryConfig } from './theory.ts';
 
 const USAGE = `usage: sgilo <command> [args]
@@ -46,7 +48,7 @@ commands:
   rngcheck         the GPU Philox RNG against its CPU mirror (bits and uniforms bit for bit)
   theory [--quick] Langevin vs GD on random expansive ReLU generators (Theorem 3.1); writes experiments/theory/
   memory           peak GPU memory of StyleGAN2 forward+backward (config-f 1024 and the Fashion model), planned
-  bench [matmul|conv2d|upfirdn2d|modulated_conv|attention|stylegan2|all] [--full]
+  bench [matmul|conv2d|upfirdn2d|modulated_conv|attention|stylegan2|dispatch|memory|all] [--full]
                    kernel benchmarks (matmul GFLOP/s, FMA peak, bandwidth) on this adapter
   bench goals [--quick]
                    issue 9's one-run table: every goal PASS/FAIL, end to end; writes bench/results/
@@ -138,6 +140,8 @@ export async function main(argv: string[]): Promise<number> {
             upfirdn2d: () => runUpfirdn2dBench(eng, {}),
             modulated_conv: () => runModulatedConvBench(eng, {}),
             attention: () => runAttentionBench(eng, {}),
+            dispatch: () => runDispatchBench(eng),
+            memory: () => runMemoryBench(eng, { sizes: full ? [32, 64, 128, 256] : [32, 64, 128] }),
             stylegan2: () => runStyleGAN2Bench(eng, { full }),
             goals: async () => (await import('../bench/goals.ts')).runGoals(eng, { quick: args.includes('--quick') }),
           };

@@ -14,7 +14,7 @@
 //
 // Dimensions: N batch, G groups; see each function for its tensors.
 
-import { engine } from '../engine.ts';
+import { backend } from '../backend.ts';
 import { defineKernel, grid1d } from '../kernel.ts';
 import { Tensor, empty } from '../tensor.ts';
 import { trySubgroupConv2d } from './modulated_conv_subgroup.ts';
@@ -46,7 +46,7 @@ const K = {
  * CPU adapter only needs a few workgroups per core, and every split costs a partial-sum pass.
  */
 function invocationTarget(): number {
-  return engine().gpu.adapter.isSoftware ? 1024 : 32768;
+  return backend().gpu.adapter.isSoftware ? 1024 : 32768;
 }
 
 /** Fewest input channels (forward) or output pixels (weight gradient) one split sums. */

@@ -12,7 +12,7 @@
 //   concat   one scatter per input into its band       one gather (slice) per input
 //   pad      pad kernel: x into a `value` border        gather (crop) of the interior
 
-import { engine } from '../engine.ts';
+import { backend } from '../backend.ts';
 import { defineKernel, grid1d } from '../kernel.ts';
 import { record } from '../tape.ts';
 import { Tensor, empty } from '../tensor.ts';
@@ -91,7 +91,7 @@ function valueBits(value: number, dtype: Tensor['dtype']): number {
 
 function copyAs(x: Tensor, shape: Shape): Tensor {
   const y = empty(shape, x.dtype);
-  engine().recordCopy(x.buffer, 0, y.buffer, 0, x.bytes);
+  backend().copy(x.buffer, 0, y.buffer, 0, x.bytes);
   return y;
 }
 

@@ -7,7 +7,7 @@
 // the per-channel and per-tap code is unrolled as text for each (channels, kernel size, padding).
 
 import { subgroupTiles } from '../device.ts';
-import { engine } from '../engine.ts';
+import { backend } from '../backend.ts';
 import { defineKernel, type Kernel } from '../kernel.ts';
 import { empty, type Tensor } from '../tensor.ts';
 import type { ModulatedConvPlan } from './modulated_conv_plan.ts';
@@ -265,7 +265,7 @@ function dispatchForward(ch: number, mode: ForwardMode, sizes: { W: number; Wp: 
 
 /** 16 channels per workgroup where there are that many, else 8; null below 8 (ToRGB's 3 outputs). */
 function channelsPerTile(channels: number): number | null {
-  if (!subgroupTiles(engine().gpu) || channels < 8) return null;
+  if (!subgroupTiles(backend().gpu) || channels < 8) return null;
   return channels >= 16 ? 16 : 8; // not 32: more accumulators than registers
 }
 
@@ -275,7 +275,7 @@ function params(pl: ModulatedConvPlan, lanes: number) {
 }
 
 function fits(grid: number[]): boolean {
-  return grid.every((g) => g <= engine().gpu.limits.maxComputeWorkgroupsPerDimension);
+  return grid.every((g) => g <= backend().gpu.limits.maxComputeWorkgroupsPerDimension);
 }
 
 /**
