@@ -1,20 +1,23 @@
-// CLI commands around StyleGAN2 checkpoints: `inspect`, `generate`, `replay generator`.
+// CLI commands around checkpoints: `inspect`, `generate`, `replay generator|score`.
 
-import { readFileBytes, writeFileBytes } from '../engine/io/files.ts';
 import { flattenTensors, loadCheckpoint, readSafetensors, writeSafetensors, type HostTensor } from '../engine/io/index.ts';
 import { scope } from '../engine/tensor.ts';
 import { randomNormal } from '../engine/random.ts';
 import { numLatents, numNoises } from '../nets/stylegan2.ts';
 import { loadGenerator, readGeneratorCheckpoint } from '../nets/stylegan2_checkpoint.ts';
 import { replayGenerator, type TensorMap } from '../nets/replay_generator.ts';
-import { writeImageGrid } from '../engine/io/png.ts';
+import { writeFigure } from '../engine/io/png.ts';
+import type { FigureSpec } from '../engine/io/figure.ts';
+import { replayScore } from '../nets/replay_score.ts';
+import { loadScoreModel } from '../samplers/score/checkpoint.ts';
+import type { Parsed } from './args.ts';
+import { writeAtomic, type Output } from './outputs.ts';
+import { assertFinite, assertFiniteCheckpoint, loadAs, readInput } from './checks.ts';
 
 /** `sgilo inspect <checkpoint>`: the inferred generator config (if any) and every tensor. */
-export async function inspectCommand(args: string[]): Promise<number> {
-  const [file] = args;
-  if (!file) throw new Error('usage: sgilo inspect <checkpoint.pt|.safetensors>');
-  const bytes = await readFileBytes(file);
-  const root = await loadCheckpoint(bytes);
+export async function inspectCommand(file: string): Promise<number> {
+  const bytes = await readInput(file, 'checkpoint');
+  const root = await loadAs(file, 'checkpoint', (b) => loadCheckpoint(b));
   const tensors = flattenTensors(root);
   try {
     const g = await readGeneratorCheckpoint(bytes);
@@ -34,67 +37,81 @@ export async function inspectCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-function flag(args: string[], name: string, fallback: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : fallback;
-}
-
-/** `sgilo generate <checkpoint> [--seeds 0-15] [--psi 1] [--out out/generate.png]`. */
-export async function generateCommand(args: string[]): Promise<number> {
-  const file = args[0];
-  if (!file || file.startsWith('--')) throw new Error('usage: sgilo generate <checkpoint> [--seeds 0-15] [--psi 0.7] [--out out/generate.png] [--cols 8]');
-  const seeds = parseSeeds(flag(args, 'seeds', '0-15'));
-  const psi = Number(flag(args, 'psi', '1'));
-  if (!(psi >= 0 && psi <= 1)) throw new RangeError(`--psi must be in [0, 1], got ${flag(args, 'psi', '1')}`);
-  const out = flag(args, 'out', 'out/generate.png');
-  const cols = Number(flag(args, 'cols', String(Math.min(8, seeds.length))));
-  const g = await loadGenerator(await readFileBytes(file));
+/** `sgilo generate <checkpoint> [--seeds 0-15] [--psi 1] [--cols C]`: a labelled grid (one seed per panel). */
+export async function generateCommand(p: Parsed, out: Output): Promise<number> {
+  const file = p.positionals[0];
+  const seeds = parseSeeds(String(p.values.seeds));
+  const psi = Number(p.values.psi);
+  const cols = p.values.cols === undefined ? Math.min(8, seeds.length) : Number(p.values.cols);
+  await loadAs(file, 'generator', (b) => assertFiniteCheckpoint(b, file));
+  const g = await loadAs(file, 'generator', (b) => loadGenerator(b));
   const t0 = performance.now();
   const images = await scope(async () => {
     const list: Float32Array[] = [];
     for (const seed of seeds) {
       const z = randomNormal([1, g.config.styleDim], { seed });
-      list.push(await g.generate(z, { psi }).readF32());
+      const img = await g.generate(z, { psi }).readF32();
+      assertFinite(img, 'the image', `seed ${seed}`);
+      list.push(img);
     }
     return list;
   });
   g.dispose();
-  await writeImageGrid(out, images, g.config.size, cols);
-  console.log(`wrote ${out}: ${seeds.length} images (seeds ${seeds[0]}..${seeds[seeds.length - 1]}, psi ${psi}) in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+  const rows: FigureSpec['rows'] = [];
+  for (let i = 0; i < images.length; i += cols) rows.push({ panels: images.slice(i, i + cols).map((image) => ({ image })) });
+  const labelled = { size: g.config.size, rows, title: `seeds ${p.values.seeds}, psi ${psi} (row-major)` };
+  await writeFigure(`${out.path}/grid.png`, labelled);
+  console.log(`wrote ${out.final}/grid.png: ${seeds.length} images (seeds ${seeds[0]}..${seeds[seeds.length - 1]}, psi ${psi}) in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
   return 0;
 }
 
-function parseSeeds(spec: string): number[] {
+export function parseSeeds(spec: string): number[] {
   const seeds: number[] = [];
   for (const part of spec.split(',')) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
     if (!m) throw new RangeError(`--seeds: cannot parse "${part}" (use e.g. 0-15 or 1,5,9)`);
     const a = Number(m[1]);
     const b = m[2] === undefined ? a : Number(m[2]);
-    if (b < a || b - a > 4096) throw new RangeError(`--seeds: bad range "${part}"`);
+    if (b < a) throw new RangeError(`--seeds: a range runs upwards, got "${part}"`);
+    if (seeds.length + b - a + 1 > 1024) throw new RangeError(`--seeds: at most 1024 images, "${spec}" asks for more`);
     for (let s = a; s <= b; s++) seeds.push(s);
   }
   return seeds;
 }
 
-/** `sgilo replay generator <checkpoint> <inputs.safetensors> <out.safetensors>`. */
-export async function replayCommand(args: string[]): Promise<number> {
-  const [what, ckptPath, inputsPath, outPath] = args;
-  if (what !== 'generator' || !ckptPath || !inputsPath || !outPath) {
-    throw new Error('usage: sgilo replay generator <checkpoint> <inputs.safetensors> <out.safetensors>');
-  }
-  const g = await loadGenerator(await readFileBytes(ckptPath));
-  const file = readSafetensors(await readFileBytes(inputsPath));
+/** `sgilo replay generator|score <checkpoint> <inputs.safetensors> [--out out.safetensors]`. */
+export async function replayCommand(p: Parsed, out: Output): Promise<number> {
+  const [what, ckptPath, inputsPath] = p.positionals;
+  const file = await loadAs(inputsPath, 'inputs', (b) => readSafetensors(b));
   const inputs: TensorMap = new Map();
   for (const [name, t] of file.tensors) {
     if (!name.startsWith('in.')) continue; // only inputs: outputs in the file are never read
     if (t.dtype !== 'float32') throw new Error(`${inputsPath}: "${name}" is ${t.dtype}, expected float32`);
     inputs.set(name, { shape: t.shape, data: t.data as Float32Array });
   }
-  const out = await replayGenerator(g, inputs);
-  g.dispose();
-  const tensors = new Map<string, HostTensor>([...out].map(([k, v]) => [k, { dtype: 'float32', shape: v.shape, data: v.data }]));
-  await writeFileBytes(outPath, writeSafetensors(tensors));
-  console.log(`wrote ${outPath}: ${tensors.size} tensors (${[...tensors.keys()].join(', ')})`);
+  if (!inputs.size) throw new Error(`${inputsPath}: no in.* tensors (expected a replay fixture)`);
+  const result = what === 'score' ? await replayScoreFile(ckptPath, inputs, Number(p.values.heads)) : await replayGeneratorFile(ckptPath, inputs);
+  for (const [k, v] of result) assertFinite(v.data, `"${k}"`, `replay ${what}`);
+  const tensors = new Map<string, HostTensor>([...result].map(([k, v]) => [k, { dtype: 'float32', shape: v.shape, data: v.data }]));
+  writeAtomic(out.path, writeSafetensors(tensors));
+  console.log(`wrote ${out.final}: ${tensors.size} tensors (${[...tensors.keys()].join(', ')})`);
   return 0;
+}
+
+async function replayGeneratorFile(ckptPath: string, inputs: TensorMap): Promise<TensorMap> {
+  const g = await loadAs(ckptPath, 'generator', (b) => loadGenerator(b));
+  try {
+    return await replayGenerator(g, inputs);
+  } finally {
+    g.dispose();
+  }
+}
+
+async function replayScoreFile(ckptPath: string, inputs: TensorMap, heads: number): Promise<TensorMap> {
+  const { net } = await loadAs(ckptPath, 'score', (b) => loadScoreModel(b, { heads }));
+  try {
+    return await replayScore(net, inputs);
+  } finally {
+    net.dispose();
+  }
 }
