@@ -131,11 +131,11 @@ export function parseCommand(cmd: CommandDecl, argv: string[]): Parsed {
       positionals.push(a);
       continue;
     }
-    if (!a.startsWith('--')) throw new UsageError(`unknown option "${a}" (options are written --name; see sgilo ${cmd.name} --help)`);
+    if (!a.startsWith('--')) throw new UsageError(`unknown option "${a}" (options are written --name)`);
     const eq = a.indexOf('=');
     const name = a.slice(2, eq < 0 ? undefined : eq);
     const o = byName.get(name);
-    if (!o) throw new UsageError(`unknown option --${name}${suggest(name, opts)} (see sgilo ${cmd.name} --help)`);
+    if (!o) throw new UsageError(`unknown option --${name}${suggest(name, opts)}`);
     if (o.type === 'flag') {
       if (eq >= 0) throw new UsageError(`--${name} takes no value, got "${a.slice(eq + 1)}"`);
       values[name] = true;

@@ -54,7 +54,12 @@ export async function trainScoreCommand(p: Parsed, given: Output | undefined): P
   const v = p.values;
   const has = (k: string) => p.given.has(k);
   const resumePath = v.resume as string | undefined;
-  const resumed: LoadedScoreModel | null = resumePath ? await loadAs(resumePath, 'score', (b) => loadScoreModel(b)) : null;
+  const resumed: LoadedScoreModel | null = resumePath
+    ? await loadAs(resumePath, 'score', async (b) => {
+        await assertFiniteCheckpoint(b, resumePath);
+        return loadScoreModel(b);
+      })
+    : null;
   const prev = resumed?.config.data ?? {};
   const generator = p.positionals[0] ?? (prev.generator ? fromRoot(prev.generator) : undefined);
   const dataSpec = (v.data as string | undefined) ?? prev.source ?? 'codes';
