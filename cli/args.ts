@@ -203,10 +203,9 @@ export function formatHelp(cmd: CommandDecl): string {
   if (cmd.positionals?.length) lines.push('');
   lines.push('options:');
   for (const o of allOptions(cmd)) {
-    const head = `  --${o.name}${o.type === 'flag' ? '' : ` ${o.value ?? (o.type === 'int' || o.type === 'number' ? 'N' : 'X')}`}`;
+    const head = `  --${o.name}${o.type === 'flag' ? '' : ` ${o.type === 'enum' ? o.choices!.join('|') : (o.value ?? (o.type === 'int' || o.type === 'number' ? 'N' : 'X'))}`}`;
     const extra: string[] = [];
     if (o.type === 'int' || o.type === 'number') extra.push(allowed(o));
-    if (o.type === 'enum') extra.push(allowed(o));
     if (o.type === 'list') extra.push('repeatable');
     if (o.default !== undefined && o.type !== 'flag') extra.push(`default ${o.default}`);
     const text = o.help + (extra.length ? ` (${extra.join('; ')})` : '');

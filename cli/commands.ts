@@ -46,7 +46,7 @@ export const RECONSTRUCT: CommandDecl = {
     ...IMAGE_OPTIONS,
     { name: 'operator', type: 'string', value: 'SPEC', help: 'measurement: identity, denoise:σ, inpaint-random:f, inpaint-box:f, inpaint-mask (with --mask), sr-bicubic:k, sr-avgpool:k, colorize, cs-gaussian:r, cs-circulant:r; append ,noise=σ for measurement noise (required)', check: (v) => (v.split(',')[0].trim() === 'inpaint-mask' ? undefined : tryCheck(() => parseOperatorSpec(v))) },
     { name: 'method', type: 'string', default: 'sgilo', value: 'LIST', help: `comma-separated methods (${METHODS.join(', ')})`, check: methodList },
-    steps(100, 'steps per round'),
+    steps(100, 'steps per round', 10_000),
     { name: 'blocks', type: 'string', default: '1,2', value: 'LIST', help: 'intermediate blocks visited after round 0', check: intList(1, 16) },
     { name: 'chains', type: 'int', min: 1, max: 64, default: 4, value: 'K', help: 'posterior chains' },
     seed,
@@ -226,7 +226,7 @@ export const COMMANDS: CommandDecl[] = [
   simple('serve', "The web page (cli/web/): pick a test image or upload one, choose operator, level and method, and watch the reconstruction on the browser's WebGPU (Chrome/Edge 113+; Chromium on Linux: --enable-unsafe-webgpu --enable-features=Vulkan). Ctrl-C stops it.", 'serve --port 8080', {
     options: [{ name: 'port', type: 'int', min: 0, max: 65535, default: 8080, value: 'P', help: 'port (0: any free port)' }, { name: 'host', type: 'string', default: '127.0.0.1', value: 'H', help: 'address to listen on (0.0.0.0: other machines too)' }],
   }),
-  simple('help', 'The list of commands.', 'help'),
+  simple('help', 'The list of commands, or the help of one.', 'help reconstruct', { positionals: [{ name: 'command', help: 'a command', optional: true }] }),
 ];
 
 export const commandByName = (name: string) => COMMANDS.find((c) => c.name === name);

@@ -42,8 +42,7 @@ function outputOf(p: Parsed): Output | undefined {
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...args] = argv;
-  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
-    if (cmd === 'help' && args.length) return main([args[0], '--help']);
+  if (cmd === undefined || cmd === '--help' || cmd === '-h') {
     (cmd === undefined ? console.error : console.log)(usage());
     return cmd === undefined ? 1 : 0;
   }
@@ -61,6 +60,11 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     verbose = p.verbose;
+    if (cmd === 'help') {
+      if (p.positionals[0]) return main([p.positionals[0], '--help']);
+      console.log(usage());
+      return 0;
+    }
     output = outputOf(p);
     const run = RUNNERS[cmd];
     const code = NO_ENGINE.has(cmd) ? await run(p, output) : await withEngine((eng) => run(p, output, eng));

@@ -15,7 +15,7 @@ import { writeActivationsFile } from '../samplers/score/data.ts';
 import { DEFAULT_GENERATOR, loadSetup, methodConfig, shippedScoreModels } from '../samplers/inverse/fashion.ts';
 import { l1RadiiFromOptions } from './l1_options.ts';
 import type { Parsed } from './args.ts';
-import { writeAtomic, type Output } from './outputs.ts';
+import { checkOutputPath, writeAtomic, type Output } from './outputs.ts';
 import { assertFinite, assertFiniteCheckpoint, loadAs } from './checks.ts';
 import { maskFromPng, readMeasured, readReference } from './image_input.ts';
 import type { Tensor } from '../engine/tensor.ts';
@@ -59,6 +59,7 @@ export async function reconstructCommand(p: Parsed, out: Output): Promise<number
   const configOf = (m: MethodName) => ({ ...methodConfig(m, steps, blocks), ...(l1 ? { l1 } : {}), ...(m === 'sgilo' ? tuned : 'lr' in tuned ? { lr: tuned.lr } : {}) });
   if (l1) for (const which of ['latent', 'noise', 'features'] as const) l1RadiusAt(l1, which, 0, 1 + blocks.length); // the radius lists, before any work
 
+  if (v['save-features'] !== undefined) checkOutputPath('--save-features', String(v['save-features']), 'file', p.force);
   const generator = (v.generator as string | undefined) ?? DEFAULT_GENERATOR;
   const scores = (v.score as string[]).length ? (v.score as string[]) : await shippedScoreModels();
   for (const f of scores) await loadAs(f, 'score', (b) => assertFiniteCheckpoint(b, f));

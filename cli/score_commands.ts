@@ -25,7 +25,7 @@ import { VPSDE } from '../samplers/score/vpsde.ts';
 import { writeFigure } from '../engine/io/png.ts';
 import type { FigureSpec } from '../engine/io/figure.ts';
 import { UsageError, type Parsed } from './args.ts';
-import { prepareOutput, writeAtomic, type Output } from './outputs.ts';
+import { checkOutputPath, prepareOutput, writeAtomic, type Output } from './outputs.ts';
 import { assertFinite, assertFiniteCheckpoint, loadAs } from './checks.ts';
 
 const DEFAULT_CODES = new URL('../models/fashion32/fashion32-codes.safetensors', import.meta.url).pathname;
@@ -74,6 +74,7 @@ export async function trainScoreCommand(p: Parsed, given: Output | undefined): P
   // The output is checked before the data are computed and before any step.
   const output = given ?? prepareOutput('--out', `out/train-score/score-block${block}.safetensors`, 'file', p.force);
   const out = output.final;
+  if (v.export !== undefined) checkOutputPath('--export', String(v.export), 'file', p.force);
   const set = fileSet ?? (await loadActivations(dataSpec, generator, block, samples, seed, (v.codes as string | undefined) ?? prev.codes ?? DEFAULT_CODES));
   assertFinite(set.data, 'the training activations', dataSpec);
   const norm = resumed?.config.normalization ?? computeNormalization(set.data);
