@@ -204,7 +204,7 @@ export const COMMANDS: CommandDecl[] = [
     positionals: [{ name: 'log', help: 'training log or CSV', optional: true, rest: true }],
     options: [{ name: 'series', type: 'list', value: 'NAME=F1+F2', help: 'one series per model from several logs', check: (v) => (/^[^=]+=.+$/.test(v) ? undefined : `needs name=file[+file...], got "${v}"`) }, { name: 'title', type: 'string', default: 'Score-model training: denoising score-matching loss', value: 'T', help: 'plot title' }],
     output: { kind: 'file', default: 'out/training-curve/curve.svg' },
-    examples: ['training-curve models/fashion32/training/block1.log'],
+    examples: ['training-curve models/fashion32/training/block1-run4.log'],
     conflicts: (p) => (p.positionals.length || (p.values.series as string[]).length ? undefined : 'give at least one log file or --series'),
   },
   EXPERIMENT,
@@ -226,7 +226,10 @@ export const COMMANDS: CommandDecl[] = [
   simple('serve', "The web page (cli/web/): pick a test image or upload one, choose operator, level and method, and watch the reconstruction on the browser's WebGPU (Chrome/Edge 113+; Chromium on Linux: --enable-unsafe-webgpu --enable-features=Vulkan). Ctrl-C stops it.", 'serve --port 8080', {
     options: [{ name: 'port', type: 'int', min: 0, max: 65535, default: 8080, value: 'P', help: 'port (0: any free port)' }, { name: 'host', type: 'string', default: '127.0.0.1', value: 'H', help: 'address to listen on (0.0.0.0: other machines too)' }],
   }),
-  simple('help', 'The list of commands, or the help of one.', 'help reconstruct', { positionals: [{ name: 'command', help: 'a command', optional: true }] }),
+  simple('help', 'The list of commands, or the help of one.', 'help reconstruct', {
+    positionals: [{ name: 'command', help: 'a command', optional: true }],
+    conflicts: (p) => (p.positionals[0] && !commandByName(p.positionals[0]) ? `unknown command "${p.positionals[0]}" (commands: ${COMMANDS.map((c) => c.name).join(', ')})` : undefined),
+  }),
 ];
 
 export const commandByName = (name: string) => COMMANDS.find((c) => c.name === name);

@@ -40,7 +40,11 @@ function outputOf(p: Parsed): Output | undefined {
   return prepareOutput('--out', String(p.values.out), decl.output.kind, p.force);
 }
 
-export async function main(argv: string[]): Promise<number> {
+/**
+ * Runs `sgilo <argv>`; the exit code. `dryRun`: parse, check and prepare the output, then stop
+ * before any work (the CLI fuzzer drives every generated argument vector through this).
+ */
+export async function main(argv: string[], options: { dryRun?: boolean } = {}): Promise<number> {
   const [cmd, ...args] = argv;
   if (cmd === undefined || cmd === '--help' || cmd === '-h') {
     (cmd === undefined ? console.error : console.log)(usage());
@@ -66,6 +70,10 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     output = outputOf(p);
+    if (options.dryRun) {
+      output?.abort();
+      return 0;
+    }
     const run = RUNNERS[cmd];
     const code = NO_ENGINE.has(cmd) ? await run(p, output) : await withEngine((eng) => run(p, output, eng));
     if (code === 0) output?.commit();

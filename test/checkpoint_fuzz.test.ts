@@ -1,5 +1,5 @@
-// Corruption and hostile-input fuzz of the checkpoint readers (engine/io/), over 10,000 cases. Every case must end,
-// within a second, either in a typed error (a CheckpointError subclass: anything else is a bug)
+// Corruption and hostile-input fuzz of the checkpoint readers (engine/io/), over 10,000 cases.
+// Every case must end, within a second, either in a typed error (a CheckpointError subclass: anything else is a bug)
 // or in a load whose tensors pass the shape checks and have no non-finite value, except that a flip
 // inside the raw float data of a format without checksums (legacy torch, safetensors) may
 // produce one. Positions come from a seeded PRNG, so the run is deterministic. The last test

@@ -15,7 +15,7 @@ export interface CliResult {
   ms: number;
 }
 
-export async function runCli(argv: string[]): Promise<CliResult> {
+export async function runCli(argv: string[], options: { dryRun?: boolean } = {}): Promise<CliResult> {
   const out: string[] = [];
   const err: string[] = [];
   const saved = { log: console.log, error: console.error, warn: console.warn, write: process.stderr.write };
@@ -25,7 +25,7 @@ export async function runCli(argv: string[]): Promise<CliResult> {
   process.stderr.write = ((s: string | Uint8Array) => (err.push(String(s)), true)) as typeof process.stderr.write;
   const t0 = performance.now();
   try {
-    const code = await main(argv);
+    const code = await main(argv, options);
     return { code, out: out.join('\n'), err: err.join('\n'), ms: performance.now() - t0 };
   } finally {
     Object.assign(console, { log: saved.log, error: saved.error, warn: saved.warn });
