@@ -75,9 +75,9 @@ export const RUNNERS: Record<string, Runner> = {
   'training-curve': async (p, out) => (await import('./training_curve.ts')).trainingCurveCommand(p, out!),
   experiment: (p, out) => experimentCommand(p, out!),
   theory: async (p, out) => {
-    const r = await runTheory(theoryConfig(p.values.quick === true), out!.path);
-    console.log(`final output: ${out!.final}`);
-    return r ? 0 : 1;
+    // The run writes into the staging folder; its log names the folder the files end up in.
+    await runTheory(theoryConfig(p.values.quick === true), out!.path, (line) => console.log(line.replaceAll(out!.path, out!.final)));
+    return 0;
   },
   inspect: (p) => inspectCommand(p.positionals[0]),
   replay: (p, out) => replayCommand(p, out!),
