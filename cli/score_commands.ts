@@ -28,7 +28,8 @@ import { UsageError, type Parsed } from './args.ts';
 import { checkOutputPath, prepareOutput, writeAtomic, type Output } from './outputs.ts';
 import { assertFinite, assertFiniteCheckpoint, loadAs } from './checks.ts';
 
-const DEFAULT_CODES = new URL('../models/fashion32/fashion32-codes.safetensors', import.meta.url).pathname;
+// Stored in model files as written here (relative to the repository root) and resolved by fromRoot.
+const DEFAULT_CODES = 'models/fashion32/fashion32-codes.safetensors';
 
 /** Raw activations for a data spec: "codes", "gaussian" or an activations file. */
 async function loadActivations(spec: string, generator: string | undefined, block: number, samples: number, seed: number, codesPath: string): Promise<ActivationSet> {
@@ -38,7 +39,7 @@ async function loadActivations(spec: string, generator: string | undefined, bloc
     if (!(block >= 0 && block < numBlocks(g.config) - 1)) throw new RangeError(`--block ${block}: the generator has blocks 0..${numBlocks(g.config) - 1}; features after block k need k <= ${numBlocks(g.config) - 2}`);
     let set: ActivationSet;
     if (spec === 'codes') {
-      const codes = await loadAs(codesPath, 'activations', (b) => readCodesFile(b, codesPath));
+      const codes = await loadAs(fromRoot(codesPath), 'activations', (b) => readCodesFile(b, codesPath));
       const n = Math.min(samples || codes.n, codes.n);
       set = await activationsFromCodes(g, codes.z.subarray(0, n * codes.dim), block);
       set.meta.codes = codesPath;
@@ -205,7 +206,7 @@ export async function sampleCommand(p: Parsed, out: Output): Promise<number> {
     // Held-out real activations (codes from --codes-from on; training used the first data.samples).
     const from = has('codes-from') ? Number(v['codes-from']) : Number(config.data.samples ?? 0);
     const realSet = async (count: number) => {
-      const path = config.data.codes ? fromRoot(config.data.codes) : DEFAULT_CODES;
+      const path = fromRoot(config.data.codes ?? DEFAULT_CODES);
       const codes = await loadAs(path, 'activations', (b) => readCodesFile(b, path));
       if (from + count > codes.n) throw new RangeError(`--codes-from ${from}: ${path} has ${codes.n} codes, ${count} needed`);
       return activationsFromCodes(g, codes.z.subarray(from * codes.dim, (from + count) * codes.dim), block);
