@@ -58,8 +58,11 @@ export async function generateCommand(p: Parsed, out: Output): Promise<number> {
   });
   g.dispose();
   const rows: FigureSpec['rows'] = [];
-  for (let i = 0; i < images.length; i += cols) rows.push({ panels: images.slice(i, i + cols).map((image) => ({ image })) });
-  const labelled = { size: g.config.size, rows, title: `seeds ${p.values.seeds}, psi ${psi} (row-major)` };
+  for (let i = 0; i < images.length; i += cols) {
+    const row = seeds.slice(i, i + cols);
+    rows.push({ label: `seed ${row.length > 3 ? `${row[0]}..${row[row.length - 1]}` : row.join(',')}`, panels: images.slice(i, i + cols).map((image) => ({ image })) });
+  }
+  const labelled = { size: g.config.size, rows, title: `psi ${psi}, seeds left to right` };
   await writeFigure(`${out.path}/grid.png`, labelled);
   console.log(`wrote ${out.final}/grid.png: ${seeds.length} images (seeds ${seeds[0]}..${seeds[seeds.length - 1]}, psi ${psi}) in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
   return 0;

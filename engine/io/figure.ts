@@ -62,7 +62,7 @@ export function renderFigure(spec: FigureSpec): Rgba {
   const titleH = spec.title ? LINE + 2 * GAP : 0;
   const colH = spec.columns?.length ? LINE + GAP : 0;
   const rowH = spec.rows.map((r) => P + (r.panels.some((p) => p && 'std' in p) ? BAR + 2 + LINE + GAP : 0));
-  const width = labelW + cols * (P + GAP) + GAP;
+  const width = Math.max(labelW + cols * (P + GAP) + GAP, spec.title ? textWidth(spec.title, TEXT) + 2 * GAP : 0);
   const height = titleH + colH + rowH.reduce((a, b) => a + b + GAP, 0) + GAP;
   const data = new Uint8Array(width * height * 4).fill(255);
   const put = (x: number, y: number, rgb: readonly number[]) => {
