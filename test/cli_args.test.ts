@@ -127,7 +127,7 @@ test('README: the command list is the one generated from the declarations, and n
   const begin = readme.indexOf(BEGIN);
   const end = readme.indexOf(END);
   assert.ok(begin >= 0 && end > begin, 'README.md lacks the generated command list');
-  assert.fixture(readme.slice(begin, end + END.length), commandsMarkdown());
+  assert.fixture(readme.slice(begin, end + END.length), commandsMarkdown(), 'README.md: paste the output of node --import ./scripts/register-ts.mjs cli/command_list.ts');
   const section = readme.slice(begin, end);
   for (const c of COMMANDS) {
     assert.ok(section.includes(`sgilo ${c.name}`), c.name);

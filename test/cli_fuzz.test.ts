@@ -24,6 +24,7 @@ const rng = new HostRandom(20261206);
 const pick = <T>(list: readonly T[]): T => list[Math.floor(rng.uniform() * list.length)];
 const chance = (p: number) => rng.uniform() < p;
 const PER_COMMAND = 200;
+const started = performance.now();
 
 // Files of every kind the options may name.
 const png = (name: string, w: number, h: number) => {
@@ -189,7 +190,7 @@ test('subprocesses: the real entry ends in 0 or 1 with a message, never a hang',
 });
 
 test('fuzz summary', () => {
-  console.log(`\n${tally.cases} argument vectors, ${tally.valid} valid (${((100 * tally.valid) / tally.cases).toFixed(0)}%); ${tally.ran} run to the end: ${tally.ok} exit 0, ${tally.failed} exit 1`);
+  console.log(`\n${((performance.now() - started) / 1000).toFixed(1)} s: ${tally.cases} argument vectors, ${tally.valid} valid (${((100 * tally.valid) / tally.cases).toFixed(0)}%); ${tally.ran} run to the end: ${tally.ok} exit 0, ${tally.failed} exit 1`);
   assert.ok(tally.cases >= PER_COMMAND * COMMANDS.length);
 });
 
