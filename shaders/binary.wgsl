@@ -48,10 +48,6 @@ fn operand_offsets(i: u32) -> vec2u {
   return off + rem * vec2u(params.a_strides[0].x, params.b_strides[0].x);
 }
 
-fn linear_index(gid: vec3u, nwg: vec3u) -> u32 {
-  return gid.x + gid.y * nwg.x * 64u;
-}
-
 @compute @workgroup_size(64)
 fn binary_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = linear_index(gid, nwg);

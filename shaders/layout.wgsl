@@ -59,10 +59,6 @@ fn at(v: array<vec4u, 2>, d: u32) -> u32 {
   return v[d / 4u][d % 4u];
 }
 
-fn linear_index(gid: vec3u, nwg: vec3u) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
-
 // #include <index_math>
 
 // Offset of the row-major index `index` over `shape`, read through `strides`.

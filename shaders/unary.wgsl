@@ -41,9 +41,7 @@ fn erf_(v: f32) -> f32 {
   return sign(v) * (1.0 - r);
 }
 
-fn linear_index(gid: vec3u, nwg: vec3u) -> u32 {
-  return gid.x + gid.y * nwg.x * 64u;
-}
+// #include <index_math>
 
 @compute @workgroup_size(64)
 fn unary_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
