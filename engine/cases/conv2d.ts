@@ -21,17 +21,23 @@ function describe(o: ConvTranspose2dOptions): string {
   return parts.length ? `, ${parts.join(', ')}` : '';
 }
 
+/** The row of `op` on x and w (and a bias of `biasSize` elements, or none), at the matmul tolerance. */
+function convCase(op: string, xShape: Shape, wShape: Shape, o: ConvTranspose2dOptions, biasSize: number | null, fns: Pick<GradCase, 'forward' | 'vjp' | 'gpu'>): GradCase {
+  return {
+    name: `${op}[x ${dims(xShape)}, w ${dims(wShape)}${biasSize === null ? '' : ', bias'}${describe(o)}]`,
+    inputs: [{ shape: xShape }, { shape: wShape }, ...(biasSize === null ? [] : [{ shape: [biasSize] }])],
+    tol: TOLERANCES.matmul,
+    ...fns,
+  };
+}
+
 function conv2dCase(xShape: Shape, wShape: Shape, o: Conv2dOptions, withBias: boolean): GradCase {
   const g = convGeometry('conv2d', o);
-  const inputs = [{ shape: xShape }, { shape: wShape }, ...(withBias ? [{ shape: [wShape[0]] }] : [])];
-  return {
-    name: `conv2d[x ${dims(xShape)}, w ${dims(wShape)}${withBias ? ', bias' : ''}${describe(o)}]`,
-    inputs,
-    tol: TOLERANCES.matmul,
+  return convCase('conv2d', xShape, wShape, o, withBias ? wShape[0] : null, {
     forward: ([x, w, b]) => conv2dForward(x, w, b ?? null, g),
     vjp: ([x, w, b], gy) => conv2dVjp(x, w, b ?? null, gy, g),
     gpu: ([x, w, b]) => conv2d(x, w, b ?? null, o),
-  };
+  });
 }
 
 function convTransposeCase(xShape: Shape, wShape: Shape, o: ConvTranspose2dOptions, withBias: boolean): GradCase {
@@ -39,15 +45,11 @@ function convTransposeCase(xShape: Shape, wShape: Shape, o: ConvTranspose2dOptio
   const op = o.outputPadding ?? 0;
   const geom = { ...g, outputPadding: (typeof op === 'number' ? [op, op] : [op[0], op[1]]) as [number, number] };
   const groups = o.groups ?? 1;
-  const inputs = [{ shape: xShape }, { shape: wShape }, ...(withBias ? [{ shape: [wShape[1] * groups] }] : [])];
-  return {
-    name: `conv_transpose2d[x ${dims(xShape)}, w ${dims(wShape)}${withBias ? ', bias' : ''}${describe(o)}]`,
-    inputs,
-    tol: TOLERANCES.matmul,
+  return convCase('conv_transpose2d', xShape, wShape, o, withBias ? wShape[1] * groups : null, {
     forward: ([x, w, b]) => convTranspose2dForward(x, w, b ?? null, geom),
     vjp: ([x, w, b], gy) => convTranspose2dVjp(x, w, b ?? null, gy, geom),
     gpu: ([x, w, b]) => convTranspose2d(x, w, b ?? null, o),
-  };
+  });
 }
 
 export function convGradCases(): GradCase[] {
