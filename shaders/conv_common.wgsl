@@ -26,12 +26,12 @@ struct ConvParams {
   ci_blocks: u32,      // weight gradient: ceil(Cg / 4)
   pix_blocks: u32,     // conv2d forward: ceil(Ho*Wo / 4)
   rows_per_split: u32, // weight gradient: (n, oy) rows summed by one invocation
-  q_rows: u32,         // conv_transpose2d: ceil(Ho / sy), rows per residue class
-  q_blocks: u32,       // conv_transpose2d: ceil(ceil(Wo / sx) / 4), column blocks per row of a class
   c_split: u32,        // forward: input channels per split (Cg when not split)
   per_split: u32,      // forward: invocations per split
   has_bias: u32,
   total: u32,          // invocations that do work
+  q_rows: u32,         // conv_transpose2d: ceil(Ho / sy), rows per residue class
+  q_blocks: u32,       // conv_transpose2d: ceil(ceil(Wo / sx) / 4), column blocks per row of a class
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;          // [N, C_in, H, W]
@@ -46,7 +46,7 @@ const CB: u32 = CO / 4u;     // vec4 weight blocks per forward invocation
 // The first packed weight (vec4) of the forward block of output channels o_in_g .. o_in_g + CO - 1
 // of group g: CB blocks of Cg * kk vec4s each.
 fn block_weights(g: u32, o_in_g: u32) -> u32 {
-  return (g * params.co_blocks * CB + o_in_g / 4u) * params.cin_g * params.kh * params.kw;
+  return (g * params.co_blocks * CB + o_in_g / 4u) * (params.cin_g * (params.kh * params.kw));
 }
 
 // One tap of a forward block: acc[a] (output channel o_in_g + a, 4 pixels) += the tap's weight
@@ -75,6 +75,7 @@ fn accumulate_tap(acc: ptr<function, array<vec4f, CO>>, xo_begin: vec4u, mask: v
 
 // The bias a forward split adds to output channel o: only the first split adds it.
 fn split_bias(o: u32, split: u32) -> f32 {
-  if (params.has_bias != 0u && split == 0u) { return bias[o]; }
-  return 0.0;
+  var b = 0.0;
+  if (params.has_bias != 0u && split == 0u) { b = bias[o]; }
+  return b;
 }

@@ -48,11 +48,12 @@ fn forward(a: f32, p0: f32, p1: f32) -> f32 {
   return {{FWD}};
 }
 
-// The saved output arrives as y_out and is named y by a local: binding reflection
-// (engine/kernel.ts) takes a parameter named like the binding `y` for a use of that binding.
-fn derivative(a: f32, y_out: f32, p0: f32, p1: f32) -> f32 {
+// The input gradient g * dy/da. The saved output arrives as y_out and is named y by a local:
+// binding reflection (engine/kernel.ts) takes a parameter named like the binding `y` for a use
+// of that binding.
+fn input_gradient(a: f32, y_out: f32, g: f32, p0: f32, p1: f32) -> f32 {
   let y = y_out;
-  return {{BWD}};
+  return g * ({{BWD}});
 }
 
 @compute @workgroup_size(64)
@@ -66,5 +67,5 @@ fn unary_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
 fn unary_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = linear_index(gid, nwg);
   if (i >= params.n) { return; }
-  gx[i] = gy[i] * derivative(x[i], y_saved[i], params.p0, params.p1);
+  gx[i] = input_gradient(x[i], y_saved[i], gy[i], params.p0, params.p1);
 }

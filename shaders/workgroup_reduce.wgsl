@@ -12,7 +12,10 @@ fn workgroup_reduce(v: Partial, lid: u32, take_max: bool) -> Partial {
   partial[lid] = v;
   workgroupBarrier();
   for (var s = WG / 2u; s > 0u; s = s / 2u) {
-    if (lid < s) { partial[lid] = combine(partial[lid], partial[lid + s], take_max); }
+    if (lid < s) {
+      let o = partial[lid + s];
+      partial[lid] = combine(partial[lid], o, take_max);
+    }
     workgroupBarrier();
   }
   let r = partial[0];
