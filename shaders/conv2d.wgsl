@@ -34,6 +34,7 @@
 // gradient's pixel rows) into S ranges whose partial sums go to [S, ...] and are added by
 // conv2d_sum_splits; the first split adds the bias.
 
+// ConvParams, the forward bindings (x, wp, bias, y, params), CO and the forward's channel loop:
 // #include <conv_common>
 
 // Packing: wp[g, ob, c, t][l] = w[g*s_group + (4*ob + l)*s_o + c*s_c + t], zero where 4*ob + l >= Og.

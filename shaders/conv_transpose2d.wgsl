@@ -24,6 +24,8 @@
 // (ry, rx) outermost, so a whole workgroup (a SIMD group on a CPU adapter, a warp on a GPU) skips
 // the same taps: at stride 2 a 3x3 kernel costs 2.25 taps per output on average, not 9.
 
+// ConvParams, the forward bindings (x, wp, bias, y, params), CO and the forward's channel loop
+// (the same as conv2d_forward's):
 // #include <conv_common>
 
 // #include <index_math>
