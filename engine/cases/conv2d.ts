@@ -21,17 +21,23 @@ export function describe(o: Conv2dOptions | ConvTranspose2dOptions): string {
   return parts.length ? `, ${parts.join(', ')}` : '';
 }
 
+/** The row of `op` on x and w (and a bias of `biasSize` elements, or none), at the matmul tolerance. */
+function convCase(op: string, xShape: Shape, wShape: Shape, o: ConvTranspose2dOptions, biasSize: number | null, fns: Pick<GradCase, 'forward' | 'vjp' | 'gpu'>): GradCase {
+  return {
+    name: `${op}[x ${dims(xShape)}, w ${dims(wShape)}${biasSize === null ? '' : ', bias'}${describe(o)}]`,
+    inputs: [{ shape: xShape }, { shape: wShape }, ...(biasSize === null ? [] : [{ shape: [biasSize] }])],
+    tol: TOLERANCES.matmul,
+    ...fns,
+  };
+}
+
 function conv2dCase(xShape: Shape, wShape: Shape, o: Conv2dOptions, withBias: boolean): GradCase {
   const g = convGeometry('conv2d', o);
-  const inputs = [{ shape: xShape }, { shape: wShape }, ...(withBias ? [{ shape: [wShape[0]] }] : [])];
-  return {
-    name: `conv2d[x ${dims(xShape)}, w ${dims(wShape)}${withBias ? ', bias' : ''}${describe(o)}]`,
-    inputs,
-    tol: TOLERANCES.matmul,
+  return convCase('conv2d', xShape, wShape, o, withBias ? wShape[0] : null, {
     forward: ([x, w, b]) => conv2dForward(x, w, b ?? null, g),
     vjp: ([x, w, b], gy) => conv2dVjp(x, w, b ?? null, gy, g),
     gpu: ([x, w, b]) => conv2d(x, w, b ?? null, o),
-  };
+  });
 }
 
 export function conv2dGradCases(): GradCase[] {
