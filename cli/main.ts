@@ -11,6 +11,7 @@ import { reconstructCommand } from './reconstruct.ts';
 import { demoCommand } from './demo.ts';
 import { experimentCommand } from './experiment.ts';
 import { replayScoreCommand, sampleCommand, trainScoreCommand } from './score_commands.ts';
+import { evalScoreCommand, fitGaussianCommand } from './eval_score.ts';
 import { runStyleGAN2GradChecks, stylegan2NetworkChecks } from '../nets/gradcheck_stylegan2.ts';
 import { memoryPlanCommand } from '../nets/stylegan2_memory.ts';
 import { runStyleGAN2Bench } from '../bench/stylegan2.ts';
@@ -35,6 +36,10 @@ commands:
                    plot of the DSM loss from train-score's progress lines (resumed runs concatenate)
   sample <score.safetensors> [--n 16] [--sampler pc|ald] [--out out/score-samples.png]
                    unconditional samples of the features, rendered through the rest of the generator
+  eval-score <model> <features> [--gaussian f] [--json]
+                   held-out DSM loss per t beside the closed-form Gaussian, and a sample check
+  fit-gaussian <features> [--like model] [--rank r] [--out f]
+                   the closed-form Gaussian prior (a score model file) fitted to features
   reconstruct ...  solve an inverse problem with CSGM / ILO / SGILO / SGLD (sgilo reconstruct --help)
   experiment [--steps 100] [--images 10] [--full true]
                    the paper's Figure 3 protocol (inpainting, CS, denoising) -> experiments/figure3/
@@ -105,6 +110,10 @@ export async function main(argv: string[]): Promise<number> {
         return await withEngine(() => trainScoreCommand(args));
       case 'sample':
         return await withEngine(() => sampleCommand(args));
+      case 'eval-score':
+        return await withEngine(() => evalScoreCommand(args));
+      case 'fit-gaussian':
+        return await withEngine(() => fitGaussianCommand(args));
       case 'rngcheck':
         return await withEngine(async (eng) => {
           const results = await runRngChecks();

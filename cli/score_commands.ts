@@ -39,6 +39,7 @@ import { initScoreStateDict, loadScoreModel, scoreModelConfig, stripTraining, ty
 import { ScoreTrainer, type TrainOptions } from '../samplers/score/train.ts';
 import { annealedLangevin, pcSample } from '../samplers/score/sample.ts';
 import { VPSDE } from '../samplers/score/vpsde.ts';
+import { loadPrior } from '../samplers/score/prior_model.ts';
 import { writeImageGrid } from '../engine/io/png.ts';
 
 /** --name value pairs, boolean switches, and positional arguments. */
@@ -189,9 +190,10 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   const a = parseArgs(argv);
   const file = a.pos[0];
   if (!file) throw new Error('usage: sgilo sample <score.safetensors> [--generator g.pt] [--n 16] [--seed 0] [--sampler pc|ald] [--steps 1000] [--corrector 0] [--snr 0.16] [--styles avg|random] [--real n] [--sdedit t0] [--out out/score-samples.png]');
-  const model = await loadScoreModel(await readFileBytes(file));
-  const { config, net } = model;
-  const norm = config.normalization;
+  const prior = await loadPrior(await readFileBytes(file), file); // any kind: ViT, Gaussian, residual
+  const net = prior.model;
+  const config = { data: prior.data, sde: prior.sde };
+  const norm = prior.normalization;
   const genPath = a.get('generator') ?? config.data.generator;
   const block = Number(config.data.block);
   if (!norm || !genPath || !Number.isInteger(block)) {
@@ -202,7 +204,7 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   const seed = a.num('seed', 0);
   const sampler = a.get('sampler') ?? 'pc';
   const out = a.get('out') ?? 'out/score-samples.png';
-  const { channels: C, height: H, width: W } = config.vit;
+  const [C, H, W] = prior.shape;
   const sde = new VPSDE(config.sde);
   const t0 = performance.now();
   const progress = (i: number, total: number) => {
@@ -253,7 +255,7 @@ export async function sampleCommand(argv: string[]): Promise<number> {
 }
 
 /** Images from features after block k (raw units) through blocks k+1.. of the generator. */
-async function render(g: StyleGAN2, features: ReturnType<typeof tensor>, block: number, styles: string, seed: number): Promise<Float32Array[]> {
+export async function render(g: StyleGAN2, features: ReturnType<typeof tensor>, block: number, styles: string, seed: number): Promise<Float32Array[]> {
   const n = features.shape[0];
   return scope(() =>
     noGrad(async () => {
