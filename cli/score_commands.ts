@@ -4,8 +4,12 @@
 //               [--data codes|gaussian|<activations.safetensors>] [--codes f] [--samples N]
 //               [--ckpt-every n] [--log-every n] [--ema d] [--warmup n] [--clip c] [--likelihood]
 //               [--minutes m] [--export model.safetensors] [--profile n] [--time token|vector]
-//               [--t-power p]
-//               --time vector: the time conditioning that survives LayerNorm (nets/score_vit.ts);
+//               [--t-power p] [--gaussian FILE|fit|none]
+//               --time vector (the default for new models; token: DESIGN.md's layout): the time
+//               conditioning that survives LayerNorm (nets/score_vit.ts);
+//               --gaussian: the residual model's closed-form base (samplers/score/gaussian.ts): a
+//               fit-gaussian file (its normalization is used), fit (default: fitted to the training
+//               data first), none (a plain ViT); the network learns a correction to its eps;
 //               --t-power p: t = tEps + (1 - tEps) u^p, more of each batch at small t for p > 1.
 //   sample <score.safetensors> [--generator g.pt] [--n 16] [--seed 0] [--sampler pc|ald] [--steps N]
 //          [--corrector n] [--snr r] [--styles avg|random] [--out out/score-samples.png] [--cols 8]
@@ -40,6 +44,8 @@ import { ScoreTrainer, type TrainOptions } from '../samplers/score/train.ts';
 import { annealedLangevin, pcSample } from '../samplers/score/sample.ts';
 import { VPSDE } from '../samplers/score/vpsde.ts';
 import { loadPrior } from '../samplers/score/prior_model.ts';
+import { GaussianScore, gaussianConfig, readGaussianModel } from '../samplers/score/gaussian.ts';
+import { fitGaussian } from '../samplers/score/gaussian_fit.ts';
 import { writeImageGrid } from '../engine/io/png.ts';
 
 /** --name value pairs, boolean switches, and positional arguments. */
@@ -106,7 +112,10 @@ export async function trainScoreCommand(argv: string[]): Promise<number> {
   // An activations file says which block it holds; --block only names it for codes/gaussian data.
   if (set.meta.block !== undefined && a.get('block') === undefined) block = Number(set.meta.block);
   const out = a.get('out') ?? resumePath ?? `out/score-block${block}.safetensors`;
-  const norm = resumed?.config.normalization ?? computeNormalization(set.data);
+  // --gaussian FILE|fit|none (new models; default fit): the residual model's closed-form base.
+  const baseSpec = resumed ? 'none' : a.get('gaussian') ?? 'fit';
+  const baseFile = baseSpec !== 'fit' && baseSpec !== 'none' ? readGaussianModel(await readFileBytes(baseSpec), baseSpec) : null;
+  const norm = resumed?.config.normalization ?? baseFile?.config.normalization ?? computeNormalization(set.data);
   normalizeInPlace(set.data, norm);
   const [N, C, H, W] = set.shape;
   console.log(`data: ${N} activations [${C}, ${H}, ${W}] (${dataSpec}, block ${block}), min ${norm.min.toFixed(4)} max ${norm.max.toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -123,6 +132,15 @@ export async function trainScoreCommand(argv: string[]): Promise<number> {
   opt('tPower', 't-power');
   if (a.has('likelihood')) options.likelihoodWeighting = true;
   const data = { data: set.data, shape: set.shape };
+  let base: GaussianScore | null = resumed?.gaussian ?? null;
+  if (baseFile) base = new GaussianScore(baseFile.config, baseFile.params);
+  else if (baseSpec === 'fit') {
+    const fitStart = performance.now();
+    const params = await fitGaussian(set.data, N, { onProgress: (m) => console.log(`gaussian base: ${m}`) });
+    base = new GaussianScore(gaussianConfig([C, H, W], params, norm), params);
+    console.log(`gaussian base: fitted to the ${N} training activations (rank ${params.values.length}), ${((performance.now() - fitStart) / 1000).toFixed(1)} s`);
+  }
+  if (base && base.config.shape.join() !== [C, H, W].join()) throw new RangeError(`--gaussian ${baseSpec}: shape [${base.config.shape.join(', ')}] differs from the data's [${C}, ${H}, ${W}]`);
   let trainer: ScoreTrainer;
   if (resumed) {
     trainer = ScoreTrainer.resume(resumed, data, options);
@@ -131,13 +149,19 @@ export async function trainScoreCommand(argv: string[]): Promise<number> {
   } else {
     const dim = a.num('dim', 128);
     const heads = a.num('heads', 1);
-    const time = a.get('time') ?? 'token';
+    const time = a.get('time') ?? 'vector';
     if (time !== 'token' && time !== 'vector') throw new RangeError(`--time must be token or vector, got "${time}"`);
     const vit: ScoreViTConfig = { channels: C, height: H, width: W, dim, depth: a.num('depth', 4), heads, dimHead: a.num('dim-head', dim / heads), mlp: a.num('mlp', 2 * dim), ...(time === 'vector' ? { time } : {}) };
     const meta: Record<string, string> = { ...set.meta, source: dataSpec === 'codes' || dataSpec === 'gaussian' ? dataSpec : 'file', block: String(block), samples: String(N) };
     if (meta.source === 'file') meta.file = dataSpec;
     const config = scoreModelConfig(vit, norm, meta);
-    trainer = new ScoreTrainer(ScoreViT.fromStateDict(vit, initScoreStateDict(vit, seed)), config, data, { ...options, seed });
+    const init = initScoreStateDict(vit, seed);
+    if (base) {
+      // A residual model starts exactly at its Gaussian: the network's last layer is zero.
+      config.gaussian = { shape: base.config.shape, rank: base.rank, residualVariance: base.params.residualVariance };
+      for (const name of ['projector.weight', 'projector.bias']) init.get(name)!.data.fill(0);
+    }
+    trainer = new ScoreTrainer(ScoreViT.fromStateDict(vit, init), config, data, { ...options, seed }, base);
   }
   const o = trainer.options;
   const nParams = trainer.net.trainable().reduce((s, [, p]) => s + p.size, 0);
@@ -182,6 +206,7 @@ export async function trainScoreCommand(argv: string[]): Promise<number> {
   } finally {
     trainer.dispose();
     trainer.net.dispose();
+    base?.dispose();
   }
   return 0;
 }
