@@ -12,6 +12,7 @@ import { demoCommand } from './demo.ts';
 import { experimentCommand } from './experiment.ts';
 import { replayScoreCommand, sampleCommand, trainScoreCommand } from './score_commands.ts';
 import { evalScoreCommand, fitGaussianCommand } from './eval_score.ts';
+import { encodeFashionCommand } from './encode_fashion.ts';
 import { runStyleGAN2GradChecks, stylegan2NetworkChecks } from '../nets/gradcheck_stylegan2.ts';
 import { memoryPlanCommand } from '../nets/stylegan2_memory.ts';
 import { runStyleGAN2Bench } from '../bench/stylegan2.ts';
@@ -40,6 +41,8 @@ commands:
                    held-out DSM loss per t beside the closed-form Gaussian, and a sample check
   fit-gaussian <features> [--like model] [--rank r] [--out f]
                    the closed-form Gaussian prior (a score model file) fitted to features
+  encode-fashion [--out out/fashion] [--spaces latent,block0,block1] [--val 5000]
+                   codes and features of every Fashion-MNIST image (train / held-out val / test)
   reconstruct ...  solve an inverse problem with CSGM / ILO / SGILO / SGLD (sgilo reconstruct --help)
   experiment [--steps 100] [--images 10] [--full true]
                    the paper's Figure 3 protocol (inpainting, CS, denoising) -> experiments/figure3/
@@ -112,6 +115,8 @@ export async function main(argv: string[]): Promise<number> {
         return await withEngine(() => sampleCommand(args));
       case 'eval-score':
         return await withEngine(() => evalScoreCommand(args));
+      case 'encode-fashion':
+        return await withEngine(() => encodeFashionCommand(args));
       case 'fit-gaussian':
         return await withEngine(() => fitGaussianCommand(args));
       case 'rngcheck':
