@@ -33,8 +33,9 @@ export const EVAL_USAGE = `usage: sgilo eval-score <model> <features> [options]
   --times LIST      comma-separated t bins (default ${DEFAULT_EVAL_TIMES.join(',')})
   --seed S          noise and sampler seed (default 0)
   --batch B         evaluation batch (default 64)
-  --samples N       sample-check size (default 32; 0 skips the sample check)
-  --steps N         reverse-SDE predictor steps from t = 1 (default 200)
+  --samples N       sample-check size (default 16; 0 skips the sample check)
+  --steps N         reverse-SDE predictor steps from t = 1 (default: the SDE's N, 1000; fewer steps
+                    are unstable in low-variance directions near t = 1e-3, where beta dt / std^2 > 2)
   --sdedit T        SDEdit start time for held-out features (default 0.1)
   --out DIR         output folder (default out/eval-score)
   --json            print one JSON object instead of the table`;
@@ -131,8 +132,7 @@ export async function evalScoreCommand(argv: string[]): Promise<number> {
   const times = a.get('times') ? a.get('times')!.split(',').map(Number) : DEFAULT_EVAL_TIMES;
   if (!times.every((t) => t > 0 && t <= 1)) throw new RangeError(`--times must be numbers in (0, 1], got "${a.get('times')}"`);
   const seed = a.num('seed', 0);
-  const nSamples = a.num('samples', 32);
-  const steps = a.num('steps', 200);
+  const nSamples = a.num('samples', 16);
   const sdeditT = a.num('sdedit', 0.1);
   const outDir = a.get('out') ?? 'out/eval-score';
   const json = a.has('json');
@@ -155,6 +155,7 @@ export async function evalScoreCommand(argv: string[]): Promise<number> {
     if ([C, H, W].join() !== model.shape.join()) throw new RangeError(`${spec}: features [${C}, ${H}, ${W}] do not match the model's [${model.shape.join(', ')}]`);
     normalizeInPlace(set.data, norm);
     const sde = new VPSDE(model.sde);
+    const steps = a.num('steps', sde.N);
     const t0 = performance.now();
     log(`eval-score: ${modelPath} (${model.kind}) vs ${base.name} on ${N} held-out features [${C}, ${H}, ${W}] (${spec}), seed ${seed}`);
     const bins = await dsmBins(model.model, base.model, set.data, set.shape, { times, seed, batch: a.num('batch', 64), sde, onBin: (b) => log(`  t ${b.t}: model ${b.model.toFixed(5)}, gaussian ${b.gaussian.toFixed(5)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`) });

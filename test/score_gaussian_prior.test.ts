@@ -18,6 +18,8 @@ import { initScoreStateDict, scoreModelConfig, writeScoreModel } from '../sample
 import { gaussianTensors } from '../samplers/score/gaussian.ts';
 import { FeaturePrior } from '../samplers/inverse/prior.ts';
 import { saveModel } from '../engine/io/index.ts';
+import { readFileBytes } from '../engine/io/files.ts';
+import { setupFromBytes } from '../samplers/inverse/setup.ts';
 import type { ScoreViTConfig } from '../nets/score_vit.ts';
 
 const test = suite('score_gaussian_prior');
@@ -309,6 +311,33 @@ test('file round trip, dispatch by kind, SGILO prior move, and a residual model 
   const message = await loadPrior(broken, 'broken.safetensors').then(() => '', (e: Error) => e.message);
   assert.match(message, /broken\.safetensors/);
   assert.match(message, /eigvecs/);
+});
+
+test('setupFromBytes takes a Gaussian file as the prior of the round after its block', async () => {
+  const root = (f: string) => new URL(`../${f}`, import.meta.url).pathname;
+  const C = 128;
+  const shape: [number, number, number] = [C, 4, 4];
+  const dim = C * 16;
+  // An isotropic Gaussian of the right shape (rank 1 plus the rest): only the wiring is under test here.
+  const vectors = new Float64Array(dim);
+  vectors[0] = 1;
+  const p: GaussianParams = { mean: new Float64Array(dim).fill(0.3), vectors, values: Float64Array.from([0.01]), residualVariance: 1e-3 };
+  const bytes = writeGaussianModel(gaussianConfig(shape, p, { min: -1, max: 3 }, { block: '0' }), p);
+  const setup = await setupFromBytes({ generator: await readFileBytes(root('models/fashion32/fashion32-stylegan2.pt')), proxy: await readFileBytes(root('models/fashion32/mapping-proxy.safetensors')), scores: [{ name: 'g0', bytes }] });
+  try {
+    const prior = setup.priors.get(1);
+    assert.ok(prior, 'round 1 (features after block 0) has the Gaussian prior');
+    const v = Float32Array.from({ length: dim }, (_, i) => -1 + 4 * (0.3 + 0.01 * Math.sin(i)));
+    const delta = await scope(() => noGrad(() => prior!.delta(tensor(v, [1, ...shape])).readF32()));
+    const { a, b } = sde.reverseStepCoefficients(0.01, -1 / sde.N);
+    const x = Float64Array.from(v, (r) => (r + 1) / 4);
+    const eps = gaussianEpsHost(p, x, 0.01);
+    let worst = 0;
+    for (let i = 0; i < dim; i++) worst = Math.max(worst, Math.abs(delta[i] - ((a - 1) * x[i] + b * eps[i]) * 4));
+    assert.ok(worst < 1e-5, `prior move vs float64: ${worst}`);
+  } finally {
+    setup.dispose();
+  }
 });
 
 test.run();
