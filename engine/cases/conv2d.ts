@@ -2,7 +2,7 @@
 // counts that are not multiples of the kernels' 4-wide blocks, stride 2, asymmetric padding,
 // dilation, groups, 1x1 / 3x3 / 4x3 kernels, and a weight gradient large enough to be split over
 // pixel chunks. Included in the table by allGradCases() (engine/cases/index.ts); the options'
-// label (describe) is shared with engine/cases/conv_transpose2d.ts.
+// label (describe) and the row builder (convCase) are shared with engine/cases/conv_transpose2d.ts.
 //
 // Sizes stay small so the float64 finite-difference check is quick (inputs above 96 elements are
 // checked along random directions). Tolerance: the matmul class (sums of up to ~50 products).
@@ -22,7 +22,7 @@ export function describe(o: Conv2dOptions | ConvTranspose2dOptions): string {
 }
 
 /** The row of `op` on x and w (and a bias of `biasSize` elements, or none), at the matmul tolerance. */
-function convCase(op: string, xShape: Shape, wShape: Shape, o: ConvTranspose2dOptions, biasSize: number | null, fns: Pick<GradCase, 'forward' | 'vjp' | 'gpu'>): GradCase {
+export function convCase(op: string, xShape: Shape, wShape: Shape, o: ConvTranspose2dOptions, biasSize: number | null, fns: Pick<GradCase, 'forward' | 'vjp' | 'gpu'>): GradCase {
   return {
     name: `${op}[x ${dims(xShape)}, w ${dims(wShape)}${biasSize === null ? '' : ', bias'}${describe(o)}]`,
     inputs: [{ shape: xShape }, { shape: wShape }, ...(biasSize === null ? [] : [{ shape: [biasSize] }])],

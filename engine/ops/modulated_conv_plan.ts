@@ -4,18 +4,12 @@
 // neither imports the other's internals.
 
 import { shapeString } from '../shape.ts';
-import type { ModulatedConvOptions } from '../reference/modulated_conv.ts';
+import type { ModulatedConvDims, ModulatedConvOptions } from '../reference/modulated_conv.ts';
 
-export type { ModulatedConvOptions };
+export type { ModulatedConvDims, ModulatedConvOptions };
 
 /** Sizes of one call, from which each op file builds its kernels' uniforms. */
-export interface ModulatedConvPlan {
-  N: number;
-  Ci: number;
-  Co: number;
-  H: number;
-  W: number;
-  k: number;
+export interface ModulatedConvPlan extends ModulatedConvDims {
   up: 1 | 2;
   T: number;
   pad: number;
