@@ -68,3 +68,12 @@ export function planModulatedConv(xShape: readonly number[], wShape: readonly nu
   };
 }
 
+
+/**
+ * The uniform every kernel of the op reads (ModParams, shaders/modulated_conv_params.wgsl) for a
+ * dispatch of `total` invocations that do work.
+ */
+export function modulatedConvParams(pl: ModulatedConvPlan, total: number): Record<string, number> {
+  const { N, Ci, Co, H, W, k, up, T, pad, Hp, Wp, Ho, Wo, scale } = pl;
+  return { N, Ci, Co, H, W, k, up, T, pad, Hp, Wp, Ho, Wo, scale, demod: pl.demod ? 1 : 0, total };
+}
