@@ -11,7 +11,9 @@ import { TOLERANCES, type GradCase } from '../gradcheck.ts';
 import { conv2d, convGeometry, type Conv2dOptions } from '../ops/conv2d.ts';
 import type { ConvTranspose2dOptions } from '../ops/conv_transpose2d.ts';
 import { conv2dForward, conv2dVjp } from '../reference/conv2d.ts';
+import type { HostArray } from '../reference/host.ts';
 import type { Shape } from '../shape.ts';
+import type { Tensor } from '../tensor.ts';
 
 const dims = (s: Shape) => s.join('x');
 
@@ -21,23 +23,39 @@ export function describe(o: Conv2dOptions | ConvTranspose2dOptions): string {
   return parts.length ? `, ${parts.join(', ')}` : '';
 }
 
-/** The row of `op` on x and w (and a bias of `biasSize` elements, or none), at the matmul tolerance. */
-export function convCase(op: string, xShape: Shape, wShape: Shape, o: ConvTranspose2dOptions, biasSize: number | null, fns: Pick<GradCase, 'forward' | 'vjp' | 'gpu'>): GradCase {
+/** A reference pair (forward, vjp) of a conv on its resolved geometry G. */
+interface ConvReference<G> {
+  forward: (x: HostArray, w: HostArray, bias: HostArray | null, g: G) => HostArray;
+  vjp: (x: HostArray, w: HostArray, bias: HostArray | null, gy: HostArray, g: G) => Float64Array[];
+}
+
+/**
+ * The row of `op` on x and w (and a bias of `biasSize` elements, or none), at the matmul tolerance:
+ * the reference `ref` on geometry `g` against the GPU op `gpu` with options `o`.
+ */
+export function convCase<G, O extends ConvTranspose2dOptions>(
+  op: string,
+  xShape: Shape,
+  wShape: Shape,
+  o: O,
+  biasSize: number | null,
+  ref: ConvReference<G>,
+  g: G,
+  gpu: (x: Tensor, w: Tensor, bias: Tensor | null, o: O) => Tensor,
+): GradCase {
   return {
     name: `${op}[x ${dims(xShape)}, w ${dims(wShape)}${biasSize === null ? '' : ', bias'}${describe(o)}]`,
     inputs: [{ shape: xShape }, { shape: wShape }, ...(biasSize === null ? [] : [{ shape: [biasSize] }])],
     tol: TOLERANCES.matmul,
-    ...fns,
+    forward: ([x, w, b]) => ref.forward(x, w, b ?? null, g),
+    vjp: ([x, w, b], gy) => ref.vjp(x, w, b ?? null, gy, g),
+    gpu: ([x, w, b]) => gpu(x, w, b ?? null, o),
   };
 }
 
 function conv2dCase(xShape: Shape, wShape: Shape, o: Conv2dOptions, withBias: boolean): GradCase {
-  const g = convGeometry('conv2d', o);
-  return convCase('conv2d', xShape, wShape, o, withBias ? wShape[0] : null, {
-    forward: ([x, w, b]) => conv2dForward(x, w, b ?? null, g),
-    vjp: ([x, w, b], gy) => conv2dVjp(x, w, b ?? null, gy, g),
-    gpu: ([x, w, b]) => conv2d(x, w, b ?? null, o),
-  });
+  const ref = { forward: conv2dForward, vjp: conv2dVjp };
+  return convCase('conv2d', xShape, wShape, o, withBias ? wShape[0] : null, ref, convGeometry('conv2d', o), conv2d);
 }
 
 export function conv2dGradCases(): GradCase[] {

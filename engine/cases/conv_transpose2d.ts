@@ -15,11 +15,9 @@ function convTransposeCase(xShape: Shape, wShape: Shape, o: ConvTranspose2dOptio
   const op = o.outputPadding ?? 0;
   const geom = { ...g, outputPadding: (typeof op === 'number' ? [op, op] : [op[0], op[1]]) as [number, number] };
   // The bias has one entry per output channel: weight [C_in, C_out/G, kH, kW].
-  return convCase('conv_transpose2d', xShape, wShape, o, withBias ? wShape[1] * (o.groups ?? 1) : null, {
-    forward: ([x, w, b]) => convTranspose2dForward(x, w, b ?? null, geom),
-    vjp: ([x, w, b], gy) => convTranspose2dVjp(x, w, b ?? null, gy, geom),
-    gpu: ([x, w, b]) => convTranspose2d(x, w, b ?? null, o),
-  });
+  const biasSize = withBias ? wShape[1] * (o.groups ?? 1) : null;
+  const ref = { forward: convTranspose2dForward, vjp: convTranspose2dVjp };
+  return convCase('conv_transpose2d', xShape, wShape, o, biasSize, ref, geom, convTranspose2d);
 }
 
 export function convTranspose2dGradCases(): GradCase[] {
