@@ -49,17 +49,8 @@ function rowUnrollable(W: number, T: number, pad: number): boolean {
 function forwardRow(tap: TapCode, row: RowShape | null): string {
   const ind = '      ';
   if (row === null) {
-    return [
-      'var v0 = sr * vec4f(x_at(row, ix), x_at(row, ix + 1), x_at(row, ix + 2), x_at(row, ix + 3));',
-      'var v1 = sr * vec4f(x_at(row, ix + 4), x_at(row, ix + 5), x_at(row, ix + 6), x_at(row, ix + 7));',
-      'for (var tx = 0u; tx < p.T; tx++) {',
-      '  let t = kofs + ty * p.T + tx;',
-      ...tap('tx').map((l) => `  ${l}`),
-      '  let next = sr * x_at(row, ix + i32(tx) + 8);',
-      '  v0 = vec4f(v0.yzw, v1.x);',
-      '  v1 = vec4f(v1.yzw, next);',
-      '}',
-    ].join(`\n${ind}`);
+    const slide = ['v0 = vec4f(v0.yzw, v1.x);', 'v1 = vec4f(v1.yzw, next);'];
+    return generalRow(ind, tap, { read: 'x_at', scale: 'sr', pos: 'ix', tIndex: 'kofs + ty * p.T + tx', next: 'x_at(row, ix + i32(tx) + 8)', slide });
   }
   const { T, pad } = row;
   // Window value j is column b0 - 4 + j: component j % 4 of xw<j / 4> (columns b0 - 4 .. b0 + 11).
@@ -80,17 +71,8 @@ function forwardRow(tap: TapCode, row: RowShape | null): string {
 function inputRow(tap: TapCode, row: RowShape | null): string {
   const ind = '        ';
   if (row === null) {
-    return [
-      'var v0 = cr * vec4f(gy_at(row, bx), gy_at(row, bx + 1), gy_at(row, bx + 2), gy_at(row, bx + 3));',
-      'var v1 = cr * vec4f(gy_at(row, bx + 4), gy_at(row, bx + 5), gy_at(row, bx + 6), gy_at(row, bx + 7));',
-      'for (var tx = 0u; tx < p.T; tx++) {',
-      '  let t = kbase + ph * tt + ty * p.T + tx;',
-      ...tap('tx').map((l) => `  ${l}`),
-      '  let next = cr * gy_at(row, bx - i32(tx) - 1);',
-      '  v1 = vec4f(v0.w, v1.xyz);',
-      '  v0 = vec4f(next, v0.xyz);',
-      '}',
-    ].join(`\n${ind}`);
+    const slide = ['v1 = vec4f(v0.w, v1.xyz);', 'v0 = vec4f(next, v0.xyz);'];
+    return generalRow(ind, tap, { read: 'gy_at', scale: 'cr', pos: 'bx', tIndex: 'kbase + ph * tt + ty * p.T + tx', next: 'gy_at(row, bx - i32(tx) - 1)', slide });
   }
   const { T, pad } = row;
   // Window value j is column px0 - 4 + j: component j % 4 of gw<j / 4> (columns px0 - 4 .. px0 + 11).
@@ -101,6 +83,35 @@ function inputRow(tap: TapCode, row: RowShape | null): string {
     'v1 = vec4f(v0.w, v1.xyz);',
     `v0 = vec4f(${at(3 + pad - tx)}, v0.xyz);`,
   ]);
+}
+
+/** What a general row reads: the zero-padded reader, the row's scale, the window's first column, the tap's weight index, the next value, the window's slide. */
+interface GeneralRowCode {
+  read: string;
+  scale: string;
+  pos: string;
+  tIndex: string;
+  next: string;
+  slide: string[];
+}
+
+/**
+ * A row of taps for any width, T and pad: the 8-value window read value by value (zero padding
+ * from the reader) and a loop over tx, one new value per tap.
+ */
+function generalRow(ind: string, tap: TapCode, c: GeneralRowCode): string {
+  const at = (j: number) => `${c.read}(row, ${c.pos}${j ? ` + ${j}` : ''})`;
+  const window = (js: number[]) => `${c.scale} * vec4f(${js.map(at).join(', ')})`;
+  return [
+    `var v0 = ${window([0, 1, 2, 3])};`,
+    `var v1 = ${window([4, 5, 6, 7])};`,
+    'for (var tx = 0u; tx < p.T; tx++) {',
+    `  let t = ${c.tIndex};`,
+    ...tap('tx').map((l) => `  ${l}`),
+    `  let next = ${c.scale} * ${c.next};`,
+    ...c.slide.map((l) => `  ${l}`),
+    '}',
+  ].join(`\n${ind}`);
 }
 
 /** The WGSL names an unrolled row uses (indentation, the vec4 index statement, buffer, scale, bounds). */
