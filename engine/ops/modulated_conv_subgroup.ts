@@ -23,7 +23,7 @@ type ForwardMode = 'scaled' | 'plain' | 'bias';
 const FORWARD_STYLE: Record<ForwardMode, string> = { scaled: 'st[n * p.Ci + i]', plain: '1.0', bias: '1.0' };
 const FORWARD_OUT: Record<ForwardMode, string> = { scaled: 'coef[n * p.Co + o] * v', plain: 'v', bias: 'v + bias[o]' };
 
-/** The kernel size T and padding a row of taps is unrolled for (forwardRow, inputRow); null: the general loop. */
+/** The kernel size T and padding a row of taps is unrolled for (tapRow); null: the general loop. */
 interface RowShape {
   T: number;
   pad: number;
@@ -40,49 +40,35 @@ function rowUnrollable(W: number, T: number, pad: number): boolean {
 }
 
 /**
- * One row of taps of the forward (the body of its ty loop). General: the 8-value window read value
- * by value with zero padding (x_at) and a loop over tx, one new value per tap. Unrolled (W % 4 == 0,
- * T and pad known): the aligned vec4s at columns b0 - 4, b0, b0 + 4, b0 + 8 (those the window
- * touches; zero past the row's ends) hold every value the row needs, so the window's values are
- * static components and each tap's new value is too.
+ * One row of taps (the body of the ty loop) of the forward (`forward`) or the input gradient. The
+ * forward's window of x slides left (tap tx reads column b0 - pad + tx, its new value enters at the
+ * back); the input gradient's window of gy slides right (tap tx reads column px0 + pad - tx, its new
+ * value enters at the front). General: the 8-value window read value by value with zero padding
+ * (x_at, gy_at) and a loop over tx, one new value per tap. Unrolled (the row a multiple of 4 long,
+ * T and pad known; the input gradient only for up = 1, where a gy row is contiguous): the aligned
+ * vec4s at columns -4, 0, 4, 8 from the lane's first pixel (those the window touches; zero past the
+ * row's ends) hold every value the row needs, so the window's values are static components and each
+ * tap's new value is too.
  */
-function forwardRow(tap: TapCode, row: RowShape | null): string {
-  const ind = '      ';
+function tapRow(forward: boolean, tap: TapCode, row: RowShape | null): string {
+  const ind = forward ? '      ' : '        ';
+  const slide = (next: string) => (forward ? ['v0 = vec4f(v0.yzw, v1.x);', `v1 = vec4f(v1.yzw, ${next});`] : ['v1 = vec4f(v0.w, v1.xyz);', `v0 = vec4f(${next}, v0.xyz);`]);
   if (row === null) {
-    const slide = ['v0 = vec4f(v0.yzw, v1.x);', 'v1 = vec4f(v1.yzw, next);'];
-    return generalRow(ind, tap, { read: 'x_at', scale: 'sr', pos: 'ix', tIndex: 'kofs + ty * p.T + tx', next: 'x_at(row, ix + i32(tx) + 8)', slide });
+    const code = forward
+      ? { read: 'x_at', scale: 'sr', pos: 'ix', tIndex: 'kofs + ty * p.T + tx', next: 'x_at(row, ix + i32(tx) + 8)' }
+      : { read: 'gy_at', scale: 'cr', pos: 'bx', tIndex: 'kbase + ph * tt + ty * p.T + tx', next: 'gy_at(row, bx - i32(tx) - 1)' };
+    return generalRow(ind, tap, { ...code, slide: slide('next') });
   }
   const { T, pad } = row;
-  // Window value j is column b0 - 4 + j: component j % 4 of xw<j / 4> (columns b0 - 4 .. b0 + 11).
-  const first = 4 - pad;
-  const highest = 12 - pad + T - 2; // the last tap's new value is never used
-  const names = { ind, base: 'let xr = (row + b0) / 4u; // vec4 index of column b0 (row and b0 are multiples of 4)', name: 'xw', index: 'xr', buf: 'x4', scale: 'sr', pixel: 'b0', limit: 'p.W' };
-  return windowRow(names, { first, lo: first, hi: Math.max(first + 7, highest), T, width: row.width }, tap, (tx) => `kofs + ty * ${T}u + ${tx}u`, (tx, at) => [
-    'v0 = vec4f(v0.yzw, v1.x);',
-    `v1 = vec4f(v1.yzw, ${at(first + 8 + tx)});`,
-  ]);
-}
-
-/**
- * One row of taps of the input gradient: as forwardRow, but the window of gy slides the other way
- * (tap tx reads column px + pad - tx), so each tap's new value enters at the front. Unrolled only
- * for up = 1, where a gy row is contiguous.
- */
-function inputRow(tap: TapCode, row: RowShape | null): string {
-  const ind = '        ';
-  if (row === null) {
-    const slide = ['v1 = vec4f(v0.w, v1.xyz);', 'v0 = vec4f(next, v0.xyz);'];
-    return generalRow(ind, tap, { read: 'gy_at', scale: 'cr', pos: 'bx', tIndex: 'kbase + ph * tt + ty * p.T + tx', next: 'gy_at(row, bx - i32(tx) - 1)', slide });
-  }
-  const { T, pad } = row;
-  // Window value j is column px0 - 4 + j: component j % 4 of gw<j / 4> (columns px0 - 4 .. px0 + 11).
-  const first = 4 + pad;
-  const lowest = 3 + pad - (T - 2); // the last tap's new value is never used
-  const names = { ind, base: 'let gr = (row + px0) / 4u; // vec4 index of column px0 (row and px0 are multiples of 4)', name: 'gw', index: 'gr', buf: 'gy4', scale: 'cr', pixel: 'px0', limit: 'p.Wp' };
-  return windowRow(names, { first, lo: Math.min(lowest, first), hi: first + 7, T, width: row.width }, tap, (tx) => `kbase + ph * ${T * T}u + ty * ${T}u + ${tx}u`, (tx, at) => [
-    'v1 = vec4f(v0.w, v1.xyz);',
-    `v0 = vec4f(${at(3 + pad - tx)}, v0.xyz);`,
-  ]);
+  // Window value j is column pixel - 4 + j: component j % 4 of <name><j / 4> (columns -4 .. 11 from
+  // the pixel). The last tap's new value is never used, so the far end stops one short of it.
+  const first = forward ? 4 - pad : 4 + pad;
+  const [lo, hi] = forward ? [first, Math.max(first + 7, 12 - pad + T - 2)] : [Math.min(3 + pad - (T - 2), first), first + 7];
+  const names = forward
+    ? { ind, base: 'let xr = (row + b0) / 4u; // vec4 index of column b0 (row and b0 are multiples of 4)', name: 'xw', index: 'xr', buf: 'x4', scale: 'sr', pixel: 'b0', limit: 'p.W' }
+    : { ind, base: 'let gr = (row + px0) / 4u; // vec4 index of column px0 (row and px0 are multiples of 4)', name: 'gw', index: 'gr', buf: 'gy4', scale: 'cr', pixel: 'px0', limit: 'p.Wp' };
+  const tapIndex = (tx: number) => (forward ? `kofs + ty * ${T}u + ${tx}u` : `kbase + ph * ${T * T}u + ty * ${T}u + ${tx}u`);
+  return windowRow(names, { first, lo, hi, T, width: row.width }, tap, tapIndex, (tx, at) => slide(at(forward ? first + 8 + tx : 3 + pad - tx)));
 }
 
 /** What a general row reads: the zero-padded reader, the row's scale, the window's first column, the tap's weight index, the next value, the window's slide. */
@@ -206,10 +192,10 @@ function modulatedConvSubgroupSpecialization(v: Variant): Record<string, string 
     FWD_OUT: FORWARD_OUT[mode],
     FWD_SETUP: join([...fwdSetup, ...accs], '  '),
     FWD_PER_INPUT: join(fwdPerInput, '    '),
-    FWD_ROW: forwardRow(linked ? fromLinked : fromK, row),
+    FWD_ROW: tapRow(true, linked ? fromLinked : fromK, row),
     FWD_STORE: join(fwdStore, '  '),
     IB_SETUP: join([...ibSetup, ...accs], '  '),
-    IB_ROW: inputRow(fromK, ibRow),
+    IB_ROW: tapRow(false, fromK, ibRow),
     IB_STORE: join(ibStore, '  '),
   };
 }
