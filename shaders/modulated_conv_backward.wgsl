@@ -101,11 +101,11 @@ fn modulated_conv_input_backward(@builtin(workgroup_id) wid: vec3u, @builtin(loc
 fn modulated_conv_style_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let ni = linear_index(gid, nwg);
   if (ni >= p.total) { return; }
-  let n = ni / p.Ci;
-  let i = ni - n * p.Ci;
   let pieces = p.H * ((p.W + 7u) / 8u);
   var acc = 0.0;
   for (var q = 0u; q < pieces; q++) { acc += part[ni * pieces + q]; }
+  let n = ni / p.Ci;
+  let i = ni - n * p.Ci;
   var dem = 0.0;
   for (var o = 0u; o < p.Co; o++) { dem += h[n * p.Co + o] * energy(o, i); }
   gs[ni] = acc - st[ni] * dem;
