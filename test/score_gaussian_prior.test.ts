@@ -93,6 +93,20 @@ function planted(rank: number): GaussianParams {
   return { mean: Float64Array.from({ length: n }, () => 0.5 + 0.1 * rng.normal()), vectors: q.slice(0, rank * n), values: Float64Array.from(values), residualVariance: rank < n ? 3e-4 : 0 };
 }
 
+
+/** Runs fn on the planted Gaussian at full rank and at rank 2, as a GPU model, disposing it after. */
+async function forPlantedModels(fn: (rank: number, p: ReturnType<typeof planted>, model: GaussianScore) => Promise<void>): Promise<void> {
+  for (const rank of [n, 2]) {
+    const p = planted(rank);
+    const model = new GaussianScore(gaussianConfig(SHAPE, p, null), p);
+    try {
+      await fn(rank, p, model);
+    } finally {
+      model.dispose();
+    }
+  }
+}
+
 test('symmetricEigen: planted spectra (distinct, repeated, zero) come back with orthonormal eigenvectors', () => {
   const rng = new HostRandom(3);
   for (const [size, values] of [
@@ -136,98 +150,80 @@ test('s^2 = 1 - m(t)^2 on the GPU keeps its digits at small t', async () => {
 });
 
 test('eps on the GPU matches s (a^2 C + s^2 I)^-1 (x - a mu) solved by Cholesky in float64 (full and low rank)', async () => {
-  for (const rank of [n, 2]) {
-    const p = planted(rank);
-    const model = new GaussianScore(gaussianConfig(SHAPE, p, null), p);
-    try {
-      const rng = new HostRandom(17);
-      const ts = [1e-3, 0.01, 0.03, 0.1, 0.5, 1];
-      const x = Float64Array.from({ length: ts.length * n }, () => 0.5 + 0.2 * rng.normal());
-      const got = await scope(() => noGrad(() => model.forward(tensor(x, [ts.length, ...SHAPE]), tensor(ts, [ts.length])).readF32()));
-      const cov = covarianceOf(p);
-      ts.forEach((t, j) => {
-        const a = sde.meanCoeff(t);
-        const s = sde.std(t);
-        const xj = x.subarray(j * n, j * n + n);
-        const want = cholesky(marginalCov(cov, t), n).solve(Array.from(xj, (v, i) => s * (v - a * p.mean[i])));
-        const host = gaussianEpsHost(p, xj, t);
-        const scale = Math.max(...want.map(Math.abs));
-        for (let i = 0; i < n; i++) {
-          assert.ok(Math.abs(got[j * n + i] - want[i]) <= 2e-5 * scale + 1e-6, `rank ${rank}, t ${t}, i ${i}: GPU ${got[j * n + i]} vs float64 ${want[i]}`);
-          assert.ok(Math.abs(host[i] - want[i]) <= 1e-10 * scale, `rank ${rank}, t ${t}: host eps`);
-        }
-      });
-    } finally {
-      model.dispose();
+  await forPlantedModels(async (rank, p, model) => {
+  const rng = new HostRandom(17);
+  const ts = [1e-3, 0.01, 0.03, 0.1, 0.5, 1];
+  const x = Float64Array.from({ length: ts.length * n }, () => 0.5 + 0.2 * rng.normal());
+  const got = await scope(() => noGrad(() => model.forward(tensor(x, [ts.length, ...SHAPE]), tensor(ts, [ts.length])).readF32()));
+  const cov = covarianceOf(p);
+  ts.forEach((t, j) => {
+    const a = sde.meanCoeff(t);
+    const s = sde.std(t);
+    const xj = x.subarray(j * n, j * n + n);
+    const want = cholesky(marginalCov(cov, t), n).solve(Array.from(xj, (v, i) => s * (v - a * p.mean[i])));
+    const host = gaussianEpsHost(p, xj, t);
+    const scale = Math.max(...want.map(Math.abs));
+    for (let i = 0; i < n; i++) {
+      assert.ok(Math.abs(got[j * n + i] - want[i]) <= 2e-5 * scale + 1e-6, `rank ${rank}, t ${t}, i ${i}: GPU ${got[j * n + i]} vs float64 ${want[i]}`);
+      assert.ok(Math.abs(host[i] - want[i]) <= 1e-10 * scale, `rank ${rank}, t ${t}: host eps`);
     }
-  }
+  });
+  });
 });
 
 test('the DSM loss on data drawn from the Gaussian equals its analytic value', async () => {
-  for (const rank of [n, 2]) {
-    const p = planted(rank);
-    const model = new GaussianScore(gaussianConfig(SHAPE, p, null), p);
-    try {
-      const count = 4096;
-      const x0 = sampleGaussianHost(p, count, 9);
-      const z = new HostRandom(10);
-      for (const t of [1e-3, 0.01, 0.1, 1]) {
-        const a = sde.meanCoeff(t);
-        const s = sde.std(t);
-        const zs = Float64Array.from({ length: count * n }, () => z.normal());
-        const xt = Float64Array.from(x0, (v, i) => a * v + s * zs[i]);
-        const eps = await scope(() => noGrad(() => model.forward(tensor(xt, [count, ...SHAPE]), tensor(new Float64Array(count).fill(t), [count])).readF32()));
-        const per = Array.from({ length: count }, (_, j) => {
-          let e = 0;
-          for (let i = 0; i < n; i++) e += (eps[j * n + i] - zs[j * n + i]) ** 2;
-          return e / n;
-        });
-        const mean = per.reduce((acc, v) => acc + v, 0) / count;
-        const se = Math.sqrt(per.reduce((acc, v) => acc + (v - mean) ** 2, 0) / (count - 1) / count);
-        const want = model.analyticDsmLoss(t);
-        assert.ok(Math.abs(mean - want) < 4 * se + 1e-5, `rank ${rank}, t ${t}: DSM ${mean} +- ${se} vs analytic ${want}`);
-        // The analytic value is not trivially met: predicting zero gives 1.
-        assert.ok(want < 0.9, `rank ${rank}, t ${t}: analytic ${want}`);
-      }
-    } finally {
-      model.dispose();
-    }
+  await forPlantedModels(async (rank, p, model) => {
+  const count = 4096;
+  const x0 = sampleGaussianHost(p, count, 9);
+  const z = new HostRandom(10);
+  for (const t of [1e-3, 0.01, 0.1, 1]) {
+    const a = sde.meanCoeff(t);
+    const s = sde.std(t);
+    const zs = Float64Array.from({ length: count * n }, () => z.normal());
+    const xt = Float64Array.from(x0, (v, i) => a * v + s * zs[i]);
+    const eps = await scope(() => noGrad(() => model.forward(tensor(xt, [count, ...SHAPE]), tensor(new Float64Array(count).fill(t), [count])).readF32()));
+    const per = Array.from({ length: count }, (_, j) => {
+      let e = 0;
+      for (let i = 0; i < n; i++) e += (eps[j * n + i] - zs[j * n + i]) ** 2;
+      return e / n;
+    });
+    const mean = per.reduce((acc, v) => acc + v, 0) / count;
+    const se = Math.sqrt(per.reduce((acc, v) => acc + (v - mean) ** 2, 0) / (count - 1) / count);
+    const want = model.analyticDsmLoss(t);
+    assert.ok(Math.abs(mean - want) < 4 * se + 1e-5, `rank ${rank}, t ${t}: DSM ${mean} +- ${se} vs analytic ${want}`);
+    // The analytic value is not trivially met: predicting zero gives 1.
+    assert.ok(want < 0.9, `rank ${rank}, t ${t}: analytic ${want}`);
   }
+  });
 });
 
 test('score = -eps / s is the gradient of the marginal log density (finite differences)', async () => {
-  for (const rank of [n, 2]) {
-    const p = planted(rank);
-    const model = new GaussianScore(gaussianConfig(SHAPE, p, null), p);
-    try {
-      const cov = covarianceOf(p);
-      const rng = new HostRandom(23);
-      for (const t of [0.003, 0.05, 0.7]) {
-        const a = sde.meanCoeff(t);
-        const s = sde.std(t);
-        const chol = cholesky(marginalCov(cov, t), n);
-        const logp = (x: ArrayLike<number>) => {
-          const d = Array.from(x, (v, i) => v - a * p.mean[i]);
-          const sol = chol.solve(d);
-          return -0.5 * d.reduce((acc, v, i) => acc + v * sol[i], 0) - 0.5 * chol.logDet() - (n / 2) * Math.log(2 * Math.PI);
-        };
-        const x = Float64Array.from({ length: n }, (_, i) => a * p.mean[i] + 0.05 * rng.normal());
-        const eps = await scope(() => noGrad(() => model.forward(tensor(x, [1, ...SHAPE]), tensor([t], [1])).readF32()));
-        const h = 1e-6;
-        for (let i = 0; i < n; i++) {
-          const up = Float64Array.from(x);
-          const dn = Float64Array.from(x);
-          up[i] += h;
-          dn[i] -= h;
-          const fd = (logp(up) - logp(dn)) / (2 * h);
-          const score = -eps[i] / s;
-          assert.ok(Math.abs(score - fd) <= 1e-4 * Math.abs(fd) + 1e-3, `rank ${rank}, t ${t}, i ${i}: score ${score} vs finite differences ${fd}`);
-        }
-      }
-    } finally {
-      model.dispose();
+  await forPlantedModels(async (rank, p, model) => {
+  const cov = covarianceOf(p);
+  const rng = new HostRandom(23);
+  for (const t of [0.003, 0.05, 0.7]) {
+    const a = sde.meanCoeff(t);
+    const s = sde.std(t);
+    const chol = cholesky(marginalCov(cov, t), n);
+    const logp = (x: ArrayLike<number>) => {
+      const d = Array.from(x, (v, i) => v - a * p.mean[i]);
+      const sol = chol.solve(d);
+      return -0.5 * d.reduce((acc, v, i) => acc + v * sol[i], 0) - 0.5 * chol.logDet() - (n / 2) * Math.log(2 * Math.PI);
+    };
+    const x = Float64Array.from({ length: n }, (_, i) => a * p.mean[i] + 0.05 * rng.normal());
+    const eps = await scope(() => noGrad(() => model.forward(tensor(x, [1, ...SHAPE]), tensor([t], [1])).readF32()));
+    const h = 1e-6;
+    for (let i = 0; i < n; i++) {
+      const up = Float64Array.from(x);
+      const dn = Float64Array.from(x);
+      up[i] += h;
+      dn[i] -= h;
+      const fd = (logp(up) - logp(dn)) / (2 * h);
+      const score = -eps[i] / s;
+      assert.ok(Math.abs(score - fd) <= 1e-4 * Math.abs(fd) + 1e-3, `rank ${rank}, t ${t}, i ${i}: score ${score} vs finite differences ${fd}`);
     }
   }
+  });
 });
 
 test('fits: the full fit reproduces the sample covariance; the low-rank fit finds the planted directions', async () => {
