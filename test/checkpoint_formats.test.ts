@@ -1,61 +1,23 @@
 // Checkpoints as researchers have them, each made by the reference code itself (scripts under
 // test/fixtures/<format>/): loaded, replayed from the in.* tensors alone and compared with the
 // reference's out.* (<= 1e-4) and grad.* (<= 1e-3, max|a-b| / max|b|). Every weight choice has a
-// negative control: the other choice must miss the fixture.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// negative control: the other choice must miss the fixture. The same through the CLI:
+// test/checkpoint_cli.test.ts.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileBytes } from '../engine/io/files.ts';
-import { isPlainPickle, loadCheckpoint, readSafetensors, writeSafetensors } from '../engine/io/index.ts';
+import { isPlainPickle, loadCheckpoint, writeSafetensors } from '../engine/io/index.ts';
 import { loadNetworkPickle, persistentRecord } from '../engine/io/network_pickle.ts';
 import { moduleStateDict } from '../nets/stylegan2_nvlabs.ts';
-import { main } from '../cli/main.ts';
 import { PickleWriter } from './checkpoint_util.ts';
 import { replayGenerator, type TensorMap } from '../nets/replay_generator.ts';
-import { compare as compareValues, relativeToMax, relToMax } from '../engine/gradcheck.ts';
+import { compare, inputsOf, NV, path, readTensors, relativeError, ROS, SCORE_SDE } from './checkpoint_fixtures.ts';
 import { StyleGAN2 } from '../nets/stylegan2.ts';
 import { readGeneratorCheckpoint, withLatentAvg, type GeneratorLoadOptions } from '../nets/stylegan2_checkpoint.ts';
 import { replayScore } from '../nets/replay_score.ts';
 import { loadScoreModel, parseGrid, parseScoreSidecar, pickScoreWeights, type ScoreLoadOptions } from '../samplers/score/checkpoint.ts';
 
-type Tensorish = { shape: number[]; data: ArrayLike<number> };
-/** max|a - b| / max|b| of two tensors (Infinity when the shapes differ or a value is NaN). */
-function relativeError(a: Tensorish, b: Tensorish): number {
-  if (a.shape.join() !== b.shape.join()) return Infinity;
-  const r = relToMax(compareValues(a.data, b.data, relativeToMax(b.data, 0)));
-  return Number.isNaN(r) ? Infinity : r;
-}
-
-const FIX = new URL('./fixtures/', import.meta.url);
-const path = (f: string) => new URL(f, FIX).pathname;
 const test = suite('checkpoint_formats');
-
-async function readTensors(file: string): Promise<TensorMap> {
-  return readSafetensors(await readFileBytes(path(file))).tensors as unknown as TensorMap;
-}
-
-/** Worst relative error per out.* / grad.* target, and the targets over their tolerance. */
-export function compare(got: TensorMap, expected: TensorMap): { failures: string[]; worst: number } {
-  const failures: string[] = [];
-  let worst = 0;
-  for (const [name, want] of expected) {
-    if (name.startsWith('in.')) continue;
-    const g = got.get(name);
-    if (!g) {
-      failures.push(`${name}: not produced`);
-      continue;
-    }
-    const err = relativeError(g, want);
-    worst = Math.max(worst, err);
-    const tol = name.startsWith('out.') ? 1e-4 : 1e-3;
-    if (!(err <= tol)) failures.push(`${name}: ${err.toExponential(2)} > ${tol}`);
-  }
-  return { failures, worst };
-}
-
-const inputsOf = (m: TensorMap): TensorMap => new Map([...m].filter(([k]) => k.startsWith('in.')));
 
 async function replayScoreFile(file: string, opts: ScoreLoadOptions, inputs: TensorMap) {
   const model = await loadScoreModel(await readFileBytes(path(file)), opts);
@@ -66,7 +28,6 @@ async function replayScoreFile(file: string, opts: ScoreLoadOptions, inputs: Ten
   }
 }
 
-const SCORE_SDE = 'score_sde/checkpoint.pth';
 const sidecar = async () => parseScoreSidecar(new TextDecoder().decode(await readFileBytes(path(`${SCORE_SDE}.json`))));
 
 test('score_sde checkpoint: the EMA weights by default, replayed within tolerance; said so', async () => {
@@ -133,7 +94,6 @@ async function replayGeneratorFile(file: string, opts: GeneratorLoadOptions, inp
   }
 }
 
-const ROS = 'rosinality_train/checkpoint.pt';
 
 test('rosinality train.py checkpoint: g_ema by default, replayed within tolerance; the Namespace is a record', async () => {
   const exp = await readTensors('rosinality_train/expected_g_ema.safetensors');
@@ -176,7 +136,6 @@ test('rosinality train.py checkpoint: no latent_avg, so mean_latent(4096) from t
   assert.equal(failures.map((f) => f.split(':')[0]), ['out.image_truncated']);
 });
 
-const NV = 'nvlabs/network-snapshot.pkl';
 
 test('NVlabs pickle: G_ema by default with conv_clamp, replayed within tolerance', async () => {
   const exp = await readTensors('nvlabs/expected_G_ema.safetensors');
@@ -279,169 +238,6 @@ test('a safetensors file whose header length begins 0x80 0x02 (like PROTO 2) is 
   assert.equal([bytes[0], bytes[1]], [0x80, 0x02]);
   assert.is(isPlainPickle(bytes), false);
   assert.equal([...((await loadCheckpoint(bytes)) as Record<string, { data: Float32Array }>).w.data], [1, 2]);
-});
-
-/** Runs `sgilo <args>` in-process; returns the exit code and what it printed. */
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const [log, error] = [console.log, console.error];
-  console.log = (s: unknown) => out.push(String(s));
-  console.error = (s: unknown) => err.push(String(s));
-  try {
-    return { code: await main(args), out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    [console.log, console.error] = [log, error];
-  }
-}
-
-test('sgilo inspect names the format, the network, its config and the weights used', async () => {
-  const nv = await cli(['inspect', path(NV)]);
-  assert.is(nv.code, 0, nv.err);
-  assert.match(nv.out, /format: NVlabs pickle\nnetwork: StyleGAN2 generator G_ema \(the file holds G_ema, G; --network picks\)\nconfig: \{"size":16,.*"convClamp":0.75\}/);
-  assert.match((await cli(['inspect', path(NV), '--network', 'G', '--no-clamp'])).out, /format: NVlabs pickle, conv_clamp 0.75 dropped.*\nnetwork: StyleGAN2 generator G /);
-  assert.match((await cli(['inspect', path(ROS)])).out, /format: rosinality train.py checkpoint\nnetwork: StyleGAN2 generator g_ema/);
-  assert.match((await cli(['inspect', path('reference-tiny/generator.pt')])).out, /format: rosinality generator checkpoint\n/);
-  const sde = await cli(['inspect', path(SCORE_SDE)]);
-  assert.is(sde.code, 0, sde.err);
-  assert.match(sde.out, /format: score_sde checkpoint \(step 7\), EMA weights.*\nnetwork: SGILO score ViT\nconfig: \{"channels":4,"height":6,"width":2,"dim":16,"depth":2,"heads":2,"dimHead":8,"mlp":32\}/);
-  assert.match((await cli(['inspect', path(SCORE_SDE), '--weights', 'raw'])).out, /raw weights/);
-  assert.match((await cli(['inspect', path('reference-tiny/score.pt')])).out, /format: PyTorch state dict\n/);
-  const bad = await cli(['inspect', path(NV), '--nope']);
-  assert.is(bad.code, 1);
-  assert.match(bad.err, /unknown option --nope/);
-});
-
-test('sgilo inspect: generator flags and score flags are for one kind of file each', async () => {
-  const mixed = await cli(['inspect', path(SCORE_SDE), '--no-clamp', '--heads', '2']);
-  assert.is(mixed.code, 1);
-  assert.match(mixed.err, /--no-clamp read generators and --heads score files; give one kind/);
-  // Score flags on a generator file: read as a score model, which it is not.
-  const asScore = await cli(['inspect', path(NV), '--weights', 'ema']);
-  assert.is(asScore.code, 1);
-  assert.match(asScore.err, /network-snapshot\.pkl: not an SGILO score model/);
-  // Generator flags on a score file: read as a generator, which it is not.
-  const asGen = await cli(['inspect', path(SCORE_SDE), '--network', 'G']);
-  assert.is(asGen.code, 1);
-  assert.match(asGen.err, /checkpoint\.pth: not a StyleGAN2 generator/);
-  assert.match((await cli(['inspect', path(NV), '--network', 'D'])).err, /--network: must be one of G_ema, G, g_ema, g, got "D"/);
-  assert.match((await cli(['inspect', path(SCORE_SDE), '--grid', '6by2'])).err, /--grid: must be HxW with positive integers/);
-});
-
-test('sgilo convert: an NVlabs pickle once into our safetensors format, which replays the same', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'sgilo-convert-'));
-  try {
-    const out = join(dir, 'g.safetensors');
-    const r = await cli(['convert', path(NV), '--out', out]);
-    assert.is(r.code, 0, r.err);
-    assert.match(r.err, /generator: .*network-snapshot\.pkl: NVlabs pickle, network G_ema \(of G_ema, G\), conv_clamp 0.75/);
-    const exp = await readTensors('nvlabs/expected_G_ema.safetensors');
-    const loaded = await readGeneratorCheckpoint(await readFileBytes(out));
-    assert.is(loaded.format, 'sgilo safetensors (converted from NVlabs pickle, G_ema)');
-    assert.equal(loaded.config.convClamp, 0.75);
-    const g = StyleGAN2.fromStateDict(loaded.config, loaded.stateDict, loaded.latentAvg);
-    try {
-      assert.equal(compare(await replayGenerator(g, inputsOf(exp)), exp).failures, []);
-    } finally {
-      g.dispose();
-    }
-    const inspected = await cli(['inspect', out]);
-    assert.match(inspected.out, /format: sgilo safetensors \(converted from NVlabs pickle, G_ema\)/);
-    // The converted file replays through the CLI too, and the training network's conversion misses G_ema's fixture.
-    const replayed = join(dir, 'r.safetensors');
-    assert.is((await cli(['replay', 'generator', out, path('nvlabs/expected_G_ema.safetensors'), '--out', replayed])).code, 0);
-    assert.equal(compare(readSafetensors(await readFileBytes(replayed)).tensors as unknown as TensorMap, exp).failures, []);
-    const gOut = join(dir, 'G.safetensors');
-    assert.is((await cli(['convert', path(NV), '--network', 'G', '--out', gOut])).code, 0);
-    const gLoaded = await readGeneratorCheckpoint(await readFileBytes(gOut));
-    assert.is(gLoaded.format, 'sgilo safetensors (converted from NVlabs pickle, G)');
-    const gNet = StyleGAN2.fromStateDict(gLoaded.config, gLoaded.stateDict, gLoaded.latentAvg);
-    try {
-      assert.ok(compare(await replayGenerator(gNet, inputsOf(exp)), exp).failures.length > 0, 'G converted must miss the G_ema fixture');
-    } finally {
-      gNet.dispose();
-    }
-    const wrongSuffix = await cli(['convert', path(NV), '--out', join(dir, 'g.pt')]);
-    assert.is(wrongSuffix.code, 1);
-    assert.match(wrongSuffix.err, /the output must be a \.safetensors file/);
-    const exists = await cli(['convert', path(NV), '--out', out]);
-    assert.is(exists.code, 1, 'an existing output needs --force');
-    assert.is((await cli(['convert', path(NV), '--out', out, '--force'])).code, 0);
-    assert.match((await cli(['convert', path(NV), '--out', out, '--force', '--heads', '2'])).err, /unknown option --heads/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test('sgilo replay generator: --network G and --no-clamp through the CLI; each wrong choice misses', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'sgilo-replay-g-'));
-  const run = async (fixture: string, flags: string[]) => {
-    const o = join(dir, `${Math.random().toString(36).slice(2)}.safetensors`);
-    const r = await cli(['replay', 'generator', path(NV), path(fixture), '--out', o, ...flags]);
-    assert.is(r.code, 0, r.err);
-    return { r, got: readSafetensors(await readFileBytes(o)).tensors as unknown as TensorMap, exp: await readTensors(fixture) };
-  };
-  try {
-    const g = await run('nvlabs/expected_G.safetensors', ['--network', 'G']);
-    assert.match(g.r.err, /NVlabs pickle, network G \(of G_ema, G\)/);
-    assert.equal(compare(g.got, g.exp).failures, []);
-    const gDefault = await run('nvlabs/expected_G.safetensors', []);
-    assert.ok(compare(gDefault.got, gDefault.exp).failures.length > 0, 'G_ema (the default) must miss the G fixture');
-    const nc = await run('nvlabs/expected_G_ema_noclamp.safetensors', ['--no-clamp']);
-    assert.match(nc.r.err, /conv_clamp 0.75 dropped/);
-    assert.equal(compare(nc.got, nc.exp).failures, []);
-    const clamped = await run('nvlabs/expected_G_ema_noclamp.safetensors', []);
-    assert.ok(compare(clamped.got, clamped.exp).failures.length > 0, 'with conv_clamp the no-clamp fixture must be missed');
-    const ros = await cli(['replay', 'generator', path(ROS), path('rosinality_train/expected_g_ema.safetensors'), '--out', join(dir, 'ros.safetensors')]);
-    assert.is(ros.code, 0, ros.err);
-    assert.match(ros.err, /latent_avg: not in the file \(rosinality train\.py checkpoint\); computed as mean_latent\(4096\)/);
-    const bad = await cli(['replay', 'generator', path(NV), path('nvlabs/expected_G.safetensors'), '--weights', 'raw']);
-    assert.is(bad.code, 1);
-    assert.match(bad.err, /--weights: for score files \(replay score\), not replay generator/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test('sgilo replay score: --help, unknown flags and bad --weights rejected, the loaded weights said; the sidecar and flags choose', async () => {
-  const h = await cli(['replay', 'score', '--help']);
-  assert.is(h.code, 0);
-  assert.match(h.out, /--grid HxW/);
-  assert.match(h.out, /--weights ema\|raw/);
-  assert.match((await cli(['replay', 'score', path(SCORE_SDE), 'a', '--frobnicate', '1'])).err, /unknown option --frobnicate/);
-  assert.match((await cli(['replay', 'score', path(SCORE_SDE), 'a', '--weights', 'best'])).err, /--weights: must be one of ema, raw, got "best"/);
-  assert.match((await cli(['replay', 'score', path(SCORE_SDE), 'a', '--no-clamp'])).err, /--no-clamp: for generators \(replay generator\), not replay score/);
-  assert.match((await cli(['replay', 'score', path(SCORE_SDE), 'a', 'b'])).err, /unexpected argument "b"/);
-  const dir = mkdtempSync(join(tmpdir(), 'sgilo-replay-'));
-  const run = async (fixture: string, flags: string[]) => {
-    const o = join(dir, `${Math.random().toString(36).slice(2)}.safetensors`);
-    const r = await cli(['replay', 'score', path(SCORE_SDE), path(fixture), '--out', o, ...flags]);
-    assert.is(r.code, 0, r.err);
-    return { r, got: readSafetensors(await readFileBytes(o)).tensors as unknown as TensorMap, exp: await readTensors(fixture) };
-  };
-  try {
-    // Heads and grid from the sidecar checkpoint.pth.json (2 heads, 6x2), the EMA weights by default.
-    const ema = await run('score_sde/expected_ema.safetensors', []);
-    assert.match(ema.r.err, /score_sde checkpoint \(step 7\), EMA weights .*; 2 head\(s\), grid 6x2/);
-    assert.equal(compare(ema.got, ema.exp).failures, []);
-    const raw = await run('score_sde/expected_raw.safetensors', ['--weights', 'raw']);
-    assert.match(raw.r.err, /raw weights/);
-    assert.equal(compare(raw.got, raw.exp).failures, []);
-    const rawAsEma = await run('score_sde/expected_ema.safetensors', ['--weights', 'raw']);
-    assert.ok(compare(rawAsEma.got, rawAsEma.exp).failures.length > 0, 'the raw weights must miss the EMA fixture');
-    // Flags override the sidecar: the transposed grid 2x6 is refused by the fixture's 6x2 input, 1 head misses.
-    const transposed = await cli(['replay', 'score', path(SCORE_SDE), path('score_sde/expected_ema.safetensors'), '--grid', '2x6', '--out', join(dir, 't.safetensors')]);
-    assert.is(transposed.code, 1);
-    assert.match(transposed.err, /grid 2x6[^]*input must be \[B, 4, 2, 6\], got \[2, 4, 6, 2\]/);
-    const oneHead = await run('score_sde/expected_ema.safetensors', ['--heads', '1']);
-    assert.match(oneHead.r.err, /1 head\(s\), grid 6x2/);
-    assert.ok(compare(oneHead.got, oneHead.exp).failures.length > 0, '1 head must miss the 2-head fixture');
-    const badGrid = await cli(['replay', 'score', path(SCORE_SDE), path('score_sde/expected_ema.safetensors'), '--grid', '5x2', '--out', join(dir, 'x.safetensors')]);
-    assert.is(badGrid.code, 1);
-    assert.match(badGrid.err, /grid 5x2 has 10 tokens/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 });
 
 test.run();
