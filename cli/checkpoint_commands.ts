@@ -18,6 +18,17 @@ export function generatorLoadOptions(p: Parsed): GeneratorLoadOptions {
   return { ...(p.given.has('network') ? { network: String(p.values.network) } : {}), ...(p.values['no-clamp'] === true ? { clamp: false } : {}) };
 }
 
+/**
+ * A loader whose error is about a flag's choice (the file is of the right kind, but holds no such
+ * network or weights, or disagrees with --heads / --grid): the error names the file and the flag
+ * as it is, instead of "not a generator".
+ */
+function choiceErrorsAsIs<T>(file: string, load: () => Promise<T>): Promise<T> {
+  return load().catch((e: Error) => {
+    throw /--(network|no-clamp|heads|grid|weights)\b/.test(e.message) ? new Error(`${file}: ${e.message}`) : e;
+  });
+}
+
 /** One line naming the generator's source (stderr). */
 export function describeGenerator(file: string, g: LoadedGenerator): string {
   const clamp = g.config.convClamp !== undefined ? `, conv_clamp ${g.config.convClamp}` : '';
@@ -35,7 +46,7 @@ function assertFiniteGenerator(g: LoadedGenerator, file: string): void {
  * stderr, when the file has none); the stderr line says which file, format and network were loaded.
  */
 export async function readGeneratorFile(file: string, p: Parsed): Promise<LoadedGenerator> {
-  const raw = await loadAs(file, 'generator', (b) => readGeneratorCheckpoint(b, generatorLoadOptions(p)));
+  const raw = await loadAs(file, 'generator', (b) => choiceErrorsAsIs(file, () => readGeneratorCheckpoint(b, generatorLoadOptions(p))));
   assertFiniteGenerator(raw, file);
   console.error(describeGenerator(file, raw));
   return withLatentAvg(raw);
@@ -57,7 +68,7 @@ export async function scoreLoadOptions(p: Parsed, file: string): Promise<ScoreLo
 /** A score model as the flags and the sidecar say, its weights checked finite; stderr says which weights. */
 export async function readScoreFile(file: string, p: Parsed): Promise<LoadedScoreModel> {
   const options = await scoreLoadOptions(p, file);
-  const m = await loadAs(file, 'score', (b) => loadScoreModel(b, options));
+  const m = await loadAs(file, 'score', (b) => choiceErrorsAsIs(file, () => loadScoreModel(b, options)));
   try {
     for (const [name, t] of m.tensors) assertFinite(t.data, `tensor "${name}"`, file);
   } catch (e) {
@@ -80,7 +91,7 @@ export async function inspectCommand(p: Parsed): Promise<number> {
   let generatorError = '';
   if (!asScore) {
     try {
-      const g = await loadAs(file, 'generator', (b) => readGeneratorCheckpoint(b, generatorLoadOptions(p)));
+      const g = await loadAs(file, 'generator', (b) => choiceErrorsAsIs(file, () => readGeneratorCheckpoint(b, generatorLoadOptions(p))));
       console.log(`format: ${g.format}`);
       console.log(`network: StyleGAN2 generator ${g.network}${g.networks.length > 1 ? ` (the file holds ${g.networks.join(', ')}; --network picks)` : ''}`);
       console.log(`config: ${JSON.stringify(g.config)}`);
@@ -95,7 +106,7 @@ export async function inspectCommand(p: Parsed): Promise<number> {
   let scoreError = '';
   try {
     const options = await scoreLoadOptions(p, file);
-    const m = await loadAs(file, 'score', (b) => loadScoreModel(b, options));
+    const m = await loadAs(file, 'score', (b) => choiceErrorsAsIs(file, () => loadScoreModel(b, options)));
     m.net.dispose();
     console.log(`format: ${m.source}`);
     console.log('network: SGILO score ViT');

@@ -39,14 +39,22 @@ test('sgilo inspect: generator flags and score flags are for one kind of file ea
   assert.is(mixed.code, 1);
   assert.match(mixed.err, /--no-clamp read generators and --heads score files; give one kind/);
   // Score flags on a generator file: read as a score model, which it is not.
-  const asScore = await runCli(['inspect', path(NV), '--weights', 'ema']);
+  const asScore = await runCli(['inspect', path(NV), '--heads', '2']);
   assert.is(asScore.code, 1);
   assert.match(asScore.err, /network-snapshot\.pkl: not an SGILO score model/);
+  assert.match((await runCli(['inspect', path(NV), '--weights', 'ema'])).err, /network-snapshot\.pkl: score checkpoint: --weights ema, but the file holds no EMA weights/);
   // Generator flags on a score file: read as a generator, which it is not.
-  const asGen = await runCli(['inspect', path(SCORE_SDE), '--network', 'G']);
+  const asGen = await runCli(['inspect', path(SCORE_SDE), '--network', 'G_ema']);
   assert.is(asGen.code, 1);
   assert.match(asGen.err, /checkpoint\.pth: not a StyleGAN2 generator/);
   assert.match((await runCli(['inspect', path(NV), '--network', 'D'])).err, /--network: must be one of G_ema, G, g_ema, g, got "D"/);
+  // A choice the file cannot meet names the file and the flag (not "not a generator").
+  const noClamp = await runCli(['inspect', path('reference-tiny/generator.pt'), '--no-clamp']);
+  assert.is(noClamp.code, 1);
+  assert.match(noClamp.err, /generator\.pt: --no-clamp applies to NVlabs pickles/);
+  const rawOfModel = await runCli(['inspect', path('score-gaussian-vector.safetensors'), '--weights', 'raw']);
+  assert.is(rawOfModel.code, 1);
+  assert.match(rawOfModel.err, /score-gaussian-vector\.safetensors: score model: --weights raw: a model file holds one set of weights/);
   assert.match((await runCli(['inspect', path(SCORE_SDE), '--grid', '6by2'])).err, /--grid: must be HxW with positive integers/);
 });
 
