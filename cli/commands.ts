@@ -31,6 +31,36 @@ const steps = (def: number, help = 'steps', max = MAX_STEPS): OptionDecl => ({ n
 const seed: OptionDecl = { name: 'seed', type: 'int', min: 0, max: 2 ** 31 - 1, default: 0, value: 'S', help: 'seed of everything random' };
 const path = (name: string, help: string, def?: string): OptionDecl => ({ name, type: 'string', value: 'PATH', help, ...(def ? { default: def } : {}) });
 
+/** How a generator is read from a file with several networks (nets/stylegan2_checkpoint.ts). */
+export const GENERATOR_OPTIONS: OptionDecl[] = [
+  { name: 'network', type: 'enum', choices: ['G_ema', 'G', 'g_ema', 'g'], help: "which generator of a training file: the EMA one (G_ema / g_ema, default) or the training one (G / g)" },
+  { name: 'no-clamp', type: 'flag', help: 'NVlabs pickles: drop conv_clamp, as SGILO rebuilds the synthesis network (rosinality files never clamp)' },
+];
+const GENERATOR_FLAGS = GENERATOR_OPTIONS.map((o) => o.name);
+
+/** `HxW` with positive integers (the same rule as samplers/score/checkpoint.ts parseGrid, kept here so the web page's bundle stays small). */
+const gridCheck = (v: string) => {
+  const m = /^(\d+)x(\d+)$/.exec(v);
+  return m && Number(m[1]) >= 1 && Number(m[2]) >= 1 && Number(m[1]) * Number(m[2]) <= 65_536 ? undefined : `must be HxW with positive integers (e.g. 6x2), got "${v}"`;
+};
+
+/** What a PyTorch score file does not store (defaults: the sidecar <checkpoint>.json, else 1 head and a square grid). */
+export const SCORE_FILE_OPTIONS: OptionDecl[] = [
+  { name: 'heads', type: 'int', min: 1, max: 64, value: 'H', help: 'score: attention heads (default: the sidecar <checkpoint>.json, else 1)' },
+  { name: 'grid', type: 'string', value: 'HxW', help: 'score: token grid, e.g. 6x2 (default: the sidecar <checkpoint>.json, else square)', check: gridCheck },
+  { name: 'weights', type: 'enum', choices: ['ema', 'raw'], help: "score: a score_sde training checkpoint's EMA weights (default when present) or its raw model weights" },
+];
+const SCORE_FLAGS = SCORE_FILE_OPTIONS.map((o) => o.name);
+
+/** Generator flags and score flags are never given together: a file is one or the other. */
+const oneKind = (p: Parsed, what?: string): string | undefined => {
+  const gen = GENERATOR_FLAGS.filter((f) => p.given.has(f)).map((f) => `--${f}`);
+  const score = SCORE_FLAGS.filter((f) => p.given.has(f)).map((f) => `--${f}`);
+  if (what === 'generator' && score.length) return `${score.join(', ')}: for score files (replay score), not replay generator`;
+  if (what === 'score' && gen.length) return `${gen.join(', ')}: for generators (replay generator), not replay score`;
+  return gen.length && score.length ? `${gen.join(', ')} read generators and ${score.join(', ')} score files; give one kind` : undefined;
+};
+
 export const IMAGE_OPTIONS: OptionDecl[] = [
   path('image', 'reference image (any PNG: gray, RGB, RGBA, palette; 8 or 16 bit; any size; see --fit)'),
   { name: 'image-index', type: 'int', min: 0, max: 9999, value: 'N', help: 'shipped Fashion-MNIST test image N instead of --image' },
@@ -145,9 +175,20 @@ const GENERATE: CommandDecl = {
     { name: 'seeds', type: 'string', default: '0-15', value: 'LIST', help: 'seeds: ranges and lists, e.g. 0-15 or 1,5,9 (at most 1024 images)' },
     { name: 'psi', type: 'number', min: 0, max: 1, default: 1, value: 'PSI', help: 'truncation' },
     { name: 'cols', type: 'int', min: 1, max: 64, value: 'C', help: 'grid columns (default min(8, images))' },
+    ...GENERATOR_OPTIONS,
   ],
   output: { kind: 'dir', default: 'out/generate' },
-  examples: ['generate models/fashion32/fashion32-stylegan2.pt --seeds 0-31 --psi 0.7'],
+  examples: ['generate models/fashion32/fashion32-stylegan2.pt --seeds 0-31 --psi 0.7', 'generate network-snapshot.pkl --network G_ema --no-clamp'],
+};
+
+const CONVERT: CommandDecl = {
+  name: 'convert',
+  summary: "A generator (NVlabs pickle, rosinality checkpoint, state dict) in the engine's own .safetensors format: rosinality names, latent_avg (computed if the file has none), the config and its source in the metadata; a pickle is parsed once.",
+  positionals: [{ name: 'checkpoint', help: 'StyleGAN2 generator (.pkl, .pt, .pth or .safetensors)' }],
+  options: [...GENERATOR_OPTIONS],
+  output: { kind: 'file', default: 'out/convert/generator.safetensors', help: 'the .safetensors file to write; refused if it exists, unless --force' },
+  examples: ['convert network-snapshot.pkl --out models/ffhq.safetensors', 'convert checkpoint.pt --network g --out out/convert/g.safetensors'],
+  conflicts: (p) => (String(p.values.out).endsWith('.safetensors') ? undefined : `--out ${p.values.out}: the output must be a .safetensors file`),
 };
 
 const EXPERIMENT: CommandDecl = {
@@ -209,14 +250,24 @@ export const COMMANDS: CommandDecl[] = [
   },
   EXPERIMENT,
   THEORY,
-  simple('inspect', "A checkpoint's inferred StyleGAN2 config and every tensor.", 'inspect models/fashion32/fashion32-stylegan2.pt', { positionals: [{ name: 'checkpoint', help: '.pt or .safetensors' }] }),
+  {
+    name: 'inspect',
+    summary: "A checkpoint's format (NVlabs pickle, rosinality train/generator checkpoint, score_sde checkpoint, state dict, safetensors), its network, the inferred config, which weights are used, and every tensor.",
+    positionals: [{ name: 'checkpoint', help: '.pkl, .pt, .pth or .safetensors' }],
+    options: [...GENERATOR_OPTIONS, ...SCORE_FILE_OPTIONS],
+    notes: 'With generator flags the file must be a generator, with score flags a score model; with neither, a generator is tried, then a score model, then the tensors alone are listed.',
+    examples: ['inspect models/fashion32/fashion32-stylegan2.pt', 'inspect network-snapshot.pkl --network G', 'inspect checkpoint.pth --heads 2 --grid 6x2 --weights raw'],
+    conflicts: (p) => oneKind(p),
+  },
+  CONVERT,
   {
     name: 'replay',
-    summary: 'Every out.* and grad.* quantity of a reference fixture, from its in.* tensors only.',
+    summary: 'Every out.* and grad.* quantity of a reference fixture, from its in.* tensors only; says which generator network or score weights it loaded (score heads and grid: the flags, else the sidecar <checkpoint>.json, else 1 head and a square grid).',
     positionals: [{ name: 'what', help: 'generator or score', choices: ['generator', 'score'] }, { name: 'checkpoint', help: 'the model' }, { name: 'inputs.safetensors', help: 'the fixture' }],
-    options: [{ name: 'heads', type: 'int', min: 1, max: 64, default: 1, value: 'H', help: 'score: attention heads' }],
+    options: [...GENERATOR_OPTIONS, ...SCORE_FILE_OPTIONS],
     output: { kind: 'file', default: 'out/replay/replay.safetensors' },
-    examples: ['replay generator test/fixtures/reference-tiny/generator.pt test/fixtures/reference-tiny/generator_expected.safetensors'],
+    examples: ['replay generator test/fixtures/reference-tiny/generator.pt test/fixtures/reference-tiny/generator_expected.safetensors', 'replay generator test/fixtures/nvlabs/network-snapshot.pkl test/fixtures/nvlabs/expected_G_ema_noclamp.safetensors --no-clamp', 'replay score test/fixtures/score_sde/checkpoint.pth test/fixtures/score_sde/expected_raw.safetensors --weights raw --heads 2 --grid 6x2'],
+    conflicts: (p) => oneKind(p, p.positionals[0]),
   },
   simple('gradcheck', 'Finite-difference gradient check of every op (or one), GPU vs float64 reference; exit 1 on any FAIL.', 'gradcheck exp', { positionals: [{ name: 'op', help: 'an op name, or stylegan2', optional: true }] }),
   simple('rngcheck', 'The GPU Philox RNG against its CPU mirror, bit for bit.', 'rngcheck'),

@@ -16,8 +16,8 @@ export function usage(): string {
   return lines.join('\n');
 }
 
-/** Commands that need no GPU. */
-const NO_ENGINE = new Set(['inspect', 'memory', 'training-curve', 'serve', 'help']);
+/** Commands that need no GPU (inspect does: a score model is checked by building it). */
+const NO_ENGINE = new Set(['memory', 'training-curve', 'serve', 'help']);
 
 async function withEngine(fn: (eng: Engine) => Promise<number>): Promise<number> {
   // Reuse an engine that is already running (tests call main()); only shut down one we started.

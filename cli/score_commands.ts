@@ -181,6 +181,7 @@ export async function sampleCommand(p: Parsed, out: Output): Promise<number> {
   const file = p.positionals[0];
   await loadAs(file, 'score', (b) => assertFiniteCheckpoint(b, file));
   const model = await loadAs(file, 'score', (b) => loadScoreModel(b));
+  console.error(`score model: ${file}: ${model.source}`);
   const { config, net } = model;
   const norm = config.normalization;
   const genPath = (v.generator as string | undefined) ?? (config.data.generator ? fromRoot(config.data.generator) : undefined);

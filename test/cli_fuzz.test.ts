@@ -38,6 +38,8 @@ const FILES = {
   png: [png('28.png', 28, 28), png('40x20.png', 40, 20), join(ROOT, 'models/fashion32/test-images/test-002.png')],
   generator: [join(ROOT, 'models/fashion32/fashion32-stylegan2.pt'), join(ROOT, 'test/fixtures/reference-tiny/generator.pt')],
   score: [join(ROOT, 'models/fashion32/score-block1.safetensors')],
+  // PyTorch score files (a score_sde checkpoint with its sidecar, a plain state dict) for inspect and replay score.
+  scorePt: [join(ROOT, 'test/fixtures/score_sde/checkpoint.pth'), join(ROOT, 'test/fixtures/reference-tiny/score.pt')],
   log: [join(ROOT, 'models/fashion32/training/block1-run4.log')],
   bad: [join(tmp, 'random.bin'), join(tmp, 'empty.png'), join(tmp, 'missing.png'), tmp, '/proc/sgilo-fuzz', join(ROOT, 'package.json')],
 };
@@ -71,6 +73,7 @@ function validValue(cmd: string, o: OptionDecl): string | undefined {
     series: () => `a=${FILES.log[0]}`,
     title: () => 'fuzz',
     time: () => 'token',
+    grid: () => pick(['6x2', '4x4', '2x6']),
     host: () => '127.0.0.1',
   };
   if (o.name.startsWith('l1-')) return pick(['inf', '100', '100,200,300']);
@@ -83,12 +86,13 @@ const INVALID = ['-1', '0', '1e9', 'NaN', 'Infinity', '', 'abc', '2.5', '--', '-
 function vector(c: CommandDecl, i: number, valid: boolean): string[] {
   const base: Record<string, string[]> = {
     reconstruct: ['--image-index', String(i % 8), '--operator', 'inpaint-random:0.2', '--method', 'csgm', '--steps', '1', '--chains', '1', '--blocks', '1'],
-    inspect: [pick(FILES.generator)],
+    inspect: [pick([...FILES.generator, ...FILES.score, ...FILES.scorePt])],
+    convert: [pick(FILES.generator)],
     generate: [pick(FILES.generator), '--seeds', '0'],
     sample: [FILES.score[0], '--steps', '2', '--n', '1'],
     'train-score': [FILES.generator[0], '--steps', '1', '--samples', '4', '--batch', '2', '--dim', '16', '--depth', '1'],
     'training-curve': [FILES.log[0]],
-    replay: ['generator', FILES.generator[1], join(ROOT, 'test/fixtures/reference-tiny/generator_expected.safetensors')],
+    replay: i % 2 ? ['score', FILES.scorePt[0], join(ROOT, 'test/fixtures/score_sde/expected_ema.safetensors')] : ['generator', FILES.generator[1], join(ROOT, 'test/fixtures/reference-tiny/generator_expected.safetensors')],
     demo: ['--steps', '1', '--images', '1'],
     experiment: ['--steps', '1', '--images', '1', '--tune-images', '1'],
     theory: ['--quick'],
@@ -96,7 +100,9 @@ function vector(c: CommandDecl, i: number, valid: boolean): string[] {
     bench: ['matmul'],
   };
   const args = [...(base[c.name] ?? [])];
-  const opts = allOptions(c).filter((o) => !['help', 'out', 'force', 'verbose'].includes(o.name));
+  // A valid replay vector takes only its kind's flags (the other kind's are a conflict, left to the mutations).
+  const otherKind = !valid || c.name !== 'replay' ? [] : args[0] === 'score' ? ['network', 'no-clamp'] : ['heads', 'grid', 'weights'];
+  const opts = allOptions(c).filter((o) => !['help', 'out', 'force', 'verbose', ...otherKind].includes(o.name));
   const n = Math.floor(rng.uniform() * 4);
   for (let k = 0; k < n && opts.length; k++) {
     const o = pick(opts);
@@ -114,7 +120,8 @@ function vector(c: CommandDecl, i: number, valid: boolean): string[] {
     else if (m === 4 && o && o.type !== 'flag') args.push(`--${o.name}`, pick(FILES.bad));
     else args.splice(0, Math.ceil(rng.uniform() * args.length));
   }
-  if (c.output) args.push('--out', valid || chance(0.7) ? join(tmp, `${c.name}-${i}`) : pick(FILES.bad));
+  // convert writes .safetensors only (any other name is a usage error, which the mutations cover).
+  if (c.output) args.push('--out', valid || chance(0.7) ? join(tmp, `${c.name}-${i}${c.name === 'convert' ? '.safetensors' : ''}`) : pick(FILES.bad));
   if (chance(0.05)) args.push('--verbose');
   return args;
 }
@@ -147,7 +154,7 @@ function checkOutputs(dir: string, what: string): void {
 }
 
 // Real runs per command (the cheap ones all; the rest a few, within the suite's time).
-const REAL: Record<string, number> = { inspect: 6, 'training-curve': 6, replay: 4, memory: 2, help: 6, generate: 3, reconstruct: 3, sample: 1, 'train-score': 1, adapter: 1, gradcheck: 1 };
+const REAL: Record<string, number> = { inspect: 6, convert: 2, 'training-curve': 6, replay: 4, memory: 2, help: 6, generate: 3, reconstruct: 3, sample: 1, 'train-score': 1, adapter: 1, gradcheck: 1 };
 const tally = { cases: 0, valid: 0, ran: 0, ok: 0, failed: 0 };
 
 for (const c of COMMANDS) {
