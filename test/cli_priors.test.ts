@@ -12,6 +12,8 @@ import { loadPrior } from '../samplers/score/prior_model.ts';
 import { readActivationsFile, readCodesFile, writeActivationsFile } from '../samplers/score/data.ts';
 import { readGaussianModel } from '../samplers/score/gaussian.ts';
 import { HostRandom } from '../engine/reference/host.ts';
+import { DEFAULT_EVAL_TIMES } from '../samplers/score/evaluate.ts';
+import { commandByName } from '../cli/commands.ts';
 import { ROOT, runCli } from './cli_run.ts';
 
 const test = suite('cli priors');
@@ -114,6 +116,12 @@ test('encode-fashion: codes and features per split under --out', async () => {
     assert.is(block0.meta.split, split);
     assert.ok(existsSync(at(`fashion/${split}-latent.safetensors`)));
   }
+});
+
+test("eval-score's declared --times default is the evaluator's", () => {
+  // Written out in cli/commands.ts (the web page bundles the declarations, not the GPU evaluator).
+  const times = commandByName('eval-score')!.options.find((o) => o.name === 'times')!.default;
+  assert.equal(String(times).split(',').map(Number), DEFAULT_EVAL_TIMES);
 });
 
 test('refusals before any work', async () => {
