@@ -124,7 +124,8 @@ const TRAIN_SCORE: CommandDecl = {
     { name: 'heads', type: 'int', min: 1, max: 64, default: 1, value: 'H', help: 'attention heads' },
     { name: 'dim-head', type: 'int', min: 1, max: 2048, value: 'D', help: 'width of a head (default dim / heads)' },
     { name: 'mlp', type: 'int', min: 1, max: 16384, value: 'M', help: 'MLP width (default 2 * dim)' },
-    { name: 'time', type: 'enum', choices: ['token', 'vector'], default: 'token', help: 'time conditioning: a token, or a vector that survives LayerNorm' },
+    { name: 'time', type: 'enum', choices: ['token', 'vector'], default: 'vector', help: 'time conditioning: a vector that survives LayerNorm, or a token (the layout of the score model in docs/design.md)' },
+    { name: 'gaussian', type: 'string', value: 'FILE|fit|none', help: "a new model's closed-form Gaussian base, the network learning a correction to its eps: a fit-gaussian file (its normalization is used), fit (fitted to the training data first) or none (a plain ViT); default fit" },
     { name: 't-power', type: 'number', min: 0.1, max: 10, value: 'P', help: 't = tEps + (1 - tEps) u^P: more of each batch at small t for P > 1 (default 1)' },
     { name: 'ckpt-every', type: 'int', min: 1, max: MAX_STEPS, default: 200, value: 'N', help: 'checkpoint every N steps' },
     { name: 'log-every', type: 'int', min: 1, max: MAX_STEPS, default: 10, value: 'N', help: 'progress line every N steps' },
@@ -138,7 +139,11 @@ const TRAIN_SCORE: CommandDecl = {
   ],
   output: { kind: 'file', default: 'out/train-score/score-block<K>.safetensors', help: 'the model/checkpoint file; refused if it exists, unless --force' },
   examples: ['train-score models/fashion32/fashion32-stylegan2.pt --block 1 --steps 2000', 'train-score --resume models/fashion32/score-block1.safetensors --steps 500 --out out/score-block1-more.safetensors'],
-  conflicts: (p) => (!p.positionals[0] && !p.given.has('resume') && !(p.given.has('data') && !['codes', 'gaussian'].includes(String(p.values.data))) ? 'give the generator checkpoint (or --resume, or --data with an activations file)' : undefined),
+  conflicts: (p) => {
+    if (!p.positionals[0] && !p.given.has('resume') && !(p.given.has('data') && !['codes', 'gaussian'].includes(String(p.values.data)))) return 'give the generator checkpoint (or --resume, or --data with an activations file)';
+    if (p.given.has('resume') && p.given.has('gaussian')) return '--gaussian applies to new models; a resumed model keeps its own base';
+    return undefined;
+  },
 };
 
 const SAMPLE: CommandDecl = {
@@ -231,6 +236,68 @@ const BENCH: CommandDecl = {
   examples: ['bench matmul', 'bench goals --out bench/results/2026-12-06-goals-llvmpipe.md'],
 };
 
+const timesList = (v: string) => {
+  const ts = v.split(',').map((t) => t.trim());
+  return ts.every((t) => t !== '' && Number(t) > 0 && Number(t) <= 1) ? undefined : `must be a comma-separated list of times in (0, 1], got "${v}"`;
+};
+const featureSpec = 'an activations file (sgilo-activations, raw units), or codes:A-B (codes A..B-1 of --codes through the generator)';
+
+const EVAL_SCORE: CommandDecl = {
+  name: 'eval-score',
+  summary: 'Held-out DSM loss per t of a score model (ViT, residual or Gaussian file) beside the closed-form Gaussian on the same noise draws, and a sample check: a table (or --json), report.json and a labelled samples.png.',
+  positionals: [{ name: 'model', help: 'score model: a train-score or fit-gaussian file' }, { name: 'features', help: `held-out features: ${featureSpec}, split after the model's block` }],
+  options: [
+    path('gaussian', "the baseline (default: a residual model's own base, else gaussian-block<K>.safetensors beside the model)"),
+    path('generator', "generator for codes:A-B and the PNG (default: the model's data.generator)"),
+    path('codes', 'codes file for codes:A-B (default models/fashion32/fashion32-codes.safetensors)'),
+    { name: 'times', type: 'string', value: 'LIST', default: '0.001,0.003,0.01,0.03,0.1,0.3,1', help: 'comma-separated t bins', check: timesList },
+    seed,
+    { name: 'batch', type: 'int', min: 1, max: 4096, default: 64, value: 'B', help: 'evaluation batch' },
+    { name: 'samples', type: 'int', min: 0, max: 4096, default: 16, value: 'N', help: 'sample-check size (0 skips the sample check)' },
+    { name: 'steps', type: 'int', min: 1, max: 10_000, value: 'N', help: "sample check: reverse-SDE predictor steps from t = 1 (default: the SDE's N, 1000; fewer are unstable in low-variance directions near t = 1e-3, where beta dt / std^2 > 2)" },
+    { name: 'sdedit', type: 'number', min: 0, minExclusive: true, max: 1, default: 0.1, value: 'T', help: 'sample check: SDEdit start time for held-out features' },
+    { name: 'json', type: 'flag', help: 'print one JSON object (its bins: {t, model, gaussian, se}) instead of the table; progress goes to stderr' },
+  ],
+  output: { kind: 'dir', default: 'out/eval-score' },
+  examples: ['eval-score models/fashion32/score-block0.safetensors out/encode-fashion/val-block0.safetensors --samples 16', 'eval-score models/fashion32/score-block1.safetensors codes:9000-10000 --json --samples 0'],
+  conflicts: (p) => {
+    const sampleOnly = ['steps', 'sdedit'].filter((n) => p.given.has(n));
+    if (sampleOnly.length && p.values.samples === 0) return `--${sampleOnly[0]} applies to the sample check; --samples 0 skips it`;
+    return undefined;
+  },
+};
+
+const FIT_GAUSSIAN: CommandDecl = {
+  name: 'fit-gaussian',
+  summary: 'The closed-form Gaussian prior (mean, covariance by eigendecomposition; low rank above 2048 values) fitted to features, written as a score model file.',
+  positionals: [{ name: 'features', help: featureSpec }],
+  options: [
+    path('like', 'take the normalization, block and generator from this score model (so the two compare)'),
+    { name: 'block', type: 'int', min: 0, max: 16, value: 'K', help: "features after block K for codes:A-B (default: --like's block)" },
+    path('generator', "generator for codes:A-B (default: --like's data.generator)"),
+    path('codes', 'codes file for codes:A-B (default models/fashion32/fashion32-codes.safetensors)'),
+    { name: 'rank', type: 'int', min: 1, max: 1 << 20, value: 'R', help: 'stored directions (default: all up to 2048 values, else 256)' },
+  ],
+  output: { kind: 'file', default: 'out/fit-gaussian/gaussian-block<K>.safetensors', help: 'the Gaussian model file; refused if it exists, unless --force' },
+  examples: ['fit-gaussian out/encode-fashion/train-block0.safetensors --like models/fashion32/score-block0.safetensors', 'fit-gaussian codes:0-4096 --like models/fashion32/score-block1.safetensors --rank 256'],
+  conflicts: (p) => (/^codes:/.test(p.positionals[0] ?? '') && !p.given.has('like') && !p.given.has('block') ? 'codes:A-B needs --block K (or --like MODEL)' : undefined),
+};
+
+const ENCODE_FASHION: CommandDecl = {
+  name: 'encode-fashion',
+  summary: "Codes and features of every Fashion-MNIST image through the generator checkpoint's encoder, per split: train (training images 0..60000-val-1), val (the last --val training images), test (the t10k images): <split>-codes.safetensors and <split>-<space>.safetensors.",
+  options: [
+    path('generator', 'generator checkpoint with its encoder', 'models/fashion32/fashion32-stylegan2.pt'),
+    path('data', "Fashion-MNIST folder (Debian's dataset-fashion-mnist)", '/usr/share/datasets/fashion-mnist'),
+    { name: 'spaces', type: 'string', value: 'LIST', default: 'latent,block0,block1', help: 'feature spaces: latent, blockK', check: (v) => (v.split(',').every((s) => s === 'latent' || /^block\d+$/.test(s)) ? undefined : `must be a comma-separated list of latent, block0, block1, ..., got "${v}"`) },
+    { name: 'val', type: 'int', min: 1, max: 59_999, default: 5000, value: 'N', help: 'held-out training images (the last N)' },
+    { name: 'limit', type: 'int', min: 1, max: 60_000, value: 'N', help: 'at most N images per split (quick runs)' },
+    { name: 'chunk', type: 'int', min: 1, max: 10_000, default: 500, value: 'N', help: 'images per GPU batch' },
+  ],
+  output: { kind: 'dir', default: 'out/encode-fashion' },
+  examples: ['encode-fashion', 'encode-fashion --spaces block0 --limit 100 --out out/fashion-small'],
+};
+
 const simple = (name: string, summary: string, example: string, extra: Partial<CommandDecl> = {}): CommandDecl => ({ name, summary, options: [], examples: [example], ...extra });
 
 export const COMMANDS: CommandDecl[] = [
@@ -239,6 +306,9 @@ export const COMMANDS: CommandDecl[] = [
   GENERATE,
   SAMPLE,
   TRAIN_SCORE,
+  EVAL_SCORE,
+  FIT_GAUSSIAN,
+  ENCODE_FASHION,
   {
     name: 'training-curve',
     summary: "SVG plot of the DSM loss from train-score's progress lines or step,loss CSV files (several files concatenate: resumed runs).",
