@@ -165,9 +165,12 @@ export async function replayCommand(args: string[]): Promise<number> {
   const { pos, options } = generatorOptions(args, [], REPLAY_USAGE);
   const [what, ckptPath, inputsPath, outPath] = pos;
   if (what !== 'generator' || !ckptPath || !inputsPath || !outPath || pos.length > 4) throw new Error(REPLAY_USAGE);
-  const loaded = await withLatentAvg(await readGeneratorCheckpoint(await readFileBytes(ckptPath), options));
-  console.error(describeGenerator(ckptPath, loaded));
-  const g = StyleGAN2.fromStateDict(loaded.config, loaded.stateDict, loaded.latentAvg);
+  // The file's bytes and the host state dict are garbage once uploaded: nothing keeps them past this call.
+  const g = await (async () => {
+    const loaded = await withLatentAvg(await readGeneratorCheckpoint(await readFileBytes(ckptPath), options));
+    console.error(describeGenerator(ckptPath, loaded));
+    return StyleGAN2.fromStateDict(loaded.config, loaded.stateDict, loaded.latentAvg);
+  })();
   const file = readSafetensors(await readFileBytes(inputsPath));
   const inputs: TensorMap = new Map();
   for (const [name, t] of file.tensors) {
