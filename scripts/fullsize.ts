@@ -29,7 +29,7 @@ import { layerStep } from '../nets/layer_step.ts';
 import { StyleGAN2, configF, noiseSide, numLatents, numNoises } from '../nets/stylegan2.ts';
 import { randomStateDict, readGeneratorCheckpoint, writeGeneratorModel } from '../nets/stylegan2_checkpoint.ts';
 import { planStyleGAN2Memory } from '../nets/stylegan2_plan.ts';
-import { compareSamples, loadAverage, processMemory, resetPeakRss, type Expected } from './fullsize_util.ts';
+import { compareSamples, loadAverage, peakRss, processMemory, resetPeakRss, type Expected } from './fullsize_util.ts';
 
 const USAGE = 'usage: fullsize.ts make [--size 1024] [--out DIR] | run [DIR] [--size 1024] [--layer 4] [--expected FILE] | compare DIR --expected FILE';
 const MIB = 2 ** 20;
@@ -110,6 +110,7 @@ async function run(args: string[]): Promise<number> {
   const tLoad = performance.now();
   const rssBefore = resetPeakRss();
   const poolBefore = eng.memory();
+  const cpuBefore = process.cpuUsage();
   eng.resetPeak();
   const got = new Map<string, Float32Array>();
   await scope(async () => {
@@ -121,14 +122,21 @@ async function run(args: string[]): Promise<number> {
     got.set(`grad.features.${layer}`, await r.gradFeatures.readF32());
   }).finally(clearTape);
   const tStep = performance.now();
+  const cpu = process.cpuUsage(cpuBefore);
   const pool = eng.memory();
   const proc = processMemory();
+  const peak = peakRss();
   gen.dispose();
   console.log(`config-f ${c.size}, batch 1, image from W+, backward to W+ and the features after block ${layer}`);
-  console.log(`time: load ${((tLoad - t0) / 1000).toFixed(1)} s, step ${((tStep - tLoad) / 1000).toFixed(1)} s (load average ${loadAverage()})`);
+  console.log(`time: load ${((tLoad - t0) / 1000).toFixed(1)} s, step ${((tStep - tLoad) / 1000).toFixed(1)} s wall, ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s CPU (all threads; load average ${loadAverage()})`);
   console.log(mem.join('\n'));
   console.log(`process during the step: ${proc} (peak RSS measured from ${mib(rssBefore)})`);
   console.log(`pool peak in use: planned ${mib(plan.peakBytes)}, measured ${mib(pool.peakBytesInUse)}; pool held: planned ${mib(plan.poolBytes)}, measured ${mib(pool.bytesAllocated)} (before the step ${mib(poolBefore.bytesAllocated)})`);
+  // What the process holds outside the pool (Node, V8, Dawn, the driver, pipelines) is measured
+  // before the step: RSS then minus the pool then. The prediction adds the planned pool to it.
+  const overhead = rssBefore - poolBefore.bytesAllocated;
+  const predicted = overhead + plan.poolBytes;
+  console.log(`process peak RSS: predicted ${mib(predicted)} (planned pool ${mib(plan.poolBytes)} + ${mib(overhead)} outside the pool before the step), measured ${mib(peak)} (${(((peak - predicted) / predicted) * 100).toFixed(1)}%)`);
   const saved = new Map<string, HostTensor>();
   for (const [name, data] of got) saved.set(name, { dtype: 'float32', shape: [data.length], data });
   await writeFileBytes(`${dir}/engine.safetensors`, writeSafetensors(saved));
