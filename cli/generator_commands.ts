@@ -154,15 +154,17 @@ function parseSeeds(spec: string): number[] {
   return seeds;
 }
 
-const REPLAY_USAGE = 'usage: sgilo replay generator <checkpoint> <inputs.safetensors> <out.safetensors> [--network G_ema|G] [--no-clamp]';
+const REPLAY_USAGE = 'usage: sgilo replay generator <checkpoint> <inputs.safetensors> <out.safetensors> [--network G_ema|G] [--no-clamp] [--targets name,prefix*,...]';
 
 /** `sgilo replay generator <checkpoint> <inputs.safetensors> <out.safetensors> [--network G_ema|G] [--no-clamp]`. */
 export async function replayCommand(args: string[]): Promise<number> {
   if (args.includes('--help')) {
-    console.log(`${REPLAY_USAGE}\n  --network: the EMA generator (default) or the training one; --no-clamp: NVlabs pickles without conv_clamp, as SGILO runs them`);
+    console.log(`${REPLAY_USAGE}\n  --network: the EMA generator (default) or the training one; --no-clamp: NVlabs pickles without conv_clamp, as SGILO runs them\n  --targets: only these out.*/grad.* quantities (a trailing * takes a prefix), e.g. out.image_from_wplus,grad.wplus:\n    on a full-size generator each from-layer quantity costs a backward pass of its own`);
     return 0;
   }
-  const { pos, options } = generatorOptions(args, [], REPLAY_USAGE);
+  const { pos, options, rest } = generatorOptions(args, ['--targets'], REPLAY_USAGE);
+  const targets = rest.get('targets')?.split(',').map((t) => t.trim());
+  if (targets && !targets.every((t) => /^(out|grad)\.[\w.]*\*?$/.test(t))) throw new Error(`--targets: names of out.* or grad.* quantities, got "${rest.get('targets')}"\n${REPLAY_USAGE}`);
   const [what, ckptPath, inputsPath, outPath] = pos;
   if (what !== 'generator' || !ckptPath || !inputsPath || !outPath || pos.length > 4) throw new Error(REPLAY_USAGE);
   // The file's bytes and the host state dict are garbage once uploaded: nothing keeps them past this call.
@@ -178,7 +180,8 @@ export async function replayCommand(args: string[]): Promise<number> {
     if (t.dtype !== 'float32') throw new Error(`${inputsPath}: "${name}" is ${t.dtype}, expected float32`);
     inputs.set(name, { dtype: 'float32', shape: t.shape, data: t.data as Float32Array });
   }
-  const out = await replayGenerator(g, inputs);
+  const out = await replayGenerator(g, inputs, targets);
+  if (targets && out.size === 0) throw new Error(`--targets ${targets.join(',')}: names no quantity of this generator`);
   g.dispose();
   const tensors: Map<string, HostTensor> = out;
   await writeFileBytes(outPath, writeSafetensors(tensors));

@@ -22,16 +22,21 @@ async function host(t: Tensor): Promise<HostTensor<Float32Array>> {
  * activations (and the tape) of one pass are freed before the next pass allocates: the pool's
  * peak is that of the largest single pass (a forward + backward), not the sum of all of them.
  */
-export async function replayGenerator(g: StyleGAN2, inputs: TensorMap): Promise<TensorMap> {
+export async function replayGenerator(g: StyleGAN2, inputs: TensorMap, targets?: readonly string[]): Promise<TensorMap> {
+  // A pass runs when one of its quantities is wanted (all by default); the features of block k-1
+  // when the pass from layer k is wanted too, as its input.
+  const wanted = (name: string) => !targets || targets.some((t) => name === t || (t.endsWith('*') && name.startsWith(t.slice(0, -1))));
+  const L = numBlocks(g.config);
+  const fromLayerWanted = (k: number) => ['out.image_from_layer', 'grad.layer_in', 'grad.wplus_from_layer'].some((n) => wanted(`${n}.${k}`));
   const get = (name: string) => {
     const t = inputs.get(name);
     if (!t) throw new Error(`replay generator: the inputs file has no "${name}"`);
     return tensor(t.data, t.shape);
   };
   const out: TensorMap = new Map();
-  const L = numBlocks(g.config);
   /** Runs one pass in its own scope and reads its results back; the tape is cleared after it. */
-  const pass = async (names: string[], fn: () => Tensor[]) => {
+  const pass = async (names: string[], fn: () => Tensor[], needed = false) => {
+    if (!needed && !names.some(wanted)) return;
     const got = await scope(async () => Promise.all(fn().map(host))).finally(clearTape);
     names.forEach((name, i) => out.set(name, got[i]));
   };
@@ -60,7 +65,7 @@ export async function replayGenerator(g: StyleGAN2, inputs: TensorMap): Promise<
       await pass([`out.features.${k}`, `out.rgb_skip.${k}`], () => {
         const { features, rgb } = noGrad(() => g.blocks({ wplus, noise }, 0, k));
         return [features, rgb];
-      });
+      }, k + 1 < L && fromLayerWanted(k + 1));
     }
     for (let k = 1; k < L; k++) {
       const f = out.get(`out.features.${k - 1}`)!;
@@ -72,5 +77,6 @@ export async function replayGenerator(g: StyleGAN2, inputs: TensorMap): Promise<
       });
     }
   }).finally(clearTape);
+  for (const name of out.keys()) if (!wanted(name)) out.delete(name);
   return out;
 }

@@ -13,7 +13,7 @@ import { layerStep } from '../nets/layer_step.ts';
 import { StyleGAN2, configF, noiseSide, numLatents, numNoises } from '../nets/stylegan2.ts';
 import { randomStateDict, readGeneratorCheckpoint } from '../nets/stylegan2_checkpoint.ts';
 import { measurePeakBytes, planStyleGAN2Memory } from '../nets/stylegan2_plan.ts';
-import type { TensorMap } from '../nets/replay_generator.ts';
+import { replayGenerator, type TensorMap } from '../nets/replay_generator.ts';
 import { assertClose, relativeToMax, relToMax } from './helpers.ts';
 
 const test = suite('layer_step');
@@ -52,6 +52,19 @@ test('layer 1 of the fixture generator: image, features and their gradient as Py
       assert.ok(viaFeatures > 1e-2, `the path through the features contributes (${viaFeatures})`);
       console.log(`  layer step vs fixture, max|a-b|/max|b|: ${worst.join(', ')}`);
     }).finally(clearTape);
+  } finally {
+    g.dispose();
+  }
+});
+
+test('replay with targets computes only the named quantities (and their inputs), with the values of the full replay', async () => {
+  const ckpt = await readGeneratorCheckpoint(await readFileBytes(new URL('generator.pt', FIXTURE).pathname));
+  const g = StyleGAN2.fromStateDict(ckpt.config, ckpt.stateDict, ckpt.latentAvg);
+  const inputs: TensorMap = new Map([...expected].filter(([k]) => k.startsWith('in.')));
+  try {
+    const got = await replayGenerator(g, inputs, ['out.w', 'grad.layer_in.2', 'out.rgb_skip*']);
+    assert.equal([...got.keys()].sort(), ['grad.layer_in.2', 'out.rgb_skip.0', 'out.rgb_skip.1', 'out.rgb_skip.2', 'out.w']);
+    for (const [name, t] of got) assertClose(t.data, fixture(name).data, relativeToMax(fixture(name).data, name.startsWith('grad.') ? 1e-3 : 1e-4), name);
   } finally {
     g.dispose();
   }
