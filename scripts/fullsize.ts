@@ -121,6 +121,10 @@ async function run(args: string[]): Promise<number> {
     got.set('grad.wplus', await r.gradWplus.readF32());
     got.set(`grad.features.${layer}`, await r.gradFeatures.readF32());
   }).finally(clearTape);
+  for (const [name, data] of got) {
+    const bad = data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new Error(`layer step: ${name}[${bad}] is ${data[bad]}`);
+  }
   const tStep = performance.now();
   const cpu = process.cpuUsage(cpuBefore);
   const pool = eng.memory();
