@@ -156,7 +156,7 @@ function parseSeeds(spec: string): number[] {
 
 const REPLAY_USAGE = 'usage: sgilo replay generator <checkpoint> <inputs.safetensors> <out.safetensors> [--network G_ema|G] [--no-clamp] [--targets name,prefix*,...]';
 
-/** `sgilo replay generator <checkpoint> <inputs.safetensors> <out.safetensors> [--network G_ema|G] [--no-clamp]`. */
+/** `sgilo replay generator <checkpoint> <inputs.safetensors> <out.safetensors> [--network G_ema|G] [--no-clamp] [--targets ...]`. */
 export async function replayCommand(args: string[]): Promise<number> {
   if (args.includes('--help')) {
     console.log(`${REPLAY_USAGE}\n  --network: the EMA generator (default) or the training one; --no-clamp: NVlabs pickles without conv_clamp, as SGILO runs them\n  --targets: only these out.*/grad.* quantities (a trailing * takes a prefix), e.g. out.image_from_wplus,grad.wplus:\n    on a full-size generator each from-layer quantity costs a backward pass of its own`);
