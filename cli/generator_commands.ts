@@ -79,10 +79,16 @@ export async function replayCommand(p: Parsed, out: Output): Promise<number> {
 }
 
 async function replayGeneratorFile(ckptPath: string, inputs: TensorMap, p: Parsed): Promise<TensorMap> {
-  const loaded = await readGeneratorFile(ckptPath, p);
-  const g = StyleGAN2.fromStateDict(loaded.config, loaded.stateDict, loaded.latentAvg);
+  // The file's bytes and the host state dict are garbage once uploaded: nothing keeps them past this call.
+  const g = await (async () => {
+    const loaded = await readGeneratorFile(ckptPath, p);
+    return StyleGAN2.fromStateDict(loaded.config, loaded.stateDict, loaded.latentAvg);
+  })();
+  const targets = p.values.targets === undefined ? undefined : String(p.values.targets).split(',').map((t) => t.trim());
   try {
-    return await replayGenerator(g, inputs);
+    const out = await replayGenerator(g, inputs, targets);
+    if (targets && out.size === 0) throw new Error(`--targets ${targets.join(',')}: names no quantity of this generator`);
+    return out;
   } finally {
     g.dispose();
   }

@@ -7,7 +7,7 @@
 // Gradients are of sum(image * R), i.e. backward with upstream R.
 
 import { Tensor, scope, tensor } from '../engine/tensor.ts';
-import { grad, clearTape } from '../engine/tape.ts';
+import { grad, clearTape, noGrad } from '../engine/tape.ts';
 import type { HostTensor } from '../engine/host_tensor.ts';
 import { StyleGAN2, numBlocks, numNoises } from './stylegan2.ts';
 
@@ -27,48 +27,62 @@ export function inputReader(what: string, inputs: TensorMap): (name: string) => 
   };
 }
 
-export async function replayGenerator(g: StyleGAN2, inputs: TensorMap): Promise<TensorMap> {
+/**
+ * Every quantity is computed in a scope of its own and read back before the next starts, so the
+ * activations (and the tape) of one pass are freed before the next pass allocates: the pool's
+ * peak is that of the largest single pass (a forward + backward), not the sum of all of them.
+ */
+export async function replayGenerator(g: StyleGAN2, inputs: TensorMap, targets?: readonly string[]): Promise<TensorMap> {
+  // A pass runs when one of its quantities is wanted (all by default); the features of block k-1
+  // when the pass from layer k is wanted too, as its input.
+  const wanted = (name: string) => !targets || targets.some((t) => name === t || (t.endsWith('*') && name.startsWith(t.slice(0, -1))));
+  const L = numBlocks(g.config);
+  const fromLayerWanted = (k: number) => ['out.image_from_layer', 'grad.layer_in', 'grad.wplus_from_layer'].some((n) => wanted(`${n}.${k}`));
   const get = inputReader('replay generator', inputs);
   const out: TensorMap = new Map();
-  const L = numBlocks(g.config);
+  /** Runs one pass in its own scope and reads its results back; the tape is cleared after it. */
+  const pass = async (names: string[], fn: () => Tensor[], needed = false) => {
+    if (!needed && !names.some(wanted)) return;
+    const got = await scope(async () => Promise.all(fn().map(host))).finally(clearTape);
+    names.forEach((name, i) => out.set(name, got[i]));
+  };
   await scope(async () => {
     const z = get('in.z');
     const R = get('in.upstream');
     const noise = Array.from({ length: numNoises(g.config) }, (_, i) => get(`in.noise.${i}`));
-    out.set('out.w', await host(g.mapping(z)));
-    out.set('out.image_from_z', await host(g.generate(z, { noise })));
-    out.set('out.image_from_z_const_noise', await host(g.generate(z)));
     const center = inputs.has('in.latent_avg') ? get('in.latent_avg') : undefined;
-    out.set('out.image_truncated', await host(g.generate(z, { noise, psi: 0.7, center })));
+    const wplus = get('in.wplus');
+    await pass(['out.w'], () => [g.mapping(z)]);
+    await pass(['out.image_from_z'], () => [g.generate(z, { noise })]);
+    await pass(['out.image_from_z_const_noise'], () => [g.generate(z)]);
+    await pass(['out.image_truncated'], () => [g.generate(z, { noise, psi: 0.7, center })]);
 
-    const wplus = get('in.wplus').requireGrad();
-    noise.forEach((n) => n.requireGrad());
-    const image = g.synthesis({ wplus, noise });
-    out.set('out.image_from_wplus', await host(image));
-    const [gw, ...gn] = grad(image, [wplus, ...noise], { upstream: R });
-    out.set('grad.wplus', await host(gw));
-    for (const [i, t] of gn.entries()) out.set(`grad.noise.${i}`, await host(t));
-    noise.forEach((n) => n.requireGrad(false));
-    wplus.requireGrad(false);
+    await pass(['out.image_from_wplus', 'grad.wplus', ...noise.map((_, i) => `grad.noise.${i}`)], () => {
+      wplus.requireGrad();
+      noise.forEach((n) => n.requireGrad());
+      const image = g.synthesis({ wplus, noise });
+      const grads = grad(image, [wplus, ...noise], { upstream: R });
+      noise.forEach((n) => n.requireGrad(false));
+      wplus.requireGrad(false);
+      return [image, ...grads];
+    });
 
-    const features: Tensor[] = [];
     for (let k = 0; k < L - 1; k++) {
-      const { features: f, rgb } = g.blocks({ wplus, noise }, 0, k);
-      features.push(f);
-      out.set(`out.features.${k}`, await host(f));
-      out.set(`out.rgb_skip.${k}`, await host(rgb));
+      await pass([`out.features.${k}`, `out.rgb_skip.${k}`], () => {
+        const { features, rgb } = noGrad(() => g.blocks({ wplus, noise }, 0, k));
+        return [features, rgb];
+      }, k + 1 < L && fromLayerWanted(k + 1));
     }
     for (let k = 1; k < L; k++) {
-      const layerIn = features[k - 1];
-      const w = tensor(await wplus.readF32(), wplus.shape).requireGrad();
-      layerIn.requireGrad();
-      const img = g.fromLayer({ wplus: w, noise }, k, layerIn);
-      out.set(`out.image_from_layer.${k}`, await host(img));
-      const [gl, gwk] = grad(img, [layerIn, w], { upstream: R });
-      out.set(`grad.layer_in.${k}`, await host(gl));
-      out.set(`grad.wplus_from_layer.${k}`, await host(gwk));
-      layerIn.requireGrad(false);
+      const f = out.get(`out.features.${k - 1}`)!;
+      await pass([`out.image_from_layer.${k}`, `grad.layer_in.${k}`, `grad.wplus_from_layer.${k}`], () => {
+        const layerIn = tensor(f.data, f.shape).requireGrad();
+        const w = get('in.wplus').requireGrad();
+        const image = g.fromLayer({ wplus: w, noise }, k, layerIn);
+        return [image, ...grad(image, [layerIn, w], { upstream: R })];
+      });
     }
   }).finally(clearTape);
+  for (const name of out.keys()) if (!wanted(name)) out.delete(name);
   return out;
 }

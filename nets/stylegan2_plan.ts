@@ -22,6 +22,7 @@ import type { DeviceInfo } from '../engine/backend.ts';
 import { HostRandom } from '../engine/reference/host.ts';
 import { grad, clearTape } from '../engine/tape.ts';
 import { scope, tensor, type Tensor } from '../engine/tensor.ts';
+import { layerStep } from './layer_step.ts';
 import { StyleGAN2, configF, noiseSide, numLatents, numNoises, type StyleGAN2Config } from './stylegan2.ts';
 
 export interface MemoryPlanOptions {
@@ -32,6 +33,11 @@ export interface MemoryPlanOptions {
    * engine's `gpu` to mirror it, else PLANNING_DEVICE (a GPU without the subgroup kernels).
    */
   device?: DeviceInfo;
+  /**
+   * Plan the intermediate-layer step instead (nets/layer_step.ts): backward to W+ and the features
+   * after this block, the noise maps fixed inputs. Not with paramGrads.
+   */
+  layer?: number;
 }
 
 export interface MemoryPlan {
@@ -67,6 +73,17 @@ export async function synthesisStep(gen: StyleGAN2, batch: number, options: Memo
     const n = shape.reduce((a, b) => a * b, 1);
     return tensor(plan ? new Float32Array(n) : Float32Array.from({ length: n }, () => rng.normal()), shape);
   };
+  if (options.layer !== undefined) {
+    if (options.paramGrads) throw new Error('memory plan: the layer step has no parameter gradients');
+    const layer = options.layer;
+    await scope(async () => {
+      const wplus = randn([batch, numLatents(c), c.styleDim]);
+      const noise = Array.from({ length: numNoises(c) }, (_, i) => randn([batch, 1, noiseSide(i), noiseSide(i)]));
+      layerStep(gen, { wplus, noise, upstream: randn([batch, 3, c.size, c.size]) }, layer);
+      await backend().sync();
+    }).finally(clearTape);
+    return;
+  }
   if (options.paramGrads) gen.requireGrad(true);
   try {
     await scope(async () => {
@@ -100,9 +117,10 @@ export async function planStyleGAN2Memory(c: StyleGAN2Config, batch: number, opt
     const gen = StyleGAN2.withShapes(c);
     try {
       const paramBytes = counting.memory().bytesInUse;
-      await synthesisStep(gen, batch, { paramGrads });
+      const step = { paramGrads, layer: options.layer };
+      await synthesisStep(gen, batch, step);
       const dispatchesBefore = counting.dispatches;
-      const m = await measurePeakBytes(() => synthesisStep(gen, batch, { paramGrads }));
+      const m = await measurePeakBytes(() => synthesisStep(gen, batch, step));
       const noiseBytes = Array.from({ length: numNoises(c) }, (_, i) => batch * noiseSide(i) ** 2 * 4).reduce((a, b) => a + b, 0);
       const inputBytes = batch * numLatents(c) * c.styleDim * 4 + noiseBytes + batch * 3 * c.size * c.size * 4;
       return {

@@ -133,6 +133,30 @@ test('sgilo replay generator: --network G and --no-clamp through the CLI; each w
   }
 });
 
+test('sgilo replay generator --targets writes only the named quantities, with the full replay\'s values; refused for score files', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sgilo-targets-'));
+  try {
+    const out = join(dir, 'r.safetensors');
+    const fixture = path('reference-tiny/generator_expected.safetensors');
+    const r = await runCli(['replay', 'generator', path('reference-tiny/generator.pt'), fixture, '--targets', 'out.w,grad.noise.*', '--out', out]);
+    assert.is(r.code, 0, r.err);
+    const got = readSafetensors(await readFileBytes(out)).tensors;
+    const want = readSafetensors(await readFileBytes(fixture)).tensors;
+    assert.ok([...got.keys()].every((k) => k === 'out.w' || k.startsWith('grad.noise.')), [...got.keys()].join(', '));
+    assert.ok(got.has('out.w') && got.has('grad.noise.0'), [...got.keys()].join(', '));
+    const failures = compare(new Map([...got].map(([k, t]) => [k, { dtype: 'float32' as const, shape: t.shape, data: t.data as Float32Array }])), new Map([...want].filter(([k]) => got.has(k)).map(([k, t]) => [k, { dtype: 'float32' as const, shape: t.shape, data: t.data as Float32Array }]))).failures;
+    assert.equal(failures, []);
+    const none = await runCli(['replay', 'generator', path('reference-tiny/generator.pt'), fixture, '--targets', 'out.nothing', '--out', join(dir, 'n.safetensors')]);
+    assert.is(none.code, 1);
+    assert.match(none.err, /names no quantity/);
+    const score = await runCli(['replay', 'score', path(SCORE_SDE), path('score_sde/expected_ema.safetensors'), '--targets', 'out.eps']);
+    assert.is(score.code, 1);
+    assert.match(score.err, /--targets applies to replay generator only/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('sgilo replay score: --help, unknown flags and bad --weights rejected, the loaded weights said; the sidecar and flags choose', async () => {
   const h = await runCli(['replay', 'score', '--help']);
   assert.is(h.code, 0);
