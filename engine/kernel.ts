@@ -25,6 +25,11 @@ export interface KernelSpec {
   specialize?: Record<string, string | number>;
   /** Distinguishes specializations in counts and logs, e.g. "exp" for unary_forward<exp>. */
   variant?: string;
+  /**
+   * Values of the WGSL `override` declarations (pipeline-overridable constants), given to
+   * createComputePipeline: one shader text serves every tile shape of a kernel that sweeps them.
+   */
+  constants?: Record<string, number>;
 }
 
 /** A uniform block given by WGSL struct member names. Numbers or number arrays (vectors, arrays of vec4). */
@@ -91,11 +96,13 @@ export class Kernel {
       device.createComputePipeline({
         label: this.key,
         layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-        compute: { module: device.createShaderModule({ label: this.key, code }), entryPoint: this.spec.entry },
+        compute: { module: device.createShaderModule({ label: this.key, code }), entryPoint: this.spec.entry, ...(this.spec.constants ? { constants: this.spec.constants } : {}) },
       }),
     );
-    const wg = entry.workgroupSize ?? [1, 1, 1];
-    this.compiled = { pipeline, layout, slots, workgroupSize: [wg[0] ?? 1, wg[1] ?? 1, wg[2] ?? 1] };
+    const wg = (entry.workgroupSize ?? [1, 1, 1]) as unknown[];
+    // A size named by an override (`@workgroup_size(WG_X)`) is reflected as its name: take its value.
+    const size = (d: unknown): number => (typeof d === 'number' ? d : d === undefined ? 1 : (this.spec.constants?.[String(d)] ?? Number.NaN));
+    this.compiled = { pipeline, layout, slots, workgroupSize: [size(wg[0]), size(wg[1]), size(wg[2])] };
     this.compiledFor = device;
     return this.compiled;
   }
