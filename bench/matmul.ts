@@ -48,11 +48,11 @@ export function shapeLabel(s: MatmulShape): string {
   return s.batch === 1 ? mnk : `${s.batch} x ${mnk}`;
 }
 
-function flopsOf(s: MatmulShape): number {
+export function flopsOf(s: MatmulShape): number {
   return 2 * s.batch * s.M * s.N * s.K;
 }
 
-function randomOperand(rng: HostRandom, n: number): Float32Array {
+export function randomOperand(rng: HostRandom, n: number): Float32Array {
   const x = new Float32Array(n);
   for (let i = 0; i < n; i++) x[i] = 2 * rng.uniform() - 1;
   return x;
@@ -88,14 +88,14 @@ export function spotCheck(s: MatmulShape, a: Float32Array, b: Float32Array, out:
 }
 
 /** One contender's side of a shape: record one product, or run one and read it back. */
-interface Prepared {
+export interface Prepared {
   target: TimedTarget;
   step(): void;
   result(): Promise<ArrayLike<number>>;
   dispose(): void;
 }
 
-function prepareOurs(eng: Engine, s: MatmulShape, a: Float32Array, b: Float32Array): Prepared {
+export function prepareOurs(eng: Engine, s: MatmulShape, a: Float32Array, b: Float32Array): Prepared {
   const lead = s.batch === 1 ? [] : [s.batch];
   const ta: Tensor = tensor(a, [...lead, s.M, s.K]);
   const tb: Tensor = tensor(b, [...lead, s.K, s.N]);
@@ -141,7 +141,7 @@ function prepareTfjs(tf: TfjsPeer, s: MatmulShape, a: Float32Array, b: Float32Ar
 }
 
 /** Checks one product, then times it. The returned cell says why when there is no number. */
-async function benchOne(p: Prepared, s: MatmulShape, a: Float32Array, b: Float32Array, o: MeasureOptions, timings: Timing[]): Promise<Cell> {
+export async function benchOne(p: Prepared, s: MatmulShape, a: Float32Array, b: Float32Array, o: MeasureOptions, timings: Timing[]): Promise<Cell> {
   const wrong = spotCheck(s, a, b, await p.result());
   if (wrong) return { error: `WRONG: ${wrong}` };
   const t = await measure(p.target, () => p.step(), o);

@@ -48,6 +48,10 @@ commands:
   memory           peak GPU memory of StyleGAN2 forward+backward (config-f 1024 and the Fashion model), planned
   bench [matmul|conv2d|upfirdn2d|modulated_conv|attention|stylegan2|all] [--full]
                    kernel benchmarks (matmul GFLOP/s, FMA peak, bandwidth) on this adapter
+  bench matmul [--sizes 1024,2048] [--sweep [--quick]]
+                   --sweep: GFLOP/s of the tiled GPU matmul kernel per tile shape (default 1024, 2048, 4096)
+  bench paper-size [--quick]
+                   StyleGAN2 config-f 1024^2 fwd and fwd+bwd (N=1, 4), an SGILO step with the paper's ViT
   bench goals [--quick]
                    issue 9's one-run table: every goal PASS/FAIL, end to end; writes bench/results/
   demo [--steps 40] reconstructs 4 Fashion-MNIST test images (5% pixels, 4x SR) with CSGM, ILO, SGILO
@@ -56,7 +60,8 @@ commands:
                    the web page (cli/web/): reconstructions on the browser's WebGPU
   help             this text
 
-environment: SGILO_DEBUG_WGSL=1 prints each pipeline's final WGSL.`;
+environment: SGILO_DEBUG_WGSL=1 prints each pipeline's final WGSL; SGILO_KERNELS=general|subgroup|tiled
+forces the matmul kernel family (default: tiled on GPUs, subgroup on CPU adapters with 8-lane subgroups).`;
 
 async function withEngine(fn: (eng: Engine) => Promise<number>): Promise<number> {
   // Reuse an engine that is already running (tests call main()); only shut down one we started.
@@ -132,8 +137,19 @@ export async function main(argv: string[]): Promise<number> {
         return await withEngine(async (eng) => {
           const which = args[0] ?? 'matmul';
           const full = args.includes('--full');
+          const quick = args.includes('--quick');
+          const sizesAt = args.indexOf('--sizes');
+          const sizes = sizesAt >= 0 ? (args[sizesAt + 1] ?? '').split(',').map(Number) : null;
+          if (sizes && !sizes.every((n) => Number.isInteger(n) && n >= 1)) throw new Error(`--sizes takes positive integers separated by commas, got "${args[sizesAt + 1]}"`);
+          const known = new Set(['--full', '--quick', '--sweep', '--sizes']);
+          const unknown = args.slice(1).filter((a, i) => a.startsWith('-') && !known.has(a) && args[i] !== '--sizes');
+          if (unknown.length) throw new Error(`bench: unknown flag ${unknown.join(', ')} (flags: ${[...known].join(', ')})`);
           const benches: Record<string, () => Promise<unknown>> = {
-            matmul: () => runMatmulBench(eng, { sizes: [128, 256, 512, 1024], probes: true }),
+            matmul: async () =>
+              args.includes('--sweep')
+                ? (await import('../bench/matmul_sweep.ts')).runMatmulSweep(eng, { sizes: sizes ?? (quick ? [64, 128] : [1024, 2048, 4096]), quick })
+                : runMatmulBench(eng, { sizes: sizes ?? [128, 256, 512, 1024], probes: true }),
+            'paper-size': async () => (await import('../bench/paper_size.ts')).runPaperSizeBench(eng, { quick }),
             conv2d: () => runConv2dBench(eng),
             upfirdn2d: () => runUpfirdn2dBench(eng, {}),
             modulated_conv: () => runModulatedConvBench(eng, {}),
@@ -141,7 +157,7 @@ export async function main(argv: string[]): Promise<number> {
             stylegan2: () => runStyleGAN2Bench(eng, { full }),
             goals: async () => (await import('../bench/goals.ts')).runGoals(eng, { quick: args.includes('--quick') }),
           };
-          const names = which === 'all' ? Object.keys(benches).filter((n) => n !== 'goals') : [which];
+          const names = which === 'all' ? Object.keys(benches).filter((n) => n !== 'goals' && n !== 'paper-size') : [which];
           for (const n of names) {
             if (!benches[n]) throw new Error(`unknown benchmark "${n}" (${Object.keys(benches).join(', ')}, all)`);
             await benches[n]();
