@@ -70,7 +70,7 @@ async function generatorRows(eng: Engine, gen: StyleGAN2, batches: number[], log
       for (const [pass, fn, flops] of [['fwd', p.fwd, 2 * macs], ['fwd+bwd', p.fwdBwd, 4 * macs]] as const) {
         await timeBatch(target, 1, fn); // pipelines and pool buffers
         const t = await timeBatch(target, 1, fn);
-        const row = { workload: `StyleGAN2 config-f ${gen.config.size}^2 N=${N} ${pass}`, ms: t.ms, gflops: flops / (t.ms / 1000) / 1e9, note: `conv GFLOP/s; ${t.source}` };
+        const row = { workload: `StyleGAN2 ${gen.config.channels[4] === 512 ? 'config-f' : 'reduced'} ${gen.config.size}^2 N=${N} ${pass}`, ms: t.ms, gflops: flops / (t.ms / 1000) / 1e9, note: `conv GFLOP/s; ${t.source}` };
         log(`  ${row.workload}: ${row.ms.toFixed(2)} ms, ${row.gflops.toFixed(1)} GFLOP/s`);
         rows.push(row);
       }
@@ -132,12 +132,12 @@ async function sgiloRow(gen: StyleGAN2, vit: ScoreViTConfig, steps: number, log:
 export async function runPaperSizeBench(eng: Engine, options: PaperSizeOptions = {}): Promise<PaperSizeRow[]> {
   const log = options.log ?? ((line: string) => console.log(line));
   const quick = options.quick ?? false;
-  const size = quick ? 64 : 1024;
+  // --quick: 64x64 with 32 channels at every resolution (config-f's 512 take minutes on a CPU adapter).
+  const c: StyleGAN2Config = quick ? { ...configF(64), channels: { 4: 32, 8: 32, 16: 32, 32: 32, 64: 32 } } : configF(1024);
   const vit: ScoreViTConfig = quick
-    ? { channels: 512, height: 32, width: 32, dim: 64, depth: 1, heads: 1, dimHead: 64, mlp: 128 }
+    ? { channels: 32, height: 32, width: 32, dim: 64, depth: 1, heads: 1, dimHead: 64, mlp: 128 }
     : { channels: 512, height: 32, width: 32, dim: 1024, depth: 8, heads: 1, dimHead: 64, mlp: 4096 };
-  log(`paper-size workloads${quick ? ' (--quick: 64x64, a small ViT; a path check, not a measurement)' : ''} on ${describeAdapter(eng.gpu.adapter)}`);
-  const c = configF(size);
+  log(`paper-size workloads${quick ? ' (--quick: 64x64, 32 channels, a small ViT; a path check, not a measurement)' : ''} on ${describeAdapter(eng.gpu.adapter)}`);
   const gen = StyleGAN2.fromStateDict(c, randomStateDict(c));
   const rows: PaperSizeRow[] = [];
   try {
@@ -149,7 +149,7 @@ export async function runPaperSizeBench(eng: Engine, options: PaperSizeOptions =
   const head = ['workload', 'ms', 'GFLOP/s', 'note'];
   const body = rows.map((r) => [r.workload, r.ms.toFixed(2), r.gflops.toFixed(1), r.note]);
   const w = head.map((_, i) => Math.max(...[head, ...body].map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((s, i) => (i === 1 || i === 2 ? s.padStart(w[i]) : s.padEnd(w[i]))).join(' | ');
+  const line = (r: string[]) => r.map((s, i) => (i === 1 || i === 2 ? s.padStart(w[i]) : i === 3 ? s : s.padEnd(w[i]))).join(' | ');
   log('');
   log([line(head), w.map((n) => '-'.repeat(n)).join('-|-'), ...body.map(line)].join('\n'));
   return rows;
