@@ -143,7 +143,7 @@ export async function main(argv: string[]): Promise<number> {
           if (sizes && !sizes.every((n) => Number.isInteger(n) && n >= 1)) throw new Error(`--sizes takes positive integers separated by commas, got "${args[sizesAt + 1]}"`);
           const known = new Set(['--full', '--quick', '--sweep', '--sizes']);
           const unknown = args.slice(1).filter((a, i) => a.startsWith('-') && !known.has(a) && args[i] !== '--sizes');
-          if (unknown.length) throw new Error(`bench: unknown flag ${unknown.join(', ')} (flags: ${[...known].join(', ')})`);
+          if (unknown.length) throw new Error(`unknown flag ${unknown.join(', ')} (flags: ${[...known].join(', ')})`);
           const benches: Record<string, () => Promise<unknown>> = {
             matmul: async () =>
               args.includes('--sweep')
