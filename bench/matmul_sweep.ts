@@ -53,7 +53,7 @@ export interface SweepRow {
 
 export async function runMatmulSweep(eng: Engine, options: SweepOptions): Promise<SweepRow[]> {
   const log = options.log ?? ((line: string) => console.log(line));
-  const o = { targetSeconds: options.targetSeconds ?? (options.quick ? 0.05 : 0.25), repeats: 1 };
+  const o = { targetSeconds: options.targetSeconds ?? (options.quick ? 0.05 : 0.15), repeats: 1 };
   const tiles = options.tiles ?? (options.quick ? QUICK_TILES : SWEEP_TILES);
   log(`matmul tile sweep (shaders/matmul_tiled.wgsl forced) on ${describeAdapter(eng.gpu.adapter)}; sizes ${options.sizes.map((n) => `${n}^3`).join(', ')}`);
   const rng = new HostRandom(99);
