@@ -18,7 +18,8 @@ import { tensor, type Tensor } from '../engine/tensor.ts';
 import { runFmaPeak, type ProbeResult } from './probes.ts';
 import { formatBenchTable, type BenchRow, type Cell } from './table.ts';
 import { errorText, optionalTfjs, type TfjsPeer } from './tfjs_peer.ts';
-import { measure, type MeasureOptions, type TimedTarget, type Timing } from './timing.ts';
+import { readOnce } from './contender.ts';
+import { engineTarget, measure, type MeasureOptions, type TimedTarget, type Timing } from './timing.ts';
 
 export interface AttentionShape {
   B: number;
@@ -98,16 +99,9 @@ function prepareOurs(eng: Engine, p: Problem, impl: AttentionImpl, pass: Pass): 
     return [out, ...grad(out, [q, k, v], { upstream: gy })];
   };
   return {
-    target: { device: eng.device, timestamps: eng.gpu.hasTimestampQuery, flush: () => eng.submit(), idle: () => eng.sync() },
+    target: engineTarget(eng),
     step: () => run().forEach((t) => t.dispose()),
-    results: async () => {
-      const ts = run();
-      try {
-        return await Promise.all(ts.map((t) => t.readF32()));
-      } finally {
-        ts.forEach((t) => t.dispose());
-      }
-    },
+    results: () => readOnce(run, (ts) => Promise.all(ts.map((t) => t.readF32()))),
     dispose: () => [q, k, v, gy].forEach((t) => t.dispose()),
   };
 }
@@ -145,14 +139,7 @@ function prepareTfjs(peer: TfjsPeer, tf: TfOps, p: Problem, d: number, pass: Pas
   return {
     target: peer.target,
     step: () => run().forEach((t) => t.dispose()),
-    results: async () => {
-      const ts = run();
-      try {
-        return await Promise.all(ts.map((t) => t.data()));
-      } finally {
-        ts.forEach((t) => t.dispose());
-      }
-    },
+    results: () => readOnce(run, (ts) => Promise.all(ts.map((t) => t.data()))),
     dispose: () => [q, k, v, gy, scale].forEach((t) => t.dispose()),
   };
 }

@@ -19,8 +19,9 @@ import { noGrad } from '../engine/tape.ts';
 import { tensor } from '../engine/tensor.ts';
 import { runFmaPeak, type ProbeResult } from './probes.ts';
 import { formatBenchTable, type BenchRow, type Cell } from './table.ts';
-import { errorText, optionalTfjs, type TfjsPeer } from './tfjs_peer.ts';
-import { measure, type MeasureOptions, type TimedTarget, type Timing } from './timing.ts';
+import { optionalTfjs, type TfjsPeer } from './tfjs_peer.ts';
+import { benchContender, contender, readOnce, type Contender } from './contender.ts';
+import { engineTarget, type MeasureOptions, type Timing } from './timing.ts';
 
 export interface ConvShape {
   kind: 'conv' | 'up';
@@ -112,34 +113,12 @@ export function spotCheckConv(s: ConvShape, o: Operands, out: ArrayLike<number>,
   return null;
 }
 
-interface Prepared {
-  target: TimedTarget;
-  step(): void;
-  /** One run, read back in NCHW. */
-  result(): Promise<ArrayLike<number>>;
-  dispose(): void;
-}
-
-function prepareOurs(eng: Engine, s: ConvShape, o: Operands): Prepared {
+/** Our conv; its result is read back in NCHW. */
+function prepareOurs(eng: Engine, s: ConvShape, o: Operands): Contender {
   const x = tensor(o.x, [s.batch, s.cIn, s.size, s.size]);
   const w = s.kind === 'conv' ? tensor(o.w, [s.cOut, s.cIn, s.k, s.k]) : tensor(o.w, [s.cIn, s.cOut, s.k, s.k]);
   const run = () => noGrad(() => (s.kind === 'conv' ? conv2d(x, w, { padding: (s.k - 1) / 2 }) : convTranspose2d(x, w, { stride: 2 })));
-  return {
-    target: { device: eng.device, timestamps: eng.gpu.hasTimestampQuery, flush: () => eng.submit(), idle: () => eng.sync() },
-    step: () => run().dispose(),
-    result: async () => {
-      const y = run();
-      try {
-        return await y.readF32();
-      } finally {
-        y.dispose();
-      }
-    },
-    dispose: () => {
-      x.dispose();
-      w.dispose();
-    },
-  };
+  return contender(engineTarget(eng), run, (y) => y.readF32(), [x, w]);
 }
 
 /** The tfjs-core functions we call (typed here so the bench does not depend on its type surface). */
@@ -154,7 +133,8 @@ interface TfConv {
   conv2dTranspose(x: TfT, filter: TfT, outputShape: number[], strides: number, pad: 'valid'): TfT;
 }
 
-function prepareTfjs(peer: TfjsPeer, tf: TfConv, s: ConvShape, o: Operands): Prepared {
+/** tfjs's conv in NHWC; its result is read back in NCHW. */
+function prepareTfjs(peer: TfjsPeer, tf: TfConv, s: ConvShape, o: Operands): Contender {
   const S = outSize(s);
   // NCHW -> NHWC; conv w [C_out, C_in, k, k] -> [k, k, C_in, C_out]; up w [C_in, C_out, k, k] -> [k, k, C_out, C_in].
   const nchw = tf.tensor(o.x, [s.batch, s.cIn, s.size, s.size], 'float32');
@@ -164,32 +144,7 @@ function prepareTfjs(peer: TfjsPeer, tf: TfConv, s: ConvShape, o: Operands): Pre
   nchw.dispose();
   wRaw.dispose();
   const run = () => (s.kind === 'conv' ? tf.conv2d(x, w, 1, 'same') : tf.conv2dTranspose(x, w, [s.batch, S, S, s.cOut], 2, 'valid'));
-  return {
-    target: peer.target,
-    step: () => run().dispose(),
-    result: async () => {
-      const y = run();
-      const back = tf.transpose(y, [0, 3, 1, 2]);
-      try {
-        return await back.data();
-      } finally {
-        y.dispose();
-        back.dispose();
-      }
-    },
-    dispose: () => {
-      x.dispose();
-      w.dispose();
-    },
-  };
-}
-
-async function benchOne(p: Prepared, s: ConvShape, o: Operands, mo: MeasureOptions, timings: Timing[]): Promise<Cell> {
-  const wrong = spotCheckConv(s, o, await p.result());
-  if (wrong) return { error: `WRONG: ${wrong}` };
-  const t = await measure(p.target, () => p.step(), mo);
-  timings.push(t);
-  return { gflops: (flopsOf(s) * t.iterations) / (t.ms / 1000) / 1e9, iterations: t.iterations };
+  return contender(peer.target, run, (y) => readOnce(() => tf.transpose(y, [0, 3, 1, 2]), (back) => back.data()), [x, w]);
 }
 
 export interface ConvBenchOptions {
@@ -229,29 +184,10 @@ export async function runConv2dBench(eng: Engine, options: ConvBenchOptions = {}
     for (const [i, s] of shapes.entries()) {
       const label = convLabel(s);
       const o: Operands = { x: rand(s.batch * s.cIn * s.size * s.size), w: rand(s.cIn * s.cOut * s.k * s.k) };
-      let ours: Cell;
-      const po = prepareOurs(eng, s, o);
-      try {
-        ours = await benchOne(po, s, o, mo, timings);
-        if ('error' in ours) wrong.push(`${label}: ${ours.error}`);
-      } catch (e) {
-        ours = { error: `failed: ${errorText(e)}` };
-        wrong.push(`${label}: ${errorText(e)}`);
-      } finally {
-        po.dispose();
-      }
-      let theirs: Cell = { error: tfReason };
-      if (peer && tf) {
-        let pt: Prepared | null = null;
-        try {
-          pt = prepareTfjs(peer, tf, s, o);
-          theirs = await benchOne(pt, s, o, mo, timings);
-        } catch (e) {
-          theirs = { error: `failed: ${errorText(e)}` };
-        } finally {
-          pt?.dispose();
-        }
-      }
+      const check = (got: ArrayLike<number>) => spotCheckConv(s, o, got);
+      const ours = await benchContender(() => prepareOurs(eng, s, o), check, flopsOf(s), mo, timings);
+      if ('error' in ours) wrong.push(`${label}: ${ours.error}`);
+      const theirs: Cell = peer && tf ? await benchContender(() => prepareTfjs(peer, tf, s, o), check, flopsOf(s), mo, timings) : { error: tfReason };
       const show = (c: Cell) => ('error' in c ? c.error : `${c.gflops.toFixed(2)} GFLOP/s`);
       log(`  [${i + 1}/${shapes.length}] ${label}: ours ${show(ours)}, tfjs ${show(theirs)}`);
       rows.push({ shape: label, ours, tfjs: theirs });

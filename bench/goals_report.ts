@@ -132,7 +132,7 @@ const share = (n: number | null, us: number | undefined, total: number | null) =
 
 export function formatGoalsReport(r: GoalsReport): string {
   const L: string[] = [];
-  L.push(`# Performance goals (issue 9) on ${r.adapter}`, '');
+  L.push(`# Performance goals on ${r.adapter}`, '');
   L.push(`- date: ${r.date}`);
   L.push(`- mode: ${r.mode}${r.mode === 'quick' ? ' (tiny iteration counts and a subset of rows: a smoke test, not a measurement)' : ''}`);
   L.push(`- timer: ${r.timer}`);

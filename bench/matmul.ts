@@ -14,8 +14,9 @@ import { noGrad } from '../engine/tape.ts';
 import { tensor, type Tensor } from '../engine/tensor.ts';
 import { runBandwidth, runFmaPeak, type ProbeResult } from './probes.ts';
 import { formatBenchTable, type BenchRow, type Cell } from './table.ts';
-import { errorText, optionalTfjs, type TfjsPeer } from './tfjs_peer.ts';
-import { measure, type MeasureOptions, type TimedTarget, type Timing } from './timing.ts';
+import { optionalTfjs, type TfjsPeer } from './tfjs_peer.ts';
+import { benchContender, contender, type Contender } from './contender.ts';
+import { engineTarget, type MeasureOptions, type Timing } from './timing.ts';
 
 export interface MatmulShape {
   batch: number;
@@ -87,66 +88,19 @@ export function spotCheck(s: MatmulShape, a: Float32Array, b: Float32Array, out:
   return null;
 }
 
-/** One contender's side of a shape: record one product, or run one and read it back. */
-export interface Prepared {
-  target: TimedTarget;
-  step(): void;
-  result(): Promise<ArrayLike<number>>;
-  dispose(): void;
-}
-
-export function prepareOurs(eng: Engine, s: MatmulShape, a: Float32Array, b: Float32Array): Prepared {
+export function prepareOurs(eng: Engine, s: MatmulShape, a: Float32Array, b: Float32Array): Contender {
   const lead = s.batch === 1 ? [] : [s.batch];
   const ta: Tensor = tensor(a, [...lead, s.M, s.K]);
   const tb: Tensor = tensor(b, [...lead, s.K, s.N]);
   const run = () => noGrad(() => matmul(ta, tb));
-  return {
-    target: { device: eng.device, timestamps: eng.gpu.hasTimestampQuery, flush: () => eng.submit(), idle: () => eng.sync() },
-    step: () => run().dispose(),
-    result: async () => {
-      const c = run();
-      try {
-        return await c.readF32();
-      } finally {
-        c.dispose();
-      }
-    },
-    dispose: () => {
-      ta.dispose();
-      tb.dispose();
-    },
-  };
+  return contender(engineTarget(eng), run, (c) => c.readF32(), [ta, tb]);
 }
 
-function prepareTfjs(tf: TfjsPeer, s: MatmulShape, a: Float32Array, b: Float32Array): Prepared {
+function prepareTfjs(tf: TfjsPeer, s: MatmulShape, a: Float32Array, b: Float32Array): Contender {
   const lead = s.batch === 1 ? [] : [s.batch];
   const ta = tf.tensor(a, [...lead, s.M, s.K]);
   const tb = tf.tensor(b, [...lead, s.K, s.N]);
-  return {
-    target: tf.target,
-    step: () => tf.matMul(ta, tb).dispose(),
-    result: async () => {
-      const c = tf.matMul(ta, tb);
-      try {
-        return await c.data();
-      } finally {
-        c.dispose();
-      }
-    },
-    dispose: () => {
-      ta.dispose();
-      tb.dispose();
-    },
-  };
-}
-
-/** Checks one product, then times it. The returned cell says why when there is no number. */
-export async function benchOne(p: Prepared, s: MatmulShape, a: Float32Array, b: Float32Array, o: MeasureOptions, timings: Timing[]): Promise<Cell> {
-  const wrong = spotCheck(s, a, b, await p.result());
-  if (wrong) return { error: `WRONG: ${wrong}` };
-  const t = await measure(p.target, () => p.step(), o);
-  timings.push(t);
-  return { gflops: (flopsOf(s) * t.iterations) / (t.ms / 1000) / 1e9, iterations: t.iterations };
+  return contender(tf.target, () => tf.matMul(ta, tb), (c) => c.data(), [ta, tb]);
 }
 
 function describeCell(c: Cell, timings: Timing[]): string {
@@ -201,29 +155,13 @@ export async function runMatmulBench(eng: Engine, options: MatmulBenchOptions): 
       const a = randomOperand(rng, s.batch * s.M * s.K);
       const b = randomOperand(rng, s.batch * s.K * s.N);
       const at = `  [${idx + 1}/${shapes.length}] ${label}`;
-      let ours: Cell;
-      const po = prepareOurs(eng, s, a, b);
-      try {
-        ours = await benchOne(po, s, a, b, o, timings);
-        if ('error' in ours) wrong.push(`ours ${label}: ${ours.error}`);
-      } catch (e) {
-        ours = { error: `failed: ${errorText(e)}` };
-        wrong.push(`ours ${label}: ${errorText(e)}`);
-      } finally {
-        po.dispose();
-      }
+      const check = (got: ArrayLike<number>) => spotCheck(s, a, b, got);
+      const ours = await benchContender(() => prepareOurs(eng, s, a, b), check, flopsOf(s), o, timings);
+      if ('error' in ours) wrong.push(`ours ${label}: ${ours.error}`);
       log(`${at} ours: ${describeCell(ours, timings)}`);
       let peer: Cell = { error: tfReason };
       if (tf) {
-        let pt: Prepared | null = null;
-        try {
-          pt = prepareTfjs(tf, s, a, b);
-          peer = await benchOne(pt, s, a, b, o, timings);
-        } catch (e) {
-          peer = { error: `failed: ${errorText(e)}` };
-        } finally {
-          pt?.dispose();
-        }
+        peer = await benchContender(() => prepareTfjs(tf, s, a, b), check, flopsOf(s), o, timings);
         log(`${at} tfjs: ${describeCell(peer, timings)}`);
       }
       rows.push({ shape: label, ours, tfjs: peer });

@@ -2,14 +2,15 @@
 // tile shape, forced on whatever the adapter is (engine/device.ts overrideKernelFamily), one column
 // per square size. The tile shapes are the kernel's WGSL override constants, so each column is one
 // shader text compiled into a pipeline per tile. Every product is spot-checked against the float64
-// CPU product before it is timed (bench/matmul.ts benchOne), so a wrong tile reports WRONG, not a
+// CPU product before it is timed (bench/contender.ts benchContender), so a wrong tile reports WRONG, not a
 // number. Tiles the device cannot run (workgroup size or memory limits) are listed as skipped.
 
 import { describeAdapter, overrideKernelFamily } from '../engine/device.ts';
 import type { Engine } from '../engine/engine.ts';
 import { HostRandom } from '../engine/reference/host.ts';
 import { overrideMatmulTile, tileName, tileProblem, type MatmulTile } from '../engine/ops/matmul_tiled.ts';
-import { benchOne, prepareOurs, randomOperand, type MatmulShape } from './matmul.ts';
+import { benchContender } from './contender.ts';
+import { flopsOf, prepareOurs, randomOperand, spotCheck, type MatmulShape } from './matmul.ts';
 import type { Cell } from './table.ts';
 import { type Timing } from './timing.ts';
 
@@ -74,15 +75,7 @@ export async function runMatmulSweep(eng: Engine, options: SweepOptions): Promis
       const cells: Cell[] = [];
       for (const { n, a, b } of operands) {
         const s: MatmulShape = { batch: 1, M: n, N: n, K: n };
-        const p = prepareOurs(eng, s, a, b);
-        let c: Cell;
-        try {
-          c = await benchOne(p, s, a, b, o, timings);
-        } catch (e) {
-          c = { error: `failed: ${(e as Error).message.split('\n')[0]}` };
-        } finally {
-          p.dispose();
-        }
+        const c = await benchContender(() => prepareOurs(eng, s, a, b), (got) => spotCheck(s, a, b, got), flopsOf(s), o, timings);
         if ('error' in c && c.error !== 'skipped') wrong.push(`${tileName(t)} at ${n}^3: ${c.error}`);
         cells.push(c);
       }

@@ -12,6 +12,8 @@
 // 'disable-dawn-features=timestamp_quantization'; we detect that (both stamps multiples of 2^16)
 // and say so. At the ~0.3-1 s per measurement we aim for, 65.5 us is below 0.03%.
 
+import type { Engine } from '../engine/engine.ts';
+
 export interface TimedTarget {
   device: GPUDevice;
   /** Use GPU timestamps (the device was created with 'timestamp-query'). */
@@ -20,6 +22,11 @@ export interface TimedTarget {
   flush(): void;
   /** Waits until everything submitted has finished (and throws what the target collected). */
   idle(): Promise<void>;
+}
+
+/** Our engine as a timed target: its device, its submit and its wait. */
+export function engineTarget(eng: Engine): TimedTarget {
+  return { device: eng.device, timestamps: eng.gpu.hasTimestampQuery, flush: () => eng.submit(), idle: () => eng.sync() };
 }
 
 export interface Timing {

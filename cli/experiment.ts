@@ -1,7 +1,8 @@
 // `sgilo experiment`: the paper's Figure 3 protocol on the Fashion-MNIST model. For each task
 // (inpainting, compressed sensing, denoising) and measurement level, CSGM, ILO and SGILO reconstruct
 // a set of evaluation images (batched); the learning rate of each method is first tuned on separate
-// tuning images. Writes experiments/figure3/{report.md, results.json, mse.svg, diversity.png}.
+// tuning images. Writes report.md, results.json, mse.svg and diversity.png into --out (default
+// out/experiment; the committed report is experiments/figure3, written with --out and --force).
 //
 //   default (2-core CPU): 3 levels per task, 10 evaluation images (test images 8..17), tuning on
 //   images 0..7, --steps per round (<= 200); --full: 30 images and 5 levels (for a GPU).
@@ -13,9 +14,15 @@ import { makeOperator } from '../samplers/inverse/operators/index.ts';
 import { solve, takeMeasurements } from '../samplers/inverse/reconstruct.ts';
 import type { MethodName } from '../samplers/inverse/intermediate_layer.ts';
 import { linePlot } from './svg_plot.ts';
-import { writeImageGrid } from '../engine/io/png.ts';
-import { parseArgs, stdPicture, measurementPicture } from './reconstruct.ts';
-import { DEFAULT_GENERATOR, fashionIloBalls, loadSetup, methodConfig, shippedScoreModels, type Setup } from '../samplers/inverse/fashion.ts';
+import { writeFigure } from '../engine/io/png.ts';
+import type { Panel } from '../engine/io/figure.ts';
+import { readSafetensors } from '../engine/io/index.ts';
+import { readFileBytes } from '../engine/io/files.ts';
+import { measurementPicture } from './reconstruct.ts';
+import { UsageError, type Parsed } from './args.ts';
+import type { Output } from './outputs.ts';
+import { assertFinite } from './checks.ts';
+import { DEFAULT_GENERATOR, fashionIloBalls, loadSetup, methodConfig, modelPath, shippedScoreModels, type Setup } from '../samplers/inverse/fashion.ts';
 import { testImages } from '../samplers/inverse/demo.ts';
 
 const TASKS: Record<string, { family: string; levels: number[]; full: number[]; label: string }> = {
@@ -44,7 +51,7 @@ async function meanMse(setup: Setup, spec: string, method: MethodName, lr: numbe
     const config = { ...methodConfig(method, steps, method === 'csgm' ? [] : [1, 2]), ...(method === 'ilo' ? { l1: fashionIloBalls([1, 2]) } : {}), lr };
     const run = await solve(y, config, { ...setup, operator, chains: 1, seed }, images);
     y.dispose();
-    const perImage = run.images.map((im) => im.mse!);
+    const perImage = run.images.map((im, i) => (assertFinite(im.mse!, `the MSE of image ${i}`, `${spec} ${method} lr ${lr} (after ${steps} steps per round)`), im.mse!));
     const mse = perImage.reduce((a, b) => a + b, 0) / n;
     const sd = Math.sqrt(perImage.reduce((a, b) => a + (b - mse) ** 2, 0) / Math.max(1, n - 1));
     return { mse, sem: sd / Math.sqrt(n), seconds: run.seconds, perImage };
@@ -53,15 +60,16 @@ async function meanMse(setup: Setup, spec: string, method: MethodName, lr: numbe
   }
 }
 
-export async function experimentCommand(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ['steps', 'images', 'tune-images', 'out', 'full', 'seed']);
-  const full = a.full?.[0] === 'true';
-  const steps = Math.min(200, Number(a.steps?.[0] ?? 100));
-  const nEval = Number(a.images?.[0] ?? (full ? 30 : 10));
-  const nTune = Number(a['tune-images']?.[0] ?? 8);
-  const seed = Number(a.seed?.[0] ?? 0);
-  const out = a.out?.[0] ?? 'experiments/figure3';
+export async function experimentCommand(p: Parsed, output: Output): Promise<number> {
+  const full = p.values.full === true;
+  const steps = Number(p.values.steps);
+  const nEval = p.given.has('images') ? Number(p.values.images) : full ? 30 : 10;
+  const nTune = Number(p.values['tune-images']);
+  const seed = Number(p.values.seed);
+  const out = output.path;
   const t0 = performance.now();
+  const shipped = await testImageCount();
+  if (nTune + nEval > shipped) throw new UsageError(`--tune-images ${nTune} + --images ${nEval} = ${nTune + nEval} test images; ${shipped} are shipped`);
   const setup = await loadSetup(DEFAULT_GENERATOR, await shippedScoreModels());
   const tune = await testImages(nTune, 0);
   const evalImages = await testImages(nEval, nTune);
@@ -98,6 +106,10 @@ export async function experimentCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function testImageCount(): Promise<number> {
+  return readSafetensors(await readFileBytes(modelPath('test-images.safetensors'))).tensors.get('images')!.shape[0];
+}
+
 /** Several SGILO posterior samples for one inpainting measurement, with mean and std map. */
 async function diversityFigure(setup: Setup, out: string, images: Float32Array, steps: number, seed: number): Promise<void> {
   const size = setup.generator.config.size;
@@ -110,8 +122,8 @@ async function diversityFigure(setup: Setup, out: string, images: Float32Array, 
   y.dispose();
   operator.dispose?.();
   const im = run.images[0];
-  const gray = (x: Float32Array) => Float32Array.from({ length: per }, (_, i) => x[i % (size * size)]);
-  await writeImageGrid(`${out}/diversity.png`, [ref, measurementPicture(operator, yHost, size), im.mean, gray(stdPicture(im.std)), ...im.samples], size, 10);
+  const panels: Panel[] = [{ image: ref }, { image: measurementPicture(operator, yHost, size) }, { image: im.mean }, { std: im.std }, ...im.samples.map((s) => ({ image: s }))];
+  await writeFigure(`${out}/diversity.png`, { size, gray: true, rows: [{ panels }], columns: ['reference', '5% pixels', 'mean', 'std', ...im.samples.map((_, k) => `sample ${k}`)] });
 }
 
 async function writeReport(out: string, rows: Row[], meta: Record<string, unknown>): Promise<void> {

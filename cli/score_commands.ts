@@ -1,30 +1,15 @@
-// CLI commands around score models (dispatched from cli/main.ts):
-//   train-score <generator.pt> [--block k] [--steps n] [--batch b] [--lr x] [--seed s] [--out f]
-//               [--resume ckpt] [--dim D] [--depth n] [--heads h] [--dim-head dh] [--mlp M]
-//               [--data codes|gaussian|<activations.safetensors>] [--codes f] [--samples N]
-//               [--ckpt-every n] [--log-every n] [--ema d] [--warmup n] [--clip c] [--likelihood]
-//               [--minutes m] [--export model.safetensors] [--profile n] [--time token|vector]
-//               [--t-power p]
-//               --time vector: the time conditioning that survives LayerNorm (nets/score_vit.ts);
-//               --t-power p: t = tEps + (1 - tEps) u^p, more of each batch at small t for p > 1.
-//   sample <score.safetensors> [--generator g.pt] [--n 16] [--seed 0] [--sampler pc|ald] [--steps N]
-//          [--corrector n] [--snr r] [--styles avg|random] [--out out/score-samples.png] [--cols 8]
-//          [--real n] [--sdedit t0] [--codes-from i]
-//          --real n: first put n held-out real-code activations (codes i.., default i = the number the
-//          model was trained on), rendered the same way, as a reference; --sdedit t0: start the sampler
-//          from those activations diffused to time t0 (SDEdit) instead of from noise (implies --real n).
-//          The later blocks' styles: latent_avg in every W+ row (avg) or mapped Gaussian z (random).
-//   replay score <checkpoint> <inputs.safetensors> <out.safetensors> [--heads h] [--grid HxW] [--weights ema|raw]
+// CLI commands around score models: `train-score` and `sample` (their options: cli/commands.ts).
 //
-// train-score writes one file (`--out`): a model of the EMA weights that is also a resumable
-// checkpoint (samplers/score/checkpoint.ts); `--resume` continues it (data settings are taken from the
-// file unless given again). `--minutes` stops early (with a checkpoint) when the time is up;
+// train-score writes one file (`--out`, default out/train-score/score-block<k>.safetensors): a model
+// of the EMA weights that is also a resumable checkpoint (samplers/score/checkpoint.ts); `--resume`
+// continues it into --out (data settings are taken from the file unless given again) and never
+// writes back over the resumed file unless --out names it and --force is given. `--minutes` stops early (with a checkpoint) when the time is up;
 // `--export` also writes the model alone (EMA weights and config, no training state) for shipping.
 
 import { engine } from '../engine/engine.ts';
 import { formatProfile } from '../engine/profiler.ts';
-import { readFileBytes, writeFileBytes } from '../engine/io/files.ts';
-import { readSafetensors, writeSafetensors, type HostTensor } from '../engine/io/index.ts';
+import { existsSync } from 'node:fs';
+import { readFileBytes } from '../engine/io/files.ts';
 import { scope, tensor } from '../engine/tensor.ts';
 import { noGrad } from '../engine/tape.ts';
 import { add, affine } from '../engine/ops/elementwise.ts';
@@ -32,52 +17,29 @@ import { randomNormal } from '../engine/random.ts';
 import { ScoreViT, type ScoreViTConfig } from '../nets/score_vit.ts';
 import { numBlocks, type StyleGAN2 } from '../nets/stylegan2.ts';
 import { loadGenerator } from '../nets/stylegan2_checkpoint.ts';
-import { replayScore } from '../nets/replay_score.ts';
-import type { TensorMap } from '../nets/replay_generator.ts';
 import { activationsFromCodes, activationsFromGaussian, computeNormalization, normalizeInPlace, readActivationsFile, readCodesFile, type ActivationSet } from '../samplers/score/data.ts';
-import { initScoreStateDict, loadScoreModel, parseGrid, parseScoreSidecar, scoreModelConfig, stripTraining, type LoadedScoreModel, type ScoreLoadOptions, type ScoreWeights } from '../samplers/score/checkpoint.ts';
-import { existsSync } from 'node:fs';
+import { initScoreStateDict, loadScoreModel, scoreModelConfig, stripTraining, type LoadedScoreModel } from '../samplers/score/checkpoint.ts';
 import { ScoreTrainer, type TrainOptions } from '../samplers/score/train.ts';
 import { annealedLangevin, pcSample } from '../samplers/score/sample.ts';
 import { VPSDE } from '../samplers/score/vpsde.ts';
-import { writeImageGrid } from '../engine/io/png.ts';
+import { writeFigure } from '../engine/io/png.ts';
+import type { FigureSpec } from '../engine/io/figure.ts';
+import { UsageError, type Parsed } from './args.ts';
+import { checkOutputPath, prepareOutput, writeAtomic, type Output } from './outputs.ts';
+import { assertFinite, assertFiniteCheckpoint, loadAs } from './checks.ts';
 
-/** --name value pairs, boolean switches, and positional arguments. */
-export function parseArgs(args: string[], switches: string[] = []): { pos: string[]; get(name: string): string | undefined; num(name: string, fallback: number): number; has(name: string): boolean } {
-  const values = new Map<string, string>();
-  const on = new Set<string>();
-  const pos: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (!a.startsWith('--')) pos.push(a);
-    else if (switches.includes(a.slice(2))) on.add(a.slice(2));
-    else {
-      if (args[i + 1] === undefined) throw new Error(`${a} needs a value`);
-      values.set(a.slice(2), args[++i]);
-    }
-  }
-  const num = (name: string, fallback: number) => {
-    const v = values.get(name);
-    if (v === undefined) return fallback;
-    const x = Number(v);
-    if (!Number.isFinite(x)) throw new RangeError(`--${name} must be a number, got "${v}"`);
-    return x;
-  };
-  return { pos, get: (n) => values.get(n), num, has: (n) => on.has(n) };
-}
-
+// Stored in model files as written here (relative to the repository root) and resolved by fromRoot.
 const DEFAULT_CODES = 'models/fashion32/fashion32-codes.safetensors';
 
 /** Raw activations for a data spec: "codes", "gaussian" or an activations file. */
 async function loadActivations(spec: string, generator: string | undefined, block: number, samples: number, seed: number, codesPath: string): Promise<ActivationSet> {
-  if (spec !== 'codes' && spec !== 'gaussian') return readActivationsFile(await readFileBytes(spec), spec);
   if (!generator) throw new Error(`--data ${spec} needs the generator checkpoint`);
-  const g = await loadGenerator(await readFileBytes(generator));
+  const g = await loadAs(generator, 'generator', (b) => loadGenerator(b));
   try {
     if (!(block >= 0 && block < numBlocks(g.config) - 1)) throw new RangeError(`--block ${block}: the generator has blocks 0..${numBlocks(g.config) - 1}; features after block k need k <= ${numBlocks(g.config) - 2}`);
     let set: ActivationSet;
     if (spec === 'codes') {
-      const codes = readCodesFile(await readFileBytes(codesPath), codesPath);
+      const codes = await loadAs(fromRoot(codesPath), 'activations', (b) => readCodesFile(b, codesPath));
       const n = Math.min(samples || codes.n, codes.n);
       set = await activationsFromCodes(g, codes.z.subarray(0, n * codes.dim), block);
       set.meta.codes = codesPath;
@@ -89,23 +51,33 @@ async function loadActivations(spec: string, generator: string | undefined, bloc
   }
 }
 
-export async function trainScoreCommand(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ['likelihood']);
-  const resumePath = a.get('resume');
-  const resumed: LoadedScoreModel | null = resumePath ? await loadScoreModel(await readFileBytes(resumePath)) : null;
+export async function trainScoreCommand(p: Parsed, given: Output | undefined): Promise<number> {
+  const v = p.values;
+  const has = (k: string) => p.given.has(k);
+  const resumePath = v.resume as string | undefined;
+  const resumed: LoadedScoreModel | null = resumePath
+    ? await loadAs(resumePath, 'score', async (b) => {
+        await assertFiniteCheckpoint(b, resumePath);
+        return loadScoreModel(b);
+      })
+    : null;
   const prev = resumed?.config.data ?? {};
-  const generator = a.pos[0] ?? prev.generator;
-  const dataSpec = a.get('data') ?? prev.source ?? 'codes';
-  let block = a.num('block', Number(prev.block ?? 1));
-  const seed = a.num('seed', Number(prev.seed ?? 0)); // gaussian data record their seed
-  const samples = a.num('samples', Number(prev.samples ?? 0));
-  const steps = a.num('steps', 1000);
+  const generator = p.positionals[0] ?? (prev.generator ? fromRoot(prev.generator) : undefined);
+  const dataSpec = (v.data as string | undefined) ?? prev.source ?? 'codes';
+  const seed = has('seed') ? Number(v.seed) : Number(prev.seed ?? 0); // gaussian data record their seed
+  const samples = has('samples') ? Number(v.samples) : Number(prev.samples ?? 0);
+  const steps = Number(v.steps);
   const t0 = performance.now();
-
-  const set = await loadActivations(dataSpec === 'file' ? prev.file : dataSpec, generator, block, samples, seed, a.get('codes') ?? prev.codes ?? DEFAULT_CODES);
   // An activations file says which block it holds; --block only names it for codes/gaussian data.
-  if (set.meta.block !== undefined && a.get('block') === undefined) block = Number(set.meta.block);
-  const out = a.get('out') ?? resumePath ?? `out/score-block${block}.safetensors`;
+  const filePath = dataSpec === 'file' ? prev.file : dataSpec !== 'codes' && dataSpec !== 'gaussian' ? dataSpec : undefined;
+  const fileSet = filePath ? await loadAs(filePath, 'activations', (b) => readActivationsFile(b, filePath)) : undefined;
+  const block = has('block') ? Number(v.block) : fileSet?.meta.block !== undefined ? Number(fileSet.meta.block) : Number(prev.block ?? 1);
+  // The output is checked before the data are computed and before any step.
+  const output = given ?? prepareOutput('--out', `out/train-score/score-block${block}.safetensors`, 'file', p.force);
+  const out = output.final;
+  if (v.export !== undefined) checkOutputPath('--export', String(v.export), 'file', p.force);
+  const set = fileSet ?? (await loadActivations(dataSpec, generator, block, samples, seed, (v.codes as string | undefined) ?? prev.codes ?? DEFAULT_CODES));
+  assertFinite(set.data, 'the training activations', dataSpec);
   const norm = resumed?.config.normalization ?? computeNormalization(set.data);
   normalizeInPlace(set.data, norm);
   const [N, C, H, W] = set.shape;
@@ -113,7 +85,7 @@ export async function trainScoreCommand(argv: string[]): Promise<number> {
 
   const options: Partial<TrainOptions> = {};
   const opt = (key: keyof TrainOptions, flag: string) => {
-    if (a.get(flag) !== undefined) (options as Record<string, number>)[key] = a.num(flag, 0);
+    if (has(flag)) (options as Record<string, number>)[key] = Number(v[flag]);
   };
   opt('lr', 'lr');
   opt('batch', 'batch');
@@ -121,52 +93,58 @@ export async function trainScoreCommand(argv: string[]): Promise<number> {
   opt('warmup', 'warmup');
   opt('gradClip', 'clip');
   opt('tPower', 't-power');
-  if (a.has('likelihood')) options.likelihoodWeighting = true;
+  if (v.likelihood === true) options.likelihoodWeighting = true;
   const data = { data: set.data, shape: set.shape };
   let trainer: ScoreTrainer;
   if (resumed) {
     trainer = ScoreTrainer.resume(resumed, data, options);
     resumed.net.dispose();
-    console.log(`resumed ${resumePath} at step ${trainer.step}`);
+    console.log(`resumed ${resumePath} at step ${trainer.step}; writing ${out}`);
   } else {
-    const dim = a.num('dim', 128);
-    const heads = a.num('heads', 1);
-    const time = a.get('time') ?? 'token';
-    if (time !== 'token' && time !== 'vector') throw new RangeError(`--time must be token or vector, got "${time}"`);
-    const vit: ScoreViTConfig = { channels: C, height: H, width: W, dim, depth: a.num('depth', 4), heads, dimHead: a.num('dim-head', dim / heads), mlp: a.num('mlp', 2 * dim), ...(time === 'vector' ? { time } : {}) };
+    const dim = Number(v.dim);
+    const heads = Number(v.heads);
+    const dimHead = has('dim-head') ? Number(v['dim-head']) : dim / heads;
+    if (!Number.isInteger(dimHead)) throw new UsageError(`--dim ${dim} is not a multiple of --heads ${heads}; give --dim-head`);
+    const time = String(v.time);
+    const vit: ScoreViTConfig = { channels: C, height: H, width: W, dim, depth: Number(v.depth), heads, dimHead, mlp: has('mlp') ? Number(v.mlp) : 2 * dim, ...(time === 'vector' ? { time: 'vector' as const } : {}) };
     const meta: Record<string, string> = { ...set.meta, source: dataSpec === 'codes' || dataSpec === 'gaussian' ? dataSpec : 'file', block: String(block), samples: String(N) };
     if (meta.source === 'file') meta.file = dataSpec;
     const config = scoreModelConfig(vit, norm, meta);
     trainer = new ScoreTrainer(ScoreViT.fromStateDict(vit, initScoreStateDict(vit, seed)), config, data, { ...options, seed });
   }
   const o = trainer.options;
-  const nParams = trainer.net.trainable().reduce((s, [, p]) => s + p.size, 0);
+  const nParams = trainer.net.trainable().reduce((s, [, q]) => s + q.size, 0);
   console.log(`model: ${JSON.stringify(trainer.config.vit)}, ${nParams.toLocaleString('en-US')} parameters; ${JSON.stringify(o)}`);
 
-  const ckptEvery = a.num('ckpt-every', 200);
-  const logEvery = a.num('log-every', 10);
-  const deadline = a.get('minutes') !== undefined ? performance.now() + a.num('minutes', 0) * 60_000 : Infinity;
+  const ckptEvery = Number(v['ckpt-every']);
+  const logEvery = Number(v['log-every']);
+  const deadline = has('minutes') ? performance.now() + Number(v.minutes) * 60_000 : Infinity;
+  // Every checkpoint is checked (no NaN written) and written atomically (never half a file).
   const save = async () => {
-    await writeFileBytes(out, await trainer.checkpoint());
+    const bytes = await trainer.checkpoint();
+    await assertFiniteCheckpoint(bytes, `the checkpoint at step ${trainer.step}`);
+    writeAtomic(out, bytes);
     console.log(`checkpoint: ${out} (step ${trainer.step})`);
   };
   const end = trainer.step + steps;
   // --profile n: after one warm-up step (pipelines compiled), time every kernel of the next n steps.
-  const profileSteps = a.num('profile', 0);
+  const profileSteps = Number(v.profile);
   const profileFrom = trainer.step + 1;
   let window: number[] = [];
   let tWindow = performance.now();
   try {
     while (trainer.step < end && performance.now() < deadline) {
       if (profileSteps > 0 && trainer.step === profileFrom) engine().startProfile();
-      window.push(await trainer.trainStep());
+      const loss = await trainer.trainStep();
+      assertFinite(loss, 'the loss', `train-score step ${trainer.step}`);
+      window.push(loss);
       if (profileSteps > 0 && trainer.step === profileFrom + profileSteps) {
-        const p = await engine().stopProfile();
-        console.log(`profile of ${profileSteps} steps: ${p.dispatches / profileSteps} dispatches and ${p.submits / profileSteps} submits per step\n${formatProfile(p.kernels, profileSteps)}`);
+        const prof = await engine().stopProfile();
+        console.log(`profile of ${profileSteps} steps: ${prof.dispatches / profileSteps} dispatches and ${prof.submits / profileSteps} submits per step\n${formatProfile(prof.kernels, profileSteps)}`);
       }
       if (trainer.step % logEvery === 0 || trainer.step === end) {
         const sec = (performance.now() - tWindow) / 1000;
-        const avg = window.reduce((s, v) => s + v, 0) / window.length;
+        const avg = window.reduce((s, x) => s + x, 0) / window.length;
         console.log(`step ${trainer.step}/${end} loss ${window[window.length - 1].toFixed(4)} (avg ${avg.toFixed(4)}) ${((window.length * o.batch) / sec).toFixed(1)} samples/s ${(sec / window.length).toFixed(2)} s/step`);
         window = [];
         tWindow = performance.now();
@@ -174,54 +152,66 @@ export async function trainScoreCommand(argv: string[]): Promise<number> {
       if (trainer.step % ckptEvery === 0) await save();
     }
     await save();
-    const exportPath = a.get('export');
+    const exportPath = v.export as string | undefined;
     if (exportPath) {
-      await writeFileBytes(exportPath, stripTraining(await readFileBytes(out)));
+      writeAtomic(exportPath, stripTraining(await readFileBytes(out)));
       console.log(`model (EMA weights, no training state): ${exportPath}`);
     }
+  } catch (e) {
+    if (!given) output.abort();
+    throw e;
   } finally {
     trainer.dispose();
     trainer.net.dispose();
   }
+  if (!given) output.commit();
   return 0;
 }
 
-export async function sampleCommand(argv: string[]): Promise<number> {
-  const a = parseArgs(argv);
-  const file = a.pos[0];
-  if (!file) throw new Error('usage: sgilo sample <score.safetensors> [--generator g.pt] [--n 16] [--seed 0] [--sampler pc|ald] [--steps 1000] [--corrector 0] [--snr 0.16] [--styles avg|random] [--real n] [--sdedit t0] [--out out/score-samples.png]');
-  const model = await loadScoreModel(await readFileBytes(file));
-  console.error(`score model: ${file}: ${model.source}`);
+/** A path stored in a model file relative to the repository root (models/...), resolved from anywhere. */
+export function fromRoot(path: string): string {
+  if (path.startsWith('/')) return path;
+  const p = new URL(`../${path}`, import.meta.url).pathname;
+  return existsSync(path) || !existsSync(p) ? path : p;
+}
+
+export async function sampleCommand(p: Parsed, out: Output): Promise<number> {
+  const v = p.values;
+  const has = (k: string) => p.given.has(k);
+  const file = p.positionals[0];
+  await loadAs(file, 'score', (b) => assertFiniteCheckpoint(b, file));
+  const model = await loadAs(file, 'score', (b) => loadScoreModel(b));
   const { config, net } = model;
   const norm = config.normalization;
-  const genPath = a.get('generator') ?? config.data.generator;
+  const genPath = (v.generator as string | undefined) ?? (config.data.generator ? fromRoot(config.data.generator) : undefined);
   const block = Number(config.data.block);
   if (!norm || !genPath || !Number.isInteger(block)) {
     net.dispose();
     throw new Error(`${file}: rendering needs a model trained on generator features (normalization, data.generator, data.block), and --generator if the file does not name one`);
   }
-  const n = a.num('n', 16);
-  const seed = a.num('seed', 0);
-  const sampler = a.get('sampler') ?? 'pc';
-  const out = a.get('out') ?? 'out/score-samples.png';
+  const n = Number(v.n);
+  const seed = Number(v.seed);
+  const sampler = String(v.sampler);
   const { channels: C, height: H, width: W } = config.vit;
   const sde = new VPSDE(config.sde);
   const t0 = performance.now();
+  let lastStep = 0;
   const progress = (i: number, total: number) => {
+    lastStep = i + 1;
     if ((i + 1) % Math.max(1, Math.floor(total / 10)) === 0) console.log(`  step ${i + 1}/${total} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   };
-  const styles = a.get('styles') ?? 'avg';
-  const g = await loadGenerator(await readFileBytes(genPath));
+  const styles = String(v.styles);
+  const g = await loadAs(genPath, 'generator', (b) => loadGenerator(b));
   try {
     // Held-out real activations (codes from --codes-from on; training used the first data.samples).
-    const from = a.num('codes-from', Number(config.data.samples ?? 0));
+    const from = has('codes-from') ? Number(v['codes-from']) : Number(config.data.samples ?? 0);
     const realSet = async (count: number) => {
-      const path = config.data.codes ?? DEFAULT_CODES;
-      const codes = readCodesFile(await readFileBytes(path), path);
+      const path = fromRoot(config.data.codes ?? DEFAULT_CODES);
+      const codes = await loadAs(path, 'activations', (b) => readCodesFile(b, path));
       if (from + count > codes.n) throw new RangeError(`--codes-from ${from}: ${path} has ${codes.n} codes, ${count} needed`);
       return activationsFromCodes(g, codes.z.subarray(from * codes.dim, (from + count) * codes.dim), block);
     };
-    const sdedit = a.get('sdedit') !== undefined ? a.num('sdedit', 0.3) : null;
+    const sdedit = has('sdedit') ? Number(v.sdedit) : null;
     let start: { x: ReturnType<typeof tensor>; t: number } | undefined;
     if (sdedit !== null) {
       const set = await realSet(n);
@@ -230,23 +220,29 @@ export async function sampleCommand(argv: string[]): Promise<number> {
     }
     const common = { shape: [n, C, H, W], seed, sde, start, onStep: progress };
     const x = sampler === 'ald'
-      ? await annealedLangevin(net, { ...common, levels: a.num('levels', 100), stepsPerLevel: a.num('steps-per-level', 5), epsilon: a.num('epsilon', 2e-5) })
-      : await pcSample(net, { ...common, steps: a.num('steps', sde.N), correctorSteps: a.num('corrector', 0), snr: a.num('snr', 0.16) });
+      ? await annealedLangevin(net, { ...common, levels: Number(v.levels), stepsPerLevel: Number(v['steps-per-level']), epsilon: Number(v.epsilon) })
+      : await pcSample(net, { ...common, steps: has('steps') ? Number(v.steps) : sde.N, correctorSteps: Number(v.corrector), snr: Number(v.snr) });
     start?.x.dispose();
     const range = await x.readF32();
+    assertFinite(range, 'the sampled features x', `${sampler} sampler after step ${lastStep}`);
     const images = await scope(() => render(g, affine(x, norm.max - norm.min, norm.min), block, styles, seed)); // raw units
     x.dispose();
-    const real = a.num('real', sdedit !== null ? n : 0);
-    if (real > 0) {
-      const set = await realSet(real);
-      images.unshift(...(await scope(() => render(g, tensor(set.data, set.shape), block, styles, seed))));
-    }
+    images.forEach((im, i) => assertFinite(im, `rendered image ${i}`, 'sample'));
+    const real = has('real') ? Number(v.real) : sdedit !== null ? n : 0;
+    const reals = real > 0 ? await scope(async () => { const set = await realSet(real); return render(g, tensor(set.data, set.shape), block, styles, seed); }) : [];
     let lo = Infinity;
     let hi = -Infinity;
-    for (const v of range) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
-    await writeImageGrid(out, images, g.config.size, a.num('cols', Math.min(8, n)));
+    for (const r of range) (lo = Math.min(lo, r)), (hi = Math.max(hi, r));
+    const cols = has('cols') ? Number(v.cols) : Math.min(8, n);
+    const rows: FigureSpec['rows'] = [];
+    const addRows = (list: Float32Array[], label: string) => {
+      for (let i = 0; i < list.length; i += cols) rows.push({ label: i === 0 ? label : '', panels: list.slice(i, i + cols).map((image) => ({ image })) });
+    };
+    addRows(reals, 'real');
+    addRows(images, 'sampled');
+    await writeFigure(`${out.path}/samples.png`, { size: g.config.size, rows, title: `${sampler} sampler, features after block ${block}, seed ${seed}` });
     const how = `${sampler}${sdedit !== null ? `, SDEdit from held-out activations at t = ${sdedit}` : ''}${real > 0 ? `, after ${real} real activations rendered the same way` : ''}`;
-    console.log(`wrote ${out}: ${n} samples (${how}; seed ${seed}) of features after block ${block}, normalized range [${lo.toFixed(3)}, ${hi.toFixed(3)}], ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(`wrote ${out.final}/samples.png: ${n} samples (${how}; seed ${seed}) of features after block ${block}, normalized range [${lo.toFixed(3)}, ${hi.toFixed(3)}], ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   } finally {
     g.dispose();
     net.dispose();
@@ -273,53 +269,4 @@ function stylesFor(g: StyleGAN2, n: number, kind: string, seed: number) {
   if (!g.latentAvg) throw new Error('--styles avg needs latent_avg in the generator checkpoint; use --styles random');
   const S = g.config.styleDim;
   return g.broadcastWplus(add(tensor(new Float32Array(n * S), [n, S]), g.latentAvg));
-}
-
-const REPLAY_SCORE_USAGE = 'usage: sgilo replay score <checkpoint> <inputs.safetensors> <out.safetensors> [--heads h] [--grid HxW] [--weights ema|raw]';
-
-/**
- * Heads, token grid and weight choice for a PyTorch score file: the flags, else the sidecar
- * `<checkpoint>.json`, else the defaults (1 head, a square grid, the EMA weights when present).
- */
-export async function scoreLoadOptions(a: ReturnType<typeof parseArgs>, ckptPath: string): Promise<ScoreLoadOptions> {
-  const sidecarPath = `${ckptPath}.json`;
-  const sidecar = existsSync(sidecarPath) ? parseScoreSidecar(new TextDecoder().decode(await readFileBytes(sidecarPath)), sidecarPath) : {};
-  const weights = a.get('weights');
-  if (weights !== undefined && weights !== 'ema' && weights !== 'raw') throw new RangeError(`--weights must be ema or raw, got "${weights}"`);
-  const heads = a.get('heads') !== undefined ? a.num('heads', 1) : sidecar.heads;
-  if (heads !== undefined && !(Number.isInteger(heads) && heads > 0)) throw new RangeError(`--heads must be a positive integer, got ${heads}`);
-  const gridFlag = a.get('grid');
-  return { heads, grid: gridFlag !== undefined ? parseGrid(gridFlag) : sidecar.grid, weights: weights as ScoreWeights | undefined };
-}
-
-/** `sgilo replay score <checkpoint> <inputs.safetensors> <out.safetensors> [--heads h] [--grid HxW] [--weights ema|raw]`. */
-export async function replayScoreCommand(argv: string[]): Promise<number> {
-  const args = argv[0] === 'score' ? argv.slice(1) : argv;
-  if (args.includes('--help')) {
-    console.log(`${REPLAY_SCORE_USAGE}\n  heads and grid default to the sidecar <checkpoint>.json ({"heads": h, "grid": [H, W]}), else 1 head and a square grid;\n  --weights: a score_sde training checkpoint's EMA weights (default) or its raw model weights`);
-    return 0;
-  }
-  for (const x of args) if (x.startsWith('--') && !['--heads', '--grid', '--weights'].includes(x)) throw new Error(`unknown option ${x}\n${REPLAY_SCORE_USAGE}`);
-  const a = parseArgs(args);
-  const [ckptPath, inputsPath, outPath] = a.pos;
-  if (!ckptPath || !inputsPath || !outPath || a.pos.length > 3) throw new Error(REPLAY_SCORE_USAGE);
-  const opts = await scoreLoadOptions(a, ckptPath);
-  const { net, source, config } = await loadScoreModel(await readFileBytes(ckptPath), opts);
-  console.error(`score model: ${ckptPath}: ${source}; ${config.vit.heads} head(s), grid ${config.vit.height}x${config.vit.width}`);
-  const inputs: TensorMap = new Map();
-  for (const [name, t] of readSafetensors(await readFileBytes(inputsPath)).tensors) {
-    if (!name.startsWith('in.')) continue; // only inputs: outputs in the file are never read
-    if (t.dtype !== 'float32') throw new Error(`${inputsPath}: "${name}" is ${t.dtype}, expected float32`);
-    inputs.set(name, { dtype: 'float32', shape: t.shape, data: t.data as Float32Array });
-  }
-  let result: TensorMap;
-  try {
-    result = await replayScore(net, inputs);
-  } finally {
-    net.dispose();
-  }
-  const tensors: Map<string, HostTensor> = result;
-  await writeFileBytes(outPath, writeSafetensors(tensors));
-  console.log(`wrote ${outPath}: ${tensors.size} tensors (out.eps, grad.x, ${tensors.size - 2} grad.param.*)`);
-  return 0;
 }

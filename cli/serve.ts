@@ -132,27 +132,7 @@ export async function startWebServer(options: { port?: number; host?: string } =
   };
 }
 
-export const SERVE_USAGE = `usage: sgilo serve [--port 8080] [--host 127.0.0.1]
-  serves the web page: pick a test image or upload one, choose operator, level and method, and watch
-  the reconstruction on the browser's WebGPU (Chrome/Edge 113+; Chromium on Linux:
-  --enable-unsafe-webgpu --enable-features=Vulkan). --port 0 picks a free port; --host 0.0.0.0
-  serves other machines too. Ctrl-C stops it.`;
-
-export async function serveCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    console.log(SERVE_USAGE);
-    return 0;
-  }
-  const opts: { port?: number; host?: string } = {};
-  for (let i = 0; i < argv.length; i += 2) {
-    const [name, value] = [argv[i], argv[i + 1]];
-    if (value === undefined) throw new Error(`${name} needs a value\n${SERVE_USAGE}`);
-    if (name === '--port') {
-      opts.port = Number(value);
-      if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new RangeError(`--port must be an integer from 0 to 65535, got "${value}"`);
-    } else if (name === '--host') opts.host = value;
-    else throw new Error(`unknown option ${name}\n${SERVE_USAGE}`);
-  }
+export async function serveCommand(opts: { port?: number; host?: string }): Promise<number> {
   const server = await startWebServer(opts);
   console.log(`serving the SGILO page at ${server.url} (Ctrl-C stops)`);
   await new Promise<void>((resolve) => {

@@ -1,6 +1,7 @@
 // `sgilo theory`: Theorem 3.1 of the SGILO paper (Daras et al., ICML 2022) as an experiment on
 // random expansive ReLU generators (docs/design.md, "Theorem 3.1 experiment"). Runs on the GPU and writes
-// experiments/theory/report.md, *.svg and results.json (every number the report quotes).
+// report.md, *.svg and results.json (every number the report quotes) into the output folder
+// (`sgilo theory --out experiments/theory --force` makes the committed report).
 //
 //   node --import ./scripts/register-ts.mjs cli/theory.ts [--quick] [--out DIR] [--report-only]
 //
@@ -79,7 +80,7 @@ if (isMain) {
     console.error(`unknown arguments: ${unknown.join(' ')}\nusage: node --import ./scripts/register-ts.mjs cli/theory.ts [--quick] [--out DIR] [--report-only]`);
     process.exitCode = 2;
   } else {
-    const out = outIdx >= 0 ? resolve(args[outIdx + 1]) : resolve(new URL('..', import.meta.url).pathname, quick ? 'out/theory-quick' : 'experiments/theory');
+    const out = outIdx >= 0 ? resolve(args[outIdx + 1]) : resolve(new URL('..', import.meta.url).pathname, quick ? 'out/theory-quick' : 'out/theory');
     if (reportOnly) {
       writeReport(JSON.parse(readFileSync(resolve(out, 'results.json'), 'utf8')) as TheoryResults, out);
       console.log(`redrew ${out}/report.md and plots from results.json`);

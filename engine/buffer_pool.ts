@@ -8,6 +8,10 @@
 // A released buffer may still be referenced by recorded-but-unsubmitted commands; that is fine
 // because it is only ever reused by commands recorded later, which run later. Buffers are
 // destroyed only by `trim()`, which the engine calls when it is destroyed.
+//
+// The pool does not know what a buffer is: the WebGPU engine gives it a factory of GPU buffers,
+// the counting backend (engine/counting_backend.ts) one of plain size records, so both keep the
+// same bookkeeping and the counting backend's peak is the one the device's pool reaches.
 
 const MIN_BUCKET = 256;
 
@@ -32,17 +36,23 @@ export interface PoolStats {
   peakBytesInUse: number;
 }
 
-export class BufferPool {
-  private readonly free = new Map<number, GPUBuffer[]>();
-  private readonly lentSize = new Map<GPUBuffer, number>();
+/** Makes and destroys the pool's buffers (of exactly `size` bytes, a bucket size). */
+export interface BufferFactory<B> {
+  create(size: number): B;
+  destroy(buffer: B): void;
+}
+
+export class BufferPool<B extends { readonly size: number } = GPUBuffer> {
+  private readonly free = new Map<number, B[]>();
+  private readonly lentSize = new Map<B, number>();
   private stats: PoolStats = { buffersInUse: 0, bytesInUse: 0, buffersPooled: 0, bytesPooled: 0, bytesAllocated: 0, peakBytesInUse: 0 };
 
   constructor(
-    private readonly device: GPUDevice,
+    private readonly factory: BufferFactory<B>,
     private readonly maxBufferBytes: number,
   ) {}
 
-  acquire(bytes: number, what: string): GPUBuffer {
+  acquire(bytes: number, what: string): B {
     if (bytes > this.maxBufferBytes) {
       throw new RangeError(`${what}: ${bytes} bytes exceed the device's largest bindable buffer (${this.maxBufferBytes} bytes)`);
     }
@@ -53,10 +63,7 @@ export class BufferPool {
       this.stats.buffersPooled--;
       this.stats.bytesPooled -= size;
     } else {
-      buffer = this.device.createBuffer({
-        size,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      });
+      buffer = this.factory.create(size);
       this.stats.bytesAllocated += size;
     }
     this.lentSize.set(buffer, bytes);
@@ -66,7 +73,7 @@ export class BufferPool {
     return buffer;
   }
 
-  release(buffer: GPUBuffer): void {
+  release(buffer: B): void {
     const bytes = this.lentSize.get(buffer);
     if (bytes === undefined) throw new Error('BufferPool.release: buffer was not lent by this pool (released twice?)');
     this.lentSize.delete(buffer);
@@ -85,12 +92,17 @@ export class BufferPool {
     for (const list of this.free.values()) {
       for (const b of list) {
         this.stats.bytesAllocated -= b.size;
-        b.destroy();
+        this.factory.destroy(b);
       }
     }
     this.free.clear();
     this.stats.buffersPooled = 0;
     this.stats.bytesPooled = 0;
+  }
+
+  /** Whether `buffer` is lent by this pool now. */
+  lends(buffer: B): boolean {
+    return this.lentSize.has(buffer);
   }
 
   /** Starts a new peak measurement from the current bytes in use. */

@@ -186,7 +186,7 @@ function subgroupRange(info: GPUAdapterInfo): { min: number; max: number } | nul
  * workgroups suit a SIMD-8 CPU backend and are not tuned for GPUs. SGILO_SUBGROUPS=0 turns
  * it off (for A/B benchmarks); =1 forces it on any adapter with the feature.
  */
-export function subgroupTiles(gpu: GpuContext): boolean {
+export function subgroupTiles(gpu: Pick<GpuContext, 'subgroups' | 'adapter'>): boolean {
   if (!gpu.subgroups || gpu.subgroups.min < 8) return false;
   if (subgroupOverride !== null) return subgroupOverride;
   const forced = forcedFamily();

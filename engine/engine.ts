@@ -9,9 +9,13 @@
 //
 // Validation errors from WebGPU arrive asynchronously; they are collected and thrown, with the
 // kernel's name, from the next `sync()` or read, so a bad kernel never yields silent garbage.
+//
+// The engine is the WebGPU implementation of the backend seam (engine/backend.ts); `init()` makes it
+// the active backend.
 
 import { acquireGpu, type AcquireOptions, type GpuContext } from './device.ts';
 import { BufferPool, type PoolStats } from './buffer_pool.ts';
+import { backendSwapped, setDeviceBackend, type Backend, type BindingEntry, type DeviceBuffer, type KernelProgram } from './backend.ts';
 import { Profiler, type KernelTime } from './profiler.ts';
 
 const ARENA_BYTES = 64 * 1024;
@@ -65,7 +69,8 @@ export interface EngineOptions extends AcquireOptions {
   autoSubmitEvery?: number;
 }
 
-export class Engine {
+export class Engine implements Backend {
+  readonly planning = false;
   readonly device: GPUDevice;
   readonly pool: BufferPool;
   private encoder: GPUCommandEncoder | null = null;
@@ -87,7 +92,8 @@ export class Engine {
     options: EngineOptions = {},
   ) {
     this.device = gpu.device;
-    this.pool = new BufferPool(this.device, Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize));
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    this.pool = new BufferPool({ create: (size) => this.device.createBuffer({ size, usage }), destroy: (b) => b.destroy() }, Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize));
     this.arena = new UniformArena(this.device, gpu.limits.minUniformBufferOffsetAlignment);
     this.autoSubmitEvery = options.autoSubmitEvery ?? 512;
     this.device.addEventListener('uncapturederror', (ev) => {
@@ -107,8 +113,44 @@ export class Engine {
     return result;
   }
 
+  allocate(bytes: number, what: string): GPUBuffer {
+    return this.pool.acquire(bytes, what);
+  }
+
+  release(buffer: DeviceBuffer): void {
+    this.pool.release(buffer as GPUBuffer);
+  }
+
   placeUniform(data: Uint8Array): GPUBufferBinding {
     return this.arena.place(data);
+  }
+
+  /** Records one dispatch of a reflected entry point, building its pipeline on first use on this device. */
+  dispatch(program: KernelProgram, entries: BindingEntry[], x: number, y: number, z: number): void {
+    const p = program.gpu !== null && program.gpu.device === this.device ? program.gpu : this.buildPipeline(program);
+    const bindGroup = this.device.createBindGroup({ layout: p.layout, entries: entries as GPUBindGroupEntry[] });
+    this.recordDispatch(p.pipeline, bindGroup, x, y, z, program.key);
+  }
+
+  private buildPipeline(program: KernelProgram): NonNullable<KernelProgram['gpu']> {
+    const device = this.device;
+    const layout = device.createBindGroupLayout({
+      label: program.key,
+      entries: program.slots.map((s) => ({
+        binding: s.binding,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: s.kind === 'uniform' ? 'uniform' : s.kind === 'read' ? 'read-only-storage' : 'storage' },
+      })),
+    });
+    const pipeline = this.checked(`pipeline ${program.key}`, () =>
+      device.createComputePipeline({
+        label: program.key,
+        layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+        compute: { module: device.createShaderModule({ label: program.key, code: program.code }), entryPoint: program.entry, ...(program.constants ? { constants: program.constants } : {}) },
+      }),
+    );
+    program.gpu = { device, pipeline, layout };
+    return program.gpu;
   }
 
   private computePass(): GPUComputePassEncoder {
@@ -164,13 +206,17 @@ export class Engine {
     return { kernels, dispatches: profiler.dispatches, submits };
   }
 
-  recordCopy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+  recordCopy(src: DeviceBuffer, srcOffset: number, dst: DeviceBuffer, dstOffset: number, bytes: number): void {
     if (this.pass) {
       this.pass.end();
       this.pass = null;
     }
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
-    this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.encoder.copyBufferToBuffer(src as GPUBuffer, srcOffset, dst as GPUBuffer, dstOffset, bytes);
+  }
+
+  copy(src: DeviceBuffer, srcOffset: number, dst: DeviceBuffer, dstOffset: number, bytes: number): void {
+    this.recordCopy(src, srcOffset, dst, dstOffset, bytes);
   }
 
   /** Submits everything recorded so far. */
@@ -188,9 +234,9 @@ export class Engine {
   }
 
   /** Writes host data into a buffer, ordered after everything recorded before the call. */
-  write(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+  write(buffer: DeviceBuffer, data: ArrayBufferView, offset = 0): void {
     this.submit();
-    this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
+    this.device.queue.writeBuffer(buffer as GPUBuffer, offset, data.buffer, data.byteOffset, data.byteLength);
   }
 
   /** Submits, waits for the GPU, and throws any validation error collected so far. */
@@ -210,7 +256,7 @@ export class Engine {
   }
 
   /** Copies `bytes` of `buffer` to the host. Submits pending work first. */
-  async read(buffer: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+  async read(buffer: DeviceBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
     const staging = this.device.createBuffer({ size: Math.ceil(bytes / 4) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.recordCopy(buffer, offset, staging, 0, staging.size);
     this.submit();
@@ -227,6 +273,10 @@ export class Engine {
 
   memory(): PoolStats {
     return this.pool.snapshot();
+  }
+
+  resetPeak(): void {
+    this.pool.resetPeak();
   }
 
   destroy(): void {
@@ -246,11 +296,13 @@ let current: Engine | null = null;
 export async function init(options: EngineOptions = {}): Promise<Engine> {
   if (current && !current.destroyed) return current;
   current = new Engine(await acquireGpu(options), options);
+  setDeviceBackend(current);
   return current;
 }
 
 export function engine(): Engine {
   if (!current || current.destroyed) throw new Error('The engine is not initialized: call `await init()` first.');
+  if (backendSwapped()) throw new Error('engine(): another backend is active (withBackend); ops reach the device through backend()');
   return current;
 }
 
@@ -262,4 +314,5 @@ export function isInitialized(): boolean {
 export function shutdown(): void {
   current?.destroy();
   current = null;
+  setDeviceBackend(null);
 }

@@ -5,15 +5,18 @@
 // The bind-group layout is built from that reflection, and uniform structs are packed by member
 // name from it too, so the TypeScript side never repeats WGSL offsets by hand.
 //
+// Reflection needs no device; the active backend (engine/backend.ts) turns the reflected entry
+// point into a pipeline (the WebGPU engine) or only counts its dispatches (the counting backend).
+//
 // Every declaration is known up front (ops declare at module load), which lets the test suite
 // assert that each declared entry point was dispatched at least once.
 
 import { WgslReflect, type VariableInfo, type TypeInfo, type StructInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { envFlag } from './device.ts';
-import { engine } from './engine.ts';
+import { backend, planning, type BindingEntry, type BindingKind, type DeviceBuffer, type KernelProgram } from './backend.ts';
 import { shaderText, specialize, withIncludes } from './shader_source.ts';
 
-export type BindingKind = 'read' | 'read_write' | 'uniform';
+export type { BindingKind } from './backend.ts';
 
 export interface KernelSpec {
   /** File name under shaders/, without `.wgsl`. */
@@ -35,13 +38,11 @@ export interface KernelSpec {
 /** A uniform block given by WGSL struct member names. Numbers or number arrays (vectors, arrays of vec4). */
 export type UniformValues = Record<string, number | readonly number[]>;
 
-export type BindingValue = { readonly buffer: GPUBuffer } | GPUBuffer | UniformValues;
+export type BindingValue = { readonly buffer: DeviceBuffer } | DeviceBuffer | UniformValues;
 
-interface Compiled {
-  pipeline: GPUComputePipeline;
-  layout: GPUBindGroupLayout;
-  slots: { name: string; binding: number; kind: BindingKind; struct?: StructInfo; size: number }[];
-  workgroupSize: [number, number, number];
+interface Compiled extends KernelProgram {
+  readonly slots: { name: string; binding: number; kind: BindingKind; struct?: StructInfo; size: number }[];
+  readonly workgroupSize: [number, number, number];
 }
 
 let debugWgsl = envFlag('SGILO_DEBUG_WGSL') === '1';
@@ -54,7 +55,6 @@ export function setDebugWgsl(on: boolean): void {
 export class Kernel {
   readonly key: string;
   private compiled: Compiled | null = null;
-  private compiledFor: GPUDevice | null = null;
 
   constructor(readonly spec: KernelSpec) {
     this.key = spec.variant ? `${spec.shader}.${spec.entry}<${spec.variant}>` : `${spec.shader}.${spec.entry}`;
@@ -69,9 +69,9 @@ export class Kernel {
     return specialize(withIncludes(shaderText(this.spec.shader), this.key), this.spec.specialize ?? {}, this.key);
   }
 
+  /** Parses and checks the WGSL once; the backend builds (and caches) its pipeline from the result. */
   private compile(): Compiled {
-    const eng = engine();
-    if (this.compiled && this.compiledFor === eng.device) return this.compiled;
+    if (this.compiled) return this.compiled;
     const code = this.source();
     let reflect: WgslReflect;
     try {
@@ -83,50 +83,33 @@ export class Kernel {
     if (!entry) throw new Error(`${this.key}: no @compute entry point "${this.spec.entry}" in shaders/${this.spec.shader}.wgsl`);
     const slots = checkBindings(this.key, this.spec.bindings, entry.resources);
     if (debugWgsl) console.log(`// ---- ${this.key} ----\n${code}`);
-    const device = eng.device;
-    const layout = device.createBindGroupLayout({
-      label: this.key,
-      entries: slots.map((s) => ({
-        binding: s.binding,
-        visibility: GPUShaderStage.COMPUTE,
-        buffer: { type: s.kind === 'uniform' ? 'uniform' : s.kind === 'read' ? 'read-only-storage' : 'storage' },
-      })),
-    });
-    const pipeline = eng.checked(`pipeline ${this.key}`, () =>
-      device.createComputePipeline({
-        label: this.key,
-        layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-        compute: { module: device.createShaderModule({ label: this.key, code }), entryPoint: this.spec.entry, ...(this.spec.constants ? { constants: this.spec.constants } : {}) },
-      }),
-    );
     const wg = (entry.workgroupSize ?? [1, 1, 1]) as unknown[];
     // A size named by an override (`@workgroup_size(WG_X)`) is reflected as its name: take its value.
     const size = (d: unknown): number => (typeof d === 'number' ? d : d === undefined ? 1 : (this.spec.constants?.[String(d)] ?? Number.NaN));
-    this.compiled = { pipeline, layout, slots, workgroupSize: [size(wg[0]), size(wg[1]), size(wg[2])] };
-    this.compiledFor = device;
+    this.compiled = { key: this.key, entry: this.spec.entry, code, constants: this.spec.constants, slots, workgroupSize: [size(wg[0]), size(wg[1]), size(wg[2])], gpu: null };
     return this.compiled;
   }
 
   /** Records one dispatch of `workgroups` with the named bindings. */
   dispatch(bindings: Record<string, BindingValue>, workgroups: readonly number[]): void {
-    const eng = engine();
+    const eng = backend();
     const c = this.compile();
     for (const name of Object.keys(bindings)) {
       if (!c.slots.some((s) => s.name === name)) throw new Error(`${this.key}: unknown binding "${name}" (declared: ${c.slots.map((s) => s.name).join(', ')})`);
     }
-    const entries: GPUBindGroupEntry[] = c.slots.map((s) => {
+    const entries: BindingEntry[] = c.slots.map((s) => {
       const value = bindings[s.name];
       if (value === undefined) throw new Error(`${this.key}: binding "${s.name}" was not given`);
       if (s.kind === 'uniform') return { binding: s.binding, resource: eng.placeUniform(packUniform(this.key, s.struct!, s.size, value as UniformValues)) };
-      const buffer = 'buffer' in value && !(value instanceof Array) ? (value as { buffer: GPUBuffer }).buffer : (value as GPUBuffer);
-      if (!buffer || typeof (buffer as GPUBuffer).size !== 'number') throw new Error(`${this.key}: binding "${s.name}" needs a tensor or GPUBuffer`);
+      const buffer = 'buffer' in value && !(value instanceof Array) ? (value as { buffer: DeviceBuffer }).buffer : (value as DeviceBuffer);
+      if (!buffer || typeof (buffer as DeviceBuffer).size !== 'number') throw new Error(`${this.key}: binding "${s.name}" needs a tensor or GPUBuffer`);
       return { binding: s.binding, resource: { buffer } };
     });
     // WebGPU forbids a buffer being writable and bound again in one dispatch; say which bindings.
     entries.forEach((e, i) => {
-      const buf = (e.resource as GPUBufferBinding).buffer;
+      const buf = e.resource.buffer;
       if (c.slots[i].kind !== 'read_write') return;
-      const other = entries.findIndex((f, j) => j !== i && (f.resource as GPUBufferBinding).buffer === buf);
+      const other = entries.findIndex((f, j) => j !== i && f.resource.buffer === buf);
       if (other >= 0) throw new Error(`${this.key}: "${c.slots[i].name}" is written but its buffer is also bound as "${c.slots[other].name}" (an op may not write its input in place)`);
     });
     const [x, y = 1, z = 1] = workgroups;
@@ -135,14 +118,19 @@ export class Kernel {
       if (!Number.isInteger(n) || n < 0 || n > maxDim) throw new RangeError(`${this.key}: workgroup count ${n} is outside [0, ${maxDim}] (grid ${x}x${y}x${z})`);
     }
     if (x * y * z === 0) return;
-    const bindGroup = eng.device.createBindGroup({ layout: c.layout, entries });
-    eng.recordDispatch(c.pipeline, bindGroup, x, y, z, this.key);
-    dispatchCounts.set(this.key, (dispatchCounts.get(this.key) ?? 0) + 1);
+    eng.dispatch(c, entries, x, y, z);
+    // Coverage counts only what ran on a device (a planning run dispatches nothing).
+    if (!eng.planning) dispatchCounts.set(this.key, (dispatchCounts.get(this.key) ?? 0) + 1);
   }
 }
 
 const declared = new Map<string, Kernel>();
 const dispatchCounts = new Map<string, number>();
+/**
+ * Kernels first declared while a planning backend was active (e.g. variants for the GPU a memory
+ * plan describes, not for this device), until something declares them outside planning.
+ */
+const declaredWhilePlanning = new Set<string>();
 
 /** Declares a kernel (idempotent: the same spec returns the same Kernel). */
 export function defineKernel(spec: KernelSpec): Kernel {
@@ -150,14 +138,17 @@ export function defineKernel(spec: KernelSpec): Kernel {
   const existing = declared.get(k.key);
   if (existing) {
     if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) throw new Error(`kernel ${k.key} declared twice with different specs`);
+    if (!planning()) declaredWhilePlanning.delete(k.key);
     return existing;
   }
   declared.set(k.key, k);
+  if (planning()) declaredWhilePlanning.add(k.key);
   return k;
 }
 
+/** Kernels declared for this device (what kernel coverage asks to have been dispatched). */
 export function declaredKernels(): string[] {
-  return [...declared.keys()].sort();
+  return [...declared.keys()].filter((k) => !declaredWhilePlanning.has(k)).sort();
 }
 
 /** Dispatches per kernel (entry point and variant) since the process started or the last reset. */
@@ -171,7 +162,7 @@ export function resetDispatchCounts(): void {
 
 /** Grid for `n` workgroups in 1D, folded into y when over the per-dimension limit. */
 export function grid1d(workgroups: number): [number, number, number] {
-  const maxDim = engine().gpu.limits.maxComputeWorkgroupsPerDimension;
+  const maxDim = backend().gpu.limits.maxComputeWorkgroupsPerDimension;
   if (workgroups <= maxDim) return [workgroups, 1, 1];
   const y = Math.ceil(workgroups / maxDim);
   if (y > maxDim) throw new RangeError(`grid1d: ${workgroups} workgroups exceed ${maxDim}^2`);

@@ -95,7 +95,20 @@ abstract class Optimizer {
     }
   }
 
-  abstract step(grads?: readonly (Tensor | null | undefined)[]): void;
+  /**
+   * One update of every parameter that has a gradient: `grads` in the order of the parameters
+   * (null or undefined: no update of that one), or each parameter's .grad when omitted.
+   */
+  step(grads?: readonly (Tensor | null | undefined)[]): void {
+    const gs = this.gradients(grads);
+    this.params.forEach((p, i) => {
+      const g = gs[i];
+      if (g) this.update(p, g);
+    });
+  }
+
+  /** Updates `p` in place by its gradient `g`, with the optimizer's state of `p`. */
+  protected abstract update(p: Tensor, g: Tensor): void;
 
   /** Frees the optimizer's state tensors (the parameters stay). */
   abstract dispose(): void;
@@ -136,26 +149,21 @@ export class SGD extends Optimizer {
     return this.buffers.get(p);
   }
 
-  step(grads?: readonly (Tensor | null | undefined)[]): void {
-    const gs = this.gradients(grads);
-    this.params.forEach((p, i) => {
-      const g = gs[i];
-      if (!g) return;
-      let buf = this.buffers.get(p);
-      const first = !buf;
-      const sgd = {
-        n: p.size,
-        lr: this.lr,
-        momentum: this.momentum,
-        dampening: this.dampening,
-        weight_decay: this.weightDecay,
-        nesterov: this.nesterov ? 1 : 0,
-        first: first ? 1 : 0,
-      };
-      if (this.momentum === 0) return K.sgd.dispatch({ p, g, sgd }, grid(p.size));
-      if (!buf) this.buffers.set(p, (buf = empty(p.shape).keep())); // written, not read, on the first step
-      K.sgdMomentum.dispatch({ p, g, sgd, buf }, grid(p.size));
-    });
+  protected update(p: Tensor, g: Tensor): void {
+    let buf = this.buffers.get(p);
+    const first = !buf;
+    const sgd = {
+      n: p.size,
+      lr: this.lr,
+      momentum: this.momentum,
+      dampening: this.dampening,
+      weight_decay: this.weightDecay,
+      nesterov: this.nesterov ? 1 : 0,
+      first: first ? 1 : 0,
+    };
+    if (this.momentum === 0) return K.sgd.dispatch({ p, g, sgd }, grid(p.size));
+    if (!buf) this.buffers.set(p, (buf = empty(p.shape).keep())); // written, not read, on the first step
+    K.sgdMomentum.dispatch({ p, g, sgd, buf }, grid(p.size));
   }
 
   dispose(): void {
@@ -230,27 +238,22 @@ export class Adam extends Optimizer {
     this.states.set(p, { step: state.step, m: state.m.keep(), v: state.v.keep() });
   }
 
-  step(grads?: readonly (Tensor | null | undefined)[]): void {
-    const gs = this.gradients(grads);
-    this.params.forEach((p, i) => {
-      const g = gs[i];
-      if (!g) return;
-      let s = this.states.get(p);
-      if (!s) this.states.set(p, (s = { step: 0, m: zeros(p.shape).keep(), v: zeros(p.shape).keep() }));
-      const t = ++s.step;
-      const adam = {
-        n: p.size,
-        lr: this.lr,
-        beta1: this.beta1,
-        beta2: this.beta2,
-        eps: this.eps,
-        weight_decay: this.weightDecay,
-        decoupled: this.decoupled ? 1 : 0,
-        step_size: this.lr / (1 - this.beta1 ** t),
-        bc2_sqrt: Math.sqrt(1 - this.beta2 ** t),
-      };
-      K.adam.dispatch({ p, g, adam, m: s.m, v: s.v }, grid(p.size));
-    });
+  protected update(p: Tensor, g: Tensor): void {
+    let s = this.states.get(p);
+    if (!s) this.states.set(p, (s = { step: 0, m: zeros(p.shape).keep(), v: zeros(p.shape).keep() }));
+    const t = ++s.step;
+    const adam = {
+      n: p.size,
+      lr: this.lr,
+      beta1: this.beta1,
+      beta2: this.beta2,
+      eps: this.eps,
+      weight_decay: this.weightDecay,
+      decoupled: this.decoupled ? 1 : 0,
+      step_size: this.lr / (1 - this.beta1 ** t),
+      bc2_sqrt: Math.sqrt(1 - this.beta2 ** t),
+    };
+    K.adam.dispatch({ p, g, adam, m: s.m, v: s.v }, grid(p.size));
   }
 
   dispose(): void {

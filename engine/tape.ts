@@ -8,23 +8,14 @@
 // leaf that requires grad (PyTorch-style). Both clear the tape afterwards unless asked not to.
 //
 // Backward rules run under `noGrad`, so they are never recorded themselves (first order only).
+// Gradients are summed with engine/accumulate.ts (the `add` op's own kernels), since the tape sits
+// below the ops and imports none of them.
 
-import { Tensor, full } from './tensor.ts';
+import { Tensor, full, type TapeNode } from './tensor.ts';
 import { sameShape, shapeString } from './shape.ts';
-import { add } from './ops/elementwise.ts';
+import { accumulate } from './accumulate.ts';
 
-export interface TapeNode {
-  op: string;
-  inputs: Tensor[];
-  output: Tensor;
-  /** Tensors the backward rule reads; retained until the tape is cleared. */
-  saved: Tensor[];
-  /**
-   * Gradients for each input (null where an input needs none), given the output's gradient.
-   * `needs[i]` says whether input i requires a gradient, so a rule can skip work nobody uses.
-   */
-  backward: (gy: Tensor, needs: boolean[]) => (Tensor | null)[];
-}
+export type { TapeNode } from './tensor.ts';
 
 const tape: TapeNode[] = [];
 let disabled = 0;
@@ -101,7 +92,7 @@ export function grad(root: Tensor, wrt: readonly Tensor[], options: GradOptions 
         }
         const prev = grads.get(input);
         if (prev) {
-          grads.set(input, add(prev, g));
+          grads.set(input, accumulate(prev, g));
           if (owned(prev)) prev.dispose();
           g.dispose();
         } else grads.set(input, g);
@@ -117,7 +108,7 @@ export function grad(root: Tensor, wrt: readonly Tensor[], options: GradOptions 
     const g = grads.get(t);
     if (!g) return full(t.shape, 0);
     // The caller owns what we return; never hand back the caller's own upstream tensor.
-    return owned(g) ? g : noGrad(() => add(g, full(g.shape, 0)));
+    return owned(g) ? g : noGrad(() => accumulate(g, full(g.shape, 0)));
   });
   const returned = new Set(result);
   for (const g of grads.values()) if (!returned.has(g) && owned(g)) g.dispose();
@@ -134,7 +125,7 @@ export function backward(root: Tensor, options: GradOptions = {}): void {
   const gs = grad(root, list, options);
   list.forEach((leaf, i) => {
     if (leaf.grad) {
-      const sum = noGrad(() => add(leaf.grad!, gs[i]));
+      const sum = noGrad(() => accumulate(leaf.grad!, gs[i]));
       leaf.grad.dispose();
       gs[i].dispose();
       leaf.grad = sum;

@@ -5,10 +5,29 @@
 // intermediate inside a `scope()` never pulls a buffer from under a pending backward pass.
 // `scope(fn)` disposes every tensor created inside it except those returned (found by walking
 // the result's arrays and plain objects) and those marked with `keep()`.
+//
+// A tensor's buffer comes from the backend active when it is made (engine/backend.ts) and goes
+// back to that backend, whichever is active when the tensor is released.
 
-import { engine } from './engine.ts';
+import { backend, type Backend, type DeviceBuffer } from './backend.ts';
 import { shapeString, sizeOf, validateShape, type Shape } from './shape.ts';
-import type { TapeNode } from './tape.ts';
+
+/**
+ * One recorded op on the autodiff tape (engine/tape.ts). Declared here, below the tape, because a
+ * tensor points at the node that produced it and the tape holds tensors.
+ */
+export interface TapeNode {
+  op: string;
+  inputs: Tensor[];
+  output: Tensor;
+  /** Tensors the backward rule reads; retained until the tape is cleared. */
+  saved: Tensor[];
+  /**
+   * Gradients for each input (null where an input needs none), given the output's gradient.
+   * `needs[i]` says whether input i requires a gradient, so a rule can skip work nobody uses.
+   */
+  backward: (gy: Tensor, needs: boolean[]) => (Tensor | null)[];
+}
 
 export type DType = 'f32' | 'u32';
 
@@ -18,7 +37,9 @@ export class Tensor {
   readonly id = nextId++;
   readonly shape: readonly number[];
   readonly size: number;
-  private buf: GPUBuffer | null;
+  private buf: DeviceBuffer | null;
+  /** The backend that lent the buffer. */
+  readonly backend: Backend;
   private refs = 1;
   private userDisposed = false;
   /** Set by `requireGrad()`; ops on such tensors are recorded on the tape. */
@@ -37,7 +58,8 @@ export class Tensor {
     validateShape(shape);
     this.shape = Object.freeze([...shape]);
     this.size = sizeOf(shape);
-    this.buf = engine().pool.acquire(this.size * 4, `tensor ${shapeString(shape)}`);
+    this.backend = backend();
+    this.buf = this.backend.allocate(this.size * 4, `tensor ${shapeString(shape)}`);
     trackInScope(this);
   }
 
@@ -53,7 +75,7 @@ export class Tensor {
     return this.buf === null;
   }
 
-  get buffer(): GPUBuffer {
+  get buffer(): DeviceBuffer {
     if (!this.buf) throw new Error(`tensor #${this.id} ${shapeString(this.shape)} was used after dispose()`);
     return this.buf;
   }
@@ -76,7 +98,7 @@ export class Tensor {
 
   release(): void {
     if (--this.refs === 0 && this.buf) {
-      engine().pool.release(this.buf);
+      this.backend.release(this.buf);
       this.buf = null;
     }
   }
@@ -92,7 +114,7 @@ export class Tensor {
 
   /** Copies the data to the host. */
   async read(): Promise<Float32Array | Uint32Array> {
-    const data = await engine().read(this.buffer, this.bytes);
+    const data = await this.backend.read(this.buffer, this.bytes);
     return this.dtype === 'f32' ? new Float32Array(data) : new Uint32Array(data);
   }
 
@@ -113,7 +135,7 @@ export function tensor(data: ArrayLike<number>, shape: Shape, dtype: DType = 'f3
   if (data.length !== n) throw new RangeError(`tensor: ${data.length} values do not fill shape ${shapeString(shape)} (${n} elements)`);
   const t = new Tensor(shape, dtype);
   const host = dtype === 'f32' ? Float32Array.from(data) : Uint32Array.from(data);
-  engine().write(t.buffer, host);
+  t.backend.write(t.buffer, host);
   return t;
 }
 
@@ -124,7 +146,7 @@ export function empty(shape: Shape, dtype: DType = 'f32'): Tensor {
 
 export function zeros(shape: Shape, dtype: DType = 'f32'): Tensor {
   const t = new Tensor(shape, dtype);
-  engine().write(t.buffer, new Uint8Array(t.bytes));
+  t.backend.write(t.buffer, new Uint8Array(t.bytes));
   return t;
 }
 

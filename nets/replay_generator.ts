@@ -13,16 +13,22 @@ import { StyleGAN2, numBlocks, numNoises } from './stylegan2.ts';
 
 export type TensorMap = Map<string, HostTensor<Float32Array>>;
 
-async function host(t: Tensor): Promise<HostTensor<Float32Array>> {
+/** A tensor read back to the host, as the replay commands write it. */
+export async function host(t: Tensor): Promise<HostTensor<Float32Array>> {
   return { dtype: 'float32', shape: [...t.shape], data: await t.readF32() };
 }
 
-export async function replayGenerator(g: StyleGAN2, inputs: TensorMap): Promise<TensorMap> {
-  const get = (name: string) => {
+/** Uploads the named input of a replay (`what` names the command in the error for a missing one). */
+export function inputReader(what: string, inputs: TensorMap): (name: string) => Tensor {
+  return (name) => {
     const t = inputs.get(name);
-    if (!t) throw new Error(`replay generator: the inputs file has no "${name}"`);
+    if (!t) throw new Error(`${what}: the inputs file has no "${name}"`);
     return tensor(t.data, t.shape);
   };
+}
+
+export async function replayGenerator(g: StyleGAN2, inputs: TensorMap): Promise<TensorMap> {
+  const get = inputReader('replay generator', inputs);
   const out: TensorMap = new Map();
   const L = numBlocks(g.config);
   await scope(async () => {

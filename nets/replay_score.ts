@@ -3,19 +3,14 @@
 //   in.x [B, C, H, W], in.t [B], in.upstream R [B, C, H, W]
 //   out.eps = eps(in.x, in.t); grad.x and grad.param.<name> (every trainable parameter) of sum(out.eps * R).
 
-import { Tensor, scope, tensor } from '../engine/tensor.ts';
+import { scope } from '../engine/tensor.ts';
 import { grad, clearTape } from '../engine/tape.ts';
 import type { ScoreViT } from './score_vit.ts';
-import type { TensorMap } from './replay_generator.ts';
+import { host, inputReader, type TensorMap } from './replay_generator.ts';
 
 export async function replayScore(net: ScoreViT, inputs: TensorMap): Promise<TensorMap> {
-  const get = (name: string) => {
-    const t = inputs.get(name);
-    if (!t) throw new Error(`replay score: the inputs file has no "${name}"`);
-    return tensor(t.data, t.shape);
-  };
+  const get = inputReader('replay score', inputs);
   const out: TensorMap = new Map();
-  const host = async (t: Tensor) => ({ dtype: 'float32' as const, shape: [...t.shape], data: await t.readF32() });
   const params = net.trainable();
   await scope(async () => {
     const x = get('in.x').requireGrad();

@@ -13,7 +13,7 @@
 // Split semantics (both reference codebases): generating from block k with a given `layer_in`
 // starts the RGB skip afresh, so the RGB that blocks < k would have contributed is discarded.
 
-import { Tensor, tensor } from '../engine/tensor.ts';
+import { Tensor, empty, tensor } from '../engine/tensor.ts';
 import { add, affine, mul, leakyRelu, square, rsqrt } from '../engine/ops/elementwise.ts';
 import { matmul } from '../engine/ops/matmul.ts';
 import { mean, broadcastTo } from '../engine/ops/reduce.ts';
@@ -132,6 +132,13 @@ export class StyleGAN2 {
     }
     const avg = latentAvg ? tensor(latentAvg.data, [config.styleDim]).keep() : null;
     return new StyleGAN2(config, params, avg);
+  }
+
+  /** Parameters of the right shapes with unspecified contents (memory planning: nets/stylegan2_plan.ts). */
+  static withShapes(config: StyleGAN2Config): StyleGAN2 {
+    const params = new Map<string, Tensor>();
+    for (const [name, shape] of parameterShapes(config)) params.set(name, empty(shape).keep());
+    return new StyleGAN2(config, params, null);
   }
 
   p(name: string): Tensor {

@@ -48,8 +48,14 @@ fn operand_offsets(i: u32) -> vec2u {
   return off + rem * vec2u(params.a_strides[0].x, params.b_strides[0].x);
 }
 
-fn linear_index(gid: vec3u, nwg: vec3u) -> u32 {
-  return gid.x + gid.y * nwg.x * 64u;
+// The row's forward expression, in the names it is written in, for one element and for 4 (the
+// gradient expressions may be constants, so they stay inline where `g *` gives them a type).
+fn forward(a: f32, b: f32) -> f32 {
+  return {{FWD}};
+}
+
+fn forward4(a: vec4f, b: vec4f) -> vec4f {
+  return {{FWD}};
 }
 
 @compute @workgroup_size(64)
@@ -57,9 +63,7 @@ fn binary_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
   let i = linear_index(gid, nwg);
   if (i >= params.n) { return; }
   let off = operand_offsets(i);
-  let a = a_in[off.x];
-  let b = b_in[off.y];
-  out[i] = {{FWD}};
+  out[i] = forward(a_in[off.x], b_in[off.y]);
 }
 
 @compute @workgroup_size(64)
@@ -93,9 +97,7 @@ fn binary_forward4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workg
   let v = linear_index(gid, nwg);
   if (v >= params.n / 4u) { return; }
   let off = operand_offsets(4u * v);
-  let a = load4(true, off.x);
-  let b = load4(false, off.y);
-  out4[v] = {{FWD}};
+  out4[v] = forward4(load4(true, off.x), load4(false, off.y));
 }
 
 @compute @workgroup_size(64)

@@ -35,34 +35,8 @@
 // gradient's pixel rows) into S ranges whose partial sums go to [S, ...] and are added by
 // conv2d_sum_splits; the first split adds the bias.
 
-struct ConvParams {
-  n: u32,
-  c_in: u32,
-  h: u32,
-  w: u32,
-  c_out: u32,
-  ho: u32,
-  wo: u32,
-  groups: u32,
-  cin_g: u32,          // Cg = C_in / G
-  cout_g: u32,         // Og = C_out / G
-  kh: u32,
-  kw: u32,
-  sy: u32,
-  sx: u32,
-  dy: u32,
-  dx: u32,
-  pt: i32,             // padding before the first row / column (after-padding is implied by Ho, Wo)
-  pl: i32,
-  co_blocks: u32,      // forward: ceil(Og / CO); weight gradient: ceil(Og / 4)
-  ci_blocks: u32,      // weight gradient: ceil(Cg / 4)
-  pix_blocks: u32,     // forward: ceil(Ho*Wo / 4)
-  rows_per_split: u32, // weight gradient: (n, oy) rows summed by one invocation
-  c_split: u32,        // forward: input channels per split (Cg when not split)
-  per_split: u32,      // forward: invocations per split
-  has_bias: u32,
-  total: u32,          // invocations that do work
-}
+// ConvParams, the forward bindings (x, wp, bias, y, params), CO and the forward's channel loop:
+// #include <conv_common>
 
 // Packing: wp[g, ob, c, t][l] = w[g*s_group + (4*ob + l)*s_o + c*s_c + t], zero where 4*ob + l >= Og.
 // (conv2d weights: s_o = Cg*kk, s_c = kk; transposed-conv weights [C_in, Og, kH, kW]: s_o = kk, s_c = Og*kk.)
@@ -82,12 +56,6 @@ struct SumParams {
   splits: u32,         // S
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;          // [N, C_in, H, W]
-@group(0) @binding(1) var<storage, read> wp: array<vec4f>;       // [G, OB, Cg, kH, kW] packed weights
-@group(0) @binding(2) var<storage, read> bias: array<f32>;       // [C_out] (any buffer when has_bias = 0)
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;    // [S, N, C_out, Ho, Wo] (S = 1: the output)
-@group(0) @binding(4) var<uniform> params: ConvParams;
-
 @group(0) @binding(1) var<storage, read> gy: array<f32>;         // [N, C_out, Ho, Wo]
 @group(0) @binding(2) var<storage, read_write> gw: array<f32>;   // [S, C_out, Cg, kH, kW], S splits
 
@@ -99,13 +67,7 @@ struct SumParams {
 @group(0) @binding(1) var<storage, read_write> w_packed: array<f32>; // [G, OB, Cg, kH, kW, 4]
 @group(0) @binding(2) var<uniform> pparams: PackParams;
 
-const WG: u32 = 64u;
-const CO: u32 = 8u;          // output channels per forward invocation (a multiple of 4)
-const CB: u32 = CO / 4u;     // vec4 weight blocks per forward invocation
-
-fn invocation(gid: vec3u, nwg: vec3u) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
+// #include <index_math>
 
 // The 4 lanes base, base+1, .. with lanes past `last` repeating it (clamped block lanes).
 fn lanes(base: u32, last: u32) -> vec4u {
@@ -123,7 +85,7 @@ fn ceil_div(a: i32, b: i32) -> i32 {
 
 @compute @workgroup_size(64)
 fn conv2d_pack_weights(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let e = invocation(gid, nwg);
+  let e = linear_index(gid, nwg);
   if (e >= pparams.n) { return; }
   let l = e % 4u;
   var rest = e / 4u;
@@ -145,7 +107,7 @@ fn conv2d_pack_weights(@builtin(global_invocation_id) gid: vec3u, @builtin(num_w
 // invocations read the same weights.
 @compute @workgroup_size(64)
 fn conv2d_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let ig = invocation(gid, nwg);
+  let ig = linear_index(gid, nwg);
   if (ig >= params.total) { return; }
   let split = ig / params.per_split;
   let i = ig % params.per_split;
@@ -159,8 +121,7 @@ fn conv2d_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
   let g = cb / params.co_blocks;
   let o_in_g = (cb % params.co_blocks) * CO;
   let kk = params.kh * params.kw;
-  let w_block = params.cin_g * kk;                                 // vec4s per packed block
-  let w0 = (g * params.co_blocks * CB + o_in_g / 4u) * w_block;   // this invocation's first block
+  let w0 = block_weights(g, o_in_g);
 
   let hw = params.ho * params.wo;
   let p0 = pb * 4u;
@@ -180,28 +141,15 @@ fn conv2d_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
     for (var kx = 0u; kx < params.kw; kx++) {
       let ix = ix0 + vec4i(i32(kx * params.dx));
       let mask = select(vec4f(0.0), vec4f(1.0), row_ok & (ix >= vec4i(0)) & (ix <= w_max));
-      var xo = row + vec4u(clamp(ix, vec4i(0), w_max)) + vec4u(c_begin * plane); // [4] x offsets, channel c
-      var wi = w0 + c_begin * kk + ky * params.kw + kx;                          // packed weight of channel c, this tap
-      for (var c = c_begin; c < c_end; c++) {
-        let xv = vec4f(x[xo.x], x[xo.y], x[xo.z], x[xo.w]) * mask;
-        for (var q = 0u; q < CB; q++) {
-          let wv = wp[wi + q * w_block]; // output channels o_in_g + 4q .. 4q + 3
-          acc[4u * q] += wv.x * xv;
-          acc[4u * q + 1u] += wv.y * xv;
-          acc[4u * q + 2u] += wv.z * xv;
-          acc[4u * q + 3u] += wv.w * xv;
-        }
-        xo += vec4u(plane);
-        wi += kk;
-      }
+      let xo = row + vec4u(clamp(ix, vec4i(0), w_max)) + vec4u(c_begin * plane); // [4] x offsets, channel c_begin
+      accumulate_tap(&acc, xo, mask, w0 + c_begin * kk + ky * params.kw + kx, c_begin, c_end, plane);
     }
   }
 
   let o0 = g * params.cout_g + o_in_g;
   for (var a = 0u; a < CO; a++) {
     if (o_in_g + a >= params.cout_g) { break; }
-    var b = 0.0;
-    if (params.has_bias != 0u && split == 0u) { b = bias[o0 + a]; }
+    let b = split_bias(o0 + a, split);
     let base = ((split * params.n + n) * params.c_out + o0 + a) * hw;
     for (var j = 0u; j < 4u; j++) {
       if (p0 + j < hw) { y[base + p0 + j] = acc[a][j] + b; }
@@ -219,7 +167,7 @@ fn conv2d_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
 // pixels), the op sums the S partial gradients afterwards.
 @compute @workgroup_size(64)
 fn conv2d_backward_weight(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = invocation(gid, nwg);
+  let i = linear_index(gid, nwg);
   if (i >= params.total) { return; }
   let kk = params.kh * params.kw;
   let tap = i % kk;
@@ -287,7 +235,7 @@ fn conv2d_backward_weight(@builtin(global_invocation_id) gid: vec3u, @builtin(nu
 // reduction (one workgroup per output, barriers) costs far more on a CPU adapter.
 @compute @workgroup_size(64)
 fn conv2d_sum_splits(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let e = invocation(gid, nwg);
+  let e = linear_index(gid, nwg);
   if (e >= sparams.m) { return; }
   var acc = 0.0;
   for (var s = 0u; s < sparams.splits; s++) { acc += partials[s * sparams.m + e]; }

@@ -37,21 +37,14 @@ struct Params {
 @group(0) @binding(12) var<storage, read_write> gb: array<f32>;     // [D] bias gradient
 
 const WG: u32 = 64u;
-var<workgroup> partial: array<vec2f, 64>;
+alias Partial = vec2f;
 
-// Workgroup-wide sum of a pair per invocation; every invocation gets the result. Must be called
-// from uniform control flow (it has barriers).
-fn workgroup_sum(v: vec2f, lid: u32) -> vec2f {
-  partial[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s / 2u) {
-    if (lid < s) { partial[lid] += partial[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = partial[0];
-  workgroupBarrier(); // everyone has read partial[0] before the next reduction overwrites it
-  return r;
+// Layer norm only sums (pairs of sums, for the backward's two means).
+fn combine(a: vec2f, b: vec2f, take_max: bool) -> vec2f {
+  return a + b;
 }
+
+// #include <workgroup_reduce>
 
 @compute @workgroup_size(64)
 fn layer_norm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -62,13 +55,13 @@ fn layer_norm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups
   let inv_d = 1.0 / f32(params.d);
   var s = 0.0;
   for (var j = lid; j < params.d; j += WG) { s += x[base + j]; }
-  let mu = workgroup_sum(vec2f(s, 0.0), lid).x * inv_d;
+  let mu = workgroup_reduce(vec2f(s, 0.0), lid, false).x * inv_d;
   var q = 0.0;
   for (var j = lid; j < params.d; j += WG) {
     let c = x[base + j] - mu;
     q += c * c;
   }
-  let r = inverseSqrt(workgroup_sum(vec2f(q, 0.0), lid).x * inv_d + params.eps);
+  let r = inverseSqrt(workgroup_reduce(vec2f(q, 0.0), lid, false).x * inv_d + params.eps);
   for (var j = lid; j < params.d; j += WG) {
     y[base + j] = (x[base + j] - mu) * r * weight[j] + bias[j];
   }
@@ -92,7 +85,7 @@ fn layer_norm_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroup
     let g = gy[base + j] * weight[j];
     acc += vec2f(g, g * (x[base + j] - mu) * r);
   }
-  let sums = workgroup_sum(acc, lid) / f32(params.d);
+  let sums = workgroup_reduce(acc, lid, false) / f32(params.d);
   for (var j = lid; j < params.d; j += WG) {
     let g = gy[base + j] * weight[j];
     let xhat = (x[base + j] - mu) * r;
@@ -111,7 +104,7 @@ fn layer_norm_backward_params(@builtin(workgroup_id) wid: vec3u, @builtin(num_wo
     let g = gy[row * params.d + j];
     acc += vec2f(g * (x[row * params.d + j] - mean_saved[row]) * rstd_saved[row], g);
   }
-  let sums = workgroup_sum(acc, lid);
+  let sums = workgroup_reduce(acc, lid, false);
   if (lid == 0u) {
     gw[j] = sums.x;
     gb[j] = sums.y;

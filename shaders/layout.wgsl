@@ -8,7 +8,7 @@
 // The buffers are array<u32>: these kernels only move bits, so one kernel serves f32 and u32
 // tensors alike and never canonicalizes a NaN payload.
 //
-//   layout_gather:  dst[i] = src[offset + sum_d idx_d(i) * src_strides[d]], idx over out_shape
+//   layout_gather:  dst[i] = src[offset + sum_d idx_d(i) * strides[d]], idx over shape (dst's)
 //                   (layout_gather4: the same, 4 elements per invocation, where aligned).
 //                   Forward of permute (permuted strides) and slice (offset = the corner);
 //                   backward of permute (inverse permutation), concat (one slice per input) and
@@ -16,16 +16,18 @@
 //   layout_pad:     dst over out_shape; inside the window [lo, lo + win_shape) it reads the
 //                   contiguous src, outside it writes `value`. Forward of pad; backward of slice
 //                   (value 0: the gradient scattered into zeros).
-//   layout_scatter: dst[offset + sum_d idx_d(i) * dst_strides[d]] = src[i], idx over src_shape.
+//   layout_scatter: dst[offset + sum_d idx_d(i) * strides[d]] = src[i], idx over shape (src's).
 //                   Forward of concat: each input is written into its band of the output; the
 //                   bands tile the output, so no fill is needed.
 
-struct GatherParams {
-  n: u32,                          // elements of dst
+// Gather and scatter walk one side contiguously (i over `shape`) and address the other through
+// `strides`: gather reads src at offset + sum_d idx_d(i) * strides[d], scatter writes dst there.
+struct StridedParams {
+  n: u32,                          // elements of the contiguous side (gather: dst; scatter: src)
   rank: u32,
-  offset: u32,                     // src element of dst index (0, ..., 0)
-  out_shape: array<vec4u, 2>,
-  src_strides: array<vec4u, 2>,    // src stride per dst dimension
+  offset: u32,                     // element of the strided side at index (0, ..., 0)
+  shape: array<vec4u, 2>,          // shape of the contiguous side
+  strides: array<vec4u, 2>,        // stride of the strided side per dimension of `shape`
 }
 
 struct PadParams {
@@ -37,30 +39,18 @@ struct PadParams {
   win_shape: array<vec4u, 2>,      // window extent = src shape
 }
 
-struct ScatterParams {
-  n: u32,                          // elements of src
-  rank: u32,
-  offset: u32,                     // dst element of src index (0, ..., 0)
-  src_shape: array<vec4u, 2>,
-  dst_strides: array<vec4u, 2>,    // dst stride per src dimension
-}
-
 @group(0) @binding(0) var<storage, read> src: array<u32>;          // [source elements]
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;    // [destination elements]
 @group(0) @binding(0) var<storage, read> src4: array<vec4u>;       // the same, 4 elements at a time (layout_gather4)
 @group(0) @binding(1) var<storage, read_write> dst4: array<vec4u>;
-@group(0) @binding(2) var<uniform> gparams: GatherParams;
+@group(0) @binding(2) var<uniform> gparams: StridedParams;
 @group(0) @binding(3) var<uniform> pparams: PadParams;
-@group(0) @binding(4) var<uniform> sparams: ScatterParams;
+@group(0) @binding(4) var<uniform> sparams: StridedParams;
 
 const WG: u32 = 64u;
 
 fn at(v: array<vec4u, 2>, d: u32) -> u32 {
   return v[d / 4u][d % 4u];
-}
-
-fn linear_index(gid: vec3u, nwg: vec3u) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
 }
 
 // #include <index_math>
@@ -81,7 +71,7 @@ fn strided_offset(index: u32, rank: u32, shape: array<vec4u, 2>, strides: array<
 fn layout_gather(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = linear_index(gid, nwg);
   if (i >= gparams.n) { return; }
-  dst[i] = src[gparams.offset + strided_offset(i, gparams.rank, gparams.out_shape, gparams.src_strides)];
+  dst[i] = src[gparams.offset + strided_offset(i, gparams.rank, gparams.shape, gparams.strides)];
 }
 
 // layout_gather 4 elements at a time, where the innermost (merged) dimension is a multiple of 4
@@ -92,7 +82,7 @@ fn layout_gather(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
 fn layout_gather4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let v = linear_index(gid, nwg);
   if (v >= gparams.n / 4u) { return; }
-  dst4[v] = src4[(gparams.offset + strided_offset(4u * v, gparams.rank, gparams.out_shape, gparams.src_strides)) / 4u];
+  dst4[v] = src4[(gparams.offset + strided_offset(4u * v, gparams.rank, gparams.shape, gparams.strides)) / 4u];
 }
 
 @compute @workgroup_size(64)
@@ -120,5 +110,5 @@ fn layout_pad(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups
 fn layout_scatter(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = linear_index(gid, nwg);
   if (i >= sparams.n) { return; }
-  dst[sparams.offset + strided_offset(i, sparams.rank, sparams.src_shape, sparams.dst_strides)] = src[i];
+  dst[sparams.offset + strided_offset(i, sparams.rank, sparams.shape, sparams.strides)] = src[i];
 }

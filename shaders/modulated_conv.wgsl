@@ -1,6 +1,7 @@
 // StyleGAN2 modulated convolution (engine/ops/modulated_conv.ts): the forward kernels here, the
-// backward ones in shaders/modulated_conv_backward.wgsl, their parameters, bindings and helpers in
-// shaders/modulated_conv_common.wgsl (included by both).
+// backward ones in shaders/modulated_conv_backward.wgsl, their parameters and row reads in
+// shaders/modulated_conv_params.wgsl, bindings and helpers in shaders/modulated_conv_common.wgsl
+// (both included by both).
 //
 // Dimension legend:
 //   N batch, Ci input channels, Co output channels, H x W input plane, k kernel side (odd),
@@ -25,6 +26,8 @@
 // invocation keeps a block of outputs in registers, like shaders/matmul.wgsl. 1D grids fold past
 // 65535 workgroups (grid1d): i = gid.x + gid.y * nwg.x * 64. Per-item kernels work per (o, i) or
 // (n, o, i), not per tap: integer division is scalarized on CPU adapters and costs more than a tap.
+
+// #include <modulated_conv_params>
 
 // #include <modulated_conv_common>
 
@@ -74,11 +77,6 @@ fn modulated_conv_up_weights(@builtin(global_invocation_id) gid: vec3u, @builtin
   }
 }
 
-// x at (row start, column ix), zero outside [0, W): a clamped load, so SIMD lanes never branch.
-fn x_at(row: u32, ix: i32) -> f32 {
-  return select(0.0, x[row + u32(clamp(ix, 0, i32(p.W) - 1))], ix >= 0 && ix < i32(p.W));
-}
-
 // Invocation = 4 output channels x 8 consecutive pixels of one row of one phase plane, the fastest
 // block on lavapipe (bench/results/2026-11-notes-from-code.md, "Modulated convolution: tiles and
 // helper kernels"). Along a row of taps the 8 input values slide by one, so each tap
@@ -104,14 +102,7 @@ fn modulated_conv_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invo
   // Weight base of the 4 channels (clamped: extra channels are computed, not stored).
   var kb: vec4u;
   for (var j = 0u; j < 4u; j++) { kb[j] = (min(o0 + j, p.Co - 1u) * p.Ci * PH + ph) * tt; }
-  var acc0 = vec4f(0.0);  // channel o0, pixels b0..b0+3
-  var acc1 = vec4f(0.0);  // channel o0, pixels b0+4..b0+7
-  var acc2 = vec4f(0.0);
-  var acc3 = vec4f(0.0);
-  var acc4 = vec4f(0.0);
-  var acc5 = vec4f(0.0);
-  var acc6 = vec4f(0.0);
-  var acc7 = vec4f(0.0);
+  var acc = Block();  // channels o0 .. o0 + 3, pixels b0 .. b0 + 7
   let ix = i32(b0) - i32(p.pad);
   for (var i = 0u; i < p.Ci; i++) {
     let s = st[n * p.Ci + i];
@@ -125,25 +116,14 @@ fn modulated_conv_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invo
       var xv1 = s * vec4f(x_at(row, ix + 4), x_at(row, ix + 5), x_at(row, ix + 6), x_at(row, ix + 7));
       for (var tx = 0u; tx < p.T; tx++) {
         let t = kofs + ty * p.T + tx;
-        let w0 = keff[kb.x + t];
-        let w1 = keff[kb.y + t];
-        let w2 = keff[kb.z + t];
-        let w3 = keff[kb.w + t];
-        acc0 += w0 * xv0;
-        acc1 += w0 * xv1;
-        acc2 += w1 * xv0;
-        acc3 += w1 * xv1;
-        acc4 += w2 * xv0;
-        acc5 += w2 * xv1;
-        acc6 += w3 * xv0;
-        acc7 += w3 * xv1;
+        block_tap(&acc, vec4f(keff[kb.x + t], keff[kb.y + t], keff[kb.z + t], keff[kb.w + t]), xv0, xv1);
         let next = s * x_at(row, ix + i32(tx) + 8);
         xv0 = vec4f(xv0.yzw, xv1.x);
         xv1 = vec4f(xv1.yzw, next);
       }
     }
   }
-  let accs = array<vec4f, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
+  let accs = block_values(acc);
   let oy = a * p.up + (ph >> 1u);  // phase ph = 2*ry + rx (0 when up = 1)
   let ox0 = b0 * p.up + (ph & 1u);
   for (var j = 0u; j < 4u; j++) {

@@ -1,9 +1,12 @@
 // StyleGAN2 modulated convolution, backward kernels (engine/ops/modulated_conv.ts). The dimension
 // legend, the phase convolution and the coefficient are defined in shaders/modulated_conv.wgsl's
-// header; the uniform, bindings and helpers in shaders/modulated_conv_common.wgsl.
+// header; the uniform and row reads in shaders/modulated_conv_params.wgsl, the bindings and helpers
+// in shaders/modulated_conv_common.wgsl.
 //
 // The reductions here run one invocation per item with a serial loop, not a workgroup tree:
 // workgroup barriers cost more than the loop on CPU adapters (docs/design.md, runtime facts).
+
+// #include <modulated_conv_params>
 
 // #include <modulated_conv_common>
 
@@ -32,11 +35,6 @@ fn modulated_conv_coef_backward(@builtin(global_invocation_id) gid: vec3u, @buil
 // (style_backward adds them up). Invocation = 4 input channels x 8 pixels of a row, the forward's
 // blocking: along a row of taps the gy window slides by one (the other way).
 
-// gy at (row start + phase column, phase-plane column b), zero outside [0, Wp).
-fn gy_at(row: u32, b: i32) -> f32 {
-  return select(0.0, gy[row + u32(clamp(b, 0, i32(p.Wp) - 1)) * p.up], b >= 0 && b < i32(p.Wp));
-}
-
 @compute @workgroup_size(64)
 fn modulated_conv_input_backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   // As the forward: lanes over (n, pixel group), the input-channel tile from the workgroup's y
@@ -55,14 +53,7 @@ fn modulated_conv_input_backward(@builtin(workgroup_id) wid: vec3u, @builtin(loc
   let PH = p.up * p.up;
   var ib: vec4u;  // offset of each input channel's kernel inside one output channel's block (clamped)
   for (var j = 0u; j < 4u; j++) { ib[j] = min(i0 + j, p.Ci - 1u) * PH * tt; }
-  var acc0 = vec4f(0.0);  // channel i0, pixels px0..px0+3
-  var acc1 = vec4f(0.0);  // channel i0, pixels px0+4..px0+7
-  var acc2 = vec4f(0.0);
-  var acc3 = vec4f(0.0);
-  var acc4 = vec4f(0.0);
-  var acc5 = vec4f(0.0);
-  var acc6 = vec4f(0.0);
-  var acc7 = vec4f(0.0);
+  var acc = Block();  // channels i0 .. i0 + 3, pixels px0 .. px0 + 7
   let b = i32(px0) + i32(p.pad);
   for (var o = 0u; o < p.Co; o++) {
     let c = coef[n * p.Co + o];
@@ -77,18 +68,7 @@ fn modulated_conv_input_backward(@builtin(workgroup_id) wid: vec3u, @builtin(loc
         var gv1 = c * vec4f(gy_at(row, b + 4), gy_at(row, b + 5), gy_at(row, b + 6), gy_at(row, b + 7));
         for (var tx = 0u; tx < p.T; tx++) {
           let t = kbase + ph * tt + ty * p.T + tx;
-          let w0 = keff[t + ib.x];
-          let w1 = keff[t + ib.y];
-          let w2 = keff[t + ib.z];
-          let w3 = keff[t + ib.w];
-          acc0 += w0 * gv0;
-          acc1 += w0 * gv1;
-          acc2 += w1 * gv0;
-          acc3 += w1 * gv1;
-          acc4 += w2 * gv0;
-          acc5 += w2 * gv1;
-          acc6 += w3 * gv0;
-          acc7 += w3 * gv1;
+          block_tap(&acc, vec4f(keff[t + ib.x], keff[t + ib.y], keff[t + ib.z], keff[t + ib.w]), gv0, gv1);
           let next = c * gy_at(row, b - i32(tx) - 1);
           gv1 = vec4f(gv0.w, gv1.xyz);
           gv0 = vec4f(next, gv0.xyz);
@@ -96,7 +76,7 @@ fn modulated_conv_input_backward(@builtin(workgroup_id) wid: vec3u, @builtin(loc
       }
     }
   }
-  let accs = array<vec4f, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
+  let accs = block_values(acc);
   for (var j = 0u; j < 4u; j++) {
     let i = i0 + j;
     if (i >= p.Ci) { break; }
@@ -121,11 +101,11 @@ fn modulated_conv_input_backward(@builtin(workgroup_id) wid: vec3u, @builtin(loc
 fn modulated_conv_style_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let ni = linear_index(gid, nwg);
   if (ni >= p.total) { return; }
-  let n = ni / p.Ci;
-  let i = ni - n * p.Ci;
   let pieces = p.H * ((p.W + 7u) / 8u);
   var acc = 0.0;
   for (var q = 0u; q < pieces; q++) { acc += part[ni * pieces + q]; }
+  let n = ni / p.Ci;
+  let i = ni - n * p.Ci;
   var dem = 0.0;
   for (var o = 0u; o < p.Co; o++) { dem += h[n * p.Co + o] * energy(o, i); }
   gs[ni] = acc - st[ni] * dem;

@@ -1,25 +1,7 @@
-// What every kernel of the modulated conv reads (included by shaders/modulated_conv.wgsl and
-// modulated_conv_backward.wgsl; the dimension legend and the maths are in the former's header):
-// the uniform, one binding per tensor role, the folded 1D index, and the demodulation's energy.
-
-struct ModParams {
-  N: u32,
-  Ci: u32,
-  Co: u32,
-  H: u32,
-  W: u32,
-  k: u32,
-  up: u32,
-  T: u32,
-  pad: u32,
-  Hp: u32,
-  Wp: u32,
-  Ho: u32,
-  Wo: u32,
-  demod: u32,   // 1: demodulate
-  total: u32,   // invocations this dispatch needs (items past it return at once)
-  scale: f32,   // 1/sqrt(Ci*k*k)
-}
+// What the general kernels of the modulated conv read (included by shaders/modulated_conv.wgsl and
+// modulated_conv_backward.wgsl after shaders/modulated_conv_params.wgsl, the uniform; the dimension
+// legend and the maths are in the former's header): one binding per tensor role, the folded 1D
+// index, and the demodulation's energy.
 
 @group(0) @binding(0) var<uniform> p: ModParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;               // [N, Ci, H, W]
@@ -54,4 +36,35 @@ fn energy(o: u32, i: u32) -> f32 {
   var e = 0.0;
   for (var t = 0u; t < p.k * p.k; t++) { e += wt[base + t] * wt[base + t]; }
   return e;
+}
+
+// The register block of the forward and the input gradient: 4 channels x 8 pixels of a row, a<2j>
+// channel j's first 4 pixels and a<2j+1> its last 4. A struct of named vec4s (not an array) so
+// that every accumulator stays a register.
+struct Block {
+  a0: vec4f,
+  a1: vec4f,
+  a2: vec4f,
+  a3: vec4f,
+  a4: vec4f,
+  a5: vec4f,
+  a6: vec4f,
+  a7: vec4f,
+}
+
+// One tap into the block: channel j's weight w[j] times the 8 window values lo, hi.
+fn block_tap(acc: ptr<function, Block>, w: vec4f, lo: vec4f, hi: vec4f) {
+  (*acc).a0 += w.x * lo;
+  (*acc).a1 += w.x * hi;
+  (*acc).a2 += w.y * lo;
+  (*acc).a3 += w.y * hi;
+  (*acc).a4 += w.z * lo;
+  (*acc).a5 += w.z * hi;
+  (*acc).a6 += w.w * lo;
+  (*acc).a7 += w.w * hi;
+}
+
+// The block as an array, for the stores' indexed reads (value e of channel j: [2j + e / 4][e % 4]).
+fn block_values(acc: Block) -> array<vec4f, 8> {
+  return array<vec4f, 8>(acc.a0, acc.a1, acc.a2, acc.a3, acc.a4, acc.a5, acc.a6, acc.a7);
 }

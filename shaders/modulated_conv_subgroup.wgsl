@@ -17,7 +17,7 @@
 // workgroup's weight rows are one phase's. Rows outside the plane are read clamped and scaled by
 // zero instead of skipped: subgroupBroadcast needs every lane in the same control flow.
 //
-// Lanes run over (n, pixel group of 8); lanes past `lanes` compute a clamped copy and store nothing.
+// Lanes run over (n, pixel group of 8); lanes past `total` compute a clamped copy and store nothing.
 // Grids: forward (ceil(lanes / 8), ceil(Co / CH), up*up); input_backward (ceil(lanes / 8), ceil(Ci / CH)).
 // The per-channel code is unrolled by the op file through the FWD_* and IB_* slots (SETUP, STORE, and
 // ROW, one row of taps). Where the row is a multiple of 4 long (W for the forward, Wo = Wp with
@@ -28,22 +28,9 @@
 
 enable subgroups;
 
-struct SubgroupConvParams {
-  Ci: u32,
-  Co: u32,
-  H: u32,
-  W: u32,
-  up: u32,
-  T: u32,
-  pad: u32,
-  Hp: u32,
-  Wp: u32,
-  Ho: u32,
-  Wo: u32,
-  lanes: u32,
-}
+// #include <modulated_conv_params>
 
-@group(0) @binding(0) var<uniform> q: SubgroupConvParams;
+@group(0) @binding(0) var<uniform> p: ModParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;               // [N, Ci, H, W]
 @group(0) @binding(1) var<storage, read> x4: array<vec4f>;            // the same, as vec4s (W % 4 == 0)
 @group(0) @binding(2) var<storage, read> keff: array<f32>;            // [Co, Ci, PH, T, T]
@@ -63,25 +50,15 @@ struct SubgroupConvParams {
 
 const CH: u32 = {{CH}}u; // channels per workgroup, 8 per block
 
-// x at (row start, column ix), zero outside [0, W).
-fn x_at(row: u32, ix: i32) -> f32 {
-  return select(0.0, x[row + u32(clamp(ix, 0, i32(q.W) - 1))], ix >= 0 && ix < i32(q.W));
-}
-
-// gy at (row start + phase column, phase-plane column b), zero outside [0, Wp).
-fn gy_at(row: u32, b: i32) -> f32 {
-  return select(0.0, gy[row + u32(clamp(b, 0, i32(q.Wp) - 1)) * q.up], b >= 0 && b < i32(q.Wp));
-}
-
 // Element e of the 8 values held as two vec4s.
 fn pick(lo: vec4f, hi: vec4f, e: u32) -> f32 {
   return select(hi, lo, e < 4u)[e % 4u];
 }
 
 // The lane's 8 pixels: (batch item, row, first column) in a rows x width plane. Lanes past
-// q.lanes get the last group (computed like the others, not stored).
+// p.total get the last group (computed like the others, not stored).
 fn pixel_group(wid_x: u32, lane: u32, rows: u32, width: u32) -> vec3u {
-  let g = min(wid_x * 8u + lane, q.lanes - 1u);
+  let g = min(wid_x * 8u + lane, p.total - 1u);
   let groups_per_row = (width + 7u) / 8u;
   let in_plane = g % (rows * groups_per_row);
   return vec3u(g / (rows * groups_per_row), in_plane / groups_per_row, (in_plane % groups_per_row) * 8u);
@@ -89,77 +66,77 @@ fn pixel_group(wid_x: u32, lane: u32, rows: u32, width: u32) -> vec3u {
 
 @compute @workgroup_size(8)
 fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
-  let live = wid.x * 8u + lane < q.lanes;
-  let group = pixel_group(wid.x, lane, q.Hp, q.Wp);
+  let live = wid.x * 8u + lane < p.total;
+  let group = pixel_group(wid.x, lane, p.Hp, p.Wp);
   let n = group.x;
   let a = group.y;
   let b0 = group.z;
   let ph = wid.z;
   let c0 = wid.y * CH;
-  let tt = q.T * q.T;
-  let PH = q.up * q.up;
+  let tt = p.T * p.T;
+  let PH = p.up * p.up;
   // kw<blk>: kernel start of channel c0 + 8 blk + lane at this phase; acc<c>_<h>: channel c0 + c,
   // pixels b0 + 4h .. b0 + 4h + 3.
   {{FWD_SETUP}}
-  let ix = i32(b0) - i32(q.pad);
-  for (var i = 0u; i < q.Ci; i++) {
+  let ix = i32(b0) - i32(p.pad);
+  for (var i = 0u; i < p.Ci; i++) {
     let s = {{FWD_STYLE}};
-    let xbase = (n * q.Ci + i) * q.H * q.W;
+    let xbase = (n * p.Ci + i) * p.H * p.W;
     let kofs = i * PH * tt;
     {{FWD_PER_INPUT}}
-    for (var ty = 0u; ty < q.T; ty++) {
-      let iy = i32(a) - i32(q.pad) + i32(ty);
-      let sr = select(0.0, s, iy >= 0 && iy < i32(q.H));
-      let row = xbase + u32(clamp(iy, 0, i32(q.H) - 1)) * q.W;
+    for (var ty = 0u; ty < p.T; ty++) {
+      let iy = i32(a) - i32(p.pad) + i32(ty);
+      let sr = select(0.0, s, iy >= 0 && iy < i32(p.H));
+      let row = xbase + u32(clamp(iy, 0, i32(p.H) - 1)) * p.W;
       {{FWD_ROW}}
     }
   }
-  let oy = a * q.up + (ph >> 1u);
-  let ox0 = b0 * q.up + (ph & 1u);
+  let oy = a * p.up + (ph >> 1u);
+  let ox0 = b0 * p.up + (ph & 1u);
   {{FWD_STORE}}
 }
 
 fn store_y(live: bool, n: u32, o: u32, oy: u32, ox0: u32, b0: u32, lo: vec4f, hi: vec4f) {
-  if (!live || o >= q.Co) { return; }
-  let base = ((n * q.Co + o) * q.Ho + oy) * q.Wo + ox0;
+  if (!live || o >= p.Co) { return; }
+  let base = ((n * p.Co + o) * p.Ho + oy) * p.Wo + ox0;
   for (var e = 0u; e < 8u; e++) {
     let v = pick(lo, hi, e);
-    if (b0 + e < q.Wp) { y[base + e * q.up] = {{FWD_OUT}}; }
+    if (b0 + e < p.Wp) { y[base + e * p.up] = {{FWD_OUT}}; }
   }
 }
 
 // store_y with vec4 stores, where up = 1 and Wo % 4 == 0 (each vec4 of a row all inside or all
 // outside it; on lavapipe a store costs per lane whatever its width).
 fn store_y4(live: bool, n: u32, o: u32, oy: u32, ox0: u32, b0: u32, lo: vec4f, hi: vec4f) {
-  if (!live || o >= q.Co) { return; }
-  let base4 = (((n * q.Co + o) * q.Ho + oy) * q.Wo + ox0) / 4u;
+  if (!live || o >= p.Co) { return; }
+  let base4 = (((n * p.Co + o) * p.Ho + oy) * p.Wo + ox0) / 4u;
   { let v = lo; y4[base4] = {{FWD_OUT}}; }
-  if (b0 + 4u < q.Wp) { let v = hi; y4[base4 + 1u] = {{FWD_OUT}}; }
+  if (b0 + 4u < p.Wp) { let v = hi; y4[base4 + 1u] = {{FWD_OUT}}; }
 }
 
 @compute @workgroup_size(8)
 fn input_backward(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
-  let live = wid.x * 8u + lane < q.lanes;
-  let group = pixel_group(wid.x, lane, q.H, q.W);
+  let live = wid.x * 8u + lane < p.total;
+  let group = pixel_group(wid.x, lane, p.H, p.W);
   let n = group.x;
   let py = group.y;
   let px0 = group.z;
   let c0 = wid.y * CH;
-  let tt = q.T * q.T;
-  let PH = q.up * q.up;
+  let tt = p.T * p.T;
+  let PH = p.up * p.up;
   // kw<blk>: offset of input channel c0 + 8 blk + lane inside one output channel's kernels;
   // acc<c>_<h>: channel c0 + c, pixels px0 + 4h .. px0 + 4h + 3.
   {{IB_SETUP}}
-  let bx = i32(px0) + i32(q.pad);
-  for (var o = 0u; o < q.Co; o++) {
-    let c = coef[n * q.Co + o];
-    let gbase = (n * q.Co + o) * q.Ho * q.Wo;
-    let kbase = o * q.Ci * PH * tt;
+  let bx = i32(px0) + i32(p.pad);
+  for (var o = 0u; o < p.Co; o++) {
+    let c = coef[n * p.Co + o];
+    let gbase = (n * p.Co + o) * p.Ho * p.Wo;
+    let kbase = o * p.Ci * PH * tt;
     for (var ph = 0u; ph < PH; ph++) {
-      for (var ty = 0u; ty < q.T; ty++) {
-        let ay = i32(py) + i32(q.pad) - i32(ty);
-        let cr = select(0.0, c, ay >= 0 && ay < i32(q.Hp));
-        let row = gbase + (u32(clamp(ay, 0, i32(q.Hp) - 1)) * q.up + (ph >> 1u)) * q.Wo + (ph & 1u);
+      for (var ty = 0u; ty < p.T; ty++) {
+        let ay = i32(py) + i32(p.pad) - i32(ty);
+        let cr = select(0.0, c, ay >= 0 && ay < i32(p.Hp));
+        let row = gbase + (u32(clamp(ay, 0, i32(p.Hp) - 1)) * p.up + (ph >> 1u)) * p.Wo + (ph & 1u);
         {{IB_ROW}}
       }
     }
@@ -168,30 +145,30 @@ fn input_backward(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocatio
 }
 
 fn store_gx(live: bool, n: u32, i: u32, py: u32, px0: u32, pb: u32, lo: vec4f, hi: vec4f) {
-  if (!live || i >= q.Ci) { return; }
-  let s = st[n * q.Ci + i];
-  let base = ((n * q.Ci + i) * q.H + py) * q.W + px0;
+  if (!live || i >= p.Ci) { return; }
+  let s = st[n * p.Ci + i];
+  let base = ((n * p.Ci + i) * p.H + py) * p.W + px0;
   var xu = 0.0;
   for (var e = 0u; e < 8u; e++) {
-    if (px0 + e < q.W) {
+    if (px0 + e < p.W) {
       let v = pick(lo, hi, e);
       gx[base + e] = s * v;
       xu += x[base + e] * v;
     }
   }
-  part_out[((n * q.Ci + i) * q.H + py) * ((q.W + 7u) / 8u) + pb] = xu;
+  part_out[((n * p.Ci + i) * p.H + py) * ((p.W + 7u) / 8u) + pb] = xu;
 }
 
 // store_gx with vec4 stores and loads, where W % 4 == 0.
 fn store_gx4(live: bool, n: u32, i: u32, py: u32, px0: u32, pb: u32, lo: vec4f, hi: vec4f) {
-  if (!live || i >= q.Ci) { return; }
-  let s = st[n * q.Ci + i];
-  let base4 = (((n * q.Ci + i) * q.H + py) * q.W + px0) / 4u;
+  if (!live || i >= p.Ci) { return; }
+  let s = st[n * p.Ci + i];
+  let base4 = (((n * p.Ci + i) * p.H + py) * p.W + px0) / 4u;
   gx4[base4] = s * lo;
   var xu = dot(x4[base4], lo);
-  if (px0 + 4u < q.W) {
+  if (px0 + 4u < p.W) {
     gx4[base4 + 1u] = s * hi;
     xu += dot(x4[base4 + 1u], hi);
   }
-  part_out[((n * q.Ci + i) * q.H + py) * ((q.W + 7u) / 8u) + pb] = xu;
+  part_out[((n * p.Ci + i) * p.H + py) * ((p.W + 7u) / 8u) + pb] = xu;
 }

@@ -2,8 +2,8 @@
 // references in engine/reference/optim.ts spell out the same formulas).
 //
 // Legend: n = elements of the parameter; p = parameter, g = gradient, buf = SGD momentum buffer,
-// m / v = Adam moments; all [n], f32. One invocation per element; i = gid.x + gid.y * nwg.x * WG
-// (the 1D grid is folded into y past 65535 workgroups).
+// m / v = Adam moments; all [n], f32. One invocation per element, i = linear_index
+// (shaders/index_math.wgsl: the 1D grid is folded into y past 65535 workgroups).
 // Hyperparameters, the learning rate included, arrive as uniforms at every step, so schedules
 // change them without recompiling. Optimizers are not differentiable: no backward entries.
 
@@ -38,11 +38,7 @@ struct AdamParams {
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;    // [n] first moment
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;    // [n] second moment
 
-const WG: u32 = 64u;
-
-fn linear_index(gid: vec3u, nwg: vec3u) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
+// #include <index_math>
 
 // Plain SGD (momentum 0): no state.
 @compute @workgroup_size(64)

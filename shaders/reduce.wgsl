@@ -129,9 +129,7 @@ fn reduce_max(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
   }
 }
 
-fn linear_index(gid: vec3u, nwg: vec3u) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
+// #include <index_math>
 
 // Also used as the forward of broadcast_to (scale 1).
 @compute @workgroup_size(64)

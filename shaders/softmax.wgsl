@@ -22,24 +22,13 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> gx: array<f32>;     // [rows, D] input gradient
 
 const WG: u32 = 64u;
-var<workgroup> partial: array<f32, 64>;
+alias Partial = f32;
 
-// Workgroup-wide sum or max of one value per invocation; every invocation gets the result.
-// Must be called from uniform control flow (it has barriers).
-fn workgroup_reduce(v: f32, lid: u32, take_max: bool) -> f32 {
-  partial[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s / 2u) {
-    if (lid < s) {
-      let o = partial[lid + s];
-      partial[lid] = select(partial[lid] + o, max(partial[lid], o), take_max);
-    }
-    workgroupBarrier();
-  }
-  let r = partial[0];
-  workgroupBarrier(); // everyone has read partial[0] before the next reduction overwrites it
-  return r;
+fn combine(a: f32, b: f32, take_max: bool) -> f32 {
+  return select(a + b, max(a, b), take_max);
 }
+
+// #include <workgroup_reduce>
 
 @compute @workgroup_size(64)
 fn softmax_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,

@@ -41,27 +41,31 @@ fn erf_(v: f32) -> f32 {
   return sign(v) * (1.0 - r);
 }
 
-fn linear_index(gid: vec3u, nwg: vec3u) -> u32 {
-  return gid.x + gid.y * nwg.x * 64u;
+// #include <index_math>
+
+// The row's two expressions, in the names they are written in.
+fn forward(a: f32, p0: f32, p1: f32) -> f32 {
+  return {{FWD}};
+}
+
+// The input gradient g * dy/da. The saved output arrives as y_out and is named y by a local:
+// binding reflection (engine/kernel.ts) takes a parameter named like the binding `y` for a use
+// of that binding.
+fn input_gradient(a: f32, y_out: f32, g: f32, p0: f32, p1: f32) -> f32 {
+  let y = y_out;
+  return g * ({{BWD}});
 }
 
 @compute @workgroup_size(64)
 fn unary_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = linear_index(gid, nwg);
   if (i >= params.n) { return; }
-  let a = x[i];
-  let p0 = params.p0;
-  let p1 = params.p1;
-  y[i] = {{FWD}};
+  y[i] = forward(x[i], params.p0, params.p1);
 }
 
 @compute @workgroup_size(64)
 fn unary_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = linear_index(gid, nwg);
   if (i >= params.n) { return; }
-  let a = x[i];
-  let y = y_saved[i];
-  let p0 = params.p0;
-  let p1 = params.p1;
-  gx[i] = gy[i] * ({{BWD}});
+  gx[i] = input_gradient(x[i], y_saved[i], gy[i], params.p0, params.p1);
 }

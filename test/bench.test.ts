@@ -182,7 +182,7 @@ test('goals: judging against peak and tfjs, and the report with its summary', ()
     notes: ['a note'],
   };
   const text = formatGoalsReport(report);
-  assert.ok(text.startsWith('# Performance goals (issue 9) on Test Adapter'));
+  assert.ok(text.startsWith('# Performance goals on Test Adapter'));
   assert.ok(text.includes('2024-01-01'));
   assert.ok(text.includes(`| ${GOAL_COLUMNS.join(' | ')} |`), 'the goal tables have the PASS/FAIL column');
   assert.equal(goalLines(text).map((c) => [c[0], c[7]]), [['matmul 512^3', 'PASS'], ['matmul 1024^3', 'FAIL'], ['ViT qkv', 'PASS'], ['attention fwd T=16', 'FAIL']]);

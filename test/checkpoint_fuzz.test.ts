@@ -1,5 +1,5 @@
-// Corruption and hostile-input fuzz of the checkpoint readers (engine/io/). Every case must end,
-// within a second, either in a typed error (a CheckpointError subclass: anything else is a bug)
+// Corruption and hostile-input fuzz of the checkpoint readers (engine/io/), over 10,000 cases.
+// Every case must end, within a second, either in a typed error (a CheckpointError subclass: anything else is a bug)
 // or in a load whose tensors pass the shape checks and have no non-finite value, except that a flip
 // inside the raw float data of a format without checksums (legacy torch, safetensors) may
 // produce one. Positions come from a seeded PRNG, so the run is deterministic. The last test
@@ -182,6 +182,26 @@ test('hostile pickles and archives are refused (or load harmlessly where stated)
   for (const c of cases) await runCase('hostile inputs', c.name, c.bytes, { outcomes: [c.expect], check: c.check });
 });
 
+// The bulk of the cases: 1 to 4 random byte flips anywhere, with or without a truncation, in each
+// of the three files. Each flipped byte can make at most one float non-finite.
+test('bulk: several flipped bytes anywhere, sometimes truncated, in every format', async () => {
+  const sources = [
+    ['generator.pt', generator],
+    ['generator_legacy.pt', legacy],
+    ['score_expected.safetensors', safet],
+  ] as const;
+  const BULK = 9300;
+  for (let i = 0; i < BULK; i++) {
+    const [name, src] = sources[i % sources.length];
+    const flips = pick(1, 5);
+    let bytes = src;
+    for (let k = 0; k < flips; k++) bytes = flip(bytes, pick(0, bytes.length));
+    const truncated = pick(0, 8) === 0;
+    if (truncated) bytes = cut(bytes, pick(0, bytes.length));
+    await runCase(`bulk ${name}`, `case ${i}: ${flips} flips${truncated ? ', truncated' : ''}`, bytes, { nonFinite: flips });
+  }
+});
+
 test('torch loader on generator.pt itself still loads after the fuzz (sanity)', async () => {
   assert.ok((await loadTorchCheckpoint(generator)) !== null);
 });
@@ -194,7 +214,7 @@ test('fuzz summary', () => {
   const fmt = (r: string[]) => r.map((c, i) => (i ? c.padStart(width[i]) : c.padEnd(width[i]))).join('  ');
   console.log(`\n${fmt(head)}\n${width.map((w) => '-'.repeat(w)).join('  ')}\n${rows.map(fmt).join('\n')}`);
   console.log(`${total} cases; slowest ${slowest.ms.toFixed(1)} ms (${slowest.name})`);
-  assert.ok(total >= 300, `${total} cases`);
+  assert.ok(total >= 10_000, `${total} cases`);
 });
 
 test.run();

@@ -14,6 +14,17 @@ const u16 = (v: number) => [v & 0xff, (v >>> 8) & 0xff];
 const u32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
 const u64 = (v: number) => [...u32(v % 2 ** 32), ...u32(Math.floor(v / 2 ** 32))];
 
+/** The byte runs one after another. */
+function concatBytes(parts: ArrayLike<number>[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
 export class PickleWriter {
   private readonly out: number[] = [];
   raw(...b: number[]): this {
@@ -117,13 +128,7 @@ export function writeZip(entries: ZipInput[], opts: { zip64?: boolean } = {}): U
     tail.push(...u32(0x06054b50), 0, 0, 0, 0, ...u16(entries.length), ...u16(entries.length), ...u32(central.length), ...u32(cdOffset), 0, 0);
   }
   parts.push(tail);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let p = 0;
-  for (const part of parts) {
-    out.set(part, p);
-    p += part.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 export function torchZip(pkl: Uint8Array, storages: Map<string, Uint8Array>, opts: { deflate?: boolean; zip64?: boolean; archive?: string } = {}): Uint8Array {
@@ -148,13 +153,7 @@ export function torchLegacy(objPkl: Uint8Array, storages: [key: string, numel: n
   keys.raw(0x65).stop(); // APPENDS
   const chunks = [magic.bytes(), protocol.bytes(), info.bytes(), objPkl, keys.bytes()];
   for (const [, n, b] of storages) chunks.push(Uint8Array.from(u64(n)), b);
-  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-  let p = 0;
-  for (const c of chunks) {
-    out.set(c, p);
-    p += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 export const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);

@@ -129,7 +129,7 @@ test('the debug switch prints the final WGSL of each new pipeline', () => {
   }
   const text = lines.join('\n');
   assert.match(text, /unary\.unary_forward<debug-probe>/);
-  assert.match(text, /y\[i\] = a \+ 123\.0;/);
+  assert.match(text, /return a \+ 123\.0;/);
 });
 
 test('dispatches are counted per entry point and variant', async () => {

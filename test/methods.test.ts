@@ -2,6 +2,9 @@
 // lowers the loss, runs are deterministic for a seed, divergence is reported with its step and
 // variable, ILO's l1 balls hold after every round (and change nothing when infinite), and the
 // reconstruct CLI fails clearly on bad input.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { scope, tensor } from '../engine/tensor.ts';
@@ -167,7 +170,8 @@ async function cli(args: string[]): Promise<{ code: number; err: string }> {
   const log = console.error;
   console.error = (s: string) => errs.push(String(s));
   try {
-    return { code: await main(args), err: errs.join('\n') };
+    // A fresh output folder each time: the default out/reconstruct may hold a developer's run.
+    return { code: await main([...args, '--out', join(mkdtempSync(join(tmpdir(), 'sgilo-methods-')), 'out')]), err: errs.join('\n') };
   } finally {
     console.error = log;
   }
@@ -177,13 +181,14 @@ test('reconstruct: unknown operators, wrong sizes and unreadable files fail clea
   const img = new URL('../models/fashion32/test-images/test-000.png', import.meta.url).pathname;
   let r = await cli(['reconstruct', '--image', img, '--operator', 'blur:3']);
   assert.is(r.code, 1);
-  assert.match(r.err, /unknown operator "blur" in spec "blur:3"; valid operators: .*inpaint-random/);
+  assert.match(r.err, /--operator: unknown operator "blur" in spec "blur:3"; valid operators: .*inpaint-random/);
   r = await cli(['reconstruct', '--image', '/nonexistent.png', '--operator', 'denoise:0.1']);
   assert.is(r.code, 1);
   assert.match(r.err, /nonexistent\.png/);
-  r = await cli(['reconstruct', '--image', new URL('../models/fashion32/samples.png', import.meta.url).pathname, '--operator', 'denoise:0.1']);
+  // Any size is accepted now (--fit); a file that is not a PNG is named with what was expected.
+  r = await cli(['reconstruct', '--image', new URL('../package.json', import.meta.url).pathname, '--operator', 'denoise:0.1']);
   assert.is(r.code, 1);
-  assert.match(r.err, /the image is 512x768, the generator makes 32x32/);
+  assert.match(r.err, /package\.json: not a PNG file \(expected the 8-byte PNG signature/);
   r = await cli(['reconstruct', '--image', img, '--operator', 'denoise:0.1', '--method', 'magic']);
   assert.is(r.code, 1);
   assert.match(r.err, /unknown method "magic"/);

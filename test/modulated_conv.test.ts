@@ -10,7 +10,7 @@ import { engine } from '../engine/engine.ts';
 import { scope, tensor } from '../engine/tensor.ts';
 import { grad } from '../engine/tape.ts';
 import { modulatedConv2d, upsampleLink } from '../engine/ops/modulated_conv.ts';
-import type { ModulatedConvOptions } from '../engine/ops/modulated_conv_plan.ts';
+import type { ModulatedConvDims, ModulatedConvOptions } from '../engine/ops/modulated_conv_plan.ts';
 import { modulatedConvForward, modulatedConvVjp } from '../engine/reference/modulated_conv.ts';
 import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
 import { assertClose, relativeToMax, throwsNaming } from './helpers.ts';
@@ -23,13 +23,9 @@ function randn(shape: number[], seed: number, mean = 0, std = 1): HostArray {
   return host(shape, Float64Array.from({ length: n }, () => Math.fround(mean + std * r.normal())));
 }
 
-interface Layer {
+/** A layer's sizes but the batch, which each test picks. */
+interface Layer extends Omit<ModulatedConvDims, 'N'> {
   name: string;
-  Ci: number;
-  Co: number;
-  H: number;
-  W: number;
-  k: number;
   options: ModulatedConvOptions;
 }
 

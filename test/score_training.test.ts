@@ -26,7 +26,7 @@ import { annealedLangevin, hotStep, hotStepCoefficients, pcSample, priorDelta, t
 import { initScoreStateDict, loadScoreModel, scoreModelConfig, stripTraining, writeScoreModel } from '../samplers/score/checkpoint.ts';
 import { activationsFromCodes, computeNormalization, normalizeInPlace, readActivationsFile, readCodesFile, writeActivationsFile } from '../samplers/score/data.ts';
 import { ScoreTrainer, shuffle } from '../samplers/score/train.ts';
-import { replayScoreCommand } from '../cli/score_commands.ts';
+import { main } from '../cli/main.ts';
 
 const test = suite('score_training');
 const root = (f: string) => new URL(`../${f}`, import.meta.url).pathname;
@@ -266,7 +266,7 @@ test('replay score: score.pt fed only in.* reproduces score_expected.safetensors
     const log = console.log;
     console.log = () => {};
     try {
-      await replayScoreCommand(['score', root('test/fixtures/reference-tiny/score.pt'), join(dir, 'in.safetensors'), join(dir, 'out.safetensors')]);
+      assert.is(await main(['replay', 'score', root('test/fixtures/reference-tiny/score.pt'), join(dir, 'in.safetensors'), '--out', join(dir, 'out.safetensors')]), 0);
     } finally {
       console.log = log;
     }

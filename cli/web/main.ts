@@ -20,6 +20,9 @@ import { solve, takeMeasurements } from '../../samplers/inverse/reconstruct.ts';
 import type { MethodName } from '../../samplers/inverse/intermediate_layer.ts';
 import { measurementPicture, methodConfig, resultTensors, setupFromBytes, stdPicture, type Setup } from '../../samplers/inverse/setup.ts';
 import { drawImage, drawLossCurve, imageCell } from './draw.ts';
+import { fitImage, fromRgba, type Fit, type RawImage } from '../../engine/io/image_fit.ts';
+import { checkValue } from '../args.ts';
+import { RECONSTRUCT } from '../commands.ts';
 
 /** Every shaders/*.wgsl by name, put in by the bundler (cli/serve.ts: esbuild `define`). */
 declare const __SGILO_SHADERS__: Record<string, string>;
@@ -89,13 +92,12 @@ function readSettings(): Settings {
   const level = field('level').value.trim();
   const spec = level ? `${family}:${level}` : family;
   parseOperatorSpec(spec); // a clear error before any work
-  const int = (id: string, min: number) => {
-    const v = Number(field(id).value);
-    if (!Number.isInteger(v) || v < min) throw new RangeError(`${id} must be an integer >= ${min}, got "${field(id).value}"`);
-    return v;
-  };
+  // The form is checked against the CLI's own declaration of `reconstruct` (cli/commands.ts).
+  const decl = (name: string) => RECONSTRUCT.options.find((o) => o.name === name)!;
+  const int = (id: string, name = id) => checkValue(decl(name), field(id).value) as number;
+  checkValue(decl('blocks'), field('blocks').value);
   const blocks = field('blocks').value.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
-  return { spec, method: field('method').value as MethodName, steps: int('steps', 1), blocks, chains: int('chains', 1), seed: int('seed', 0), previewEvery: int('preview', 1) };
+  return { spec, method: field('method').value as MethodName, steps: int('steps'), blocks, chains: int('chains'), seed: int('seed'), previewEvery: int('preview', 'steps') };
 }
 
 /**
@@ -116,11 +118,11 @@ function watchImages(op: MeasurementOperator, every: number, show: (images: Floa
 
 let setup: Setup;
 let testImages: { images: Float32Array; labels: Float32Array; count: number };
-let uploaded: Float32Array | null = null;
+let uploaded: RawImage | null = null;
 
 /** The chosen image as [3, size, size]: an uploaded one, or a shipped test image (gray replicated). */
 function currentImage(size: number): Float32Array {
-  if (uploaded) return uploaded;
+  if (uploaded) return fitImage(uploaded, size, field('fit').value as Fit);
   const i = Number(field('image').value);
   const gray = testImages.images.subarray(i * size * size, (i + 1) * size * size);
   const out = new Float32Array(3 * size * size);
@@ -128,18 +130,16 @@ function currentImage(size: number): Float32Array {
   return out;
 }
 
-/** An uploaded picture, scaled to size x size, as [3, size, size] in [-1, 1]. */
-async function decodeUpload(file: File, size: number): Promise<Float32Array> {
+/** An uploaded picture at its own size (brought to the generator's by --fit's rules, engine/io/image_fit.ts). */
+async function decodeUpload(file: File): Promise<RawImage> {
   const bitmap = await createImageBitmap(file);
   const canvas = document.createElement('canvas');
-  canvas.width = size;
-  canvas.height = size;
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
   const ctx = canvas.getContext('2d')!;
-  ctx.drawImage(bitmap, 0, 0, size, size);
-  const { data } = ctx.getImageData(0, 0, size, size);
-  const out = new Float32Array(3 * size * size);
-  for (let i = 0; i < size * size; i++) for (let c = 0; c < 3; c++) out[c * size * size + i] = (data[i * 4 + c] / 255) * 2 - 1;
-  return out;
+  ctx.drawImage(bitmap, 0, 0);
+  const { data } = ctx.getImageData(0, 0, bitmap.width, bitmap.height);
+  return fromRgba(data, bitmap.width, bitmap.height);
 }
 
 function showReference(): void {
@@ -222,6 +222,7 @@ function fillForm(params: URLSearchParams): void {
     const v = params.get(id);
     if (v !== null) field(id).value = v;
   }
+  field('fit').addEventListener('change', () => showReference());
   image.addEventListener('change', () => {
     uploaded = null;
     showReference();
@@ -230,7 +231,7 @@ function fillForm(params: URLSearchParams): void {
     const file = (ev.target as HTMLInputElement).files?.[0];
     if (!file) return;
     try {
-      uploaded = await decodeUpload(file, setup.generator.config.size);
+      uploaded = await decodeUpload(file);
       showReference();
     } catch (e) {
       fail(new Error(`${file.name}: not an image this browser can decode (${(e as Error).message})`));

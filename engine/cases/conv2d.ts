@@ -2,7 +2,7 @@
 // counts that are not multiples of the kernels' 4-wide blocks, stride 2, asymmetric padding,
 // dilation, groups, 1x1 / 3x3 / 4x3 kernels, and a weight gradient large enough to be split over
 // pixel chunks. Included in the table by allGradCases() (engine/cases/index.ts); the options'
-// label (describe) is shared with engine/cases/conv_transpose2d.ts.
+// label (describe) and the row builder (convCase) are shared with engine/cases/conv_transpose2d.ts.
 //
 // Sizes stay small so the float64 finite-difference check is quick (inputs above 96 elements are
 // checked along random directions). Tolerance: the matmul class (sums of up to ~50 products).
@@ -11,7 +11,9 @@ import { TOLERANCES, type GradCase } from '../gradcheck.ts';
 import { conv2d, convGeometry, type Conv2dOptions } from '../ops/conv2d.ts';
 import type { ConvTranspose2dOptions } from '../ops/conv_transpose2d.ts';
 import { conv2dForward, conv2dVjp } from '../reference/conv2d.ts';
+import type { HostArray } from '../reference/host.ts';
 import type { Shape } from '../shape.ts';
+import type { Tensor } from '../tensor.ts';
 
 const dims = (s: Shape) => s.join('x');
 
@@ -21,17 +23,39 @@ export function describe(o: Conv2dOptions | ConvTranspose2dOptions): string {
   return parts.length ? `, ${parts.join(', ')}` : '';
 }
 
-function conv2dCase(xShape: Shape, wShape: Shape, o: Conv2dOptions, withBias: boolean): GradCase {
-  const g = convGeometry('conv2d', o);
-  const inputs = [{ shape: xShape }, { shape: wShape }, ...(withBias ? [{ shape: [wShape[0]] }] : [])];
+/** A reference pair (forward, vjp) of a conv on its resolved geometry G. */
+interface ConvReference<G> {
+  forward: (x: HostArray, w: HostArray, bias: HostArray | null, g: G) => HostArray;
+  vjp: (x: HostArray, w: HostArray, bias: HostArray | null, gy: HostArray, g: G) => Float64Array[];
+}
+
+/**
+ * The row of `op` on x and w (and a bias of `biasSize` elements, or none), at the matmul tolerance:
+ * the reference `ref` on geometry `g` against the GPU op `gpu` with options `o`.
+ */
+export function convCase<G, O extends ConvTranspose2dOptions>(
+  op: string,
+  xShape: Shape,
+  wShape: Shape,
+  o: O,
+  biasSize: number | null,
+  ref: ConvReference<G>,
+  g: G,
+  gpu: (x: Tensor, w: Tensor, bias: Tensor | null, o: O) => Tensor,
+): GradCase {
   return {
-    name: `conv2d[x ${dims(xShape)}, w ${dims(wShape)}${withBias ? ', bias' : ''}${describe(o)}]`,
-    inputs,
+    name: `${op}[x ${dims(xShape)}, w ${dims(wShape)}${biasSize === null ? '' : ', bias'}${describe(o)}]`,
+    inputs: [{ shape: xShape }, { shape: wShape }, ...(biasSize === null ? [] : [{ shape: [biasSize] }])],
     tol: TOLERANCES.matmul,
-    forward: ([x, w, b]) => conv2dForward(x, w, b ?? null, g),
-    vjp: ([x, w, b], gy) => conv2dVjp(x, w, b ?? null, gy, g),
-    gpu: ([x, w, b]) => conv2d(x, w, b ?? null, o),
+    forward: ([x, w, b]) => ref.forward(x, w, b ?? null, g),
+    vjp: ([x, w, b], gy) => ref.vjp(x, w, b ?? null, gy, g),
+    gpu: ([x, w, b]) => gpu(x, w, b ?? null, o),
   };
+}
+
+function conv2dCase(xShape: Shape, wShape: Shape, o: Conv2dOptions, withBias: boolean): GradCase {
+  const ref = { forward: conv2dForward, vjp: conv2dVjp };
+  return convCase('conv2d', xShape, wShape, o, withBias ? wShape[0] : null, ref, convGeometry('conv2d', o), conv2d);
 }
 
 export function conv2dGradCases(): GradCase[] {

@@ -1,30 +1,23 @@
 // Gradcheck rows of conv_transpose2d on small awkward shapes: StyleGAN2's upsampling conv, batch 2,
 // groups, stride 2 and 3 (and (2, 3)), padding, output padding, dilation, 4x3 and 1x1 kernels.
-// Included in the table by allGradCases() (engine/cases/index.ts). Tolerance: the matmul class.
+// Included in the table by allGradCases() (engine/cases/index.ts); built by engine/cases/conv2d.ts's
+// convCase (name, inputs, the matmul tolerance).
 
-import { TOLERANCES, type GradCase } from '../gradcheck.ts';
+import type { GradCase } from '../gradcheck.ts';
 import { convGeometry } from '../ops/conv2d.ts';
 import { convTranspose2d, type ConvTranspose2dOptions } from '../ops/conv_transpose2d.ts';
 import { convTranspose2dForward, convTranspose2dVjp } from '../reference/conv_transpose2d.ts';
 import type { Shape } from '../shape.ts';
-import { describe } from './conv2d.ts';
-
-const dims = (s: Shape) => s.join('x');
+import { convCase } from './conv2d.ts';
 
 function convTransposeCase(xShape: Shape, wShape: Shape, o: ConvTranspose2dOptions, withBias: boolean): GradCase {
   const g = convGeometry('conv_transpose2d', o);
   const op = o.outputPadding ?? 0;
   const geom = { ...g, outputPadding: (typeof op === 'number' ? [op, op] : [op[0], op[1]]) as [number, number] };
-  const groups = o.groups ?? 1;
-  const inputs = [{ shape: xShape }, { shape: wShape }, ...(withBias ? [{ shape: [wShape[1] * groups] }] : [])];
-  return {
-    name: `conv_transpose2d[x ${dims(xShape)}, w ${dims(wShape)}${withBias ? ', bias' : ''}${describe(o)}]`,
-    inputs,
-    tol: TOLERANCES.matmul,
-    forward: ([x, w, b]) => convTranspose2dForward(x, w, b ?? null, geom),
-    vjp: ([x, w, b], gy) => convTranspose2dVjp(x, w, b ?? null, gy, geom),
-    gpu: ([x, w, b]) => convTranspose2d(x, w, b ?? null, o),
-  };
+  // The bias has one entry per output channel: weight [C_in, C_out/G, kH, kW].
+  const biasSize = withBias ? wShape[1] * (o.groups ?? 1) : null;
+  const ref = { forward: convTranspose2dForward, vjp: convTranspose2dVjp };
+  return convCase('conv_transpose2d', xShape, wShape, o, biasSize, ref, geom, convTranspose2d);
 }
 
 export function convTranspose2dGradCases(): GradCase[] {

@@ -8,17 +8,10 @@
 
 import { TOLERANCES, type GradCase } from '../gradcheck.ts';
 import { modulatedConv2d } from '../ops/modulated_conv.ts';
-import type { ModulatedConvOptions } from '../ops/modulated_conv_plan.ts';
-import { modulatedConvForward, modulatedConvVjp } from '../reference/modulated_conv.ts';
+import { modulatedConvForward, modulatedConvVjp, type ModulatedConvDims, type ModulatedConvOptions } from '../reference/modulated_conv.ts';
 
-interface RowSpec {
+interface RowSpec extends ModulatedConvDims {
   label: string;
-  N: number;
-  Ci: number;
-  Co: number;
-  H: number;
-  W: number;
-  k: number;
   options: ModulatedConvOptions;
 }
 

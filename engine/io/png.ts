@@ -1,6 +1,8 @@
 // PNG input and output: reading images for the generator and writing grids from [C, H, W] float images in [-1, 1] (StyleGAN2's range).
 import { PNG } from 'pngjs';
 import { readFileBytes, writeFileBytes } from './files.ts';
+import { renderFigure, type FigureSpec, type Rgba } from './figure.ts';
+import { fitImage, fromRgba, type Fit, type RawImage } from './image_fit.ts';
 
 /** Maps [-1, 1] to [0, 255] with clipping; 1 or 3 channels (gray is replicated). */
 export function toRgba(image: Float32Array, channels: number, h: number, w: number, into: Uint8Array, stride: number, x0: number, y0: number): void {
@@ -34,16 +36,36 @@ export async function writeImageGrid(path: string, images: Float32Array[], size:
   await writeFileBytes(path, new Uint8Array(PNG.sync.write(png)));
 }
 
-/** Reads a PNG as [3, size, size] in [-1, 1]; the size must match the generator's. */
-export async function readImagePng(path: string, size: number): Promise<Float32Array> {
+/** Writes an RGBA image as a PNG. */
+export async function writePng(path: string, image: Rgba): Promise<void> {
+  const png = new PNG({ width: image.width, height: image.height });
+  png.data.set(image.data);
+  await writeFileBytes(path, new Uint8Array(PNG.sync.write(png)));
+}
+
+/** Writes a labelled figure (figure.ts) as a PNG. */
+export async function writeFigure(path: string, spec: FigureSpec): Promise<void> {
+  await writePng(path, renderFigure(spec));
+}
+
+const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** Decodes PNG bytes (gray, RGB, RGBA, palette; 8 or 16 bit) as a RawImage; errors name the file. */
+export function decodePng(bytes: Uint8Array, path: string): RawImage {
+  if (bytes.length < 8 || SIGNATURE.some((b, i) => bytes[i] !== b)) {
+    throw new Error(`${path}: not a PNG file (expected the 8-byte PNG signature; the file has ${bytes.length} bytes${bytes.length ? ' starting ' + [...bytes.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ') : ''})`);
+  }
   let png: PNG;
   try {
-    png = PNG.sync.read(Buffer.from(await readFileBytes(path)));
+    png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (e) {
-    throw new Error(`${path}: not a readable PNG (${(e as Error).message})`);
+    throw new Error(`${path}: a damaged or unsupported PNG (${(e as Error).message})`);
   }
-  if (png.width !== size || png.height !== size) throw new RangeError(`${path}: the image is ${png.width}x${png.height}, the generator makes ${size}x${size}`);
-  const out = new Float32Array(3 * size * size);
-  for (let i = 0; i < size * size; i++) for (let c = 0; c < 3; c++) out[c * size * size + i] = (png.data[i * 4 + c] / 255) * 2 - 1;
-  return out;
+  if (!(png.width > 0 && png.height > 0) || png.width * png.height > 64e6) throw new RangeError(`${path}: a ${png.width}x${png.height} image is outside 1x1 to 64 megapixels`);
+  return fromRgba(png.data, png.width, png.height);
+}
+
+/** Reads a PNG file of any size and kind as [3, size, size] in [-1, 1], brought to size by `fit` (image_fit.ts). */
+export async function readImagePng(path: string, size: number, fit: Fit = 'pad'): Promise<Float32Array> {
+  return fitImage(decodePng(await readFileBytes(path), path), size, fit);
 }

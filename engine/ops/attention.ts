@@ -13,7 +13,7 @@
 // 'auto' (the default) picks between them by Tq, Tk and d; see chooseImpl for the measurements.
 
 import { defineKernel } from '../kernel.ts';
-import { engine } from '../engine.ts';
+import { backend } from '../backend.ts';
 import { gradEnabled, record } from '../tape.ts';
 import { Tensor, empty } from '../tensor.ts';
 import { shapeString } from '../shape.ts';
@@ -107,7 +107,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   if (chosen === 'materialized') return materializedAttention(q, k, v, scale);
   if (chosen !== 'flash') throw new RangeError(`attention: unknown impl "${impl}" (auto, flash, materialized)`);
   if (d > FLASH_MAX_D) throw new RangeError(`attention: impl 'flash' supports d <= ${FLASH_MAX_D}, got d = ${d} (use 'materialized' or 'auto')`);
-  const maxDim = engine().gpu.limits.maxComputeWorkgroupsPerDimension;
+  const maxDim = backend().gpu.limits.maxComputeWorkgroupsPerDimension;
   if (B * H > maxDim) throw new RangeError(`attention: B * heads = ${B * H} exceeds the ${maxDim} workgroups of one grid dimension`);
   return flashAttention(q, k, v, scale);
 }

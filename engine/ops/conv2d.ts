@@ -109,12 +109,23 @@ export function conv2dShapes(x: Tensor, w: Tensor, bias: Tensor | null, options:
 export function conv2d(x: Tensor, w: Tensor, biasOrOptions?: Tensor | null | Conv2dOptions, maybeOptions?: Conv2dOptions): Tensor {
   const [bias, options] = splitArgs(biasOrOptions, maybeOptions);
   const { geom, out } = conv2dShapes(x, w, bias, options);
+  return recordConv('conv2d', x, w, bias, geom, out, false);
+}
+
+/**
+ * Runs a convolution (`transposed` false) or a transposed convolution on the validated operands and
+ * records its backward. Each is the other's input gradient; both weight gradients are the one
+ * correlation of the convolution-side input with the convolution-side output gradient (for the
+ * transposed convolution: gy with x); the bias gradient sums gy over N, Ho, Wo.
+ */
+export function recordConv(op: string, x: Tensor, w: Tensor, bias: Tensor | null, geom: ConvGeometry, out: readonly number[], transposed: boolean): Tensor {
+  const [forward, adjoint] = transposed ? [transposedConv, directConv] : [directConv, transposedConv];
   const [, , h, wd] = x.shape;
-  const y = directConv(x, w, bias, geom, [out[2], out[3]]);
-  const inputs = bias ? [x, w, bias] : [x, w];
-  record('conv2d', inputs, y, [x, w], (gy) => {
-    const gx = x.requiresGrad ? transposedConv(gy, w, null, geom, [h, wd]) : null;
-    const gw = w.requiresGrad ? convWeightGrad(x, gy, geom, [w.shape[2], w.shape[3]]) : null;
+  const kernel: [number, number] = [w.shape[2], w.shape[3]];
+  const y = forward(x, w, bias, geom, [out[2], out[3]]);
+  record(op, bias ? [x, w, bias] : [x, w], y, [x, w], (gy) => {
+    const gx = x.requiresGrad ? adjoint(gy, w, null, geom, [h, wd]) : null;
+    const gw = w.requiresGrad ? (transposed ? convWeightGrad(gy, x, geom, kernel) : convWeightGrad(x, gy, geom, kernel)) : null;
     const gb = bias?.requiresGrad ? sum(gy, [0, 2, 3]) : null;
     return [gx, gw, gb];
   });

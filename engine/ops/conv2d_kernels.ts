@@ -14,7 +14,7 @@
 //
 // Dimensions: N batch, G groups; see each function for its tensors.
 
-import { engine } from '../engine.ts';
+import { backend } from '../backend.ts';
 import { defineKernel, grid1d } from '../kernel.ts';
 import { Tensor, empty } from '../tensor.ts';
 import { trySubgroupConv2d } from './modulated_conv_subgroup.ts';
@@ -46,7 +46,7 @@ const K = {
  * CPU adapter only needs a few workgroups per core, and every split costs a partial-sum pass.
  */
 function invocationTarget(): number {
-  return engine().gpu.adapter.isSoftware ? 1024 : 32768;
+  return backend().gpu.adapter.isSoftware ? 1024 : 32768;
 }
 
 /** Fewest input channels (forward) or output pixels (weight gradient) one split sums. */
@@ -71,7 +71,13 @@ function channelSplits(base: number, cg: number): { splits: number; cSplit: numb
   return { splits: ceilDiv(cg, cSplit), cSplit };
 }
 
-/** The members every ConvParams struct has (each kernel adds its own block counts). */
+/**
+ * The kernel-specific members of ConvParams (shaders/conv_common.wgsl, one struct for all three
+ * kernels) at 0: each kernel overrides the ones it reads.
+ */
+const UNUSED = { co_blocks: 0, ci_blocks: 0, pix_blocks: 0, rows_per_split: 0, q_rows: 0, q_blocks: 0, c_split: 0, per_split: 0, has_bias: 0 };
+
+/** The members of ConvParams every kernel reads (each kernel adds its own block counts). */
 function common(x: Tensor, cOut: number, kernel: readonly number[], out: [number, number], g: ConvGeometry, cinG: number, coutG: number) {
   const [n, cIn, h, w] = x.shape;
   return {
@@ -117,7 +123,7 @@ export function directConv(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeo
   const wp = packWeights(w, g.groups, cinG, coutG, 'conv');
   const yShape = [p.n, cOut, out[0], out[1]];
   const y = empty(splits === 1 ? yShape : [splits, ...yShape]);
-  const params = { ...p, co_blocks: coBlocks, ci_blocks: 0, pix_blocks: pixBlocks, rows_per_split: 0, c_split: cSplit, per_split: perSplit, has_bias: bias ? 1 : 0, total: perSplit * splits };
+  const params = { ...p, ...UNUSED, co_blocks: coBlocks, pix_blocks: pixBlocks, c_split: cSplit, per_split: perSplit, has_bias: bias ? 1 : 0, total: perSplit * splits };
   // Without a bias, x stands in for the binding (read-only, never read by the kernel).
   K.direct.dispatch({ x, wp, bias: bias ?? x, y, params }, grid1d(ceilDiv(params.total, WG)));
   wp.dispose();
@@ -153,7 +159,7 @@ export function transposedConv(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
   const wp = packWeights(w, g.groups, cinG, coutG, 'transposed');
   const yShape = [p.n, cOut, out[0], out[1]];
   const y = empty(splits === 1 ? yShape : [splits, ...yShape]);
-  const params = { ...p, co_blocks: coBlocks, q_rows: qRows, q_blocks: qBlocks, c_split: cSplit, per_split: perSplit, has_bias: bias ? 1 : 0, total: perSplit * splits };
+  const params = { ...p, ...UNUSED, co_blocks: coBlocks, q_rows: qRows, q_blocks: qBlocks, c_split: cSplit, per_split: perSplit, has_bias: bias ? 1 : 0, total: perSplit * splits };
   K.transposed.dispatch({ x, wp, bias: bias ?? x, y, params }, grid1d(ceilDiv(params.total, WG)));
   wp.dispose();
   return sumSplits(y, splits, yShape);
@@ -179,7 +185,7 @@ export function convWeightGrad(x: Tensor, gy: Tensor, g: ConvGeometry, kernel: [
   const splits = ceilDiv(rows, rowsPerSplit);
   const wShape = [cOut, cinG, kernel[0], kernel[1]];
   const partial = empty(splits === 1 ? wShape : [splits, ...wShape]);
-  const params = { ...p, co_blocks: coBlocks, ci_blocks: ciBlocks, pix_blocks: 0, rows_per_split: rowsPerSplit, c_split: 0, per_split: 0, has_bias: 0, total: base * splits };
+  const params = { ...p, ...UNUSED, co_blocks: coBlocks, ci_blocks: ciBlocks, rows_per_split: rowsPerSplit, total: base * splits };
   K.weightGrad.dispatch({ x, gy, gw: partial, params }, grid1d(ceilDiv(params.total, WG)));
   return sumSplits(partial, splits, wShape);
 }

@@ -16,12 +16,10 @@
 //   gw = the conv2d weight-gradient correlation with the roles of x and gy exchanged
 //   gb = sum of gy over N, Ho, Wo
 
-import { record } from '../tape.ts';
 import type { Tensor } from '../tensor.ts';
 import { shapeString } from '../shape.ts';
-import { sum } from './reduce.ts';
-import { checkOperands, convGeometry, splitArgs, type Conv2dOptions, type Pair } from './conv2d.ts';
-import { convWeightGrad, directConv, transposedConv, type ConvGeometry } from './conv2d_kernels.ts';
+import { checkOperands, convGeometry, recordConv, splitArgs, type Conv2dOptions, type Pair } from './conv2d.ts';
+import type { ConvGeometry } from './conv2d_kernels.ts';
 
 export interface ConvTranspose2dOptions extends Conv2dOptions {
   /** Extra rows/columns at the bottom/right of the output: op or [opy, opx]; each < max(stride, dilation). Default 0. */
@@ -70,14 +68,5 @@ export function convTranspose2dShapes(
 export function convTranspose2d(x: Tensor, w: Tensor, biasOrOptions?: Tensor | null | ConvTranspose2dOptions, maybeOptions?: ConvTranspose2dOptions): Tensor {
   const [bias, options] = splitArgs(biasOrOptions, maybeOptions);
   const { geom, out } = convTranspose2dShapes(x, w, bias, options);
-  const [, , h, wd] = x.shape;
-  const y = transposedConv(x, w, bias, geom, [out[2], out[3]]);
-  const inputs = bias ? [x, w, bias] : [x, w];
-  record('conv_transpose2d', inputs, y, [x, w], (gy) => {
-    const gx = x.requiresGrad ? directConv(gy, w, null, geom, [h, wd]) : null;
-    const gw = w.requiresGrad ? convWeightGrad(gy, x, geom, [w.shape[2], w.shape[3]]) : null;
-    const gb = bias?.requiresGrad ? sum(gy, [0, 2, 3]) : null;
-    return [gx, gw, gb];
-  });
-  return y;
+  return recordConv('conv_transpose2d', x, w, bias, geom, out, true);
 }

@@ -2,14 +2,15 @@
 // row, specialized from shaders/unary.wgsl and shaders/binary.wgsl.
 
 import { defineKernel, grid1d, type Kernel } from '../kernel.ts';
-import { engine } from '../engine.ts';
+import { backend } from '../backend.ts';
 import { record } from '../tape.ts';
 import { Tensor, empty } from '../tensor.ts';
-import { broadcastShapes, broadcastStrides, coalesceDims, sameShape, shapeString, type Shape } from '../shape.ts';
+import { broadcastShapes, sameShape, shapeString, type Shape } from '../shape.ts';
 import { BINARY_ROWS, UNARY_ROWS, type BinaryRow, type UnaryRow } from '../elementwise_table.ts';
+import { binaryForwardKernels, binaryKernel, recordBinaryForward } from '../accumulate.ts';
 import { sumTo } from './reduce.ts';
 
-const WG = 64; // workgroup size of both templates
+const WG = 64; // workgroup size of shaders/unary.wgsl
 
 interface UnaryKernels {
   row: UnaryRow;
@@ -21,7 +22,7 @@ interface BinaryKernels {
   forward: Kernel;
   /** null when both derivatives are constant (+-1): the backward is then a copy or a sum. */
   backward: Kernel | null;
-  /** The same on 4 consecutive outputs per invocation (see binaryParams for when). */
+  /** The same on 4 consecutive outputs per invocation (see binaryParams in engine/accumulate.ts for when). */
   forward4: Kernel;
   backward4: Kernel | null;
 }
@@ -50,15 +51,14 @@ export function defineUnaryOp(row: UnaryRow): void {
 
 export function defineBinaryOp(row: BinaryRow): void {
   if (binaryOps.has(row.name)) throw new Error(`binary op "${row.name}" is already defined`);
-  const specialize = { FWD: row.fwd, DA: row.da, DB: row.db };
   const constant = isConstantDerivative(row.da) && isConstantDerivative(row.db);
-  const kernel = (entry: string, bindings: Record<string, 'read' | 'read_write' | 'uniform'>) => defineKernel({ shader: 'binary', entry, variant: row.name, specialize, bindings });
+  const { forward, forward4 } = binaryForwardKernels(row);
   binaryOps.set(row.name, {
     row,
-    forward: kernel('binary_forward', { a_in: 'read', b_in: 'read', out: 'read_write', params: 'uniform' }),
-    backward: constant ? null : kernel('binary_backward', { a_in: 'read', b_in: 'read', gy: 'read', ga: 'read_write', gb: 'read_write', params: 'uniform' }),
-    forward4: kernel('binary_forward4', { a4: 'read', b4: 'read', out4: 'read_write', params: 'uniform' }),
-    backward4: constant ? null : kernel('binary_backward4', { a4: 'read', b4: 'read', gy4: 'read', ga4: 'read_write', gb4: 'read_write', params: 'uniform' }),
+    forward,
+    backward: constant ? null : binaryKernel(row, 'binary_backward', { a_in: 'read', b_in: 'read', gy: 'read', ga: 'read_write', gb: 'read_write', params: 'uniform' }),
+    forward4,
+    backward4: constant ? null : binaryKernel(row, 'binary_backward4', { a4: 'read', b4: 'read', gy4: 'read', ga4: 'read_write', gb4: 'read_write', params: 'uniform' }),
   });
 }
 
@@ -109,11 +109,7 @@ export function binary(name: string, a: Tensor, b: Tensor): Tensor {
   const k = lookup(binaryOps, name, 'binary');
   requireF32(name, a, b);
   const shape = broadcastShapes(a.shape, b.shape, name);
-  const out = empty(shape);
-  const { params, vec4 } = binaryParams(a.shape, b.shape, shape);
-  const groups = grid1d(Math.ceil(out.size / (vec4 ? 4 : 1) / WG));
-  if (vec4) k.forward4.dispatch({ a4: a, b4: b, out4: out, params }, groups);
-  else k.forward.dispatch({ a_in: a, b_in: b, out, params }, groups);
+  const { out, params, vec4, groups } = recordBinaryForward(k, a, b, shape);
   record(name, [a, b], out, [a, b], (gy, needs) => {
     // Constant derivatives (add, sub) need no kernel: the gradient is +-gy, summed to the operand.
     const constant = (d: string, shape: Shape) => {
@@ -132,31 +128,9 @@ export function binary(name: string, a: Tensor, b: Tensor): Tensor {
   return out;
 }
 
-/**
- * Kernel parameters, with dimensions merged where both operands allow it (fewer divisions per
- * element: a bias over [B, T, D] is rank 2, equal shapes rank 1), and whether the vec4 kernels
- * apply: the innermost merged dimension a multiple of 4 and each operand's innermost stride 1 or 0.
- */
-function binaryParams(aShape: Shape, bShape: Shape, outShape: Shape) {
-  const c = coalesceDims(outShape, [broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape)]);
-  const last = c.shape.length - 1;
-  const [aInner, bInner] = [c.strides[0][last], c.strides[1][last]];
-  const vec4 = c.shape[last] % 4 === 0 && aInner <= 1 && bInner <= 1;
-  const params = {
-    n: outShape.reduce((p, d) => p * d, 1),
-    rank: c.shape.length,
-    a_vec: aInner,
-    b_vec: bInner,
-    out_shape: c.shape,
-    a_strides: c.strides[0],
-    b_strides: c.strides[1],
-  };
-  return { params, vec4 };
-}
-
 function copyOf(x: Tensor): Tensor {
   const y = empty(x.shape);
-  engine().recordCopy(x.buffer, 0, y.buffer, 0, x.bytes);
+  backend().copy(x.buffer, 0, y.buffer, 0, x.bytes);
   return y;
 }
 

@@ -12,7 +12,7 @@
 //   concat   one scatter per input into its band       one gather (slice) per input
 //   pad      pad kernel: x into a `value` border        gather (crop) of the interior
 
-import { engine } from '../engine.ts';
+import { backend } from '../backend.ts';
 import { defineKernel, grid1d } from '../kernel.ts';
 import { record } from '../tape.ts';
 import { Tensor, empty } from '../tensor.ts';
@@ -39,7 +39,7 @@ export function coalesce(shape: readonly number[], strides: readonly number[]): 
 function gather(src: Tensor, outShape: Shape, srcStrides: number[], offset: number): Tensor {
   const dst = empty(outShape, src.dtype);
   const { shape, strides } = coalesce(outShape, srcStrides);
-  const gparams = { n: dst.size, rank: shape.length, offset, out_shape: shape, src_strides: strides };
+  const gparams = { n: dst.size, rank: shape.length, offset, shape, strides };
   // Whole vec4s: the innermost dimension contiguous and a multiple of 4, every other offset aligned.
   const last = shape.length - 1;
   const vec4 = strides[last] === 1 && shape[last] % 4 === 0 && offset % 4 === 0 && strides.every((s, d) => d === last || s % 4 === 0);
@@ -76,7 +76,7 @@ function padWindow(src: Tensor, outShape: Shape, lo: number[], value: number): T
 /** Writes `src` into `dst` at dst[offset + sum idx_d * dstStrides[d]]. */
 function scatter(src: Tensor, dst: Tensor, dstStrides: number[], offset: number): void {
   const { shape, strides } = coalesce(src.shape, dstStrides);
-  const sparams = { n: src.size, rank: shape.length, offset, src_shape: shape, dst_strides: strides };
+  const sparams = { n: src.size, rank: shape.length, offset, shape, strides };
   K.scatter.dispatch({ src, dst, sparams }, grid1d(Math.ceil(src.size / WG)));
 }
 
@@ -91,7 +91,7 @@ function valueBits(value: number, dtype: Tensor['dtype']): number {
 
 function copyAs(x: Tensor, shape: Shape): Tensor {
   const y = empty(shape, x.dtype);
-  engine().recordCopy(x.buffer, 0, y.buffer, 0, x.bytes);
+  backend().copy(x.buffer, 0, y.buffer, 0, x.bytes);
   return y;
 }
 

@@ -3,7 +3,7 @@
 // every product (forward and both gradients) and falls back to shaders/matmul.wgsl when it declines.
 
 import { subgroupTiles } from '../device.ts';
-import { engine } from '../engine.ts';
+import { backend } from '../backend.ts';
 import { defineKernel, type Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 
@@ -128,7 +128,7 @@ const aligned = (...xs: number[]) => xs.every((x) => x % 4 === 0);
  * vec4-readable: K % 4, one unit stride per operand, the other strides and offsets multiples of 4.
  */
 export function trySubgroupMatmul(out: Tensor, x: StridedView, y: StridedView, M: number, N: number, K: number, batch: number): boolean {
-  const eng = engine();
+  const eng = backend();
   if (!subgroupTiles(eng.gpu) || K % 4 !== 0) return false;
   const a: ALayout | null = x.col === 1 && aligned(x.row, x.batch) ? 'k' : x.row === 1 && aligned(x.col, x.batch, M) ? 'm' : null;
   const b: BLayout | null = y.col === 1 && aligned(y.row, y.batch, N) ? 'n' : y.row === 1 && aligned(y.col, y.batch) ? 'k' : null;

@@ -22,7 +22,7 @@ import { defineKernel, grid1d, type Kernel } from '../kernel.ts';
 import { record } from '../tape.ts';
 import { Tensor, empty } from '../tensor.ts';
 import { shapeString } from '../shape.ts';
-import { planModulatedConv, type ModulatedConvOptions, type ModulatedConvPlan } from './modulated_conv_plan.ts';
+import { modulatedConvParams, planModulatedConv, type ModulatedConvOptions, type ModulatedConvPlan } from './modulated_conv_plan.ts';
 import { trySubgroupForward, trySubgroupInputBackward } from './modulated_conv_subgroup.ts';
 
 /** Forward kernels in shaders/modulated_conv.wgsl, backward ones in modulated_conv_backward.wgsl. */
@@ -64,14 +64,9 @@ export function upsampleLink(k: number): Float64Array {
   return link;
 }
 
-function params(pl: ModulatedConvPlan, total: number) {
-  const { N, Ci, Co, H, W, k, up, T, pad, Hp, Wp, Ho, Wo, scale } = pl;
-  return { N, Ci, Co, H, W, k, up, T, pad, Hp, Wp, Ho, Wo, scale, demod: pl.demod ? 1 : 0, total };
-}
-
 /** One invocation per item (element, (o, i) pair, ...), 64 per workgroup. */
 function perElement(k: Kernel, b: Parameters<Kernel['dispatch']>[0], pl: ModulatedConvPlan, total: number): void {
-  k.dispatch({ ...b, p: params(pl, total) }, grid1d(Math.ceil(total / 64)));
+  k.dispatch({ ...b, p: modulatedConvParams(pl, total) }, grid1d(Math.ceil(total / 64)));
 }
 
 const quad = (n: number) => Math.ceil(n / 4);
@@ -81,7 +76,7 @@ const quad = (n: number) => Math.ceil(n / 4);
  * workgroup row per 4-channel tile along y, so a workgroup's weight loads are uniform.
  */
 function perTile(k: Kernel, b: Parameters<Kernel['dispatch']>[0], pl: ModulatedConvPlan, lanes: number, tiles: number): void {
-  k.dispatch({ ...b, p: params(pl, lanes) }, [Math.ceil(lanes / 64), tiles]);
+  k.dispatch({ ...b, p: modulatedConvParams(pl, lanes) }, [Math.ceil(lanes / 64), tiles]);
 }
 
 /**

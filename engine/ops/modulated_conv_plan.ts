@@ -4,18 +4,12 @@
 // neither imports the other's internals.
 
 import { shapeString } from '../shape.ts';
-import type { ModulatedConvOptions } from '../reference/modulated_conv.ts';
+import type { ModulatedConvDims, ModulatedConvOptions } from '../reference/modulated_conv.ts';
 
-export type { ModulatedConvOptions };
+export type { ModulatedConvDims, ModulatedConvOptions };
 
 /** Sizes of one call, from which each op file builds its kernels' uniforms. */
-export interface ModulatedConvPlan {
-  N: number;
-  Ci: number;
-  Co: number;
-  H: number;
-  W: number;
-  k: number;
+export interface ModulatedConvPlan extends ModulatedConvDims {
   up: 1 | 2;
   T: number;
   pad: number;
@@ -74,3 +68,12 @@ export function planModulatedConv(xShape: readonly number[], wShape: readonly nu
   };
 }
 
+
+/**
+ * The uniform every kernel of the op reads (ModParams, shaders/modulated_conv_params.wgsl) for a
+ * dispatch of `total` invocations that do work.
+ */
+export function modulatedConvParams(pl: ModulatedConvPlan, total: number): Record<string, number> {
+  const { N, Ci, Co, H, W, k, up, T, pad, Hp, Wp, Ho, Wo, scale } = pl;
+  return { N, Ci, Co, H, W, k, up, T, pad, Hp, Wp, Ho, Wo, scale, demod: pl.demod ? 1 : 0, total };
+}

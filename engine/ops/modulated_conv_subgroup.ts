@@ -7,10 +7,10 @@
 // the per-channel and per-tap code is unrolled as text for each (channels, kernel size, padding).
 
 import { subgroupTiles } from '../device.ts';
-import { engine } from '../engine.ts';
+import { backend } from '../backend.ts';
 import { defineKernel, type Kernel } from '../kernel.ts';
 import { empty, type Tensor } from '../tensor.ts';
-import type { ModulatedConvPlan } from './modulated_conv_plan.ts';
+import { modulatedConvParams, type ModulatedConvPlan } from './modulated_conv_plan.ts';
 
 const SHADER = 'modulated_conv_subgroup';
 
@@ -20,10 +20,10 @@ const SHADER = 'modulated_conv_subgroup';
  */
 type ForwardMode = 'scaled' | 'plain' | 'bias';
 
-const FORWARD_STYLE: Record<ForwardMode, string> = { scaled: 'st[n * q.Ci + i]', plain: '1.0', bias: '1.0' };
-const FORWARD_OUT: Record<ForwardMode, string> = { scaled: 'coef[n * q.Co + o] * v', plain: 'v', bias: 'v + bias[o]' };
+const FORWARD_STYLE: Record<ForwardMode, string> = { scaled: 'st[n * p.Ci + i]', plain: '1.0', bias: '1.0' };
+const FORWARD_OUT: Record<ForwardMode, string> = { scaled: 'coef[n * p.Co + o] * v', plain: 'v', bias: 'v + bias[o]' };
 
-/** The kernel size T and padding a row of taps is unrolled for (forwardRow, inputRow); null: the general loop. */
+/** The kernel size T and padding a row of taps is unrolled for (tapRow); null: the general loop. */
 interface RowShape {
   T: number;
   pad: number;
@@ -40,67 +40,64 @@ function rowUnrollable(W: number, T: number, pad: number): boolean {
 }
 
 /**
- * One row of taps of the forward (the body of its ty loop). General: the 8-value window read value
- * by value with zero padding (x_at) and a loop over tx, one new value per tap. Unrolled (W % 4 == 0,
- * T and pad known): the aligned vec4s at columns b0 - 4, b0, b0 + 4, b0 + 8 (those the window
- * touches; zero past the row's ends) hold every value the row needs, so the window's values are
- * static components and each tap's new value is too.
+ * One row of taps (the body of the ty loop) of the forward (`forward`) or the input gradient. The
+ * forward's window of x slides left (tap tx reads column b0 - pad + tx, its new value enters at the
+ * back); the input gradient's window of gy slides right (tap tx reads column px0 + pad - tx, its new
+ * value enters at the front). General: the 8-value window read value by value with zero padding
+ * (x_at, gy_at) and a loop over tx, one new value per tap. Unrolled (the row a multiple of 4 long,
+ * T and pad known; the input gradient only for up = 1, where a gy row is contiguous): the aligned
+ * vec4s at columns -4, 0, 4, 8 from the lane's first pixel (those the window touches; zero past the
+ * row's ends) hold every value the row needs, so the window's values are static components and each
+ * tap's new value is too.
  */
-function forwardRow(tap: TapCode, row: RowShape | null): string {
-  const ind = '      ';
+function tapRow(forward: boolean, tap: TapCode, row: RowShape | null): string {
+  const ind = forward ? '      ' : '        ';
+  const slide = (next: string) => (forward ? ['v0 = vec4f(v0.yzw, v1.x);', `v1 = vec4f(v1.yzw, ${next});`] : ['v1 = vec4f(v0.w, v1.xyz);', `v0 = vec4f(${next}, v0.xyz);`]);
   if (row === null) {
-    return [
-      'var v0 = sr * vec4f(x_at(row, ix), x_at(row, ix + 1), x_at(row, ix + 2), x_at(row, ix + 3));',
-      'var v1 = sr * vec4f(x_at(row, ix + 4), x_at(row, ix + 5), x_at(row, ix + 6), x_at(row, ix + 7));',
-      'for (var tx = 0u; tx < q.T; tx++) {',
-      '  let t = kofs + ty * q.T + tx;',
-      ...tap('tx').map((l) => `  ${l}`),
-      '  let next = sr * x_at(row, ix + i32(tx) + 8);',
-      '  v0 = vec4f(v0.yzw, v1.x);',
-      '  v1 = vec4f(v1.yzw, next);',
-      '}',
-    ].join(`\n${ind}`);
+    const code = forward
+      ? { read: 'x_at', scale: 'sr', pos: 'ix', tIndex: 'kofs + ty * p.T + tx', next: 'x_at(row, ix + i32(tx) + 8)' }
+      : { read: 'gy_at', scale: 'cr', pos: 'bx', tIndex: 'kbase + ph * tt + ty * p.T + tx', next: 'gy_at(row, bx - i32(tx) - 1)' };
+    return generalRow(ind, tap, { ...code, slide: slide('next') });
   }
   const { T, pad } = row;
-  // Window value j is column b0 - 4 + j: component j % 4 of xw<j / 4> (columns b0 - 4 .. b0 + 11).
-  const first = 4 - pad;
-  const highest = 12 - pad + T - 2; // the last tap's new value is never used
-  const names = { ind, base: 'let xr = (row + b0) / 4u; // vec4 index of column b0 (row and b0 are multiples of 4)', name: 'xw', index: 'xr', buf: 'x4', scale: 'sr', pixel: 'b0', limit: 'q.W' };
-  return windowRow(names, { first, lo: first, hi: Math.max(first + 7, highest), T, width: row.width }, tap, (tx) => `kofs + ty * ${T}u + ${tx}u`, (tx, at) => [
-    'v0 = vec4f(v0.yzw, v1.x);',
-    `v1 = vec4f(v1.yzw, ${at(first + 8 + tx)});`,
-  ]);
+  // Window value j is column pixel - 4 + j: component j % 4 of <name><j / 4> (columns -4 .. 11 from
+  // the pixel). The last tap's new value is never used, so the far end stops one short of it.
+  const first = forward ? 4 - pad : 4 + pad;
+  const [lo, hi] = forward ? [first, Math.max(first + 7, 12 - pad + T - 2)] : [Math.min(3 + pad - (T - 2), first), first + 7];
+  const names = forward
+    ? { ind, base: 'let xr = (row + b0) / 4u; // vec4 index of column b0 (row and b0 are multiples of 4)', name: 'xw', index: 'xr', buf: 'x4', scale: 'sr', pixel: 'b0', limit: 'p.W' }
+    : { ind, base: 'let gr = (row + px0) / 4u; // vec4 index of column px0 (row and px0 are multiples of 4)', name: 'gw', index: 'gr', buf: 'gy4', scale: 'cr', pixel: 'px0', limit: 'p.Wp' };
+  const tapIndex = (tx: number) => (forward ? `kofs + ty * ${T}u + ${tx}u` : `kbase + ph * ${T * T}u + ty * ${T}u + ${tx}u`);
+  return windowRow(names, { first, lo, hi, T, width: row.width }, tap, tapIndex, (tx, at) => slide(at(forward ? first + 8 + tx : 3 + pad - tx)));
+}
+
+/** What a general row reads: the zero-padded reader, the row's scale, the window's first column, the tap's weight index, the next value, the window's slide. */
+interface GeneralRowCode {
+  read: string;
+  scale: string;
+  pos: string;
+  tIndex: string;
+  next: string;
+  slide: string[];
 }
 
 /**
- * One row of taps of the input gradient: as forwardRow, but the window of gy slides the other way
- * (tap tx reads column px + pad - tx), so each tap's new value enters at the front. Unrolled only
- * for up = 1, where a gy row is contiguous.
+ * A row of taps for any width, T and pad: the 8-value window read value by value (zero padding
+ * from the reader) and a loop over tx, one new value per tap.
  */
-function inputRow(tap: TapCode, row: RowShape | null): string {
-  const ind = '        ';
-  if (row === null) {
-    return [
-      'var v0 = cr * vec4f(gy_at(row, bx), gy_at(row, bx + 1), gy_at(row, bx + 2), gy_at(row, bx + 3));',
-      'var v1 = cr * vec4f(gy_at(row, bx + 4), gy_at(row, bx + 5), gy_at(row, bx + 6), gy_at(row, bx + 7));',
-      'for (var tx = 0u; tx < q.T; tx++) {',
-      '  let t = kbase + ph * tt + ty * q.T + tx;',
-      ...tap('tx').map((l) => `  ${l}`),
-      '  let next = cr * gy_at(row, bx - i32(tx) - 1);',
-      '  v1 = vec4f(v0.w, v1.xyz);',
-      '  v0 = vec4f(next, v0.xyz);',
-      '}',
-    ].join(`\n${ind}`);
-  }
-  const { T, pad } = row;
-  // Window value j is column px0 - 4 + j: component j % 4 of gw<j / 4> (columns px0 - 4 .. px0 + 11).
-  const first = 4 + pad;
-  const lowest = 3 + pad - (T - 2); // the last tap's new value is never used
-  const names = { ind, base: 'let gr = (row + px0) / 4u; // vec4 index of column px0 (row and px0 are multiples of 4)', name: 'gw', index: 'gr', buf: 'gy4', scale: 'cr', pixel: 'px0', limit: 'q.Wp' };
-  return windowRow(names, { first, lo: Math.min(lowest, first), hi: first + 7, T, width: row.width }, tap, (tx) => `kbase + ph * ${T * T}u + ty * ${T}u + ${tx}u`, (tx, at) => [
-    'v1 = vec4f(v0.w, v1.xyz);',
-    `v0 = vec4f(${at(3 + pad - tx)}, v0.xyz);`,
-  ]);
+function generalRow(ind: string, tap: TapCode, c: GeneralRowCode): string {
+  const at = (j: number) => `${c.read}(row, ${c.pos}${j ? ` + ${j}` : ''})`;
+  const window = (js: number[]) => `${c.scale} * vec4f(${js.map(at).join(', ')})`;
+  return [
+    `var v0 = ${window([0, 1, 2, 3])};`,
+    `var v1 = ${window([4, 5, 6, 7])};`,
+    'for (var tx = 0u; tx < p.T; tx++) {',
+    `  let t = ${c.tIndex};`,
+    ...tap('tx').map((l) => `  ${l}`),
+    `  let next = ${c.scale} * ${c.next};`,
+    ...c.slide.map((l) => `  ${l}`),
+    '}',
+  ].join(`\n${ind}`);
 }
 
 /** The WGSL names an unrolled row uses (indentation, the vec4 index statement, buffer, scale, bounds). */
@@ -171,15 +168,15 @@ function modulatedConvSubgroupSpecialization(v: Variant): Record<string, string 
   const ibSetup: string[] = [];
   for (let b = 0; b < blocks; b++) {
     if (linked) {
-      fwdSetup.push(`let kw${b} = min(c0 + ${8 * b}u + lane, q.Co - 1u) * q.Ci * 9u; // raw 3x3 weights of the lane's channel`);
+      fwdSetup.push(`let kw${b} = min(c0 + ${8 * b}u + lane, p.Co - 1u) * p.Ci * 9u; // raw 3x3 weights of the lane's channel`);
       fwdPerInput.push(
         `let wb${b} = kw${b} + i * 9u;`,
         `let kp${b} = lry * mat3x3f(vec3f(wt[wb${b}], wt[wb${b} + 3u], wt[wb${b} + 6u]), vec3f(wt[wb${b} + 1u], wt[wb${b} + 4u], wt[wb${b} + 7u]), vec3f(wt[wb${b} + 2u], wt[wb${b} + 5u], wt[wb${b} + 8u])) * lrx_t;`,
       );
     } else {
-      fwdSetup.push(`let kw${b} = (min(c0 + ${8 * b}u + lane, q.Co - 1u) * q.Ci * PH + ph) * tt;`);
+      fwdSetup.push(`let kw${b} = (min(c0 + ${8 * b}u + lane, p.Co - 1u) * p.Ci * PH + ph) * tt;`);
     }
-    ibSetup.push(`let kw${b} = min(c0 + ${8 * b}u + lane, q.Ci - 1u) * PH * tt;`);
+    ibSetup.push(`let kw${b} = min(c0 + ${8 * b}u + lane, p.Ci - 1u) * PH * tt;`);
   }
   if (linked) fwdSetup.unshift('let lry = link(ph >> 1u);', 'let lrx_t = transpose(link(ph & 1u));');
   const fwdStore: string[] = [];
@@ -195,21 +192,21 @@ function modulatedConvSubgroupSpecialization(v: Variant): Record<string, string 
     FWD_OUT: FORWARD_OUT[mode],
     FWD_SETUP: join([...fwdSetup, ...accs], '  '),
     FWD_PER_INPUT: join(fwdPerInput, '    '),
-    FWD_ROW: forwardRow(linked ? fromLinked : fromK, row),
+    FWD_ROW: tapRow(true, linked ? fromLinked : fromK, row),
     FWD_STORE: join(fwdStore, '  '),
     IB_SETUP: join([...ibSetup, ...accs], '  '),
-    IB_ROW: inputRow(fromK, ibRow),
+    IB_ROW: tapRow(false, fromK, ibRow),
     IB_STORE: join(ibStore, '  '),
   };
 }
 
 type Bindings = Record<string, 'read' | 'read_write' | 'uniform'>;
 const forwardBindings: Record<ForwardMode, Bindings> = {
-  scaled: { q: 'uniform', x: 'read', keff: 'read', st: 'read', coef: 'read', y: 'read_write' },
-  plain: { q: 'uniform', x: 'read', keff: 'read', y: 'read_write' },
-  bias: { q: 'uniform', x: 'read', keff: 'read', bias: 'read', y: 'read_write' },
+  scaled: { p: 'uniform', x: 'read', keff: 'read', st: 'read', coef: 'read', y: 'read_write' },
+  plain: { p: 'uniform', x: 'read', keff: 'read', y: 'read_write' },
+  bias: { p: 'uniform', x: 'read', keff: 'read', bias: 'read', y: 'read_write' },
 };
-const inputBindings: Bindings = { q: 'uniform', x: 'read', keff: 'read', st: 'read', coef: 'read', gy: 'read', gx: 'read_write', part_out: 'read_write' };
+const inputBindings: Bindings = { p: 'uniform', x: 'read', keff: 'read', st: 'read', coef: 'read', gy: 'read', gx: 'read_write', part_out: 'read_write' };
 
 /** One kernel of the file: its entry point, channels per workgroup, forward mode, unrolled row, linked phases, vec4 stores. */
 interface Variant {
@@ -240,7 +237,7 @@ function wgslNames(v: Variant): Record<string, string> {
 const kernels = new Map<string, Kernel>();
 
 /** Records one dispatch of a variant; `tensors` are keyed by plain binding name (x, y, keff, ...). */
-function dispatchVariant(v: Variant, tensors: Record<string, Tensor>, q: Record<string, number>, grid: number[]): void {
+function dispatchVariant(v: Variant, tensors: Record<string, Tensor>, p: Record<string, number>, grid: number[]): void {
   const names = wgslNames(v);
   const name = `${v.ch}ch${v.mode === 'scaled' ? '' : ` ${v.mode} conv2d`}${v.linked ? ' linked' : ''}${v.row ? ` T${v.row.T} pad${v.row.pad}${v.row.width ? ` width${v.row.width}` : ''}` : ''}${v.vecStore ? ' vec4 out' : ''}`;
   let k = kernels.get(`${v.entry}/${name}`);
@@ -250,32 +247,27 @@ function dispatchVariant(v: Variant, tensors: Record<string, Tensor>, q: Record<
     k = defineKernel({ shader: SHADER, entry: v.entry, variant: name, specialize: modulatedConvSubgroupSpecialization(v), bindings });
     kernels.set(`${v.entry}/${name}`, k);
   }
-  k.dispatch({ ...Object.fromEntries(Object.entries(tensors).map(([n, t]) => [names[n] ?? n, t])), q }, grid);
+  k.dispatch({ ...Object.fromEntries(Object.entries(tensors).map(([n, t]) => [names[n] ?? n, t])), p }, grid);
 }
 
 /**
  * Records one forward: the unrolled vec4 row where the shape allows, vec4 stores where rows of y
  * are, and for an upsampling conv (`linked`) the phase kernels built from the raw weight (keff).
  */
-function dispatchForward(ch: number, mode: ForwardMode, sizes: { W: number; Wp: number; up: number; T: number; pad: number }, tensors: Record<string, Tensor>, q: Record<string, number>, grid: number[], linked = false): void {
+function dispatchForward(ch: number, mode: ForwardMode, sizes: { W: number; Wp: number; up: number; T: number; pad: number }, tensors: Record<string, Tensor>, p: Record<string, number>, grid: number[], linked = false): void {
   const row = rowUnrollable(sizes.W, sizes.T, sizes.pad) ? { T: sizes.T, pad: sizes.pad, width: sizes.Wp <= 8 ? sizes.W : undefined } : null;
   const vecStore = sizes.up === 1 && sizes.Wp % 4 === 0;
-  dispatchVariant({ entry: 'forward', ch, mode, row, linked, vecStore }, tensors, q, grid);
+  dispatchVariant({ entry: 'forward', ch, mode, row, linked, vecStore }, tensors, p, grid);
 }
 
 /** 16 channels per workgroup where there are that many, else 8; null below 8 (ToRGB's 3 outputs). */
 function channelsPerTile(channels: number): number | null {
-  if (!subgroupTiles(engine().gpu) || channels < 8) return null;
+  if (!subgroupTiles(backend().gpu) || channels < 8) return null;
   return channels >= 16 ? 16 : 8; // not 32: more accumulators than registers
 }
 
-function params(pl: ModulatedConvPlan, lanes: number) {
-  const { Ci, Co, H, W, up, T, pad, Hp, Wp, Ho, Wo } = pl;
-  return { Ci, Co, H, W, up, T, pad, Hp, Wp, Ho, Wo, lanes };
-}
-
 function fits(grid: number[]): boolean {
-  return grid.every((g) => g <= engine().gpu.limits.maxComputeWorkgroupsPerDimension);
+  return grid.every((g) => g <= backend().gpu.limits.maxComputeWorkgroupsPerDimension);
 }
 
 /**
@@ -293,7 +285,7 @@ export function trySubgroupForward(pl: ModulatedConvPlan, b: { x: Tensor; weight
   const grid = [Math.ceil(lanes / 8), Math.ceil(pl.Co / ch), pl.up * pl.up];
   if (!fits(grid)) return false;
   const { weight, ...rest } = b;
-  dispatchForward(ch, 'scaled', pl, { ...rest, keff: weight }, params(pl, lanes), grid, pl.up === 2);
+  dispatchForward(ch, 'scaled', pl, { ...rest, keff: weight }, modulatedConvParams(pl, lanes), grid, pl.up === 2);
   return true;
 }
 
@@ -305,7 +297,7 @@ export function trySubgroupInputBackward(pl: ModulatedConvPlan, b: { gy: Tensor;
   const grid = [Math.ceil(lanes / 8), Math.ceil(pl.Ci / ch)];
   if (!fits(grid)) return false;
   const row = pl.up === 1 && rowUnrollable(pl.Wp, pl.T, pl.pad) ? { T: pl.T, pad: pl.pad, width: pl.W <= 8 ? pl.Wp : undefined } : null;
-  dispatchVariant({ entry: 'input_backward', ch, mode: 'scaled', row, linked: false, vecStore: pl.W % 4 === 0 }, b, params(pl, lanes), grid);
+  dispatchVariant({ entry: 'input_backward', ch, mode: 'scaled', row, linked: false, vecStore: pl.W % 4 === 0 }, b, modulatedConvParams(pl, lanes), grid);
   return true;
 }
 
@@ -325,8 +317,9 @@ export function trySubgroupConv2d(x: Tensor, w: Tensor, bias: Tensor | null, pad
   const grid = [Math.ceil(lanes / 8), Math.ceil(Co / ch), 1];
   if (!fits(grid)) return null;
   const y = empty([N, Co, Ho, Wo]);
-  const q = { Ci, Co, H, W, up: 1, T: k, pad, Hp: Ho, Wp: Wo, Ho, Wo, lanes };
+  // The modulated conv's uniform; demod and scale are unused (the plain modes read no styles or coef).
+  const p = { N, Ci, Co, H, W, k, up: 1, T: k, pad, Hp: Ho, Wp: Wo, Ho, Wo, demod: 0, scale: 1, total: lanes };
   const mode: ForwardMode = bias ? 'bias' : 'plain';
-  dispatchForward(ch, mode, { W, Wp: Wo, up: 1, T: k, pad }, { x, keff: w, y, ...(bias ? { bias } : {}) }, q, grid);
+  dispatchForward(ch, mode, { W, Wp: Wo, up: 1, T: k, pad }, { x, keff: w, y, ...(bias ? { bias } : {}) }, p, grid);
   return y;
 }

@@ -24,7 +24,7 @@
 // error, not a silent zero). Host kernels are uploaded once and cached per device by content, so
 // repeated calls do not interrupt the command encoder with a buffer write.
 
-import { engine, type Engine } from '../engine.ts';
+import { backend, type Backend } from '../backend.ts';
 import { defineKernel, grid1d } from '../kernel.ts';
 import { record } from '../tape.ts';
 import { Tensor, empty, tensor } from '../tensor.ts';
@@ -96,8 +96,8 @@ export function upfirdn2dOutputSize(H: number, W: number, kH: number, kW: number
 
 // ---- kernel tensors -----------------------------------------------------------------------
 
-let cacheOwner: Engine | null = null;
-const kernelCache = new Map<string, Tensor>();
+/** Per backend: a new device (or a planning backend) starts empty; a dead one's cache goes with it. */
+const kernelCaches = new WeakMap<Backend, Map<string, Tensor>>();
 const MAX_CACHED_KERNELS = 64;
 
 function hostKernel(k: Exclude<FirKernel, Tensor>): { shape: number[]; data: Float32Array } {
@@ -126,11 +126,9 @@ function kernelTensor(k: FirKernel): Tensor {
   }
   const h = hostKernel(k);
   if (!h.data.every((v) => Number.isFinite(v))) throw new RangeError('upfirdn2d: kernel has a non-finite value');
-  const eng = engine();
-  if (cacheOwner !== eng) {
-    kernelCache.clear(); // a new device: the old tensors died with the old one
-    cacheOwner = eng;
-  }
+  const eng = backend();
+  let kernelCache = kernelCaches.get(eng);
+  if (!kernelCache) kernelCaches.set(eng, (kernelCache = new Map()));
   const key = `${h.shape.join('x')}:${Array.from(h.data).join(',')}`;
   let t = kernelCache.get(key);
   if (!t) {

@@ -34,13 +34,20 @@ export function blurPad(k: number): number {
   return (5 - k) / 2;
 }
 
-interface Dims {
+/**
+ * One call's sizes: x [N, Ci, H, W], weight [Co, Ci, k, k], styles [N, Ci]. The one record of them:
+ * the GPU op's plan, the gradcheck rows and the tests extend it.
+ */
+export interface ModulatedConvDims {
   N: number;
   Ci: number;
   Co: number;
   H: number;
   W: number;
   k: number;
+}
+
+interface Dims extends ModulatedConvDims {
   pad: number;
 }
 

@@ -5,7 +5,8 @@
 
 import { readFileBytes, writeFileBytes } from '../../engine/io/files.ts';
 import { readSafetensors } from '../../engine/io/index.ts';
-import { writeImageGrid } from '../../engine/io/png.ts';
+import { writeFigure } from '../../engine/io/png.ts';
+import type { FigureSpec } from '../../engine/io/figure.ts';
 import { describeAdapter } from '../../engine/device.ts';
 import { engine } from '../../engine/engine.ts';
 import { makeOperator } from './operators/index.ts';
@@ -15,6 +16,7 @@ import { measurementPicture } from './setup.ts';
 import { DEFAULT_GENERATOR, fashionIloBalls, loadSetup, methodConfig, modelPath, shippedScoreModels } from './fashion.ts';
 
 export const DEMO_TASKS = ['inpaint-random:0.05', 'sr-bicubic:4'];
+const TASK_LABELS: Record<string, string> = { 'inpaint-random:0.05': '5% pixels', 'sr-bicubic:4': '4x SR' };
 export const DEMO_METHODS: MethodName[] = ['csgm', 'ilo', 'sgilo'];
 
 /** The first `n` shipped test images as [n, 3, 32, 32] (gray replicated), values in [-1, 1]. */
@@ -63,7 +65,7 @@ export async function runDemo(o: DemoOptions): Promise<{ rows: DemoRow[]; second
   const size = setup.generator.config.size;
   const reference = await testImages(n);
   const per = 3 * size * size;
-  const panels: Float32Array[] = [];
+  const figureRows: FigureSpec['rows'] = [];
   const rows: DemoRow[] = [];
   try {
     for (const task of DEMO_TASKS) {
@@ -79,8 +81,8 @@ export async function runDemo(o: DemoOptions): Promise<{ rows: DemoRow[]; second
       y.dispose();
       const yPer = yHost.length / n;
       for (let i = 0; i < n; i++) {
-        panels.push(reference.subarray(i * per, (i + 1) * per), measurementPicture(operator, yHost.subarray(i * yPer, (i + 1) * yPer), size));
-        for (const r of runs) panels.push(r.images[i].samples[0]);
+        const panels = [reference.subarray(i * per, (i + 1) * per), measurementPicture(operator, yHost.subarray(i * yPer, (i + 1) * yPer), size), ...runs.map((r) => r.images[i].samples[0])];
+        figureRows.push({ label: `${TASK_LABELS[task] ?? task} #${i}`, panels: panels.map((image) => ({ image })) });
       }
       for (const r of runs) {
         const mse = r.images.reduce((s, im) => s + im.mse!, 0) / n;
@@ -92,7 +94,8 @@ export async function runDemo(o: DemoOptions): Promise<{ rows: DemoRow[]; second
     setup.dispose();
   }
   const seconds = (performance.now() - t0) / 1000;
-  await writeImageGrid(`${out}/grid.png`, panels, size, 2 + DEMO_METHODS.length);
+  // The test images are gray: the figure shows every panel gray (the generator's faint tint is not the image's).
+  await writeFigure(`${out}/grid.png`, { size, gray: true, rows: figureRows, columns: ['reference', 'measured', ...DEMO_METHODS.map((m) => m.toUpperCase())], title: `${steps} steps per round` });
   await writeFileBytes(`${out}/report.json`, new TextEncoder().encode(JSON.stringify({ adapter: engine().gpu.adapter, seconds, columns: ['reference', 'measurement', ...DEMO_METHODS], results: rows }, null, 2)));
   return { rows, seconds };
 }

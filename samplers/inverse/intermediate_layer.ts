@@ -280,34 +280,47 @@ async function optimizeRound(problem: Problem, config: MethodConfig, s: RoundSta
   if (config.method === 'sgld') return sgldRound(problem, config, s, prior);
   const adam = new Adam(s.vars, { lr: config.lr });
   const spherical = config.method !== 'sgilo';
+  try {
+    return await runSteps(s, config.steps, (step) => {
+      adam.lr = Math.max(iloLearningRate((step + 1) / config.steps, config.lr), 1e-12);
+      // SGILO: the prior's move is computed at the current iterate, before the likelihood step.
+      const delta = config.method === 'sgilo' && prior && s.layerIn ? noGrad(() => prior.delta(s.layerIn!)) : null;
+      const l = measurementLoss(problem, s);
+      const grads = grad(l, s.vars);
+      adam.step(grads);
+      noGrad(() => {
+        if (spherical) project(s);
+        if (delta && s.layerIn) {
+          const noiseTerm = affine(s.rng.normal(s.layerIn.shape), config.noiseScale ?? 0.025);
+          assign(s.layerIn, add(s.layerIn, add(affine(delta, config.temperature ?? 0.1), noiseTerm)));
+        }
+        projectBalls(s);
+      });
+      return l;
+    });
+  } finally {
+    adam.dispose();
+  }
+}
+
+/**
+ * The step loop every method's round shares: the round's variables require gradients while it
+ * runs; each step, inside a tensor scope, updates them and returns the measurement loss it
+ * computed, which is read back, checked (a non-finite loss names the variable that diverged),
+ * recorded and reported. Returns the losses.
+ */
+async function runSteps(s: RoundState, steps: number, step: (step: number) => Tensor): Promise<number[]> {
   const losses: number[] = [];
   for (const v of s.vars) v.requireGrad();
   try {
-    for (let step = 0; step < config.steps; step++) {
-      adam.lr = Math.max(iloLearningRate((step + 1) / config.steps, config.lr), 1e-12);
-      const loss = await scope(async () => {
-        // SGILO: the prior's move is computed at the current iterate, before the likelihood step.
-        const delta = config.method === 'sgilo' && prior && s.layerIn ? noGrad(() => prior.delta(s.layerIn!)) : null;
-        const l = measurementLoss(problem, s);
-        const grads = grad(l, s.vars);
-        adam.step(grads);
-        noGrad(() => {
-          if (spherical) project(s);
-          if (delta && s.layerIn) {
-            const noiseTerm = affine(s.rng.normal(s.layerIn.shape), config.noiseScale ?? 0.025);
-            assign(s.layerIn, add(s.layerIn, add(affine(delta, config.temperature ?? 0.1), noiseTerm)));
-          }
-          projectBalls(s);
-        });
-        return (await l.readF32())[0];
-      });
-      if (!Number.isFinite(loss)) throw await locateDivergence(s, step);
+    for (let i = 0; i < steps; i++) {
+      const loss = await scope(async () => (await step(i).readF32())[0]);
+      if (!Number.isFinite(loss)) throw await locateDivergence(s, i);
       losses.push(loss);
-      s.onStep?.({ round: s.round, block: s.block, step, loss });
+      s.onStep?.({ round: s.round, block: s.block, step: i, loss });
     }
   } finally {
     for (const v of s.vars) v.requireGrad(false);
-    adam.dispose();
   }
   return losses;
 }
@@ -335,32 +348,20 @@ async function sgldRound(problem: Problem, config: MethodConfig, s: RoundState, 
   const lambda = config.lambda ?? 1;
   const beta = config.beta ?? 1;
   const n = problem.y.size / problem.y.shape[0];
-  const losses: number[] = [];
-  for (const v of s.vars) v.requireGrad();
-  try {
-    for (let step = 0; step < config.steps; step++) {
-      const loss = await scope(async () => {
-        const score = prior && s.layerIn ? noGrad(() => prior.score(s.layerIn!)) : null;
-        const l = measurementLoss(problem, s);
-        // mean over N*n elements -> per-image sum / (2 sigma^2): scale the gradient by N*n / (2 sigma^2)
-        const scale = (problem.y.shape[0] * n) / (2 * sigma * sigma);
-        const grads = grad(l, s.vars);
-        noGrad(() => {
-          s.vars.forEach((v, i) => {
-            let drift = affine(grads[i], -eta * scale);
-            if (score && v === s.layerIn) drift = add(drift, affine(score, eta * lambda));
-            assign(v, add(v, add(drift, affine(s.rng.normal(v.shape), Math.sqrt((2 * eta) / beta)))));
-          });
-          projectBalls(s);
-        });
-        return (await l.readF32())[0];
+  return runSteps(s, config.steps, () => {
+    const score = prior && s.layerIn ? noGrad(() => prior.score(s.layerIn!)) : null;
+    const l = measurementLoss(problem, s);
+    // mean over N*n elements -> per-image sum / (2 sigma^2): scale the gradient by N*n / (2 sigma^2)
+    const scale = (problem.y.shape[0] * n) / (2 * sigma * sigma);
+    const grads = grad(l, s.vars);
+    noGrad(() => {
+      s.vars.forEach((v, i) => {
+        let drift = affine(grads[i], -eta * scale);
+        if (score && v === s.layerIn) drift = add(drift, affine(score, eta * lambda));
+        assign(v, add(v, add(drift, affine(s.rng.normal(v.shape), Math.sqrt((2 * eta) / beta)))));
       });
-      if (!Number.isFinite(loss)) throw await locateDivergence(s, step);
-      losses.push(loss);
-      s.onStep?.({ round: s.round, block: s.block, step, loss });
-    }
-  } finally {
-    for (const v of s.vars) v.requireGrad(false);
-  }
-  return losses;
+      projectBalls(s);
+    });
+    return l;
+  });
 }

@@ -1,5 +1,6 @@
-// The learned prior on an intermediate variable v (features entering block k, or latent rows): a
-// ScoreViT trained on v normalized to [0, 1] with global scalar min/max (x = (v - min) / (max - min)).
+// The prior on an intermediate variable v (features entering block k, or latent rows): a noise
+// predictor on v normalized to [0, 1] with global scalar min/max (x = (v - min) / (max - min)): a
+// ScoreViT, the closed-form Gaussian, or the two as a residual model (samplers/score/prior_model.ts).
 //
 // delta(v): SGILO's prior move, one Euler-Maruyama reverse-SDE step at fixed t = 0.01, dt = -1/N,
 //   without its noise term: x' = x + (-(1/2) beta x - beta score) dt, score = -eps / std(t),
@@ -8,7 +9,7 @@
 
 import { Tensor, full } from '../../engine/tensor.ts';
 import { affine, sub } from '../../engine/ops/elementwise.ts';
-import type { ScoreViT } from '../../nets/score_vit.ts';
+import type { EpsModel } from '../score/sample.ts';
 import { VPSDE } from '../score/vpsde.ts';
 import { hotStepCoefficients as reverseStepCoefficients } from '../score/sample.ts';
 
@@ -22,7 +23,7 @@ export function hotStepCoefficients(t = 0.01): { a: number; b: number } {
 
 export class FeaturePrior {
   constructor(
-    readonly net: ScoreViT,
+    readonly net: EpsModel & { dispose(): void },
     /** Global scalar normalization of the training data. */
     readonly min: number,
     readonly max: number,

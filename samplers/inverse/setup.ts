@@ -10,7 +10,7 @@ import { StyleGAN2, numBlocks } from '../../nets/stylegan2.ts';
 import { loadGenerator } from '../../nets/stylegan2_checkpoint.ts';
 import { MappingProxy, computeProxyStats } from './mapping_proxy.ts';
 import { FeaturePrior } from './prior.ts';
-import { loadScoreModel } from '../score/checkpoint.ts';
+import { loadPrior } from '../score/prior_model.ts';
 import type { MeasurementOperator } from './operators/index.ts';
 import type { MethodConfig, MethodName } from './intermediate_layer.ts';
 
@@ -26,7 +26,7 @@ export interface SetupBytes {
   generator: Uint8Array;
   /** `mapping-proxy.safetensors` (`mean`, `std`); null: computed from 20k samples instead. */
   proxy: Uint8Array | null;
-  /** Score models, each named (a path or URL) for error messages. */
+  /** Score models (any kind: ViT, Gaussian, residual), each named (a path or URL) for error messages. */
   scores: { name: string; bytes: Uint8Array }[];
 }
 
@@ -46,13 +46,14 @@ export async function setupFromBytes(files: SetupBytes): Promise<Setup> {
   const proxy = new MappingProxy(stats);
   const priors = new Map<number, FeaturePrior>();
   for (const { name, bytes } of files.scores) {
-    const m = await loadScoreModel(bytes);
-    const block = Number(m.config.data.block);
-    if (!Number.isInteger(block) || block < 0 || block >= numBlocks(generator.config) - 1) {
-      throw new Error(`${name}: the score model's config names no usable block (data.block = ${m.config.data.block})`);
+    const m = await loadPrior(bytes, name);
+    const block = Number(m.data.block);
+    if (!Number.isInteger(block) || block < 0 || block >= numBlocks(generator.config) - 1 || !m.normalization) {
+      m.model.dispose();
+      if (!m.normalization) throw new Error(`${name}: the score model has no min/max normalization`);
+      throw new Error(`${name}: the score model's config names no usable block (data.block = ${m.data.block})`);
     }
-    if (!m.config.normalization) throw new Error(`${name}: the score model has no min/max normalization`);
-    priors.set(block + 1, new FeaturePrior(m.net, m.config.normalization.min, m.config.normalization.max));
+    priors.set(block + 1, new FeaturePrior(m.model, m.normalization.min, m.normalization.max));
   }
   return {
     generator,

@@ -4,7 +4,11 @@
 // (the EMA weights when the file comes from training), `__metadata__.config` =
 //   { kind: "sgilo-score-vit", vit: ScoreViTConfig (its optional `time`, "token" | "vector", is
 //     the time conditioning of nets/score_vit.ts; absent = "token"), normalization: {min, max} | null,
-//     sde: {beta0, beta1, N}, data: {generator, block, source, samples, ...} }
+//     sde: {beta0, beta1, N}, data: {generator, block, source, samples, ...},
+//     gaussian?: {shape, rank, residualVariance} }
+// With `gaussian` the file is a residual model: tensors gaussian.{mean, eigvecs, eigvals} hold a
+// closed-form Gaussian (samplers/score/gaussian.ts) and the network predicts a correction on top of
+// its eps, eps = eps_gaussian + eps_vit (samplers/score/prior_model.ts).
 // A training checkpoint is the same file plus `train.*` tensors (raw weights, Adam moments) and
 // `__metadata__.train` (step, RNG offset, options, loss history); see train.ts. Loading a model
 // ignores `train.*`, so a checkpoint is also a usable model file, and stripping `train.*` ships it.
@@ -18,6 +22,7 @@ import { toWord64 } from '../../engine/random.ts';
 import { ScoreViT, inferScoreConfig, parameterShapes, type ScoreViTConfig } from '../../nets/score_vit.ts';
 import { DEFAULT_VPSDE, type VPSDEConfig } from './vpsde.ts';
 import type { Normalization } from './data.ts';
+import { GAUSSIAN_MODEL_KIND, GaussianScore, checkGaussianConfig, gaussianFromTensors, type GaussianConfig } from './gaussian.ts';
 
 export const SCORE_MODEL_KIND = 'sgilo-score-vit';
 
@@ -28,11 +33,15 @@ export interface ScoreModelConfig {
   normalization: Normalization | null;
   sde: VPSDEConfig;
   data: Record<string, string>;
+  /** The Gaussian base of a residual model (its tensors are gaussian.*). */
+  gaussian?: Pick<GaussianConfig, 'shape' | 'rank' | 'residualVariance'>;
 }
 
 export interface LoadedScoreModel {
   net: ScoreViT;
   config: ScoreModelConfig;
+  /** The residual model's base (config.gaussian); the caller disposes it with the net. */
+  gaussian?: GaussianScore;
   /** Every tensor of the file by name (train.* included), for resuming. */
   tensors: Map<string, HostTensor<Float32Array>>;
   metadata: Record<string, string>;
@@ -104,7 +113,19 @@ function checkConfig(c: unknown): ScoreModelConfig {
   if (v!.time !== undefined && v!.time !== 'token' && v!.time !== 'vector') throw new Error(`score model: config.vit.time must be "token" or "vector" (absent: "token"), got ${JSON.stringify(v!.time)}`);
   const n = cfg.normalization;
   if (n !== null && !(n && Number.isFinite(n.min) && Number.isFinite(n.max) && n.max > n.min)) throw new Error(`score model: config.normalization must be {min, max} with max > min, got ${JSON.stringify(n)}`);
-  return { kind: SCORE_MODEL_KIND, vit: cfg.vit!, normalization: n ?? null, sde: { ...DEFAULT_VPSDE, ...cfg.sde }, data: cfg.data ?? {} };
+  const out: ScoreModelConfig = { kind: SCORE_MODEL_KIND, vit: cfg.vit!, normalization: n ?? null, sde: { ...DEFAULT_VPSDE, ...cfg.sde }, data: cfg.data ?? {} };
+  if (cfg.gaussian !== undefined) {
+    const g = baseConfig(out, cfg.gaussian);
+    const c = out.vit;
+    if (g.shape.join() !== [c.channels, c.height, c.width].join()) throw new Error(`score model: config.gaussian.shape [${g.shape.join(', ')}] differs from the network's [${c.channels}, ${c.height}, ${c.width}]`);
+    out.gaussian = { shape: g.shape, rank: g.rank, residualVariance: g.residualVariance };
+  }
+  return out;
+}
+
+/** The full Gaussian config of a residual model's base (checked). */
+export function baseConfig(c: ScoreModelConfig, g: unknown = c.gaussian): GaussianConfig {
+  return checkGaussianConfig({ ...(g as object), kind: GAUSSIAN_MODEL_KIND, normalization: c.normalization, sde: c.sde, data: c.data });
 }
 
 /** Which weights a training checkpoint gives: the EMA average (what SGILO samples with) or the raw ones. */
@@ -153,8 +174,11 @@ export async function loadScoreModel(bytes: Uint8Array, options: ScoreLoadOption
     }
     config = scoreModelConfig(vit, null);
   }
-  const weights = new Map([...tensors].filter(([k]) => !k.startsWith('train.')));
-  return { net: ScoreViT.fromStateDict(config.vit, weights), config, tensors, metadata, source };
+  const weights = new Map([...tensors].filter(([k]) => !k.startsWith('train.') && !k.startsWith('gaussian.')));
+  const net = ScoreViT.fromStateDict(config.vit, weights);
+  if (!config.gaussian) return { net, config, tensors, metadata, source };
+  const base = baseConfig(config);
+  return { net, config, tensors, metadata, source, gaussian: new GaussianScore(base, gaussianFromTensors(tensors, base, 'gaussian.', 'score model')) };
 }
 
 /** The fixed Fourier features: not trainable, so score_sde's EMA leaves them out. */

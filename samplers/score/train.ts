@@ -13,6 +13,10 @@
 // perm_e a Fisher-Yates shuffle driven by Philox (seed, stream 2^32 + e): reproducible from the seed and
 // the step alone. Random draws use stream offsets counted by `rngOffset` (saved in checkpoints).
 //
+// Residual models (a GaussianScore `base`, config.gaussian): the network's output is added to the
+// base's closed-form eps (no gradient flows into the base), eps = eps_gaussian + eps_vit, and the
+// checkpoint carries the base's tensors as gaussian.* (samplers/score/checkpoint.ts).
+//
 // Checkpoints (checkpoint.ts): EMA weights under their names (the file loads as a model),
 // train.param.<name> (raw weights), train.adam_m.<name>, train.adam_v.<name>, and metadata.train =
 // JSON { step, rngOffset, adamStep, seed, options, losses }. Resuming restores all of it, so a resumed
@@ -29,6 +33,7 @@ import { ScoreViT } from '../../nets/score_vit.ts';
 import type { HostTensor } from '../../engine/host_tensor.ts';
 import { VPSDE, perSample } from './vpsde.ts';
 import { writeScoreModel, type LoadedScoreModel, type ScoreModelConfig } from './checkpoint.ts';
+import { gaussianTensors, type GaussianScore } from './gaussian.ts';
 
 export interface TrainOptions {
   lr: number;
@@ -88,7 +93,10 @@ export class ScoreTrainer {
     readonly config: ScoreModelConfig,
     readonly data: TrainingData,
     options: Partial<TrainOptions> = {},
+    /** The residual model's Gaussian (required exactly when config.gaussian is set; owned by the caller). */
+    readonly base: GaussianScore | null = null,
   ) {
+    if (!config.gaussian !== !base) throw new RangeError(`train: ${base ? 'a Gaussian base needs config.gaussian' : 'config.gaussian needs its Gaussian base'}`);
     this.options = { ...DEFAULT_TRAIN, ...options };
     const o = this.options;
     if (!(Number.isInteger(o.batch) && o.batch >= 1)) throw new RangeError(`train: batch must be a positive integer, got ${o.batch}`);
@@ -123,7 +131,7 @@ export class ScoreTrainer {
     const raw = new Map<string, HostTensor<Float32Array>>();
     for (const name of from.net.params.keys()) raw.set(name, name === 'embed.0.W' ? need(name) : need(`train.param.${name}`));
     const net = ScoreViT.fromStateDict(from.config.vit, raw);
-    const trainer = new ScoreTrainer(net, from.config, data, { ...s.options, ...overrides, seed: s.seed });
+    const trainer = new ScoreTrainer(net, from.config, data, { ...s.options, ...overrides, seed: s.seed }, from.gaussian ?? null);
     for (const [name, old] of trainer.ema) {
       trainer.ema.set(name, tensor(need(name).data, old.shape).keep());
       old.dispose();
@@ -180,7 +188,9 @@ export class ScoreTrainer {
       const s = perSample(tensor(Array.from(ts, (t) => this.sde.std(t)), [B]), 4);
       const xt = add(mul(x0, m), mul(z, s));
       const params = this.trainable.map(([, p]) => p);
-      const eps = this.net.forward(xt, tensor(ts, [B]));
+      const tT = tensor(ts, [B]);
+      const base = this.base;
+      const eps = base ? add(noGrad(() => base.forward(xt, tT)), this.net.forward(xt, tT)) : this.net.forward(xt, tT);
       const sq = square(sub(eps, z));
       let lossT: Tensor;
       if (o.likelihoodWeighting) {
@@ -235,6 +245,7 @@ export class ScoreTrainer {
       extra.set(`train.adam_v.${name}`, s ? await read(s.v) : { dtype: 'float32', shape: [...p.shape], data: new Float32Array(p.size) });
       adamStep = s?.step ?? 0;
     }
+    if (this.base) for (const [k, t] of gaussianTensors(this.base.params, 'gaussian.')) extra.set(k, { dtype: 'float32', shape: t.shape, data: t.data as Float32Array });
     const state: TrainState = { step: this.step, rngOffset: this.rngOffset, adamStep, seed: this.options.seed, options: this.options, losses: this.losses };
     return writeScoreModel(this.config, weights, extra, { train: JSON.stringify(state) });
   }

@@ -29,7 +29,7 @@ import { circulantCsOperator, gaussianCsOperator } from './compressed_sensing.ts
 
 export * from './common.ts';
 export { identityOperator } from './identity.ts';
-export { boxOperator, keptPixelCount, randomPixelOperator, type MaskOperator } from './inpaint.ts';
+export { boxOperator, keptPixelCount, maskOperator, randomPixelOperator, type MaskOperator } from './inpaint.ts';
 export { avgPoolOperator, bicubicMatrix, bicubicOperator, bicubicPadding, bicubicTaps } from './downsample.ts';
 export { colorizeOperator } from './colorize.ts';
 export { circulantCsOperator, gaussianCsOperator, measurementCount } from './compressed_sensing.ts';

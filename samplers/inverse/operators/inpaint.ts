@@ -28,7 +28,7 @@ export interface MaskOperator extends MeasurementOperator {
   positions: Uint32Array;
 }
 
-function maskOperator(name: string, inShape: readonly number[], mask: Float32Array): MaskOperator {
+export function maskOperator(name: string, inShape: readonly number[], mask: Float32Array): MaskOperator {
   const [C, H, W] = checkImageShape(name, inShape);
   const maskT = tensor(mask, [1, 1, H, W]);
   const held = keepAll(maskT);

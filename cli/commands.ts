@@ -1,0 +1,241 @@
+// The declaration of every `sgilo` command: positionals, options with types, defaults, ranges and
+// help text, output location, conflicts and an example. cli/args.ts parses and prints help from
+// these; cli/main.ts runs them; the web page checks its form against `reconstruct`'s; the README's
+// command list is tested against them (test/cli.test.ts).
+
+import type { CommandDecl, OptionDecl, Parsed } from './args.ts';
+import { parseL1Radius } from './l1_options.ts';
+import { parseOperatorSpec } from '../samplers/inverse/operators/index.ts';
+
+/** Step counts: a day of steps at the slowest measured rate is the upper bound. */
+export const MAX_STEPS = 100_000;
+export const METHODS = ['csgm', 'ilo', 'sgilo', 'sgld'] as const;
+export const FITS = ['pad', 'resize', 'crop'] as const;
+
+const tryCheck = (f: () => unknown) => {
+  try {
+    f();
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+};
+const intList = (lo: number, hi: number) => (v: string) =>
+  v.split(',').every((t) => /^\d+$/.test(t.trim()) && Number(t) >= lo && Number(t) <= hi) ? undefined : `must be a comma-separated list of integers from ${lo} to ${hi}, got "${v}"`;
+const methodList = (v: string) => {
+  const bad = v.split(',').map((m) => m.trim()).find((m) => !(METHODS as readonly string[]).includes(m));
+  return bad === undefined ? undefined : `unknown method "${bad}" (methods: ${METHODS.join(', ')})`;
+};
+
+const steps = (def: number, help = 'steps', max = MAX_STEPS): OptionDecl => ({ name: 'steps', type: 'int', min: 1, max, default: def, value: 'N', help });
+const seed: OptionDecl = { name: 'seed', type: 'int', min: 0, max: 2 ** 31 - 1, default: 0, value: 'S', help: 'seed of everything random' };
+const path = (name: string, help: string, def?: string): OptionDecl => ({ name, type: 'string', value: 'PATH', help, ...(def ? { default: def } : {}) });
+
+export const IMAGE_OPTIONS: OptionDecl[] = [
+  path('image', 'reference image (any PNG: gray, RGB, RGBA, palette; 8 or 16 bit; any size; see --fit)'),
+  { name: 'image-index', type: 'int', min: 0, max: 9999, value: 'N', help: 'shipped Fashion-MNIST test image N instead of --image' },
+  path('measured', 'a real measurement instead of a reference: the low-resolution image for sr-*, the noisy image for denoise, the masked image for inpaint-*'),
+  path('mask', 'inpainting mask PNG (white = observed) for --operator inpaint-mask; brought to the generator size like the image'),
+  { name: 'fit', type: 'enum', choices: FITS, default: 'pad', help: 'how an image of another size meets the generator: pad (centre-pad with the background, area-resize if larger), resize (stretch), crop (centre square)' },
+];
+
+export const RECONSTRUCT: CommandDecl = {
+  name: 'reconstruct',
+  summary: 'Solve an inverse problem for one image with CSGM, ILO, SGILO or SGLD, several posterior chains; writes the measurement, samples, mean, std map, a labelled grid, report.json and result.safetensors.',
+  options: [
+    ...IMAGE_OPTIONS,
+    { name: 'operator', type: 'string', value: 'SPEC', help: 'measurement: identity, denoise:σ, inpaint-random:f, inpaint-box:f, inpaint-mask (with --mask), sr-bicubic:k, sr-avgpool:k, colorize, cs-gaussian:r, cs-circulant:r; append ,noise=σ for measurement noise (required)', check: (v) => (v.split(',')[0].trim() === 'inpaint-mask' ? undefined : tryCheck(() => parseOperatorSpec(v))) },
+    { name: 'method', type: 'string', default: 'sgilo', value: 'LIST', help: `comma-separated methods (${METHODS.join(', ')})`, check: methodList },
+    steps(100, 'steps per round', 10_000),
+    { name: 'blocks', type: 'string', default: '1,2', value: 'LIST', help: 'intermediate blocks visited after round 0', check: intList(1, 16) },
+    { name: 'chains', type: 'int', min: 1, max: 64, default: 4, value: 'K', help: 'posterior chains' },
+    seed,
+    { name: 'lr', type: 'number', min: 0, minExclusive: true, max: 10, value: 'X', help: "Adam learning rate (default: the method's preset: csgm 0.1, ilo 0.1, sgilo 0.05)" },
+    { name: 'temperature', type: 'number', min: 0, max: 100, value: 'T', help: 'SGILO: weight of the score step (default: preset 0.1)' },
+    { name: 'noise-scale', type: 'number', min: 0, max: 10, value: 'S', help: 'SGILO: std of the Langevin noise (default: preset 0.025)' },
+    path('generator', 'StyleGAN2 checkpoint (default: the shipped Fashion-MNIST model)'),
+    { name: 'score', type: 'list', value: 'PATH', help: 'score model (default: the shipped ones)' },
+    path('save-features', 'also write the optimized intermediate features of the last method (all chains) as a score-model training file (train-score --data F); the last method must not be csgm'),
+    ...(['features', 'latent', 'noise'] as const).map((w): OptionDecl => ({ name: `l1-${w}`, type: 'string', value: 'R', help: `ILO's l1 ball on the ${w}: one radius R for every round or R0,R1,... per round, "inf" for none`, check: (v) => tryCheck(() => parseL1Radius(`--l1-${w}`, v)) })),
+  ],
+  output: { kind: 'dir', default: 'out/reconstruct' },
+  examples: ['reconstruct --image-index 1 --operator inpaint-random:0.05 --method csgm,ilo,sgilo --steps 100 --chains 4', 'reconstruct --image shirt.png --fit pad --operator sr-bicubic:4'],
+  conflicts: (p: Parsed) => {
+    const given = ['image', 'image-index', 'measured'].filter((n) => p.given.has(n));
+    if (given.length !== 1) return `give exactly one of --image, --image-index or --measured${given.length ? ` (got ${given.map((g) => `--${g}`).join(' and ')})` : ''}`;
+    if (!p.given.has('operator')) return '--operator is required (e.g. --operator inpaint-random:0.05)';
+    const isMask = String(p.values.operator).split(',')[0].trim() === 'inpaint-mask';
+    if (isMask !== p.given.has('mask')) return isMask ? '--operator inpaint-mask needs --mask mask.png' : `--mask needs --operator inpaint-mask (got --operator ${p.values.operator})`;
+    const methods = String(p.values.method).split(',').map((m) => m.trim());
+    if (p.given.has('save-features') && methods[methods.length - 1] === 'csgm') return '--save-features: the last method (csgm) optimizes no intermediate features; put ilo or sgilo last';
+    if (p.given.has('save-features') && !String(p.values.blocks).trim()) return '--save-features needs --blocks';
+    const sgiloOnly = ['temperature', 'noise-scale'].filter((n) => p.given.has(n));
+    if (sgiloOnly.length && !methods.includes('sgilo')) return `--${sgiloOnly[0]} applies to sgilo only (methods: ${methods.join(', ')})`;
+    return undefined;
+  },
+};
+
+const TRAIN_SCORE: CommandDecl = {
+  name: 'train-score',
+  summary: 'Denoising score matching of a ViT on the activations after block k of a generator. Writes one file: a model of the EMA weights that is also a resumable checkpoint.',
+  positionals: [{ name: 'generator.pt', help: 'StyleGAN2 checkpoint (not needed with --resume or --data FILE)', optional: true }],
+  options: [
+    { name: 'block', type: 'int', min: 0, max: 16, value: 'K', help: 'features after block K (default 1, or the resumed model\'s)' },
+    steps(1000, 'training steps'),
+    { name: 'batch', type: 'int', min: 1, max: 4096, value: 'B', help: 'batch size (default 32)' },
+    { name: 'lr', type: 'number', min: 0, minExclusive: true, max: 1, value: 'X', help: 'Adam learning rate (default 2e-4)' },
+    seed,
+    path('resume', 'continue this checkpoint (written to --out, never back over it unless --out names it and --force)'),
+    { name: 'data', type: 'string', value: 'SPEC', help: 'codes, gaussian or an activations file (default codes, or the resumed model\'s)' },
+    path('codes', 'codes file for --data codes (default models/fashion32/fashion32-codes.safetensors)'),
+    { name: 'samples', type: 'int', min: 0, max: 10_000_000, value: 'N', help: 'activations to use (0: all; default 0)' },
+    { name: 'dim', type: 'int', min: 8, max: 2048, default: 128, value: 'D', help: 'ViT width' },
+    { name: 'depth', type: 'int', min: 1, max: 64, default: 4, value: 'N', help: 'ViT blocks' },
+    { name: 'heads', type: 'int', min: 1, max: 64, default: 1, value: 'H', help: 'attention heads' },
+    { name: 'dim-head', type: 'int', min: 1, max: 2048, value: 'D', help: 'width of a head (default dim / heads)' },
+    { name: 'mlp', type: 'int', min: 1, max: 16384, value: 'M', help: 'MLP width (default 2 * dim)' },
+    { name: 'time', type: 'enum', choices: ['token', 'vector'], default: 'token', help: 'time conditioning: a token, or a vector that survives LayerNorm' },
+    { name: 't-power', type: 'number', min: 0.1, max: 10, value: 'P', help: 't = tEps + (1 - tEps) u^P: more of each batch at small t for P > 1 (default 1)' },
+    { name: 'ckpt-every', type: 'int', min: 1, max: MAX_STEPS, default: 200, value: 'N', help: 'checkpoint every N steps' },
+    { name: 'log-every', type: 'int', min: 1, max: MAX_STEPS, default: 10, value: 'N', help: 'progress line every N steps' },
+    { name: 'ema', type: 'number', min: 0, max: 1, value: 'D', help: 'EMA decay (default 0.999)' },
+    { name: 'warmup', type: 'int', min: 0, max: MAX_STEPS, value: 'N', help: 'linear learning-rate warm-up steps (default 0)' },
+    { name: 'clip', type: 'number', min: 0, max: 1e6, value: 'C', help: 'clip the gradient norm (0: none; default 1)' },
+    { name: 'likelihood', type: 'flag', help: 'likelihood weighting of the loss' },
+    { name: 'minutes', type: 'number', min: 0, minExclusive: true, max: 10_080, value: 'M', help: 'stop (with a checkpoint) after M minutes' },
+    path('export', 'also write the model alone (EMA weights and config, no training state)'),
+    { name: 'profile', type: 'int', min: 0, max: 1000, default: 0, value: 'N', help: 'time every kernel of N steps after a warm-up step' },
+  ],
+  output: { kind: 'file', default: 'out/train-score/score-block<K>.safetensors', help: 'the model/checkpoint file; refused if it exists, unless --force' },
+  examples: ['train-score models/fashion32/fashion32-stylegan2.pt --block 1 --steps 2000', 'train-score --resume models/fashion32/score-block1.safetensors --steps 500 --out out/score-block1-more.safetensors'],
+  conflicts: (p) => (!p.positionals[0] && !p.given.has('resume') && !(p.given.has('data') && !['codes', 'gaussian'].includes(String(p.values.data))) ? 'give the generator checkpoint (or --resume, or --data with an activations file)' : undefined),
+};
+
+const SAMPLE: CommandDecl = {
+  name: 'sample',
+  summary: 'Unconditional samples of the features from a score model, rendered through the rest of the generator, as a labelled PNG grid.',
+  positionals: [{ name: 'score.safetensors', help: 'a score model trained on generator features' }],
+  options: [
+    path('generator', 'generator (default: the one the model names, resolved from the repository root)'),
+    { name: 'n', type: 'int', min: 1, max: 256, default: 16, value: 'N', help: 'samples' },
+    seed,
+    { name: 'sampler', type: 'enum', choices: ['pc', 'ald'], default: 'pc', help: 'predictor-corrector (pc) or annealed Langevin (ald)' },
+    steps(1000, 'pc: reverse-SDE steps (default: the SDE\'s N)', 10_000),
+    { name: 'corrector', type: 'int', min: 0, max: 100, default: 0, value: 'N', help: 'pc: corrector steps per step' },
+    { name: 'snr', type: 'number', min: 0, max: 10, default: 0.16, value: 'R', help: 'pc: corrector signal-to-noise ratio' },
+    { name: 'levels', type: 'int', min: 1, max: 10_000, default: 100, value: 'N', help: 'ald: noise levels' },
+    { name: 'steps-per-level', type: 'int', min: 1, max: 1000, default: 5, value: 'N', help: 'ald: steps per level' },
+    { name: 'epsilon', type: 'number', min: 0, minExclusive: true, max: 1, default: 2e-5, value: 'E', help: 'ald: step size' },
+    { name: 'styles', type: 'enum', choices: ['avg', 'random'], default: 'avg', help: 'styles of the later blocks: latent_avg, or mapped Gaussian z' },
+    { name: 'real', type: 'int', min: 0, max: 256, value: 'N', help: 'first render N held-out real activations the same way, as a reference' },
+    { name: 'sdedit', type: 'number', min: 0, minExclusive: true, max: 1, value: 'T0', help: 'start from held-out activations diffused to time T0 (SDEdit; implies --real n)' },
+    { name: 'codes-from', type: 'int', min: 0, max: 10_000_000, value: 'I', help: 'first held-out code (default: the number the model was trained on)' },
+    { name: 'cols', type: 'int', min: 1, max: 64, value: 'C', help: 'grid columns (default min(8, n))' },
+  ],
+  output: { kind: 'dir', default: 'out/sample' },
+  examples: ['sample models/fashion32/score-block1.safetensors --n 16 --steps 200'],
+  conflicts: (p) => (p.values.sampler === 'ald' && p.given.has('steps') ? '--steps applies to --sampler pc; ald takes --levels and --steps-per-level' : undefined),
+};
+
+const GENERATE: CommandDecl = {
+  name: 'generate',
+  summary: 'A labelled PNG grid of images from seeded Gaussian latents.',
+  positionals: [{ name: 'checkpoint', help: 'StyleGAN2 checkpoint (.pt or .safetensors)' }],
+  options: [
+    { name: 'seeds', type: 'string', default: '0-15', value: 'LIST', help: 'seeds: ranges and lists, e.g. 0-15 or 1,5,9 (at most 1024 images)' },
+    { name: 'psi', type: 'number', min: 0, max: 1, default: 1, value: 'PSI', help: 'truncation' },
+    { name: 'cols', type: 'int', min: 1, max: 64, value: 'C', help: 'grid columns (default min(8, images))' },
+  ],
+  output: { kind: 'dir', default: 'out/generate' },
+  examples: ['generate models/fashion32/fashion32-stylegan2.pt --seeds 0-31 --psi 0.7'],
+};
+
+const EXPERIMENT: CommandDecl = {
+  name: 'experiment',
+  summary: "The paper's Figure 3 protocol (inpainting, compressed sensing, denoising) with CSGM, ILO and SGILO: report.md, results.json, mse.svg, diversity.png.",
+  options: [
+    steps(100, 'steps per round', 200),
+    { name: 'images', type: 'int', min: 1, max: 100, value: 'N', help: 'evaluation images (default 10, --full 30)' },
+    { name: 'tune-images', type: 'int', min: 1, max: 100, default: 8, value: 'N', help: 'learning-rate tuning images' },
+    { name: 'full', type: 'flag', help: '30 images and 5 levels per task (for a GPU)' },
+    seed,
+  ],
+  output: { kind: 'dir', default: 'out/experiment', help: 'output folder (refused if not empty unless --force); the committed report is made with --out experiments/figure3 --force' },
+  examples: ['experiment --steps 100 --images 10', 'experiment --out experiments/figure3 --force'],
+};
+
+const THEORY: CommandDecl = {
+  name: 'theory',
+  summary: 'Theorem 3.1 experiment: Langevin vs GD on random expansive ReLU generators; report.md, plots and results.json.',
+  options: [{ name: 'quick', type: 'flag', help: 'a seconds-long smoke run of the same pipeline (not a measurement)' }],
+  output: { kind: 'dir', default: 'out/theory', help: 'output folder (refused if not empty unless --force); the committed report is made with --out experiments/theory --force' },
+  examples: ['theory --quick', 'theory --out experiments/theory --force'],
+};
+
+const DEMO: CommandDecl = {
+  name: 'demo',
+  summary: 'Reconstructs the first Fashion-MNIST test images (5% of pixels, 4x SR) with CSGM, ILO and SGILO: a labelled grid.png and report.json.',
+  options: [steps(40, 'steps per round', 10_000), { name: 'images', type: 'int', min: 1, max: 64, default: 4, value: 'N', help: 'test images' }, seed],
+  output: { kind: 'dir', default: 'out/demo' },
+  examples: ['demo', 'demo --steps 100'],
+};
+
+const BENCH_NAMES = ['matmul', 'conv2d', 'upfirdn2d', 'modulated_conv', 'attention', 'stylegan2', 'dispatch', 'memory', 'paper-size', 'goals', 'all'] as const;
+const sizesCheck = (v: string) => (v.split(',').every((x) => /^[1-9][0-9]{0,4}$/.test(x.trim())) ? undefined : 'positive integers separated by commas, e.g. 1024,2048');
+const BENCH: CommandDecl = {
+  name: 'bench',
+  summary: 'Kernel benchmarks on this adapter (tables), tfjs-backend-webgpu as the peer; `goals` judges every performance goal in one run and writes its report.',
+  positionals: [{ name: 'which', help: 'benchmark (default matmul)', optional: true, choices: BENCH_NAMES }],
+  options: [
+    { name: 'full', type: 'flag', help: 'stylegan2: every configuration; memory: config-f up to 256' },
+    { name: 'quick', type: 'flag', help: 'goals: a smoke run; matmul --sweep and paper-size: small sizes (a path check on any adapter)' },
+    { name: 'sweep', type: 'flag', help: 'matmul: GFLOP/s of the tiled GPU kernel per tile shape (default sizes 1024,2048,4096)' },
+    { name: 'sizes', type: 'string', value: 'LIST', help: 'matmul: square sizes (default 128,256,512,1024)', check: sizesCheck },
+  ],
+  output: { kind: 'file', default: 'out/bench/goals.md', help: 'goals: the report file (refused if it exists unless --force); committed reports go to bench/results/<date>-goals-<adapter>.md' },
+  examples: ['bench matmul', 'bench matmul --sweep', 'bench paper-size', 'bench goals --out bench/results/2026-12-06-goals-llvmpipe.md'],
+};
+
+const simple = (name: string, summary: string, example: string, extra: Partial<CommandDecl> = {}): CommandDecl => ({ name, summary, options: [], examples: [example], ...extra });
+
+export const COMMANDS: CommandDecl[] = [
+  RECONSTRUCT,
+  DEMO,
+  GENERATE,
+  SAMPLE,
+  TRAIN_SCORE,
+  {
+    name: 'training-curve',
+    summary: "SVG plot of the DSM loss from train-score's progress lines or step,loss CSV files (several files concatenate: resumed runs).",
+    positionals: [{ name: 'log', help: 'training log or CSV', optional: true, rest: true }],
+    options: [{ name: 'series', type: 'list', value: 'NAME=F1+F2', help: 'one series per model from several logs', check: (v) => (/^[^=]+=.+$/.test(v) ? undefined : `needs name=file[+file...], got "${v}"`) }, { name: 'title', type: 'string', default: 'Score-model training: denoising score-matching loss', value: 'T', help: 'plot title' }],
+    output: { kind: 'file', default: 'out/training-curve/curve.svg' },
+    examples: ['training-curve models/fashion32/training/block1-run4.log'],
+    conflicts: (p) => (p.positionals.length || (p.values.series as string[]).length ? undefined : 'give at least one log file or --series'),
+  },
+  EXPERIMENT,
+  THEORY,
+  simple('inspect', "A checkpoint's inferred StyleGAN2 config and every tensor.", 'inspect models/fashion32/fashion32-stylegan2.pt', { positionals: [{ name: 'checkpoint', help: '.pt or .safetensors' }] }),
+  {
+    name: 'replay',
+    summary: 'Every out.* and grad.* quantity of a reference fixture, from its in.* tensors only.',
+    positionals: [{ name: 'what', help: 'generator or score', choices: ['generator', 'score'] }, { name: 'checkpoint', help: 'the model' }, { name: 'inputs.safetensors', help: 'the fixture' }],
+    options: [{ name: 'heads', type: 'int', min: 1, max: 64, default: 1, value: 'H', help: 'score: attention heads' }],
+    output: { kind: 'file', default: 'out/replay/replay.safetensors' },
+    examples: ['replay generator test/fixtures/reference-tiny/generator.pt test/fixtures/reference-tiny/generator_expected.safetensors'],
+  },
+  simple('gradcheck', 'Finite-difference gradient check of every op (or one), GPU vs float64 reference; exit 1 on any FAIL.', 'gradcheck exp', { positionals: [{ name: 'op', help: 'an op name, or stylegan2', optional: true }] }),
+  simple('rngcheck', 'The GPU Philox RNG against its CPU mirror, bit for bit.', 'rngcheck'),
+  simple('memory', 'Planned peak GPU memory of StyleGAN2 forward+backward (config-f 1024 and the Fashion model).', 'memory'),
+  BENCH,
+  simple('adapter', 'The adapter and the limits the engine requests.', 'adapter'),
+  simple('serve', "The web page (cli/web/): pick a test image or upload one, choose operator, level and method, and watch the reconstruction on the browser's WebGPU (Chrome/Edge 113+; Chromium on Linux: --enable-unsafe-webgpu --enable-features=Vulkan). Ctrl-C stops it.", 'serve --port 8080', {
+    options: [{ name: 'port', type: 'int', min: 0, max: 65535, default: 8080, value: 'P', help: 'port (0: any free port)' }, { name: 'host', type: 'string', default: '127.0.0.1', value: 'H', help: 'address to listen on (0.0.0.0: other machines too)' }],
+  }),
+  simple('help', 'The list of commands, or the help of one.', 'help reconstruct', {
+    positionals: [{ name: 'command', help: 'a command', optional: true }],
+    conflicts: (p) => (p.positionals[0] && !commandByName(p.positionals[0]) ? `unknown command "${p.positionals[0]}" (commands: ${COMMANDS.map((c) => c.name).join(', ')})` : undefined),
+  }),
+];
+
+export const commandByName = (name: string) => COMMANDS.find((c) => c.name === name);
