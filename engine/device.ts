@@ -237,7 +237,7 @@ const KERNELS_FLAG = envFlag('SGILO_KERNELS');
  * family ('subgroup' where the device lacks 8-lane subgroups falls back to 'general'); it also
  * turns the conv kernels' subgroup tiles on ('subgroup') or off (the others).
  */
-export function matmulKernels(gpu: GpuContext): KernelFamily {
+export function matmulKernels(gpu: Pick<GpuContext, 'subgroups' | 'adapter'>): KernelFamily {
   const forced = forcedFamily();
   if (forced === 'general' || forced === 'tiled') return forced;
   if (subgroupTiles(gpu)) return 'subgroup';

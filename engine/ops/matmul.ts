@@ -16,7 +16,7 @@ import { sumTo } from './reduce.ts';
 import { trySubgroupMatmul, type StridedView } from './matmul_subgroup.ts';
 import { tryTiledMatmul } from './matmul_tiled.ts';
 import { matmulKernels } from '../device.ts';
-import { engine } from '../engine.ts';
+import { backend } from '../backend.ts';
 
 const bindings = { a: 'read', b: 'read', out: 'read_write', params: 'uniform' } as const;
 
@@ -67,7 +67,7 @@ export interface MatmulOptions {
 
 /** Records out[t] = X[t] (M x K) times Y[t] (K x N) for t < batch. */
 function dispatchMatmul(out: Tensor, x: StridedView, y: StridedView, M: number, N: number, K: number, batch: number): void {
-  const family = matmulKernels(engine().gpu);
+  const family = matmulKernels(backend().gpu);
   if (family === 'tiled' && tryTiledMatmul(out, x, y, M, N, K, batch)) return;
   if (family === 'subgroup' && trySubgroupMatmul(out, x, y, M, N, K, batch)) return;
   const params = { M, N, K, a_batch: x.batch, a_m: x.row, a_k: x.col, b_batch: y.batch, b_k: y.row, b_n: y.col };

@@ -3,7 +3,7 @@
 // engine/ops/matmul.ts calls tryTiledMatmul for every product (forward and both gradients) when
 // engine/device.ts `matmulKernels` says 'tiled', and falls back to the general kernel when it declines.
 
-import { engine } from '../engine.ts';
+import { backend } from '../backend.ts';
 import { defineKernel, type Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 import type { StridedView } from './matmul_subgroup.ts';
@@ -26,7 +26,7 @@ export const tileName = (t: MatmulTile): string => `${t.wgY * t.tm}x${t.wgX * t.
 
 /** Why a tile cannot run on this device, or null when it can. */
 export function tileProblem(t: MatmulTile): string | null {
-  const lim = engine().gpu.limits;
+  const lim = backend().gpu.limits;
   const bm = t.wgY * t.tm;
   const bn = t.wgX * t.tn;
   const ints = [t.tm, t.tn, t.wgX, t.wgY, t.bk].every((x) => Number.isInteger(x) && x >= 1) && Number.isInteger(t.pad) && t.pad >= 0;
@@ -142,7 +142,7 @@ export function tryTiledMatmul(out: Tensor, x: StridedView, y: StridedView, M: n
   const v: Variant = { aK, aVec: aligned(aK ? K : M, aStride, x.batch), bK, bVec: aligned(bK ? K : N, bStride, y.batch) };
   const t = tileFor(M, N);
   const grid = [Math.ceil(N / (t.wgX * t.tn)), Math.ceil(M / (t.wgY * t.tm)), batch];
-  if (grid.some((g) => g > engine().gpu.limits.maxComputeWorkgroupsPerDimension)) return false;
+  if (grid.some((g) => g > backend().gpu.limits.maxComputeWorkgroupsPerDimension)) return false;
   const params = { M, N, K, a_batch: x.batch, a_stride: aStride, b_batch: y.batch, b_stride: bStride };
   kernelFor(v, t).dispatch({ a: x.buffer, b: y.buffer, out, params }, grid);
   return true;
