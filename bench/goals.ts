@@ -1,9 +1,12 @@
-// `sgilo bench goals [--quick]`: the one-run performance table. In one process on one
+// `sgilo bench goals [--quick] [--out F]`: the one-run performance table. In one process on one
 // adapter: the FMA peak probe, the large shapes against 50% of that peak and 5x tfjs, the nets'
 // small shapes against 3x tfjs, the fixed per-dispatch cost, and the end-to-end rows (StyleGAN2,
 // the ViT score model, an SGILO step with its dispatch/submit counts and top kernels, the demo).
-// Prints the markdown report (bench/goals_report.ts) and writes it to
-// bench/results/<YYYY-MM-DD>-goals-<adapter-slug>.md (--quick: out/bench/..., a smoke test only).
+// Prints the markdown report (bench/goals_report.ts) and returns its text. The command writes it
+// to out/bench/goals.md unless --out names another file (refused if it exists unless --force; a
+// committed report is written with --out bench/results/<YYYY-MM-DD>-goals-<adapter-slug>.md).
+// Called directly with `write` left on, runGoals itself writes <YYYY-MM-DD>-goals-<adapter-slug>.md
+// into bench/results/ (--quick: out/bench/), or into the folder `write` names.
 //
 // The kernel rows reuse the family benches (matmul.ts, conv2d.ts, modulated_conv.ts, attention.ts), which
 // check every result against a float64 reference before timing it; their own tables go to the log.

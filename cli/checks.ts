@@ -29,8 +29,8 @@ export function assertFinite(values: ArrayLike<number> | number, what: string, w
 
 /** What each kind of model file is, for loader errors. */
 const EXPECTED: Record<string, string> = {
-  generator: 'a rosinality StyleGAN2 generator: a PyTorch .pt (zip or legacy pickle) or .safetensors file',
-  score: 'an SGILO score model: a .safetensors file written by train-score (or the reference score.pt)',
+  generator: 'a StyleGAN2 generator: an NVlabs pickle, a rosinality .pt (train.py or generator checkpoint, zip or legacy pickle), a state dict, or a .safetensors file written by convert',
+  score: 'an SGILO score model: a .safetensors file written by train-score, a PyTorch state dict or a score_sde checkpoint',
   checkpoint: 'a PyTorch .pt (zip or legacy pickle) or .safetensors file',
   activations: 'an activations .safetensors file (reconstruct --save-features, or data written by train-score)',
   inputs: 'a .safetensors file of float32 in.* tensors',

@@ -31,6 +31,36 @@ const steps = (def: number, help = 'steps', max = MAX_STEPS): OptionDecl => ({ n
 const seed: OptionDecl = { name: 'seed', type: 'int', min: 0, max: 2 ** 31 - 1, default: 0, value: 'S', help: 'seed of everything random' };
 const path = (name: string, help: string, def?: string): OptionDecl => ({ name, type: 'string', value: 'PATH', help, ...(def ? { default: def } : {}) });
 
+/** How a generator is read from a file with several networks (nets/stylegan2_checkpoint.ts). */
+export const GENERATOR_OPTIONS: OptionDecl[] = [
+  { name: 'network', type: 'enum', choices: ['G_ema', 'G', 'g_ema', 'g'], help: "which generator of a training file: the EMA one (G_ema / g_ema, default) or the training one (G / g)" },
+  { name: 'no-clamp', type: 'flag', help: 'NVlabs pickles: drop conv_clamp, as SGILO rebuilds the synthesis network (rosinality files never clamp)' },
+];
+const GENERATOR_FLAGS = GENERATOR_OPTIONS.map((o) => o.name);
+
+/** `HxW` with positive integers (the same rule as samplers/score/checkpoint.ts parseGrid, kept here so the web page's bundle stays small). */
+const gridCheck = (v: string) => {
+  const m = /^(\d+)x(\d+)$/.exec(v);
+  return m && Number(m[1]) >= 1 && Number(m[2]) >= 1 && Number(m[1]) * Number(m[2]) <= 65_536 ? undefined : `must be HxW with positive integers (e.g. 6x2), got "${v}"`;
+};
+
+/** What a PyTorch score file does not store (defaults: the sidecar <checkpoint>.json, else 1 head and a square grid). */
+export const SCORE_FILE_OPTIONS: OptionDecl[] = [
+  { name: 'heads', type: 'int', min: 1, max: 64, value: 'H', help: 'score: attention heads (default: the sidecar <checkpoint>.json, else 1)' },
+  { name: 'grid', type: 'string', value: 'HxW', help: 'score: token grid, e.g. 6x2 (default: the sidecar <checkpoint>.json, else square)', check: gridCheck },
+  { name: 'weights', type: 'enum', choices: ['ema', 'raw'], help: "score: a score_sde training checkpoint's EMA weights (default when present) or its raw model weights" },
+];
+const SCORE_FLAGS = SCORE_FILE_OPTIONS.map((o) => o.name);
+
+/** Generator flags and score flags are never given together: a file is one or the other. */
+const oneKind = (p: Parsed, what?: string): string | undefined => {
+  const gen = GENERATOR_FLAGS.filter((f) => p.given.has(f)).map((f) => `--${f}`);
+  const score = SCORE_FLAGS.filter((f) => p.given.has(f)).map((f) => `--${f}`);
+  if (what === 'generator' && score.length) return `${score.join(', ')}: for score files (replay score), not replay generator`;
+  if (what === 'score' && gen.length) return `${gen.join(', ')}: for generators (replay generator), not replay score`;
+  return gen.length && score.length ? `${gen.join(', ')} read generators and ${score.join(', ')} score files; give one kind` : undefined;
+};
+
 export const IMAGE_OPTIONS: OptionDecl[] = [
   path('image', 'reference image (any PNG: gray, RGB, RGBA, palette; 8 or 16 bit; any size; see --fit)'),
   { name: 'image-index', type: 'int', min: 0, max: 9999, value: 'N', help: 'shipped Fashion-MNIST test image N instead of --image' },
@@ -94,7 +124,8 @@ const TRAIN_SCORE: CommandDecl = {
     { name: 'heads', type: 'int', min: 1, max: 64, default: 1, value: 'H', help: 'attention heads' },
     { name: 'dim-head', type: 'int', min: 1, max: 2048, value: 'D', help: 'width of a head (default dim / heads)' },
     { name: 'mlp', type: 'int', min: 1, max: 16384, value: 'M', help: 'MLP width (default 2 * dim)' },
-    { name: 'time', type: 'enum', choices: ['token', 'vector'], default: 'token', help: 'time conditioning: a token, or a vector that survives LayerNorm' },
+    { name: 'time', type: 'enum', choices: ['token', 'vector'], default: 'vector', help: 'time conditioning: a vector that survives LayerNorm, or a token (the layout of the score model in docs/design.md)' },
+    { name: 'gaussian', type: 'string', value: 'FILE|fit|none', help: "a new model's closed-form Gaussian base, the network learning a correction to its eps: a fit-gaussian file (its normalization is used), fit (fitted to the training data first) or none (a plain ViT); default fit" },
     { name: 't-power', type: 'number', min: 0.1, max: 10, value: 'P', help: 't = tEps + (1 - tEps) u^P: more of each batch at small t for P > 1 (default 1)' },
     { name: 'ckpt-every', type: 'int', min: 1, max: MAX_STEPS, default: 200, value: 'N', help: 'checkpoint every N steps' },
     { name: 'log-every', type: 'int', min: 1, max: MAX_STEPS, default: 10, value: 'N', help: 'progress line every N steps' },
@@ -108,7 +139,11 @@ const TRAIN_SCORE: CommandDecl = {
   ],
   output: { kind: 'file', default: 'out/train-score/score-block<K>.safetensors', help: 'the model/checkpoint file; refused if it exists, unless --force' },
   examples: ['train-score models/fashion32/fashion32-stylegan2.pt --block 1 --steps 2000', 'train-score --resume models/fashion32/score-block1.safetensors --steps 500 --out out/score-block1-more.safetensors'],
-  conflicts: (p) => (!p.positionals[0] && !p.given.has('resume') && !(p.given.has('data') && !['codes', 'gaussian'].includes(String(p.values.data))) ? 'give the generator checkpoint (or --resume, or --data with an activations file)' : undefined),
+  conflicts: (p) => {
+    if (!p.positionals[0] && !p.given.has('resume') && !(p.given.has('data') && !['codes', 'gaussian'].includes(String(p.values.data)))) return 'give the generator checkpoint (or --resume, or --data with an activations file)';
+    if (p.given.has('resume') && p.given.has('gaussian')) return '--gaussian applies to new models; a resumed model keeps its own base';
+    return undefined;
+  },
 };
 
 const SAMPLE: CommandDecl = {
@@ -145,9 +180,20 @@ const GENERATE: CommandDecl = {
     { name: 'seeds', type: 'string', default: '0-15', value: 'LIST', help: 'seeds: ranges and lists, e.g. 0-15 or 1,5,9 (at most 1024 images)' },
     { name: 'psi', type: 'number', min: 0, max: 1, default: 1, value: 'PSI', help: 'truncation' },
     { name: 'cols', type: 'int', min: 1, max: 64, value: 'C', help: 'grid columns (default min(8, images))' },
+    ...GENERATOR_OPTIONS,
   ],
   output: { kind: 'dir', default: 'out/generate' },
-  examples: ['generate models/fashion32/fashion32-stylegan2.pt --seeds 0-31 --psi 0.7'],
+  examples: ['generate models/fashion32/fashion32-stylegan2.pt --seeds 0-31 --psi 0.7', 'generate network-snapshot.pkl --network G_ema --no-clamp'],
+};
+
+const CONVERT: CommandDecl = {
+  name: 'convert',
+  summary: "A generator (NVlabs pickle, rosinality checkpoint, state dict) in the engine's own .safetensors format: rosinality names, latent_avg (computed if the file has none), the config and its source in the metadata; a pickle is parsed once.",
+  positionals: [{ name: 'checkpoint', help: 'StyleGAN2 generator (.pkl, .pt, .pth or .safetensors)' }],
+  options: [...GENERATOR_OPTIONS],
+  output: { kind: 'file', default: 'out/convert/generator.safetensors', help: 'the .safetensors file to write; refused if it exists, unless --force' },
+  examples: ['convert network-snapshot.pkl --out models/ffhq.safetensors', 'convert checkpoint.pt --network g --out out/convert/g.safetensors'],
+  conflicts: (p) => (String(p.values.out).endsWith('.safetensors') ? undefined : `--out ${p.values.out}: the output must be a .safetensors file`),
 };
 
 const EXPERIMENT: CommandDecl = {
@@ -196,6 +242,68 @@ const BENCH: CommandDecl = {
   examples: ['bench matmul', 'bench matmul --sweep', 'bench paper-size', 'bench goals --out bench/results/2026-12-06-goals-llvmpipe.md'],
 };
 
+const timesList = (v: string) => {
+  const ts = v.split(',').map((t) => t.trim());
+  return ts.every((t) => t !== '' && Number(t) > 0 && Number(t) <= 1) ? undefined : `must be a comma-separated list of times in (0, 1], got "${v}"`;
+};
+const featureSpec = 'an activations file (sgilo-activations, raw units), or codes:A-B (codes A..B-1 of --codes through the generator)';
+
+const EVAL_SCORE: CommandDecl = {
+  name: 'eval-score',
+  summary: 'Held-out DSM loss per t of a score model (ViT, residual or Gaussian file) beside the closed-form Gaussian on the same noise draws, and a sample check: a table (or --json), report.json and a labelled samples.png.',
+  positionals: [{ name: 'model', help: 'score model: a train-score or fit-gaussian file' }, { name: 'features', help: `held-out features: ${featureSpec}, split after the model's block` }],
+  options: [
+    path('gaussian', "the baseline (default: a residual model's own base, else gaussian-block<K>.safetensors beside the model)"),
+    path('generator', "generator for codes:A-B and the PNG (default: the model's data.generator)"),
+    path('codes', 'codes file for codes:A-B (default models/fashion32/fashion32-codes.safetensors)'),
+    { name: 'times', type: 'string', value: 'LIST', default: '0.001,0.003,0.01,0.03,0.1,0.3,1', help: 'comma-separated t bins', check: timesList },
+    seed,
+    { name: 'batch', type: 'int', min: 1, max: 4096, default: 64, value: 'B', help: 'evaluation batch' },
+    { name: 'samples', type: 'int', min: 0, max: 4096, default: 16, value: 'N', help: 'sample-check size (0 skips the sample check)' },
+    { name: 'steps', type: 'int', min: 1, max: 10_000, value: 'N', help: "sample check: reverse-SDE predictor steps from t = 1 (default: the SDE's N, 1000; fewer are unstable in low-variance directions near t = 1e-3, where beta dt / std^2 > 2)" },
+    { name: 'sdedit', type: 'number', min: 0, minExclusive: true, max: 1, default: 0.1, value: 'T', help: 'sample check: SDEdit start time for held-out features' },
+    { name: 'json', type: 'flag', help: 'print one JSON object (its bins: {t, model, gaussian, se}) instead of the table; progress goes to stderr' },
+  ],
+  output: { kind: 'dir', default: 'out/eval-score' },
+  examples: ['eval-score models/fashion32/score-block0.safetensors out/encode-fashion/val-block0.safetensors --samples 16', 'eval-score models/fashion32/score-block1.safetensors codes:9000-10000 --json --samples 0'],
+  conflicts: (p) => {
+    const sampleOnly = ['steps', 'sdedit'].filter((n) => p.given.has(n));
+    if (sampleOnly.length && p.values.samples === 0) return `--${sampleOnly[0]} applies to the sample check; --samples 0 skips it`;
+    return undefined;
+  },
+};
+
+const FIT_GAUSSIAN: CommandDecl = {
+  name: 'fit-gaussian',
+  summary: 'The closed-form Gaussian prior (mean, covariance by eigendecomposition; low rank above 2048 values) fitted to features, written as a score model file.',
+  positionals: [{ name: 'features', help: featureSpec }],
+  options: [
+    path('like', 'take the normalization, block and generator from this score model (so the two compare)'),
+    { name: 'block', type: 'int', min: 0, max: 16, value: 'K', help: "features after block K for codes:A-B (default: --like's block)" },
+    path('generator', "generator for codes:A-B (default: --like's data.generator)"),
+    path('codes', 'codes file for codes:A-B (default models/fashion32/fashion32-codes.safetensors)'),
+    { name: 'rank', type: 'int', min: 1, max: 1 << 20, value: 'R', help: 'stored directions (default: all up to 2048 values, else 256)' },
+  ],
+  output: { kind: 'file', default: 'out/fit-gaussian/gaussian-block<K>.safetensors', help: 'the Gaussian model file; refused if it exists, unless --force' },
+  examples: ['fit-gaussian out/encode-fashion/train-block0.safetensors --like models/fashion32/score-block0.safetensors', 'fit-gaussian codes:0-4096 --like models/fashion32/score-block1.safetensors --rank 256'],
+  conflicts: (p) => (/^codes:/.test(p.positionals[0] ?? '') && !p.given.has('like') && !p.given.has('block') ? 'codes:A-B needs --block K (or --like MODEL)' : undefined),
+};
+
+const ENCODE_FASHION: CommandDecl = {
+  name: 'encode-fashion',
+  summary: "Codes and features of every Fashion-MNIST image through the generator checkpoint's encoder, per split: train (training images 0..60000-val-1), val (the last --val training images), test (the t10k images): <split>-codes.safetensors and <split>-<space>.safetensors.",
+  options: [
+    path('generator', 'generator checkpoint with its encoder', 'models/fashion32/fashion32-stylegan2.pt'),
+    path('data', "Fashion-MNIST folder (Debian's dataset-fashion-mnist)", '/usr/share/datasets/fashion-mnist'),
+    { name: 'spaces', type: 'string', value: 'LIST', default: 'latent,block0,block1', help: 'feature spaces: latent, blockK', check: (v) => (v.split(',').every((s) => s === 'latent' || /^block\d+$/.test(s)) ? undefined : `must be a comma-separated list of latent, block0, block1, ..., got "${v}"`) },
+    { name: 'val', type: 'int', min: 1, max: 59_999, default: 5000, value: 'N', help: 'held-out training images (the last N)' },
+    { name: 'limit', type: 'int', min: 1, max: 60_000, value: 'N', help: 'at most N images per split (quick runs)' },
+    { name: 'chunk', type: 'int', min: 1, max: 10_000, default: 500, value: 'N', help: 'images per GPU batch' },
+  ],
+  output: { kind: 'dir', default: 'out/encode-fashion' },
+  examples: ['encode-fashion', 'encode-fashion --spaces block0 --limit 100 --out out/fashion-small'],
+};
+
 const simple = (name: string, summary: string, example: string, extra: Partial<CommandDecl> = {}): CommandDecl => ({ name, summary, options: [], examples: [example], ...extra });
 
 export const COMMANDS: CommandDecl[] = [
@@ -204,6 +312,9 @@ export const COMMANDS: CommandDecl[] = [
   GENERATE,
   SAMPLE,
   TRAIN_SCORE,
+  EVAL_SCORE,
+  FIT_GAUSSIAN,
+  ENCODE_FASHION,
   {
     name: 'training-curve',
     summary: "SVG plot of the DSM loss from train-score's progress lines or step,loss CSV files (several files concatenate: resumed runs).",
@@ -215,14 +326,24 @@ export const COMMANDS: CommandDecl[] = [
   },
   EXPERIMENT,
   THEORY,
-  simple('inspect', "A checkpoint's inferred StyleGAN2 config and every tensor.", 'inspect models/fashion32/fashion32-stylegan2.pt', { positionals: [{ name: 'checkpoint', help: '.pt or .safetensors' }] }),
+  {
+    name: 'inspect',
+    summary: "A checkpoint's format (NVlabs pickle, rosinality train/generator checkpoint, score_sde checkpoint, state dict, safetensors), its network, the inferred config, which weights are used, and every tensor.",
+    positionals: [{ name: 'checkpoint', help: '.pkl, .pt, .pth or .safetensors' }],
+    options: [...GENERATOR_OPTIONS, ...SCORE_FILE_OPTIONS],
+    notes: 'With generator flags the file must be a generator, with score flags a score model; with neither, a generator is tried, then a score model, then the tensors alone are listed.',
+    examples: ['inspect models/fashion32/fashion32-stylegan2.pt', 'inspect network-snapshot.pkl --network G', 'inspect checkpoint.pth --heads 2 --grid 6x2 --weights raw'],
+    conflicts: (p) => oneKind(p),
+  },
+  CONVERT,
   {
     name: 'replay',
-    summary: 'Every out.* and grad.* quantity of a reference fixture, from its in.* tensors only.',
+    summary: 'Every out.* and grad.* quantity of a reference fixture, from its in.* tensors only; says which generator network or score weights it loaded (score heads and grid: the flags, else the sidecar <checkpoint>.json, else 1 head and a square grid).',
     positionals: [{ name: 'what', help: 'generator or score', choices: ['generator', 'score'] }, { name: 'checkpoint', help: 'the model' }, { name: 'inputs.safetensors', help: 'the fixture' }],
-    options: [{ name: 'heads', type: 'int', min: 1, max: 64, default: 1, value: 'H', help: 'score: attention heads' }],
+    options: [...GENERATOR_OPTIONS, ...SCORE_FILE_OPTIONS],
     output: { kind: 'file', default: 'out/replay/replay.safetensors' },
-    examples: ['replay generator test/fixtures/reference-tiny/generator.pt test/fixtures/reference-tiny/generator_expected.safetensors'],
+    examples: ['replay generator test/fixtures/reference-tiny/generator.pt test/fixtures/reference-tiny/generator_expected.safetensors', 'replay generator test/fixtures/nvlabs/network-snapshot.pkl test/fixtures/nvlabs/expected_G_ema_noclamp.safetensors --no-clamp', 'replay score test/fixtures/score_sde/checkpoint.pth test/fixtures/score_sde/expected_raw.safetensors --weights raw --heads 2 --grid 6x2'],
+    conflicts: (p) => oneKind(p, p.positionals[0]),
   },
   simple('gradcheck', 'Finite-difference gradient check of every op (or one), GPU vs float64 reference; exit 1 on any FAIL.', 'gradcheck exp', { positionals: [{ name: 'op', help: 'an op name, or stylegan2', optional: true }] }),
   simple('rngcheck', 'The GPU Philox RNG against its CPU mirror, bit for bit.', 'rngcheck'),

@@ -1,50 +1,27 @@
-// CLI commands around checkpoints: `inspect`, `generate`, `replay generator|score`.
+// CLI commands that run checkpoints: `generate` and `replay generator|score` (reading the files as
+// the flags say: cli/checkpoint_commands.ts).
 
-import { flattenTensors, loadCheckpoint, readSafetensors, writeSafetensors, type HostTensor } from '../engine/io/index.ts';
+import { readSafetensors, writeSafetensors, type HostTensor } from '../engine/io/index.ts';
 import { scope } from '../engine/tensor.ts';
 import { randomNormal } from '../engine/random.ts';
-import { numLatents, numNoises } from '../nets/stylegan2.ts';
-import { loadGenerator, readGeneratorCheckpoint } from '../nets/stylegan2_checkpoint.ts';
+import { StyleGAN2 } from '../nets/stylegan2.ts';
 import { replayGenerator, type TensorMap } from '../nets/replay_generator.ts';
 import { writeFigure } from '../engine/io/png.ts';
 import type { FigureSpec } from '../engine/io/figure.ts';
 import { replayScore } from '../nets/replay_score.ts';
-import { loadScoreModel } from '../samplers/score/checkpoint.ts';
 import type { Parsed } from './args.ts';
 import { writeAtomic, type Output } from './outputs.ts';
-import { assertFinite, assertFiniteCheckpoint, loadAs, readInput } from './checks.ts';
+import { assertFinite, loadAs } from './checks.ts';
+import { readGeneratorFile, readScoreFile } from './checkpoint_commands.ts';
 
-/** `sgilo inspect <checkpoint>`: the inferred generator config (if any) and every tensor. */
-export async function inspectCommand(file: string): Promise<number> {
-  const bytes = await readInput(file, 'checkpoint');
-  const root = await loadAs(file, 'checkpoint', (b) => loadCheckpoint(b));
-  const tensors = flattenTensors(root);
-  try {
-    const g = await readGeneratorCheckpoint(bytes);
-    console.log(`StyleGAN2 generator: ${JSON.stringify(g.config)}`);
-    console.log(`  W+ rows: ${numLatents(g.config)}, noise maps: ${numNoises(g.config)}, latent_avg: ${g.latentAvg ? 'yes' : 'no'}`);
-  } catch (e) {
-    console.log(`not a rosinality StyleGAN2 generator (${(e as Error).message})`);
-  }
-  let total = 0;
-  console.log(`\n${tensors.size} tensors:`);
-  for (const [name, t] of tensors) {
-    const n = t.shape.reduce((a, b) => a * b, 1);
-    total += n;
-    console.log(`  ${name.padEnd(48)} ${t.dtype.padEnd(8)} [${t.shape.join(', ')}]`);
-  }
-  console.log(`${total.toLocaleString('en-US')} values`);
-  return 0;
-}
-
-/** `sgilo generate <checkpoint> [--seeds 0-15] [--psi 1] [--cols C]`: a labelled grid (one seed per panel). */
+/** `sgilo generate <checkpoint> [--seeds 0-15] [--psi 1] [--cols C] [--network G_ema|G] [--no-clamp]`: a labelled grid (one seed per panel). */
 export async function generateCommand(p: Parsed, out: Output): Promise<number> {
   const file = p.positionals[0];
   const seeds = parseSeeds(String(p.values.seeds));
   const psi = Number(p.values.psi);
   const cols = p.values.cols === undefined ? Math.min(8, seeds.length) : Number(p.values.cols);
-  await loadAs(file, 'generator', (b) => assertFiniteCheckpoint(b, file));
-  const g = await loadAs(file, 'generator', (b) => loadGenerator(b));
+  const loaded = await readGeneratorFile(file, p);
+  const g = StyleGAN2.fromStateDict(loaded.config, loaded.stateDict, loaded.latentAvg);
   const t0 = performance.now();
   const images = await scope(async () => {
     const list: Float32Array[] = [];
@@ -93,7 +70,7 @@ export async function replayCommand(p: Parsed, out: Output): Promise<number> {
     inputs.set(name, { dtype: 'float32', shape: t.shape, data: t.data as Float32Array });
   }
   if (!inputs.size) throw new Error(`${inputsPath}: no in.* tensors (expected a replay fixture)`);
-  const result = what === 'score' ? await replayScoreFile(ckptPath, inputs, Number(p.values.heads)) : await replayGeneratorFile(ckptPath, inputs);
+  const result = what === 'score' ? await replayScoreFile(ckptPath, inputs, p) : await replayGeneratorFile(ckptPath, inputs, p);
   for (const [k, v] of result) assertFinite(v.data, `"${k}"`, `replay ${what}`);
   const tensors = new Map<string, HostTensor>([...result].map(([k, v]) => [k, { dtype: 'float32', shape: v.shape, data: v.data }]));
   writeAtomic(out.path, writeSafetensors(tensors));
@@ -101,8 +78,9 @@ export async function replayCommand(p: Parsed, out: Output): Promise<number> {
   return 0;
 }
 
-async function replayGeneratorFile(ckptPath: string, inputs: TensorMap): Promise<TensorMap> {
-  const g = await loadAs(ckptPath, 'generator', (b) => loadGenerator(b));
+async function replayGeneratorFile(ckptPath: string, inputs: TensorMap, p: Parsed): Promise<TensorMap> {
+  const loaded = await readGeneratorFile(ckptPath, p);
+  const g = StyleGAN2.fromStateDict(loaded.config, loaded.stateDict, loaded.latentAvg);
   try {
     return await replayGenerator(g, inputs);
   } finally {
@@ -110,8 +88,8 @@ async function replayGeneratorFile(ckptPath: string, inputs: TensorMap): Promise
   }
 }
 
-async function replayScoreFile(ckptPath: string, inputs: TensorMap, heads: number): Promise<TensorMap> {
-  const { net } = await loadAs(ckptPath, 'score', (b) => loadScoreModel(b, { heads }));
+async function replayScoreFile(ckptPath: string, inputs: TensorMap, p: Parsed): Promise<TensorMap> {
+  const { net } = await readScoreFile(ckptPath, p);
   try {
     return await replayScore(net, inputs);
   } finally {

@@ -16,8 +16,8 @@ export function usage(): string {
   return lines.join('\n');
 }
 
-/** Commands that need no GPU. */
-const NO_ENGINE = new Set(['inspect', 'memory', 'training-curve', 'serve', 'help']);
+/** Commands that need no GPU (inspect does: a score model is checked by building it). */
+const NO_ENGINE = new Set(['memory', 'training-curve', 'serve', 'help']);
 
 async function withEngine(fn: (eng: Engine) => Promise<number>): Promise<number> {
   // Reuse an engine that is already running (tests call main()); only shut down one we started.
@@ -35,8 +35,8 @@ async function withEngine(fn: (eng: Engine) => Promise<number>): Promise<number>
 function outputOf(p: Parsed): Output | undefined {
   const decl = commandByName(p.command)!;
   if (!decl.output || (p.command === 'bench' && p.positionals[0] !== 'goals')) return undefined;
-  // train-score names its default file after the block, known once the data is read.
-  if (p.command === 'train-score' && !p.given.has('out')) return undefined;
+  // train-score and fit-gaussian name their default file after the block, known once the data is read.
+  if ((p.command === 'train-score' || p.command === 'fit-gaussian') && !p.given.has('out')) return undefined;
   return prepareOutput('--out', String(p.values.out), decl.output.kind, p.force);
 }
 

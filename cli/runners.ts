@@ -12,7 +12,8 @@ import { memoryPlanCommand } from '../nets/stylegan2_plan.ts';
 import type { Parsed } from './args.ts';
 import type { Output } from './outputs.ts';
 import { writeAtomic } from './outputs.ts';
-import { generateCommand, inspectCommand, replayCommand } from './generator_commands.ts';
+import { generateCommand, replayCommand } from './generator_commands.ts';
+import { convertCommand, inspectCommand } from './checkpoint_commands.ts';
 import { reconstructCommand } from './reconstruct.ts';
 import { demoCommand } from './demo.ts';
 import { experimentCommand } from './experiment.ts';
@@ -81,6 +82,9 @@ export const RUNNERS: Record<string, Runner> = {
   generate: (p, out) => generateCommand(p, out!),
   sample: (p, out) => sampleCommand(p, out!),
   'train-score': (p, out) => trainScoreCommand(p, out),
+  'eval-score': async (p, out) => (await import('./eval_score.ts')).evalScoreCommand(p, out!),
+  'fit-gaussian': async (p, out) => (await import('./eval_score.ts')).fitGaussianCommand(p, out),
+  'encode-fashion': async (p, out) => (await import('./encode_fashion.ts')).encodeFashionCommand(p, out!),
   'training-curve': async (p, out) => (await import('./training_curve.ts')).trainingCurveCommand(p, out!),
   experiment: (p, out) => experimentCommand(p, out!),
   theory: async (p, out) => {
@@ -88,7 +92,8 @@ export const RUNNERS: Record<string, Runner> = {
     await runTheory(theoryConfig(p.values.quick === true), out!.path, (line) => console.log(line.replaceAll(out!.path, out!.final)));
     return 0;
   },
-  inspect: (p) => inspectCommand(p.positionals[0]),
+  inspect: (p) => inspectCommand(p),
+  convert: (p, out) => convertCommand(p, out!),
   replay: (p, out) => replayCommand(p, out!),
   gradcheck: (p, _out, eng) => gradcheckRun(p.positionals[0], eng!),
   rngcheck: async (_p, _out, eng) => {

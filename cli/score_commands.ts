@@ -5,6 +5,9 @@
 // continues it into --out (data settings are taken from the file unless given again) and never
 // writes back over the resumed file unless --out names it and --force is given. `--minutes` stops early (with a checkpoint) when the time is up;
 // `--export` also writes the model alone (EMA weights and config, no training state) for shipping.
+// `--gaussian FILE|fit|none` (new models; default fit) gives the model a closed-form Gaussian base
+// (samplers/score/gaussian.ts) whose eps the network corrects: a residual model. `sample` takes any
+// prior kind (samplers/score/prior_model.ts): a ViT, a Gaussian or a residual model.
 
 import { engine } from '../engine/engine.ts';
 import { formatProfile } from '../engine/profiler.ts';
@@ -24,6 +27,9 @@ import { annealedLangevin, pcSample } from '../samplers/score/sample.ts';
 import { VPSDE } from '../samplers/score/vpsde.ts';
 import { writeFigure } from '../engine/io/png.ts';
 import type { FigureSpec } from '../engine/io/figure.ts';
+import { loadPrior } from '../samplers/score/prior_model.ts';
+import { GaussianScore, gaussianConfig, readGaussianModel } from '../samplers/score/gaussian.ts';
+import { fitGaussian } from '../samplers/score/gaussian_fit.ts';
 import { UsageError, type Parsed } from './args.ts';
 import { checkOutputPath, prepareOutput, writeAtomic, type Output } from './outputs.ts';
 import { assertFinite, assertFiniteCheckpoint, loadAs } from './checks.ts';
@@ -78,7 +84,10 @@ export async function trainScoreCommand(p: Parsed, given: Output | undefined): P
   if (v.export !== undefined) checkOutputPath('--export', String(v.export), 'file', p.force);
   const set = fileSet ?? (await loadActivations(dataSpec, generator, block, samples, seed, (v.codes as string | undefined) ?? prev.codes ?? DEFAULT_CODES));
   assertFinite(set.data, 'the training activations', dataSpec);
-  const norm = resumed?.config.normalization ?? computeNormalization(set.data);
+  // The residual model's closed-form base: a resumed model keeps its own.
+  const baseSpec = resumed ? 'none' : String(v.gaussian ?? 'fit');
+  const baseFile = baseSpec !== 'fit' && baseSpec !== 'none' ? await loadAs(baseSpec, 'score', (b) => readGaussianModel(b, baseSpec)) : null;
+  const norm = resumed?.config.normalization ?? baseFile?.config.normalization ?? computeNormalization(set.data);
   normalizeInPlace(set.data, norm);
   const [N, C, H, W] = set.shape;
   console.log(`data: ${N} activations [${C}, ${H}, ${W}] (${dataSpec}, block ${block}), min ${norm.min.toFixed(4)} max ${norm.max.toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -95,6 +104,19 @@ export async function trainScoreCommand(p: Parsed, given: Output | undefined): P
   opt('tPower', 't-power');
   if (v.likelihood === true) options.likelihoodWeighting = true;
   const data = { data: set.data, shape: set.shape };
+  let base: GaussianScore | null = resumed?.gaussian ?? null;
+  if (baseFile) base = new GaussianScore(baseFile.config, baseFile.params);
+  else if (baseSpec === 'fit') {
+    const fitStart = performance.now();
+    const params = await fitGaussian(set.data, N, { onProgress: (m) => console.log(`gaussian base: ${m}`) });
+    assertFinite(params.values, 'the eigenvalues of the Gaussian base', 'train-score --gaussian fit');
+    base = new GaussianScore(gaussianConfig([C, H, W], params, norm), params);
+    console.log(`gaussian base: fitted to the ${N} training activations (rank ${params.values.length}), ${((performance.now() - fitStart) / 1000).toFixed(1)} s`);
+  }
+  if (base && base.config.shape.join() !== [C, H, W].join()) {
+    base.dispose();
+    throw new RangeError(`--gaussian ${baseSpec}: shape [${base.config.shape.join(', ')}] differs from the data's [${C}, ${H}, ${W}]`);
+  }
   let trainer: ScoreTrainer;
   if (resumed) {
     trainer = ScoreTrainer.resume(resumed, data, options);
@@ -110,7 +132,13 @@ export async function trainScoreCommand(p: Parsed, given: Output | undefined): P
     const meta: Record<string, string> = { ...set.meta, source: dataSpec === 'codes' || dataSpec === 'gaussian' ? dataSpec : 'file', block: String(block), samples: String(N) };
     if (meta.source === 'file') meta.file = dataSpec;
     const config = scoreModelConfig(vit, norm, meta);
-    trainer = new ScoreTrainer(ScoreViT.fromStateDict(vit, initScoreStateDict(vit, seed)), config, data, { ...options, seed });
+    const init = initScoreStateDict(vit, seed);
+    if (base) {
+      // A residual model starts exactly at its Gaussian: the network's last layer is zero.
+      config.gaussian = { shape: base.config.shape, rank: base.rank, residualVariance: base.params.residualVariance };
+      for (const name of ['projector.weight', 'projector.bias']) init.get(name)!.data.fill(0);
+    }
+    trainer = new ScoreTrainer(ScoreViT.fromStateDict(vit, init), config, data, { ...options, seed }, base);
   }
   const o = trainer.options;
   const nParams = trainer.net.trainable().reduce((s, [, q]) => s + q.size, 0);
@@ -163,6 +191,7 @@ export async function trainScoreCommand(p: Parsed, given: Output | undefined): P
   } finally {
     trainer.dispose();
     trainer.net.dispose();
+    base?.dispose();
   }
   if (!given) output.commit();
   return 0;
@@ -180,9 +209,11 @@ export async function sampleCommand(p: Parsed, out: Output): Promise<number> {
   const has = (k: string) => p.given.has(k);
   const file = p.positionals[0];
   await loadAs(file, 'score', (b) => assertFiniteCheckpoint(b, file));
-  const model = await loadAs(file, 'score', (b) => loadScoreModel(b));
-  const { config, net } = model;
-  const norm = config.normalization;
+  const prior = await loadAs(file, 'score', (b) => loadPrior(b, file)); // any kind: ViT, Gaussian, residual
+  const net = prior.model;
+  const config = { data: prior.data, sde: prior.sde };
+  const norm = prior.normalization;
+  console.error(`score model: ${file}: ${prior.kind === 'gaussian' ? 'closed-form Gaussian prior' : `${prior.vit!.source}${prior.kind === 'residual' ? ', residual on a Gaussian base' : ''}`}`);
   const genPath = (v.generator as string | undefined) ?? (config.data.generator ? fromRoot(config.data.generator) : undefined);
   const block = Number(config.data.block);
   if (!norm || !genPath || !Number.isInteger(block)) {
@@ -192,7 +223,7 @@ export async function sampleCommand(p: Parsed, out: Output): Promise<number> {
   const n = Number(v.n);
   const seed = Number(v.seed);
   const sampler = String(v.sampler);
-  const { channels: C, height: H, width: W } = config.vit;
+  const [C, H, W] = prior.shape;
   const sde = new VPSDE(config.sde);
   const t0 = performance.now();
   let lastStep = 0;
@@ -251,7 +282,7 @@ export async function sampleCommand(p: Parsed, out: Output): Promise<number> {
 }
 
 /** Images from features after block k (raw units) through blocks k+1.. of the generator. */
-async function render(g: StyleGAN2, features: ReturnType<typeof tensor>, block: number, styles: string, seed: number): Promise<Float32Array[]> {
+export async function render(g: StyleGAN2, features: ReturnType<typeof tensor>, block: number, styles: string, seed: number): Promise<Float32Array[]> {
   const n = features.shape[0];
   return scope(() =>
     noGrad(async () => {

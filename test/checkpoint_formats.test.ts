@@ -1,61 +1,23 @@
 // Checkpoints as researchers have them, each made by the reference code itself (scripts under
 // test/fixtures/<format>/): loaded, replayed from the in.* tensors alone and compared with the
 // reference's out.* (<= 1e-4) and grad.* (<= 1e-3, max|a-b| / max|b|). Every weight choice has a
-// negative control: the other choice must miss the fixture.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// negative control: the other choice must miss the fixture. The same through the CLI:
+// test/checkpoint_cli.test.ts.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileBytes } from '../engine/io/files.ts';
-import { isPlainPickle, loadCheckpoint, readSafetensors, writeSafetensors } from '../engine/io/index.ts';
+import { isPlainPickle, loadCheckpoint, writeSafetensors } from '../engine/io/index.ts';
 import { loadNetworkPickle, persistentRecord } from '../engine/io/network_pickle.ts';
 import { moduleStateDict } from '../nets/stylegan2_nvlabs.ts';
-import { main } from '../cli/main.ts';
 import { PickleWriter } from './checkpoint_util.ts';
 import { replayGenerator, type TensorMap } from '../nets/replay_generator.ts';
-import { compare as compareValues, relativeToMax, relToMax } from '../engine/gradcheck.ts';
+import { compare, inputsOf, NV, path, readTensors, relativeError, ROS, SCORE_SDE } from './checkpoint_fixtures.ts';
 import { StyleGAN2 } from '../nets/stylegan2.ts';
 import { readGeneratorCheckpoint, withLatentAvg, type GeneratorLoadOptions } from '../nets/stylegan2_checkpoint.ts';
 import { replayScore } from '../nets/replay_score.ts';
 import { loadScoreModel, parseGrid, parseScoreSidecar, pickScoreWeights, type ScoreLoadOptions } from '../samplers/score/checkpoint.ts';
 
-type Tensorish = { shape: number[]; data: ArrayLike<number> };
-/** max|a - b| / max|b| of two tensors (Infinity when the shapes differ or a value is NaN). */
-function relativeError(a: Tensorish, b: Tensorish): number {
-  if (a.shape.join() !== b.shape.join()) return Infinity;
-  const r = relToMax(compareValues(a.data, b.data, relativeToMax(b.data, 0)));
-  return Number.isNaN(r) ? Infinity : r;
-}
-
-const FIX = new URL('./fixtures/', import.meta.url);
-const path = (f: string) => new URL(f, FIX).pathname;
 const test = suite('checkpoint_formats');
-
-async function readTensors(file: string): Promise<TensorMap> {
-  return readSafetensors(await readFileBytes(path(file))).tensors as unknown as TensorMap;
-}
-
-/** Worst relative error per out.* / grad.* target, and the targets over their tolerance. */
-export function compare(got: TensorMap, expected: TensorMap): { failures: string[]; worst: number } {
-  const failures: string[] = [];
-  let worst = 0;
-  for (const [name, want] of expected) {
-    if (name.startsWith('in.')) continue;
-    const g = got.get(name);
-    if (!g) {
-      failures.push(`${name}: not produced`);
-      continue;
-    }
-    const err = relativeError(g, want);
-    worst = Math.max(worst, err);
-    const tol = name.startsWith('out.') ? 1e-4 : 1e-3;
-    if (!(err <= tol)) failures.push(`${name}: ${err.toExponential(2)} > ${tol}`);
-  }
-  return { failures, worst };
-}
-
-const inputsOf = (m: TensorMap): TensorMap => new Map([...m].filter(([k]) => k.startsWith('in.')));
 
 async function replayScoreFile(file: string, opts: ScoreLoadOptions, inputs: TensorMap) {
   const model = await loadScoreModel(await readFileBytes(path(file)), opts);
@@ -66,7 +28,6 @@ async function replayScoreFile(file: string, opts: ScoreLoadOptions, inputs: Ten
   }
 }
 
-const SCORE_SDE = 'score_sde/checkpoint.pth';
 const sidecar = async () => parseScoreSidecar(new TextDecoder().decode(await readFileBytes(path(`${SCORE_SDE}.json`))));
 
 test('score_sde checkpoint: the EMA weights by default, replayed within tolerance; said so', async () => {
@@ -133,7 +94,6 @@ async function replayGeneratorFile(file: string, opts: GeneratorLoadOptions, inp
   }
 }
 
-const ROS = 'rosinality_train/checkpoint.pt';
 
 test('rosinality train.py checkpoint: g_ema by default, replayed within tolerance; the Namespace is a record', async () => {
   const exp = await readTensors('rosinality_train/expected_g_ema.safetensors');
@@ -176,7 +136,6 @@ test('rosinality train.py checkpoint: no latent_avg, so mean_latent(4096) from t
   assert.equal(failures.map((f) => f.split(':')[0]), ['out.image_truncated']);
 });
 
-const NV = 'nvlabs/network-snapshot.pkl';
 
 test('NVlabs pickle: G_ema by default with conv_clamp, replayed within tolerance', async () => {
   const exp = await readTensors('nvlabs/expected_G_ema.safetensors');
@@ -279,79 +238,6 @@ test('a safetensors file whose header length begins 0x80 0x02 (like PROTO 2) is 
   assert.equal([bytes[0], bytes[1]], [0x80, 0x02]);
   assert.is(isPlainPickle(bytes), false);
   assert.equal([...((await loadCheckpoint(bytes)) as Record<string, { data: Float32Array }>).w.data], [1, 2]);
-});
-
-/** Runs `sgilo <args>` in-process; returns the exit code and what it printed. */
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const [log, error] = [console.log, console.error];
-  console.log = (s: unknown) => out.push(String(s));
-  console.error = (s: unknown) => err.push(String(s));
-  try {
-    return { code: await main(args), out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    [console.log, console.error] = [log, error];
-  }
-}
-
-test('sgilo inspect names the format, the network, its config and the weights used', async () => {
-  const nv = await cli(['inspect', path(NV)]);
-  assert.is(nv.code, 0, nv.err);
-  assert.match(nv.out, /format: NVlabs pickle\nnetwork: StyleGAN2 generator G_ema \(the file holds G_ema, G; --network picks\)\nconfig: \{"size":16,.*"convClamp":0.75\}/);
-  assert.match((await cli(['inspect', path(NV), '--network', 'G', '--no-clamp'])).out, /format: NVlabs pickle, conv_clamp 0.75 dropped.*\nnetwork: StyleGAN2 generator G /);
-  assert.match((await cli(['inspect', path(ROS)])).out, /format: rosinality train.py checkpoint\nnetwork: StyleGAN2 generator g_ema/);
-  assert.match((await cli(['inspect', path('reference-tiny/generator.pt')])).out, /format: rosinality generator checkpoint\n/);
-  const sde = await cli(['inspect', path(SCORE_SDE)]);
-  assert.is(sde.code, 0, sde.err);
-  assert.match(sde.out, /format: score_sde checkpoint \(step 7\), EMA weights.*\nnetwork: SGILO score ViT\nconfig: \{"channels":4,"height":6,"width":2,"dim":16,"depth":2,"heads":2,"dimHead":8,"mlp":32\}/);
-  assert.match((await cli(['inspect', path(SCORE_SDE), '--weights', 'raw'])).out, /raw weights/);
-  assert.match((await cli(['inspect', path('reference-tiny/score.pt')])).out, /format: PyTorch state dict\n/);
-  const bad = await cli(['inspect', path(NV), '--nope']);
-  assert.is(bad.code, 1);
-  assert.match(bad.err, /unknown option --nope/);
-});
-
-test('sgilo convert: an NVlabs pickle once into our safetensors format, which replays the same', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'sgilo-convert-'));
-  try {
-    const out = join(dir, 'g.safetensors');
-    const r = await cli(['convert', path(NV), out]);
-    assert.is(r.code, 0, r.err);
-    const exp = await readTensors('nvlabs/expected_G_ema.safetensors');
-    const loaded = await readGeneratorCheckpoint(await readFileBytes(out));
-    assert.is(loaded.format, 'sgilo safetensors (converted from NVlabs pickle, G_ema)');
-    assert.equal(loaded.config.convClamp, 0.75);
-    const g = StyleGAN2.fromStateDict(loaded.config, loaded.stateDict, loaded.latentAvg);
-    try {
-      assert.equal(compare(await replayGenerator(g, inputsOf(exp)), exp).failures, []);
-    } finally {
-      g.dispose();
-    }
-    const inspected = await cli(['inspect', out]);
-    assert.match(inspected.out, /format: sgilo safetensors \(converted from NVlabs pickle, G_ema\)/);
-    assert.is((await cli(['convert', path(NV), join(dir, 'g.pt')])).code, 1);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test('sgilo replay score: --help, unknown flags and bad --weights rejected, the loaded weights said', async () => {
-  const h = await cli(['replay', 'score', '--help']);
-  assert.is(h.code, 0);
-  assert.match(h.out, /--grid HxW/);
-  assert.match((await cli(['replay', 'score', path(SCORE_SDE), 'a', 'b', '--frobnicate', '1'])).err, /unknown option --frobnicate/);
-  assert.match((await cli(['replay', 'score', path(SCORE_SDE), 'a', 'b', '--weights', 'best'])).err, /--weights must be ema or raw/);
-  const dir = mkdtempSync(join(tmpdir(), 'sgilo-replay-'));
-  try {
-    const r = await cli(['replay', 'score', path(SCORE_SDE), path('score_sde/expected_ema.safetensors'), join(dir, 'o.safetensors')]);
-    assert.is(r.code, 0, r.err);
-    assert.match(r.err, /score_sde checkpoint \(step 7\), EMA weights .*; 2 head\(s\), grid 6x2/);
-    const got = readSafetensors(await readFileBytes(join(dir, 'o.safetensors'))).tensors as unknown as TensorMap;
-    assert.equal(compare(got, await readTensors('score_sde/expected_ema.safetensors')).failures, []);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 });
 
 test.run();

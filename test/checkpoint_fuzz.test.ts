@@ -53,7 +53,9 @@ async function runCase(group: string, name: string, bytes: Uint8Array, expect: E
   const counts = table.get(group) ?? new Map<string, number>();
   counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
   table.set(group, counts);
-  assert.ok(ms < 1000, `${group} / ${name} took ${ms.toFixed(0)} ms`);
+  // A bound against runaway parsing (decompression bombs, quadratic scans), not a speed test: it sits
+  // well above the slowest case on a machine shared with other jobs.
+  assert.ok(ms < 5000, `${group} / ${name} took ${ms.toFixed(0)} ms`);
   if (expect.outcomes) assert.ok(expect.outcomes.includes(outcome), `${group} / ${name}: ${outcome}, expected ${expect.outcomes.join(' or ')}`);
   if (outcome === 'loaded') {
     const { nonFinite } = checkTensors(value);

@@ -84,7 +84,7 @@ test('loader errors name the file and what was expected', async () => {
   assert.match(r.err, /junk\.bin: not a PyTorch \.pt \(zip or legacy pickle\) or \.safetensors file \(300 bytes; /);
   r = await runCli(['generate', junk, '--out', join(tmp, 'gen-junk')]);
   assert.is(r.code, 1);
-  assert.match(r.err, /junk\.bin: not a rosinality StyleGAN2 generator/);
+  assert.match(r.err, /junk\.bin: not a StyleGAN2 generator: an NVlabs pickle/);
   r = await runCli(['sample', junk, '--out', join(tmp, 'sample-junk')]);
   assert.match(r.err, /junk\.bin: not an SGILO score model/);
   r = await runCli(['reconstruct', '--image', join(tmp, 'missing.png'), '--operator', 'denoise:0.1', '--out', join(tmp, 'rec-missing')]);

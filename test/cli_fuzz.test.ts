@@ -7,7 +7,7 @@
 // complete outputs when it ran) or exit 1 with a one-line "sgilo <command>: ..." message, never a
 // hang (a time limit per case), a stack trace, another exit code, or a partial file.
 
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -16,6 +16,9 @@ import * as assert from 'uvu/assert';
 import { allOptions, type CommandDecl, type OptionDecl } from '../cli/args.ts';
 import { COMMANDS } from '../cli/commands.ts';
 import { HostRandom } from '../engine/reference/host.ts';
+import { writeActivationsFile } from '../samplers/score/data.ts';
+import { initScoreStateDict, scoreModelConfig, writeScoreModel } from '../samplers/score/checkpoint.ts';
+import { gaussianConfig, writeGaussianModel } from '../samplers/score/gaussian.ts';
 import { ROOT, runCli, runSgilo, type CliResult } from './cli_run.ts';
 
 const test = suite('cli fuzz');
@@ -38,18 +41,34 @@ const FILES = {
   png: [png('28.png', 28, 28), png('40x20.png', 40, 20), join(ROOT, 'models/fashion32/test-images/test-002.png')],
   generator: [join(ROOT, 'models/fashion32/fashion32-stylegan2.pt'), join(ROOT, 'test/fixtures/reference-tiny/generator.pt')],
   score: [join(ROOT, 'models/fashion32/score-block1.safetensors')],
+  // PyTorch score files (a score_sde checkpoint with its sidecar, a plain state dict) for inspect and replay score.
+  scorePt: [join(ROOT, 'test/fixtures/score_sde/checkpoint.pth'), join(ROOT, 'test/fixtures/reference-tiny/score.pt')],
   log: [join(ROOT, 'models/fashion32/training/block1-run4.log')],
+  // Tiny priors on [2, 2, 2] features (a ViT with its Gaussian beside it) and features to match:
+  // eval-score and fit-gaussian run to the end in well under a second on them.
+  prior: [join(tmp, 'prior/score-block0.safetensors'), join(tmp, 'prior/gaussian-block0.safetensors')],
+  features: [join(tmp, 'features.safetensors')],
   bad: [join(tmp, 'random.bin'), join(tmp, 'empty.png'), join(tmp, 'missing.png'), tmp, '/proc/sgilo-fuzz', join(ROOT, 'package.json')],
 };
 writeFileSync(join(tmp, 'random.bin'), Uint8Array.from({ length: 999 }, (_, i) => (i * 97 + 5) & 255));
 writeFileSync(join(tmp, 'empty.png'), new Uint8Array(0));
+{
+  const norm = { min: -1, max: 3 };
+  const vit = { channels: 2, height: 2, width: 2, dim: 8, depth: 1, heads: 2, dimHead: 4, mlp: 16, time: 'vector' as const };
+  const eye = new Float64Array(64).map((_, i) => (i % 9 === 0 ? 1 : 0));
+  const gaussian = { mean: new Float64Array(8), vectors: eye, values: new Float64Array(8).fill(0.05), residualVariance: 0 };
+  mkdirSync(join(tmp, 'prior'));
+  writeFileSync(FILES.prior[0], writeScoreModel(scoreModelConfig(vit, norm, { block: '0' }), initScoreStateDict(vit, 1)));
+  writeFileSync(FILES.prior[1], writeGaussianModel(gaussianConfig([2, 2, 2], gaussian, norm, { block: '0' }), gaussian));
+  writeFileSync(FILES.features[0], writeActivationsFile({ data: Float32Array.from({ length: 16 * 8 }, (_, i) => ((i * 37) % 17) / 4 - 1), shape: [16, 2, 2, 2], meta: { block: '0' } }));
+}
 
 /** A valid value for an option (step-like counts capped at 2, sizes small). */
 function validValue(cmd: string, o: OptionDecl): string | undefined {
   if (o.type === 'flag') return undefined;
   if (o.type === 'enum') return pick(o.choices!);
   if (o.type === 'int' || o.type === 'number') {
-    const small = ['steps', 'n', 'chains', 'images', 'tune-images', 'levels', 'steps-per-level', 'corrector', 'real', 'samples', 'batch', 'depth', 'heads', 'profile', 'cols', 'ckpt-every', 'log-every', 'warmup', 'image-index'];
+    const small = ['steps', 'n', 'chains', 'images', 'tune-images', 'levels', 'steps-per-level', 'corrector', 'real', 'samples', 'batch', 'depth', 'heads', 'profile', 'cols', 'ckpt-every', 'log-every', 'warmup', 'image-index', 'rank', 'limit'];
     const lo = o.min ?? 0;
     const hi = small.includes(o.name) ? Math.min(o.max ?? 2, Math.max(lo, 2)) : (o.max ?? lo + 10);
     let v = lo + rng.uniform() * (hi - lo);
@@ -67,10 +86,15 @@ function validValue(cmd: string, o: OptionDecl): string | undefined {
     method: () => pick(['csgm', 'ilo', 'sgilo', 'csgm,ilo']),
     blocks: () => pick(['1', '1,2']),
     seeds: () => pick(['0', '0-2', '1,5']),
-    data: () => pick(['codes', 'gaussian']),
+    data: () => (cmd === 'encode-fashion' ? '/usr/share/datasets/fashion-mnist' : pick(['codes', 'gaussian'])),
+    gaussian: () => (cmd === 'train-score' ? 'none' : FILES.prior[1]),
+    like: () => pick(FILES.prior),
+    times: () => pick(['0.1', '0.01,0.5,1']),
+    spaces: () => pick(['latent', 'block0', 'latent,block1']),
     series: () => `a=${FILES.log[0]}`,
     title: () => 'fuzz',
     time: () => 'token',
+    grid: () => pick(['6x2', '4x4', '2x6']),
     host: () => '127.0.0.1',
   };
   if (o.name.startsWith('l1-')) return pick(['inf', '100', '100,200,300']);
@@ -83,12 +107,16 @@ const INVALID = ['-1', '0', '1e9', 'NaN', 'Infinity', '', 'abc', '2.5', '--', '-
 function vector(c: CommandDecl, i: number, valid: boolean): string[] {
   const base: Record<string, string[]> = {
     reconstruct: ['--image-index', String(i % 8), '--operator', 'inpaint-random:0.2', '--method', 'csgm', '--steps', '1', '--chains', '1', '--blocks', '1'],
-    inspect: [pick(FILES.generator)],
+    inspect: [pick([...FILES.generator, ...FILES.score, ...FILES.scorePt])],
+    convert: [pick(FILES.generator)],
     generate: [pick(FILES.generator), '--seeds', '0'],
     sample: [FILES.score[0], '--steps', '2', '--n', '1'],
-    'train-score': [FILES.generator[0], '--steps', '1', '--samples', '4', '--batch', '2', '--dim', '16', '--depth', '1'],
+    'train-score': [FILES.generator[0], '--steps', '1', '--samples', '4', '--batch', '2', '--dim', '16', '--depth', '1', '--gaussian', 'none'],
+    'eval-score': [pick(FILES.prior), FILES.features[0], '--samples', '2', '--steps', '2'],
+    'fit-gaussian': [FILES.features[0]],
+    'encode-fashion': ['--limit', '2'],
     'training-curve': [FILES.log[0]],
-    replay: ['generator', FILES.generator[1], join(ROOT, 'test/fixtures/reference-tiny/generator_expected.safetensors')],
+    replay: i % 2 ? ['score', FILES.scorePt[0], join(ROOT, 'test/fixtures/score_sde/expected_ema.safetensors')] : ['generator', FILES.generator[1], join(ROOT, 'test/fixtures/reference-tiny/generator_expected.safetensors')],
     demo: ['--steps', '1', '--images', '1'],
     experiment: ['--steps', '1', '--images', '1', '--tune-images', '1'],
     theory: ['--quick'],
@@ -96,7 +124,9 @@ function vector(c: CommandDecl, i: number, valid: boolean): string[] {
     bench: ['matmul'],
   };
   const args = [...(base[c.name] ?? [])];
-  const opts = allOptions(c).filter((o) => !['help', 'out', 'force', 'verbose'].includes(o.name));
+  // A valid replay vector takes only its kind's flags (the other kind's are a conflict, left to the mutations).
+  const otherKind = !valid || c.name !== 'replay' ? [] : args[0] === 'score' ? ['network', 'no-clamp'] : ['heads', 'grid', 'weights'];
+  const opts = allOptions(c).filter((o) => !['help', 'out', 'force', 'verbose', ...otherKind].includes(o.name));
   const n = Math.floor(rng.uniform() * 4);
   for (let k = 0; k < n && opts.length; k++) {
     const o = pick(opts);
@@ -114,7 +144,8 @@ function vector(c: CommandDecl, i: number, valid: boolean): string[] {
     else if (m === 4 && o && o.type !== 'flag') args.push(`--${o.name}`, pick(FILES.bad));
     else args.splice(0, Math.ceil(rng.uniform() * args.length));
   }
-  if (c.output) args.push('--out', valid || chance(0.7) ? join(tmp, `${c.name}-${i}`) : pick(FILES.bad));
+  // convert writes .safetensors only (any other name is a usage error, which the mutations cover).
+  if (c.output) args.push('--out', valid || chance(0.7) ? join(tmp, `${c.name}-${i}${c.name === 'convert' ? '.safetensors' : ''}`) : pick(FILES.bad));
   if (chance(0.05)) args.push('--verbose');
   return args;
 }
@@ -147,7 +178,7 @@ function checkOutputs(dir: string, what: string): void {
 }
 
 // Real runs per command (the cheap ones all; the rest a few, within the suite's time).
-const REAL: Record<string, number> = { inspect: 6, 'training-curve': 6, replay: 4, memory: 2, help: 6, generate: 3, reconstruct: 3, sample: 1, 'train-score': 1, adapter: 1, gradcheck: 1 };
+const REAL: Record<string, number> = { inspect: 6, convert: 2, 'training-curve': 6, replay: 4, memory: 2, help: 6, generate: 3, reconstruct: 3, sample: 1, 'train-score': 1, adapter: 1, gradcheck: 1, 'eval-score': 2, 'fit-gaussian': 2, 'encode-fashion': 1 };
 const tally = { cases: 0, valid: 0, ran: 0, ok: 0, failed: 0 };
 
 for (const c of COMMANDS) {
