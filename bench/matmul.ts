@@ -49,11 +49,11 @@ export function shapeLabel(s: MatmulShape): string {
   return s.batch === 1 ? mnk : `${s.batch} x ${mnk}`;
 }
 
-function flopsOf(s: MatmulShape): number {
+export function flopsOf(s: MatmulShape): number {
   return 2 * s.batch * s.M * s.N * s.K;
 }
 
-function randomOperand(rng: HostRandom, n: number): Float32Array {
+export function randomOperand(rng: HostRandom, n: number): Float32Array {
   const x = new Float32Array(n);
   for (let i = 0; i < n; i++) x[i] = 2 * rng.uniform() - 1;
   return x;
@@ -88,7 +88,7 @@ export function spotCheck(s: MatmulShape, a: Float32Array, b: Float32Array, out:
   return null;
 }
 
-function prepareOurs(eng: Engine, s: MatmulShape, a: Float32Array, b: Float32Array): Contender {
+export function prepareOurs(eng: Engine, s: MatmulShape, a: Float32Array, b: Float32Array): Contender {
   const lead = s.batch === 1 ? [] : [s.batch];
   const ta: Tensor = tensor(a, [...lead, s.M, s.K]);
   const tb: Tensor = tensor(b, [...lead, s.K, s.N]);

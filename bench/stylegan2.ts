@@ -57,13 +57,15 @@ export interface StyleGAN2BenchRow {
   iterations: number;
 }
 
-/** Multiply-adds of every modulated conv of the synthesis network at batch N. */
-export function synthesisMacs(c: StyleGAN2Config, N: number): number {
+/** Multiply-adds of every modulated conv of the synthesis network at batch N (of blocks fromBlock.. only). */
+export function synthesisMacs(c: StyleGAN2Config, N: number, fromBlock = 0): number {
   let macs = 0;
   const conv = (ci: number, co: number, H: number, k: number, up: boolean) => (macs += planModulatedConv([N, ci, H, H], [co, ci, k, k], [N, ci], { upsample: up, demodulate: k === 3 }).macs);
-  conv(c.channels[4], c.channels[4], 4, 3, false);
-  conv(c.channels[4], 3, 4, 1, false);
-  for (let k = 1; k < numBlocks(c); k++) {
+  if (fromBlock === 0) {
+    conv(c.channels[4], c.channels[4], 4, 3, false);
+    conv(c.channels[4], 3, 4, 1, false);
+  }
+  for (let k = Math.max(1, fromBlock); k < numBlocks(c); k++) {
     const rin = blockResolution(k - 1);
     const r = blockResolution(k);
     conv(c.channels[rin], c.channels[r], rin, 3, true);

@@ -226,14 +226,20 @@ const DEMO: CommandDecl = {
   examples: ['demo', 'demo --steps 100'],
 };
 
-const BENCH_NAMES = ['matmul', 'conv2d', 'upfirdn2d', 'modulated_conv', 'attention', 'stylegan2', 'dispatch', 'memory', 'goals', 'all'] as const;
+const BENCH_NAMES = ['matmul', 'conv2d', 'upfirdn2d', 'modulated_conv', 'attention', 'stylegan2', 'dispatch', 'memory', 'paper-size', 'goals', 'all'] as const;
+const sizesCheck = (v: string) => (v.split(',').every((x) => /^[1-9][0-9]{0,4}$/.test(x.trim())) ? undefined : 'positive integers separated by commas, e.g. 1024,2048');
 const BENCH: CommandDecl = {
   name: 'bench',
   summary: 'Kernel benchmarks on this adapter (tables), tfjs-backend-webgpu as the peer; `goals` judges every performance goal in one run and writes its report.',
   positionals: [{ name: 'which', help: 'benchmark (default matmul)', optional: true, choices: BENCH_NAMES }],
-  options: [{ name: 'full', type: 'flag', help: 'stylegan2: every configuration; memory: config-f up to 256' }, { name: 'quick', type: 'flag', help: 'goals: a smoke run' }],
+  options: [
+    { name: 'full', type: 'flag', help: 'stylegan2: every configuration; memory: config-f up to 256' },
+    { name: 'quick', type: 'flag', help: 'goals: a smoke run; matmul --sweep and paper-size: small sizes (a path check on any adapter)' },
+    { name: 'sweep', type: 'flag', help: 'matmul: GFLOP/s of the tiled GPU kernel per tile shape (default sizes 1024,2048,4096)' },
+    { name: 'sizes', type: 'string', value: 'LIST', help: 'matmul: square sizes (default 128,256,512,1024)', check: sizesCheck },
+  ],
   output: { kind: 'file', default: 'out/bench/goals.md', help: 'goals: the report file (refused if it exists unless --force); committed reports go to bench/results/<date>-goals-<adapter>.md' },
-  examples: ['bench matmul', 'bench goals --out bench/results/2026-12-06-goals-llvmpipe.md'],
+  examples: ['bench matmul', 'bench matmul --sweep', 'bench paper-size', 'bench goals --out bench/results/2026-12-06-goals-llvmpipe.md'],
 };
 
 const timesList = (v: string) => {

@@ -52,8 +52,13 @@ async function benchRun(p: Parsed, out: Output | undefined, eng: Engine): Promis
     return 0;
   }
   const { runMatmulBench } = await import('../bench/matmul.ts');
+  const quick = p.values.quick === true;
+  const sizes = typeof p.values.sizes === 'string' ? p.values.sizes.split(',').map(Number) : null;
   const benches: Record<string, () => Promise<unknown>> = {
-    matmul: () => runMatmulBench(eng, { sizes: [128, 256, 512, 1024], probes: true }),
+    matmul: async () =>
+      p.values.sweep === true
+        ? (await import('../bench/matmul_sweep.ts')).runMatmulSweep(eng, { sizes: sizes ?? (quick ? [64, 128] : [1024, 2048, 4096]), quick })
+        : runMatmulBench(eng, { sizes: sizes ?? [128, 256, 512, 1024], probes: true }),
     conv2d: async () => (await import('../bench/conv2d.ts')).runConv2dBench(eng),
     upfirdn2d: async () => (await import('../bench/upfirdn2d.ts')).runUpfirdn2dBench(eng, {}),
     modulated_conv: async () => (await import('../bench/modulated_conv.ts')).runModulatedConvBench(eng, {}),
@@ -62,7 +67,9 @@ async function benchRun(p: Parsed, out: Output | undefined, eng: Engine): Promis
     dispatch: async () => (await import('../bench/dispatch.ts')).runDispatchBench(eng),
     memory: async () => (await import('../bench/memory.ts')).runMemoryBench(eng, { sizes: p.values.full === true ? [32, 64, 128, 256] : [32, 64, 128] }),
   };
-  for (const n of which === 'all' ? Object.keys(benches) : [which]) {
+  benches['paper-size'] = async () => (await import('../bench/paper_size.ts')).runPaperSizeBench(eng, { quick });
+  // `all`: the kernel benchmarks; paper-size is minutes of config-f on a CPU adapter.
+  for (const n of which === 'all' ? Object.keys(benches).filter((b) => b !== 'paper-size') : [which]) {
     await benches[n]();
     console.log('');
   }

@@ -40,6 +40,8 @@ export interface KernelProgram {
   readonly entry: string;
   /** The specialized WGSL. */
   readonly code: string;
+  /** Values of the WGSL `override` declarations, for the pipeline (KernelSpec.constants). */
+  readonly constants?: Record<string, number>;
   readonly slots: readonly { readonly binding: number; readonly kind: BindingKind }[];
   /** The pipeline the WebGPU engine built for it, and for which device (rebuilt for another). */
   gpu: { device: GPUDevice; pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } | null;

@@ -189,6 +189,8 @@ function subgroupRange(info: GPUAdapterInfo): { min: number; max: number } | nul
 export function subgroupTiles(gpu: Pick<GpuContext, 'subgroups' | 'adapter'>): boolean {
   if (!gpu.subgroups || gpu.subgroups.min < 8) return false;
   if (subgroupOverride !== null) return subgroupOverride;
+  const forced = forcedFamily();
+  if (forced !== null) return forced === 'subgroup';
   if (SUBGROUPS_FLAG === '0') return false;
   if (SUBGROUPS_FLAG === '1') return true;
   return gpu.adapter.isSoftware;
@@ -201,6 +203,46 @@ let subgroupOverride: boolean | null = null;
 /** Tests and benches: force the subgroup tiles on or off where the device allows them; null restores the default. */
 export function overrideSubgroupTiles(on: boolean | null): void {
   subgroupOverride = on;
+}
+
+/**
+ * The kernel families of matmul: 'general' (shaders/matmul.wgsl), 'subgroup' (8-lane subgroup
+ * tiles, CPU adapters) and 'tiled' (workgroup-memory tiles with register blocks, hardware GPUs).
+ */
+export type KernelFamily = 'general' | 'subgroup' | 'tiled';
+const FAMILIES: readonly KernelFamily[] = ['general', 'subgroup', 'tiled'];
+
+let familyOverride: KernelFamily | null = null;
+
+/** Tests and benches: force a kernel family (as SGILO_KERNELS does); null restores the default. */
+export function overrideKernelFamily(family: KernelFamily | null): void {
+  if (family !== null && !FAMILIES.includes(family)) throw new RangeError(`kernel family must be one of ${FAMILIES.join(', ')}, got ${family}`);
+  familyOverride = family;
+}
+
+/** The forced family: the test hook, else SGILO_KERNELS, else null. */
+function forcedFamily(): KernelFamily | null {
+  if (familyOverride !== null) return familyOverride;
+  if (KERNELS_FLAG === undefined || KERNELS_FLAG === '') return null;
+  if (!FAMILIES.includes(KERNELS_FLAG as KernelFamily)) throw new RangeError(`SGILO_KERNELS must be one of ${FAMILIES.join(', ')}, got "${KERNELS_FLAG}"`);
+  return KERNELS_FLAG as KernelFamily;
+}
+
+const KERNELS_FLAG = envFlag('SGILO_KERNELS');
+
+/**
+ * Which matmul kernel family runs on this device: the subgroup tiles where subgroupTiles allows
+ * them (CPU adapters by default), the workgroup-tiled kernel on hardware GPUs, the general kernel
+ * on other CPU adapters (SwiftShader, Deno's wgpu). SGILO_KERNELS=general|subgroup|tiled forces a
+ * family ('subgroup' where the device lacks 8-lane subgroups falls back to 'general'); it also
+ * turns the conv kernels' subgroup tiles on ('subgroup') or off (the others).
+ */
+export function matmulKernels(gpu: Pick<GpuContext, 'subgroups' | 'adapter'>): KernelFamily {
+  const forced = forcedFamily();
+  if (forced === 'general' || forced === 'tiled') return forced;
+  if (subgroupTiles(gpu)) return 'subgroup';
+  if (forced === 'subgroup') return 'general';
+  return gpu.adapter.isSoftware ? 'general' : 'tiled';
 }
 
 /** An environment variable in Node or Deno (undefined in browsers, or in Deno without --allow-env). */

@@ -146,7 +146,7 @@ export class Engine implements Backend {
       device.createComputePipeline({
         label: program.key,
         layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-        compute: { module: device.createShaderModule({ label: program.key, code: program.code }), entryPoint: program.entry },
+        compute: { module: device.createShaderModule({ label: program.key, code: program.code }), entryPoint: program.entry, ...(program.constants ? { constants: program.constants } : {}) },
       }),
     );
     program.gpu = { device, pipeline, layout };

@@ -28,6 +28,11 @@ export interface KernelSpec {
   specialize?: Record<string, string | number>;
   /** Distinguishes specializations in counts and logs, e.g. "exp" for unary_forward<exp>. */
   variant?: string;
+  /**
+   * Values of the WGSL `override` declarations (pipeline-overridable constants), given to
+   * createComputePipeline: one shader text serves every tile shape of a kernel that sweeps them.
+   */
+  constants?: Record<string, number>;
 }
 
 /** A uniform block given by WGSL struct member names. Numbers or number arrays (vectors, arrays of vec4). */
@@ -78,8 +83,10 @@ export class Kernel {
     if (!entry) throw new Error(`${this.key}: no @compute entry point "${this.spec.entry}" in shaders/${this.spec.shader}.wgsl`);
     const slots = checkBindings(this.key, this.spec.bindings, entry.resources);
     if (debugWgsl) console.log(`// ---- ${this.key} ----\n${code}`);
-    const wg = entry.workgroupSize ?? [1, 1, 1];
-    this.compiled = { key: this.key, entry: this.spec.entry, code, slots, workgroupSize: [wg[0] ?? 1, wg[1] ?? 1, wg[2] ?? 1], gpu: null };
+    const wg = (entry.workgroupSize ?? [1, 1, 1]) as unknown[];
+    // A size named by an override (`@workgroup_size(WG_X)`) is reflected as its name: take its value.
+    const size = (d: unknown): number => (typeof d === 'number' ? d : d === undefined ? 1 : (this.spec.constants?.[String(d)] ?? Number.NaN));
+    this.compiled = { key: this.key, entry: this.spec.entry, code, constants: this.spec.constants, slots, workgroupSize: [size(wg[0]), size(wg[1]), size(wg[2])], gpu: null };
     return this.compiled;
   }
 

@@ -15,6 +15,8 @@ fi
 [ -f .device/dawn.node.xz ] || xz -T2 -6 -c node_modules/webgpu/dist/linux-x64/dawn.node > .device/dawn.node.xz
 ls .gl/libglx0_*.deb >/dev/null 2>&1 || (cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 rm -rf .device/shaders && cp -r shaders .device/shaders
+# run.sh unpacks Dawn into .device/node_modules/webgpu/dist; a QUICK run here leaves it, and the carry must stay small.
+rm -rf .device/node_modules/webgpu/dist
 mkdir -p .device/node_modules/webgpu && cp node_modules/webgpu/index.js node_modules/webgpu/package.json .device/node_modules/webgpu/
 npx esbuild scripts/device-entry.ts --bundle --platform=node --format=esm --target=node20 \
   --external:webgpu --outfile=.device/app/main.mjs \

@@ -7,7 +7,7 @@ import { matmul } from '../ops/matmul.ts';
 import { matmulForward, matmulVjp } from '../reference/matmul.ts';
 import type { Shape } from '../shape.ts';
 
-function matmulCase(aShape: Shape, bShape: Shape, transposeA: boolean, transposeB: boolean): GradCase {
+export function matmulCase(aShape: Shape, bShape: Shape, transposeA: boolean, transposeB: boolean): GradCase {
   const o = { transposeA, transposeB };
   const t = `${transposeA ? 'T' : 'N'}${transposeB ? 'T' : 'N'}`;
   return {

@@ -1,7 +1,9 @@
 // Batched matmul with either operand transposed and batch broadcasting (a batch of one, or missing
-// leading dims, against a batch). Kernels: shaders/matmul_subgroup.wgsl where the device has 8-lane
-// subgroups and the operands are vec4-aligned (engine/ops/matmul_subgroup.ts), else
-// shaders/matmul.wgsl; the backward passes reuse them with swapped strides.
+// leading dims, against a batch). Kernels (engine/device.ts `matmulKernels` picks the family):
+// shaders/matmul_tiled.wgsl on hardware GPUs (engine/ops/matmul_tiled.ts);
+// shaders/matmul_subgroup.wgsl where the device has 8-lane subgroups and the operands are
+// vec4-aligned (engine/ops/matmul_subgroup.ts); else shaders/matmul.wgsl. The backward passes
+// reuse them with swapped strides.
 //
 // Shapes: a [...batch, M, K] ([..., K, M] when transposeA), b [...batch, K, N] ([..., N, K] when
 // transposeB) -> out [...batch, M, N].
@@ -12,6 +14,9 @@ import { Tensor, empty } from '../tensor.ts';
 import { broadcastShapes, sameShape, shapeString, sizeOf, type Shape } from '../shape.ts';
 import { sumTo } from './reduce.ts';
 import { trySubgroupMatmul, type StridedView } from './matmul_subgroup.ts';
+import { tryTiledMatmul } from './matmul_tiled.ts';
+import { matmulKernels } from '../device.ts';
+import { backend } from '../backend.ts';
 
 const bindings = { a: 'read', b: 'read', out: 'read_write', params: 'uniform' } as const;
 
@@ -62,7 +67,9 @@ export interface MatmulOptions {
 
 /** Records out[t] = X[t] (M x K) times Y[t] (K x N) for t < batch. */
 function dispatchMatmul(out: Tensor, x: StridedView, y: StridedView, M: number, N: number, K: number, batch: number): void {
-  if (trySubgroupMatmul(out, x, y, M, N, K, batch)) return;
+  const family = matmulKernels(backend().gpu);
+  if (family === 'tiled' && tryTiledMatmul(out, x, y, M, N, K, batch)) return;
+  if (family === 'subgroup' && trySubgroupMatmul(out, x, y, M, N, K, batch)) return;
   const params = { M, N, K, a_batch: x.batch, a_m: x.row, a_k: x.col, b_batch: y.batch, b_k: y.row, b_n: y.col };
   const { wg, rows, cols } = tileFor(M, N);
   kernelFor(wg, rows, cols).dispatch({ a: x.buffer, b: y.buffer, out, params }, [Math.ceil(N / (wg * cols)), Math.ceil(M / rows), batch]);
