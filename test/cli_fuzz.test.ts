@@ -95,6 +95,7 @@ function validValue(cmd: string, o: OptionDecl): string | undefined {
     title: () => 'fuzz',
     time: () => 'token',
     grid: () => pick(['6x2', '4x4', '2x6']),
+    targets: () => pick(['out.w', 'out.image_from_wplus,grad.wplus', 'grad.noise.*']),
     host: () => '127.0.0.1',
   };
   if (o.name.startsWith('l1-')) return pick(['inf', '100', '100,200,300']);
@@ -125,7 +126,7 @@ function vector(c: CommandDecl, i: number, valid: boolean): string[] {
   };
   const args = [...(base[c.name] ?? [])];
   // A valid replay vector takes only its kind's flags (the other kind's are a conflict, left to the mutations).
-  const otherKind = !valid || c.name !== 'replay' ? [] : args[0] === 'score' ? ['network', 'no-clamp'] : ['heads', 'grid', 'weights'];
+  const otherKind = !valid || c.name !== 'replay' ? [] : args[0] === 'score' ? ['network', 'no-clamp', 'targets'] : ['heads', 'grid', 'weights'];
   const opts = allOptions(c).filter((o) => !['help', 'out', 'force', 'verbose', ...otherKind].includes(o.name));
   const n = Math.floor(rng.uniform() * 4);
   for (let k = 0; k < n && opts.length; k++) {
