@@ -17,6 +17,17 @@ import { runCli } from './cli_run.ts';
 
 const test = suite('checkpoint cli');
 
+
+/** `sgilo replay <what> <checkpoint> <fixture> --out <fresh file in dir> ...flags`, asserted to exit 0: its output and the fixture's tensors. */
+function replayRunner(dir: string, what: 'generator' | 'score', checkpoint: string) {
+  return async (fixture: string, flags: string[]) => {
+    const o = join(dir, `${Math.random().toString(36).slice(2)}.safetensors`);
+    const r = await runCli(['replay', what, path(checkpoint), path(fixture), '--out', o, ...flags]);
+    assert.is(r.code, 0, r.err);
+    return { r, got: readSafetensors(await readFileBytes(o)).tensors as unknown as TensorMap, exp: await readTensors(fixture) };
+  };
+}
+
 test('sgilo inspect names the format, the network, its config and the weights used', async () => {
   const nv = await runCli(['inspect', path(NV)]);
   assert.is(nv.code, 0, nv.err);
@@ -105,12 +116,7 @@ test('sgilo convert: an NVlabs pickle once into our safetensors format, which re
 
 test('sgilo replay generator: --network G and --no-clamp through the CLI; each wrong choice misses', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sgilo-replay-g-'));
-  const run = async (fixture: string, flags: string[]) => {
-    const o = join(dir, `${Math.random().toString(36).slice(2)}.safetensors`);
-    const r = await runCli(['replay', 'generator', path(NV), path(fixture), '--out', o, ...flags]);
-    assert.is(r.code, 0, r.err);
-    return { r, got: readSafetensors(await readFileBytes(o)).tensors as unknown as TensorMap, exp: await readTensors(fixture) };
-  };
+  const run = replayRunner(dir, 'generator', NV);
   try {
     const g = await run('nvlabs/expected_G.safetensors', ['--network', 'G']);
     assert.match(g.r.err, /NVlabs pickle, network G \(of G_ema, G\)/);
@@ -167,12 +173,7 @@ test('sgilo replay score: --help, unknown flags and bad --weights rejected, the 
   assert.match((await runCli(['replay', 'score', path(SCORE_SDE), 'a', '--no-clamp'])).err, /--no-clamp: for generators \(replay generator\), not replay score/);
   assert.match((await runCli(['replay', 'score', path(SCORE_SDE), 'a', 'b'])).err, /unexpected argument "b"/);
   const dir = mkdtempSync(join(tmpdir(), 'sgilo-replay-'));
-  const run = async (fixture: string, flags: string[]) => {
-    const o = join(dir, `${Math.random().toString(36).slice(2)}.safetensors`);
-    const r = await runCli(['replay', 'score', path(SCORE_SDE), path(fixture), '--out', o, ...flags]);
-    assert.is(r.code, 0, r.err);
-    return { r, got: readSafetensors(await readFileBytes(o)).tensors as unknown as TensorMap, exp: await readTensors(fixture) };
-  };
+  const run = replayRunner(dir, 'score', SCORE_SDE);
   try {
     // Heads and grid from the sidecar checkpoint.pth.json (2 heads, 6x2), the EMA weights by default.
     const ema = await run('score_sde/expected_ema.safetensors', []);
