@@ -11,7 +11,7 @@
 // layers, style dim and mapping depth from `style.*`, the channel table from the conv weights;
 // `args.lr_mlp` when the file carries training args.
 
-import { flattenTensors, isHostTensor, isSafetensors, loadCheckpoint, loadModel, saveModel, toFloat64, type HostTensor } from '../engine/io/index.ts';
+import { asFloat32, flattenTensors, isHostTensor, isSafetensors, loadCheckpoint, loadModel, saveModel, type HostTensor } from '../engine/io/index.ts';
 import { HostRandom } from '../engine/reference/host.ts';
 import { randomNormal } from '../engine/random.ts';
 import { scope } from '../engine/tensor.ts';
@@ -25,10 +25,9 @@ export type { GeneratorLoadOptions, LoadedGenerator } from './generator_source.t
 export const GENERATOR_MODEL_KIND = 'sgilo-stylegan2';
 
 function asF32(t: HostTensor, name: string): HostTensor<Float32Array> {
-  if (t.dtype === 'float32') return { dtype: 'float32', shape: t.shape, data: t.data as Float32Array };
-  if (t.dtype === 'float64') return { dtype: 'float32', shape: t.shape, data: Float32Array.from(t.data as Float64Array) };
-  if (t.dtype === 'int64') return { dtype: 'float32', shape: t.shape, data: Float32Array.from(toFloat64(t)) };
-  throw new Error(`StyleGAN2 checkpoint: tensor "${name}" has dtype ${t.dtype}, expected floats`);
+  const f = asFloat32(t, true);
+  if (!f) throw new Error(`StyleGAN2 checkpoint: tensor "${name}" has dtype ${t.dtype}, expected floats`);
+  return f;
 }
 
 /** Infers the configuration from rosinality state-dict names and shapes. */

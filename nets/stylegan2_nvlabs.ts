@@ -21,7 +21,7 @@
 // Refused by name: conditional generators (c_dim > 0), StyleGAN3, architectures other than 'skip',
 // other resample filters or activations, z_dim != w_dim.
 
-import { flattenTensors, toFloat64, type HostTensor } from '../engine/io/index.ts';
+import { asFloat32, flattenTensors, toFloat64, type HostTensor } from '../engine/io/index.ts';
 import { isPlainPickle, loadNetworkPickle, persistentRecord } from '../engine/io/network_pickle.ts';
 import type { LoadedGenerator } from './generator_source.ts';
 import { numNoises, type StateDict, type StyleGAN2Config } from './stylegan2.ts';
@@ -35,10 +35,7 @@ const fail = (msg: string): never => {
 };
 
 function f32(t: HostTensor, name: string): Float32Array {
-  if (t.dtype === 'float32') return t.data as Float32Array;
-  if (t.dtype === 'float64') return Float32Array.from(t.data as Float64Array);
-  if (t.dtype === 'int64') return Float32Array.from(toFloat64(t));
-  return fail(`tensor "${name}" has dtype ${t.dtype}, expected floats`);
+  return (asFloat32(t, true) ?? fail(`tensor "${name}" has dtype ${t.dtype}, expected floats`)).data;
 }
 
 /** An nn.Module's state-dict tensors (parameters and buffers, dotted names), as PyTorch names them. */

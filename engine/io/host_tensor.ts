@@ -145,6 +145,17 @@ export function toFloat64(t: HostTensor): Float64Array {
 }
 
 /**
+ * A floating-point tensor as float32 (float32 as it is, float64 narrowed; int64 too when `integers`,
+ * for files that store buffers as integers), or null for any other dtype: the caller names the file.
+ */
+export function asFloat32(t: HostTensor, integers = false): HostTensor<Float32Array> | null {
+  if (t.dtype === 'float32') return { dtype: 'float32', shape: t.shape, data: t.data as Float32Array };
+  if (t.dtype === 'float64') return { dtype: 'float32', shape: t.shape, data: Float32Array.from(t.data as Float64Array) };
+  if (integers && t.dtype === 'int64') return { dtype: 'float32', shape: t.shape, data: Float32Array.from(toFloat64(t)) };
+  return null;
+}
+
+/**
  * Every tensor of a nested checkpoint object, by dotted path: `{g_ema: {"style.1.weight": T}}`
  * gives `g_ema.style.1.weight`; list items are numbered. Insertion order is kept.
  */

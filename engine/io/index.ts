@@ -13,7 +13,7 @@ import { isZip } from './zip.ts';
 import { isPlainPickle, loadNetworkPickle } from './network_pickle.ts';
 
 export * from './errors.ts';
-export { flattenTensors, isHostTensor, toFloat64, type HostDType, type HostTensor, type StorageDType } from './host_tensor.ts';
+export { asFloat32, flattenTensors, isHostTensor, toFloat64, type HostDType, type HostTensor, type StorageDType } from './host_tensor.ts';
 export { loadModel, readSafetensors, saveModel, writeSafetensors, type SafetensorsFile } from './safetensors.ts';
 export { isPlainPickle, loadNetworkPickle, persistentRecord, type PersistentRecord } from './network_pickle.ts';
 export { detectTorchFormat, loadTorchCheckpoint, type TorchLoadOptions } from './torch_checkpoint.ts';

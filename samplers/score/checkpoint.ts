@@ -15,7 +15,7 @@
 // PyTorch files (SGILO state dicts, score_sde training checkpoints) store neither the heads nor the
 // token grid: they come from options, or from a sidecar `<file>.json` (parseScoreSidecar).
 
-import { flattenTensors, isHostTensor, isSafetensors, loadCheckpoint, loadModel, saveModel, type HostTensor } from '../../engine/io/index.ts';
+import { asFloat32, flattenTensors, isHostTensor, isSafetensors, loadCheckpoint, loadModel, saveModel, type HostTensor } from '../../engine/io/index.ts';
 import { shapeString } from '../../engine/shape.ts';
 import { philoxNormalF64, philoxUniformRef } from '../../engine/reference/philox.ts';
 import { toWord64 } from '../../engine/random.ts';
@@ -98,9 +98,9 @@ export async function hostWeights(net: ScoreViT): Promise<Map<string, HostTensor
 }
 
 function asF32(t: HostTensor, name: string): HostTensor<Float32Array> {
-  if (t.dtype === 'float32') return { dtype: 'float32', shape: t.shape, data: t.data as Float32Array };
-  if (t.dtype === 'float64') return { dtype: 'float32', shape: t.shape, data: Float32Array.from(t.data as Float64Array) };
-  throw new Error(`score model: tensor "${name}" has dtype ${t.dtype}, expected float32`);
+  const f = asFloat32(t);
+  if (!f) throw new Error(`score model: tensor "${name}" has dtype ${t.dtype}, expected float32`);
+  return f;
 }
 
 function checkConfig(c: unknown): ScoreModelConfig {
