@@ -5,8 +5,8 @@
 // Prints the markdown report (bench/goals_report.ts) and returns its text. The command writes it
 // to out/bench/goals.md unless --out names another file (refused if it exists unless --force; a
 // committed report is written with --out bench/results/<YYYY-MM-DD>-goals-<adapter-slug>.md).
-// Called directly with `write` left on, runGoals itself writes <YYYY-MM-DD>-goals-<adapter-slug>.md
-// into bench/results/ (--quick: out/bench/), or into the folder `write` names.
+// Called with `write: DIR`, runGoals itself writes <YYYY-MM-DD>-goals-<adapter-slug>.md into DIR;
+// it never writes by default (bench/results/ is tracked).
 //
 // The kernel rows reuse the family benches (matmul.ts, conv2d.ts, modulated_conv.ts, attention.ts), which
 // check every result against a float64 reference before timing it; their own tables go to the log.
@@ -142,8 +142,8 @@ export interface GoalsOptions {
   quick?: boolean;
   /** Replaces the plan of `quick` (tests). */
   plan?: GoalsPlan;
-  /** Write the report file (default true); a string: the directory to write it into. */
-  write?: boolean | string;
+  /** The directory to write the report file into (none: the caller writes `text`). */
+  write?: string;
   log?: (line: string) => void;
 }
 
@@ -267,8 +267,8 @@ export async function runGoals(eng: Engine, options: GoalsOptions = {}): Promise
   say('');
   say(text);
   let file: string | null = null;
-  if (options.write ?? true) {
-    const dir = typeof options.write === 'string' ? options.write : new URL(quick ? '../out/bench/' : './results/', import.meta.url).pathname;
+  if (options.write) {
+    const dir = options.write;
     await mkdir(dir, { recursive: true });
     file = `${dir.replace(/\/$/, '')}/${reportFileName(started, eng.gpu.adapter.device || eng.gpu.adapter.description, quick)}`;
     await writeFile(file, text);

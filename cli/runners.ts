@@ -46,7 +46,7 @@ function report(results: CheckResult[]): number {
 async function benchRun(p: Parsed, out: Output | undefined, eng: Engine): Promise<number> {
   const which = p.positionals[0] ?? 'matmul';
   if (which === 'goals') {
-    const { text } = await (await import('../bench/goals.ts')).runGoals(eng, { quick: p.values.quick === true, write: false });
+    const { text } = await (await import('../bench/goals.ts')).runGoals(eng, { quick: p.values.quick === true });
     writeAtomic(out!.path, text);
     console.log(`wrote ${out!.final}`);
     return 0;
