@@ -275,7 +275,7 @@ const EVAL_SCORE: CommandDecl = {
 
 const FIT_GAUSSIAN: CommandDecl = {
   name: 'fit-gaussian',
-  summary: 'The closed-form Gaussian prior (mean, covariance by eigendecomposition; low rank above 2048 values) fitted to features, written as a score model file.',
+  summary: 'The closed-form Gaussian prior (mean, covariance by eigendecomposition; low rank above 2048 values) fitted to features, written as a score model file; with --components, a Gaussian mixture in its leading principal coordinates (EM), the closed-form learned prior.',
   positionals: [{ name: 'features', help: featureSpec }],
   options: [
     path('like', 'take the normalization, block and generator from this score model (so the two compare)'),
@@ -283,10 +283,20 @@ const FIT_GAUSSIAN: CommandDecl = {
     path('generator', "generator for codes:A-B (default: --like's data.generator)"),
     path('codes', 'codes file for codes:A-B (default models/fashion32/fashion32-codes.safetensors)'),
     { name: 'rank', type: 'int', min: 1, max: 1 << 20, value: 'R', help: 'stored directions (default: all up to 2048 values, else 256)' },
+    { name: 'components', type: 'int', min: 1, max: 256, value: 'K', help: 'fit a mixture of K Gaussians in the leading --subspace coordinates (EM), on top of the Gaussian; the file is a mixture prior' },
+    { name: 'subspace', type: 'int', min: 1, max: 4096, value: 'P', help: 'principal coordinates the mixture lives in (default min(128, rank))' },
+    { name: 'em-iterations', type: 'int', min: 1, max: 1000, default: 25, value: 'N', help: 'EM iterations of the mixture fit' },
+    { name: 'em-rows', type: 'int', min: 2, max: 1 << 24, default: 16384, value: 'N', help: 'rows the mixture is fitted on (evenly spaced; EM costs K P^2 per row and iteration)' },
+    seed,
   ],
-  output: { kind: 'file', default: 'out/fit-gaussian/gaussian-block<K>.safetensors', help: 'the Gaussian model file; refused if it exists, unless --force' },
-  examples: ['fit-gaussian out/encode-fashion/train-block0.safetensors --like models/fashion32/score-block0.safetensors', 'fit-gaussian codes:0-4096 --like models/fashion32/score-block1.safetensors --rank 256'],
-  conflicts: (p) => (/^codes:/.test(p.positionals[0] ?? '') && !p.given.has('like') && !p.given.has('block') ? 'codes:A-B needs --block K (or --like MODEL)' : undefined),
+  output: { kind: 'file', default: 'out/fit-gaussian/gaussian-<space>.safetensors', help: 'the model file (mixture-<space> with --components); <space> is block<K> or latent; refused if it exists, unless --force' },
+  examples: ['fit-gaussian out/encode-fashion/train-block0.safetensors --like models/fashion32/score-block0.safetensors', 'fit-gaussian codes:0-4096 --like models/fashion32/score-block1.safetensors --rank 256', 'fit-gaussian out/encode-fashion/train-latent.safetensors --components 32'],
+  conflicts: (p) => {
+    if (/^codes:/.test(p.positionals[0] ?? '') && !p.given.has('like') && !p.given.has('block')) return 'codes:A-B needs --block K (or --like MODEL)';
+    const mixtureOnly = ['subspace', 'em-iterations', 'em-rows'].filter((n) => p.given.has(n));
+    if (mixtureOnly.length && !p.given.has('components')) return `--${mixtureOnly[0]} applies to a mixture fit (--components K)`;
+    return undefined;
+  },
 };
 
 const ENCODE_FASHION: CommandDecl = {

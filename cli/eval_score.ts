@@ -12,6 +12,8 @@ import { loadPrior, type LoadedPrior } from '../samplers/score/prior_model.ts';
 import { dsmBins, medianBandwidth, setDistance, type DsmBin } from '../samplers/score/evaluate.ts';
 import { fitGaussian, explainedVariance } from '../samplers/score/gaussian_fit.ts';
 import { gaussianConfig, writeGaussianModel } from '../samplers/score/gaussian.ts';
+import { MIXTURE_MODEL_KIND, writeMixtureModel } from '../samplers/score/mixture.ts';
+import { fitMixture } from '../samplers/score/mixture_fit.ts';
 import { pcSample, type EpsModel } from '../samplers/score/sample.ts';
 import { VPSDE } from '../samplers/score/vpsde.ts';
 import type { Parsed } from './args.ts';
@@ -65,8 +67,9 @@ export async function fitGaussianCommand(p: Parsed, given: Output | undefined): 
     const set = await readFeatures(spec, gen.get, block, (v.codes as string | undefined) ?? like?.data.codes ?? DEFAULT_CODES);
     gen.dispose();
     const k = set.meta.block ?? String(block);
-    // The default file is named after the block, known once the features are read.
-    output ??= prepareOutput('--out', `out/fit-gaussian/gaussian-block${k}.safetensors`, 'file', p.force);
+    const components = p.given.has('components') ? Number(v.components) : 0;
+    // The default file is named after the space, known once the features are read.
+    output ??= prepareOutput('--out', `out/fit-gaussian/${components ? 'mixture' : 'gaussian'}-${spaceName(k)}.safetensors`, 'file', p.force);
     const norm: Normalization = like?.normalization ?? computeNormalization(set.data);
     normalizeInPlace(set.data, norm);
     const [N, C, H, W] = set.shape;
@@ -76,7 +79,16 @@ export async function fitGaussianCommand(p: Parsed, given: Output | undefined): 
     assertFinite(params.values, 'the eigenvalues', 'fit-gaussian');
     assertFinite(params.residualVariance, 'the residual variance', 'fit-gaussian');
     const data = { ...set.meta, block: k, source: spec, samples: String(N), ...(genPath ? { generator: genPath } : {}) };
-    writeAtomic(output.path, writeGaussianModel(gaussianConfig([C, H, W], params, norm, data), params));
+    const config = gaussianConfig([C, H, W], params, norm, data);
+    if (components) {
+      const subspace = p.given.has('subspace') ? Number(v.subspace) : undefined;
+      if (subspace !== undefined && subspace > params.values.length) throw new RangeError(`--subspace ${subspace} exceeds the Gaussian's rank ${params.values.length}`);
+      const fit = await fitMixture(set.data, N, params, { components, subspace, iterations: Number(v['em-iterations']), rows: Number(v['em-rows']), seed: Number(v.seed), onProgress: (m) => console.log(`  ${m} (${((performance.now() - t0) / 1000).toFixed(1)} s)`) });
+      assertFinite(fit.mixture.values, 'the component variances', 'fit-gaussian');
+      assertFinite(fit.mixture.means, 'the component means', 'fit-gaussian');
+      writeAtomic(output.path, writeMixtureModel({ ...config, kind: MIXTURE_MODEL_KIND, components, subspace: fit.subspace }, params, fit.mixture, { em: JSON.stringify(fit.logLikelihood.map((l) => +l.toFixed(4))) }));
+      console.log(`mixture of ${components} in ${fit.subspace} coordinates: mean log-likelihood ${fit.logLikelihood[0].toFixed(3)} -> ${fit.logLikelihood.at(-1)!.toFixed(3)} over ${fit.logLikelihood.length} EM iterations; weights ${Array.from(fit.mixture.weights, (w) => w.toFixed(3)).join(' ')}`);
+    } else writeAtomic(output.path, writeGaussianModel(config, params));
     const ev = explainedVariance(params);
     const at = (f: number) => ev.findIndex((x) => x >= f) + 1 || `> ${ev.length}`;
     const n = C * H * W;
@@ -92,10 +104,16 @@ export async function fitGaussianCommand(p: Parsed, given: Output | undefined): 
   return 0;
 }
 
-/** The baseline: --gaussian, a residual model's base, or gaussian-block<k>.safetensors beside the model. */
+/** "latent" or "block<k>": how files of a feature space are named. */
+function spaceName(block: string | undefined): string {
+  return block === 'latent' ? 'latent' : `block${block}`;
+}
+
+/** The baseline: --gaussian, a residual or mixture model's base, or gaussian-<space>.safetensors beside the model. */
 async function baselineFor(modelPath: string, model: LoadedPrior, flag: string | undefined): Promise<{ model: EpsModel & { dispose(): void }; name: string; normalization: Normalization | null; own: boolean }> {
   if (flag === undefined && model.kind === 'residual') return { model: model.gaussian!, name: `${modelPath} (its Gaussian base)`, normalization: model.normalization, own: false };
-  const path = flag ?? `${modelPath.includes('/') ? modelPath.slice(0, modelPath.lastIndexOf('/')) : '.'}/gaussian-block${model.data.block}.safetensors`;
+  if (flag === undefined && model.kind === 'mixture') return { model: model.mixture!.gaussian, name: `${modelPath} (its Gaussian base)`, normalization: model.normalization, own: false };
+  const path = flag ?? `${modelPath.includes('/') ? modelPath.slice(0, modelPath.lastIndexOf('/')) : '.'}/gaussian-${spaceName(model.data.block)}.safetensors`;
   const g = await loadAs(path, 'score', (b) => loadPrior(b, path)).catch((e: Error) => {
     throw new Error(`${e.message}; the baseline is a Gaussian: make one with \`sgilo fit-gaussian <training features> --like ${modelPath}\` and pass --gaussian FILE`);
   });
@@ -143,7 +161,7 @@ export async function evalScoreCommand(p: Parsed, out: Output): Promise<number> 
     });
     const report: Record<string, unknown> = { model: modelPath, kind: model.kind, gaussian: base.name, features: spec, heldOut: N, seed, bins: bins.map((b) => ({ t: b.t, model: b.model, gaussian: b.gaussian, se: b.se })) };
     const g = genPath && nSamples > 0 ? await gen.get() : null;
-    const renderer = g ? { images: (x: Tensor) => render(g, affine(x, norm.max - norm.min, norm.min), Number(model.data.block), 'avg', seed), size: g.config.size } : null;
+    const renderer = g ? { images: (x: Tensor) => render(g, affine(x, norm.max - norm.min, norm.min), model.data.block === 'latent' ? 'latent' : Number(model.data.block), 'avg', seed), size: g.config.size } : null;
     if (nSamples > 0) report.samples = await sampleCheck(model.model, base.model, set, nSamples, { seed, steps, sdeditT: Number(v.sdedit), sde, outDir: out.path, log, render: renderer });
     report.seconds = (performance.now() - t0) / 1000;
     writeAtomic(`${out.path}/report.json`, JSON.stringify(report, null, 2) + '\n');

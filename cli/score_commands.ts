@@ -14,6 +14,7 @@ import { formatProfile } from '../engine/profiler.ts';
 import { existsSync } from 'node:fs';
 import { readFileBytes } from '../engine/io/files.ts';
 import { scope, tensor } from '../engine/tensor.ts';
+import { reshape } from '../engine/ops/layout.ts';
 import { noGrad } from '../engine/tape.ts';
 import { add, affine } from '../engine/ops/elementwise.ts';
 import { randomNormal } from '../engine/random.ts';
@@ -28,7 +29,8 @@ import { VPSDE } from '../samplers/score/vpsde.ts';
 import { writeFigure } from '../engine/io/png.ts';
 import type { FigureSpec } from '../engine/io/figure.ts';
 import { loadPrior } from '../samplers/score/prior_model.ts';
-import { GaussianScore, gaussianConfig, readGaussianModel } from '../samplers/score/gaussian.ts';
+import { GaussianScore, gaussianConfig } from '../samplers/score/gaussian.ts';
+import { baseRecord, type ClosedFormBase } from '../samplers/score/mixture.ts';
 import { fitGaussian } from '../samplers/score/gaussian_fit.ts';
 import { UsageError, type Parsed } from './args.ts';
 import { checkOutputPath, prepareOutput, writeAtomic, type Output } from './outputs.ts';
@@ -86,8 +88,9 @@ export async function trainScoreCommand(p: Parsed, given: Output | undefined): P
   assertFinite(set.data, 'the training activations', dataSpec);
   // The residual model's closed-form base: a resumed model keeps its own.
   const baseSpec = resumed ? 'none' : String(v.gaussian ?? 'fit');
-  const baseFile = baseSpec !== 'fit' && baseSpec !== 'none' ? await loadAs(baseSpec, 'score', (b) => readGaussianModel(b, baseSpec)) : null;
-  const norm = resumed?.config.normalization ?? baseFile?.config.normalization ?? computeNormalization(set.data);
+  const baseFile = baseSpec !== 'fit' && baseSpec !== 'none' ? await loadAs(baseSpec, 'score', (b) => loadPrior(b, baseSpec)) : null;
+  if (baseFile && baseFile.kind !== 'gaussian' && baseFile.kind !== 'mixture') throw (baseFile.model.dispose(), new RangeError(`--gaussian ${baseSpec}: a closed-form base must be a fit-gaussian file (Gaussian or mixture), got a ${baseFile.kind} model`));
+  const norm = resumed?.config.normalization ?? baseFile?.normalization ?? computeNormalization(set.data);
   normalizeInPlace(set.data, norm);
   const [N, C, H, W] = set.shape;
   console.log(`data: ${N} activations [${C}, ${H}, ${W}] (${dataSpec}, block ${block}), min ${norm.min.toFixed(4)} max ${norm.max.toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -104,8 +107,8 @@ export async function trainScoreCommand(p: Parsed, given: Output | undefined): P
   opt('tPower', 't-power');
   if (v.likelihood === true) options.likelihoodWeighting = true;
   const data = { data: set.data, shape: set.shape };
-  let base: GaussianScore | null = resumed?.gaussian ?? null;
-  if (baseFile) base = new GaussianScore(baseFile.config, baseFile.params);
+  let base: ClosedFormBase | null = resumed?.base ?? null;
+  if (baseFile) base = baseFile.mixture ?? baseFile.gaussian!;
   else if (baseSpec === 'fit') {
     const fitStart = performance.now();
     const params = await fitGaussian(set.data, N, { onProgress: (m) => console.log(`gaussian base: ${m}`) });
@@ -135,7 +138,9 @@ export async function trainScoreCommand(p: Parsed, given: Output | undefined): P
     const init = initScoreStateDict(vit, seed);
     if (base) {
       // A residual model starts exactly at its Gaussian: the network's last layer is zero.
-      config.gaussian = { shape: base.config.shape, rank: base.rank, residualVariance: base.params.residualVariance };
+      const record = baseRecord(base, 'gaussian.');
+      config.gaussian = record.gaussian;
+      if (record.mixture) config.mixture = record.mixture;
       for (const name of ['projector.weight', 'projector.bias']) init.get(name)!.data.fill(0);
     }
     trainer = new ScoreTrainer(ScoreViT.fromStateDict(vit, init), config, data, { ...options, seed }, base);
@@ -282,11 +287,13 @@ export async function sampleCommand(p: Parsed, out: Output): Promise<number> {
 }
 
 /** Images from features after block k (raw units) through blocks k+1.. of the generator. */
-export async function render(g: StyleGAN2, features: ReturnType<typeof tensor>, block: number, styles: string, seed: number): Promise<Float32Array[]> {
+export async function render(g: StyleGAN2, features: ReturnType<typeof tensor>, block: number | 'latent', styles: string, seed: number): Promise<Float32Array[]> {
   const n = features.shape[0];
   return scope(() =>
     noGrad(async () => {
-      const img = await g.fromLayer({ wplus: stylesFor(g, n, styles, seed) }, block + 1, features).readF32();
+      // Latent features are W itself (the same row in all of W+), so the whole synthesis renders them.
+      const out = block === 'latent' ? g.synthesis({ wplus: g.broadcastWplus(reshape(features, [n, g.config.styleDim])) }) : g.fromLayer({ wplus: stylesFor(g, n, styles, seed) }, block + 1, features);
+      const img = await out.readF32();
       const per = img.length / n;
       return Array.from({ length: n }, (_, i) => img.slice(i * per, (i + 1) * per));
     }),

@@ -104,6 +104,31 @@ test('fit-gaussian and eval-score: --force rules, NaN features, --json bins', as
   assert.ok(existsSync(at('ev/report.json')) && !existsSync(at('ev/old.txt')), 'the old output is replaced whole');
 });
 
+test('fit-gaussian --components: a mixture file; eval-score takes its Gaussian as the baseline; a residual model on it', async () => {
+  // Two clusters, so the mixture differs from the Gaussian.
+  const two = features(64).map((v, i) => v + (Math.floor(i / 8) % 2 ? 0.8 : -0.8));
+  writeFileSync(at('two.safetensors'), writeActivationsFile({ data: two, shape: [64, 2, 2, 2], meta: { block: '0' } }));
+  let r = await runCli(['fit-gaussian', at('two.safetensors'), '--components', '2', '--subspace', '3', '--em-iterations', '4', '--out', at('mix.safetensors')]);
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /mixture of 2 in 3 coordinates: mean log-likelihood/);
+  const mix = await prior(at('mix.safetensors'));
+  assert.is(mix.kind, 'mixture');
+  r = await runCli(['eval-score', at('mix.safetensors'), at('two.safetensors'), '--json', '--samples', '0', '--times', '0.01,0.5', '--out', at('ev-mix')]);
+  assert.is(r.code, 0, r.err);
+  const report = JSON.parse(r.out.trim());
+  assert.match(report.gaussian, /its Gaussian base/);
+  // On the training clusters the mixture must beat its own Gaussian at t = 0.01.
+  assert.ok(report.bins[0].model < report.bins[0].gaussian, JSON.stringify(report.bins[0]));
+  r = await runCli(['train-score', '--data', at('two.safetensors'), ...TINY, '--gaussian', at('mix.safetensors'), '--out', at('onmix.safetensors')]);
+  assert.is(r.code, 0, r.err);
+  const onMix = await prior(at('onmix.safetensors'));
+  assert.is(onMix.kind, 'residual');
+  assert.ok(onMix.mixture, 'the residual model keeps its mixture base');
+  r = await runCli(['fit-gaussian', at('two.safetensors'), '--subspace', '3', '--out', at('x.safetensors')], { dryRun: true });
+  assert.is(r.code, 1);
+  assert.match(r.err, /--subspace applies to a mixture fit/);
+});
+
 test('encode-fashion: codes and features per split under --out', async () => {
   if (!existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz')) return console.log('  (skipped: no dataset-fashion-mnist)');
   const r = await runCli(['encode-fashion', '--limit', '2', '--spaces', 'latent,block0', '--out', at('fashion')]);

@@ -10,7 +10,7 @@ import { scope, tensor } from '../engine/tensor.ts';
 import { noGrad } from '../engine/tape.ts';
 import { HostRandom } from '../engine/reference/host.ts';
 import { VPSDE } from '../samplers/score/vpsde.ts';
-import { orthonormalizeColumns, symmetricEigen } from '../samplers/score/eigen.ts';
+import { symmetricEigen } from '../samplers/score/eigen.ts';
 import { GaussianScore, gaussianConfig, gaussianEpsHost, marginalCoefficients, readGaussianModel, writeGaussianModel, type GaussianParams } from '../samplers/score/gaussian.ts';
 import { explainedVariance, fitGaussian, sampleGaussianHost } from '../samplers/score/gaussian_fit.ts';
 import { loadPrior, priorFileKind } from '../samplers/score/prior_model.ts';
@@ -21,25 +21,12 @@ import { saveModel } from '../engine/io/index.ts';
 import { readFileBytes } from '../engine/io/files.ts';
 import { setupFromBytes } from '../samplers/inverse/setup.ts';
 import type { ScoreViTConfig } from '../nets/score_vit.ts';
+import { cholesky, fromSpectrum, randomOrthogonal } from './spd_helpers.ts';
 
 const test = suite('score_gaussian_prior');
 const sde = new VPSDE();
 const SHAPE: [number, number, number] = [3, 2, 1];
 const n = 6;
-
-/** A random orthogonal n x n matrix (rows), from Gram-Schmidt of Gaussian columns. */
-function randomOrthogonal(size: number, rng: HostRandom): Float64Array {
-  const q = Float64Array.from({ length: size * size }, () => rng.normal());
-  orthonormalizeColumns(q, size, size);
-  return q; // columns orthonormal, so rows are too
-}
-
-/** Q^T diag(values) Q with Q's rows the eigenvectors. */
-function fromSpectrum(q: Float64Array, values: number[], size: number): Float64Array {
-  const a = new Float64Array(size * size);
-  for (let k = 0; k < size; k++) for (let i = 0; i < size; i++) for (let j = 0; j < size; j++) a[i * size + j] += values[k] * q[k * size + i] * q[k * size + j];
-  return a;
-}
 
 /** The explicit covariance V^T diag(lam) V + sigma2 (I - V^T V). */
 function covarianceOf(p: GaussianParams): Float64Array {
@@ -49,33 +36,6 @@ function covarianceOf(p: GaussianParams): Float64Array {
     for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) c[i * n + j] += (p.values[k] - p.residualVariance) * p.vectors[k * n + i] * p.vectors[k * n + j];
   }
   return c;
-}
-
-/** Cholesky factor L (row-major lower) of an SPD matrix, and solves / log-determinants with it. */
-function cholesky(a: Float64Array, size: number) {
-  const l = new Float64Array(size * size);
-  for (let i = 0; i < size; i++) {
-    for (let j = 0; j <= i; j++) {
-      let s = a[i * size + j];
-      for (let k = 0; k < j; k++) s -= l[i * size + k] * l[j * size + k];
-      l[i * size + j] = i === j ? Math.sqrt(s) : s / l[j * size + j];
-    }
-  }
-  return {
-    solve(b: ArrayLike<number>): Float64Array {
-      const y = Float64Array.from(b);
-      for (let i = 0; i < size; i++) {
-        for (let k = 0; k < i; k++) y[i] -= l[i * size + k] * y[k];
-        y[i] /= l[i * size + i];
-      }
-      for (let i = size - 1; i >= 0; i--) {
-        for (let k = i + 1; k < size; k++) y[i] -= l[k * size + i] * y[k];
-        y[i] /= l[i * size + i];
-      }
-      return y;
-    },
-    logDet: () => 2 * Array.from({ length: size }, (_, i) => Math.log(l[i * size + i])).reduce((s, v) => s + v, 0),
-  };
 }
 
 /** M = a^2 C + s^2 I of the marginal at t. */

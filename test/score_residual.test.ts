@@ -62,12 +62,12 @@ test('a residual model starts exactly at its Gaussian, learns, and resumes exact
     assert.ok(after.some((v, i) => v !== before[i]), 'the network learns (its last layer leaves zero)');
     const loaded = await loadScoreModel(ckpt);
     loadedNet = loaded.net;
-    assert.ok(loaded.gaussian, 'the checkpoint carries its base');
+    assert.ok(loaded.base, 'the checkpoint carries its base');
     b = ScoreTrainer.resume(loaded, data);
     const again: number[] = [];
     for (let s = 0; s < 3; s++) again.push(await b.trainStep());
     assert.equal(again, tail, 'resumed losses equal the uninterrupted run');
-    loaded.gaussian!.dispose();
+    loaded.base!.dispose();
   } finally {
     a.dispose();
     a.net.dispose();

@@ -8,7 +8,8 @@
 //     gaussian?: {shape, rank, residualVariance} }
 // With `gaussian` the file is a residual model: tensors gaussian.{mean, eigvecs, eigvals} hold a
 // closed-form Gaussian (samplers/score/gaussian.ts) and the network predicts a correction on top of
-// its eps, eps = eps_gaussian + eps_vit (samplers/score/prior_model.ts).
+// its eps, eps = eps_gaussian + eps_vit (samplers/score/prior_model.ts); with `mixture` as well the
+// base is the Gaussian mixture of samplers/score/mixture.ts (tensors gaussian.mixture.*).
 // A training checkpoint is the same file plus `train.*` tensors (raw weights, Adam moments) and
 // `__metadata__.train` (step, RNG offset, options, loss history); see train.ts. Loading a model
 // ignores `train.*`, so a checkpoint is also a usable model file, and stripping `train.*` ships it.
@@ -23,6 +24,7 @@ import { ScoreViT, inferScoreConfig, parameterShapes, type ScoreViTConfig } from
 import { DEFAULT_VPSDE, type VPSDEConfig } from './vpsde.ts';
 import type { Normalization } from './data.ts';
 import { GAUSSIAN_MODEL_KIND, GaussianScore, checkGaussianConfig, gaussianFromTensors, type GaussianConfig } from './gaussian.ts';
+import { MIXTURE_MODEL_KIND, MixtureScore, checkMixtureConfig, mixtureFromTensors, type ClosedFormBase, type MixtureConfig } from './mixture.ts';
 
 export const SCORE_MODEL_KIND = 'sgilo-score-vit';
 
@@ -35,13 +37,15 @@ export interface ScoreModelConfig {
   data: Record<string, string>;
   /** The Gaussian base of a residual model (its tensors are gaussian.*). */
   gaussian?: Pick<GaussianConfig, 'shape' | 'rank' | 'residualVariance'>;
+  /** A mixture on that Gaussian (samplers/score/mixture.ts; its tensors are gaussian.mixture.*). */
+  mixture?: { components: number; subspace: number };
 }
 
 export interface LoadedScoreModel {
   net: ScoreViT;
   config: ScoreModelConfig;
-  /** The residual model's base (config.gaussian); the caller disposes it with the net. */
-  gaussian?: GaussianScore;
+  /** The residual model's closed-form base (config.gaussian, config.mixture); the caller disposes it with the net. */
+  base?: ClosedFormBase;
   /** Every tensor of the file by name (train.* included), for resuming. */
   tensors: Map<string, HostTensor<Float32Array>>;
   metadata: Record<string, string>;
@@ -119,7 +123,8 @@ function checkConfig(c: unknown): ScoreModelConfig {
     const c = out.vit;
     if (g.shape.join() !== [c.channels, c.height, c.width].join()) throw new Error(`score model: config.gaussian.shape [${g.shape.join(', ')}] differs from the network's [${c.channels}, ${c.height}, ${c.width}]`);
     out.gaussian = { shape: g.shape, rank: g.rank, residualVariance: g.residualVariance };
-  }
+    if (cfg.mixture !== undefined) out.mixture = checkMixtureConfig({ ...g, kind: MIXTURE_MODEL_KIND, ...cfg.mixture }) && { components: cfg.mixture.components, subspace: cfg.mixture.subspace };
+  } else if (cfg.mixture !== undefined) throw new Error('score model: config.mixture needs config.gaussian');
   return out;
 }
 
@@ -177,8 +182,13 @@ export async function loadScoreModel(bytes: Uint8Array, options: ScoreLoadOption
   const weights = new Map([...tensors].filter(([k]) => !k.startsWith('train.') && !k.startsWith('gaussian.')));
   const net = ScoreViT.fromStateDict(config.vit, weights);
   if (!config.gaussian) return { net, config, tensors, metadata, source };
-  const base = baseConfig(config);
-  return { net, config, tensors, metadata, source, gaussian: new GaussianScore(base, gaussianFromTensors(tensors, base, 'gaussian.', 'score model')) };
+  const g = baseConfig(config);
+  if (config.mixture) {
+    const mc: MixtureConfig = { ...g, ...config.mixture, kind: MIXTURE_MODEL_KIND };
+    const { base, mixture } = mixtureFromTensors(tensors, mc, 'gaussian.', 'score model');
+    return { net, config, tensors, metadata, source, base: new MixtureScore(mc, base, mixture) };
+  }
+  return { net, config, tensors, metadata, source, base: new GaussianScore(g, gaussianFromTensors(tensors, g, 'gaussian.', 'score model')) };
 }
 
 /** The fixed Fourier features: not trainable, so score_sde's EMA leaves them out. */

@@ -3,6 +3,7 @@
 //                           a ViT file that also holds a Gaussian (config.gaussian, tensors
 //                           gaussian.*) is the residual model: eps = eps_gaussian + eps_vit
 //   "sgilo-score-gaussian"  the closed-form Gaussian (samplers/score/gaussian.ts)
+//   "sgilo-score-mixture"   the closed-form Gaussian mixture (samplers/score/mixture.ts)
 // Whatever the kind, the caller gets an EpsModel on normalized data with its normalization, SDE and
 // provenance, which is all the samplers, SGILO's prior move and eval-score need.
 
@@ -11,11 +12,12 @@ import type { Tensor } from '../../engine/tensor.ts';
 import { add } from '../../engine/ops/elementwise.ts';
 import { loadScoreModel, type LoadedScoreModel } from './checkpoint.ts';
 import { GAUSSIAN_MODEL_KIND, GaussianScore, readGaussianModel } from './gaussian.ts';
+import { MIXTURE_MODEL_KIND, MixtureScore, readMixtureModel } from './mixture.ts';
 import type { Normalization } from './data.ts';
 import type { EpsModel } from './sample.ts';
 import type { VPSDEConfig } from './vpsde.ts';
 
-export type PriorKind = 'vit' | 'gaussian' | 'residual';
+export type PriorKind = 'vit' | 'gaussian' | 'mixture' | 'residual';
 
 export interface LoadedPrior {
   kind: PriorKind;
@@ -27,8 +29,10 @@ export interface LoadedPrior {
   data: Record<string, string>;
   /** The ViT file as loaded (vit and residual kinds). */
   vit?: LoadedScoreModel;
-  /** The Gaussian (gaussian kind; the base of a residual model). */
+  /** The Gaussian (gaussian kind; the base of a residual model, or the Gaussian under its mixture). */
   gaussian?: GaussianScore;
+  /** The mixture (mixture kind; the base of a residual model on a mixture). */
+  mixture?: MixtureScore;
 }
 
 /** The kind named in a model file's config (PyTorch files: "sgilo-score-vit"). */
@@ -63,10 +67,16 @@ export async function loadPrior(bytes: Uint8Array, name = 'prior', options: { he
     const gaussian = new GaussianScore(config, params);
     return { kind: 'gaussian', model: gaussian, shape: config.shape, normalization: config.normalization, sde: config.sde, data: config.data, gaussian };
   }
+  if (kind === MIXTURE_MODEL_KIND) {
+    const { config, base, mixture: params } = readMixtureModel(bytes, name);
+    const mixture = new MixtureScore(config, base, params);
+    return { kind: 'mixture', model: mixture, shape: config.shape, normalization: config.normalization, sde: config.sde, data: config.data, mixture };
+  }
   const vit = await loadScoreModel(bytes, options);
   const c = vit.config;
   const shape: [number, number, number] = [c.vit.channels, c.vit.height, c.vit.width];
   const common = { shape, normalization: c.normalization, sde: c.sde, data: c.data, vit };
-  if (vit.gaussian) return { ...common, kind: 'residual', model: new ResidualEps(vit.gaussian, vit.net), gaussian: vit.gaussian };
+  if (vit.base instanceof MixtureScore) return { ...common, kind: 'residual', model: new ResidualEps(vit.base, vit.net), gaussian: vit.base.gaussian, mixture: vit.base };
+  if (vit.base) return { ...common, kind: 'residual', model: new ResidualEps(vit.base, vit.net), gaussian: vit.base };
   return { ...common, kind: 'vit', model: vit.net };
 }

@@ -33,7 +33,7 @@ import { ScoreViT } from '../../nets/score_vit.ts';
 import type { HostTensor } from '../../engine/host_tensor.ts';
 import { VPSDE, perSample } from './vpsde.ts';
 import { writeScoreModel, type LoadedScoreModel, type ScoreModelConfig } from './checkpoint.ts';
-import { gaussianTensors, type GaussianScore } from './gaussian.ts';
+import { baseRecord, type ClosedFormBase } from './mixture.ts';
 
 export interface TrainOptions {
   lr: number;
@@ -94,7 +94,7 @@ export class ScoreTrainer {
     readonly data: TrainingData,
     options: Partial<TrainOptions> = {},
     /** The residual model's Gaussian (required exactly when config.gaussian is set; owned by the caller). */
-    readonly base: GaussianScore | null = null,
+    readonly base: ClosedFormBase | null = null,
   ) {
     if (!config.gaussian !== !base) throw new RangeError(`train: ${base ? 'a Gaussian base needs config.gaussian' : 'config.gaussian needs its Gaussian base'}`);
     this.options = { ...DEFAULT_TRAIN, ...options };
@@ -131,7 +131,7 @@ export class ScoreTrainer {
     const raw = new Map<string, HostTensor<Float32Array>>();
     for (const name of from.net.params.keys()) raw.set(name, name === 'embed.0.W' ? need(name) : need(`train.param.${name}`));
     const net = ScoreViT.fromStateDict(from.config.vit, raw);
-    const trainer = new ScoreTrainer(net, from.config, data, { ...s.options, ...overrides, seed: s.seed }, from.gaussian ?? null);
+    const trainer = new ScoreTrainer(net, from.config, data, { ...s.options, ...overrides, seed: s.seed }, from.base ?? null);
     for (const [name, old] of trainer.ema) {
       trainer.ema.set(name, tensor(need(name).data, old.shape).keep());
       old.dispose();
@@ -245,7 +245,7 @@ export class ScoreTrainer {
       extra.set(`train.adam_v.${name}`, s ? await read(s.v) : { dtype: 'float32', shape: [...p.shape], data: new Float32Array(p.size) });
       adamStep = s?.step ?? 0;
     }
-    if (this.base) for (const [k, t] of gaussianTensors(this.base.params, 'gaussian.')) extra.set(k, { dtype: 'float32', shape: t.shape, data: t.data as Float32Array });
+    if (this.base) for (const [k, t] of baseRecord(this.base, 'gaussian.').tensors) extra.set(k, { dtype: 'float32', shape: t.shape, data: t.data as Float32Array });
     const state: TrainState = { step: this.step, rngOffset: this.rngOffset, adamStep, seed: this.options.seed, options: this.options, losses: this.losses };
     return writeScoreModel(this.config, weights, extra, { train: JSON.stringify(state) });
   }
