@@ -286,6 +286,7 @@ const FIT_GAUSSIAN: CommandDecl = {
     { name: 'components', type: 'int', min: 1, max: 256, value: 'K', help: 'fit a mixture of K Gaussians in the leading --subspace coordinates (EM), on top of the Gaussian; the file is a mixture prior' },
     { name: 'subspace', type: 'int', min: 1, max: 4096, value: 'P', help: 'principal coordinates the mixture lives in (default min(128, rank))' },
     { name: 'em-iterations', type: 'int', min: 1, max: 1000, default: 25, value: 'N', help: 'EM iterations of the mixture fit' },
+    path('base', 'with --components: fit the mixture on top of this Gaussian (a fit-gaussian file) instead of fitting one; its normalization is used'),
     { name: 'em-rows', type: 'int', min: 2, max: 1 << 24, default: 16384, value: 'N', help: 'rows the mixture is fitted on (evenly spaced; EM costs K P^2 per row and iteration)' },
     seed,
   ],
@@ -293,8 +294,9 @@ const FIT_GAUSSIAN: CommandDecl = {
   examples: ['fit-gaussian out/encode-fashion/train-block0.safetensors --like models/fashion32/score-block0.safetensors', 'fit-gaussian codes:0-4096 --like models/fashion32/score-block1.safetensors --rank 256', 'fit-gaussian out/encode-fashion/train-latent.safetensors --components 32'],
   conflicts: (p) => {
     if (/^codes:/.test(p.positionals[0] ?? '') && !p.given.has('like') && !p.given.has('block')) return 'codes:A-B needs --block K (or --like MODEL)';
-    const mixtureOnly = ['subspace', 'em-iterations', 'em-rows'].filter((n) => p.given.has(n));
+    const mixtureOnly = ['subspace', 'em-iterations', 'em-rows', 'base'].filter((n) => p.given.has(n));
     if (mixtureOnly.length && !p.given.has('components')) return `--${mixtureOnly[0]} applies to a mixture fit (--components K)`;
+    if (p.given.has('base') && p.given.has('rank')) return '--rank applies to a Gaussian fitted here, not to --base';
     return undefined;
   },
 };

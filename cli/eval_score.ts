@@ -11,7 +11,7 @@ import { activationsFromCodes, computeNormalization, normalizeInPlace, readActiv
 import { loadPrior, type LoadedPrior } from '../samplers/score/prior_model.ts';
 import { dsmBins, medianBandwidth, setDistance, type DsmBin } from '../samplers/score/evaluate.ts';
 import { fitGaussian, explainedVariance } from '../samplers/score/gaussian_fit.ts';
-import { gaussianConfig, writeGaussianModel } from '../samplers/score/gaussian.ts';
+import { gaussianConfig, readGaussianModel, writeGaussianModel } from '../samplers/score/gaussian.ts';
 import { MIXTURE_MODEL_KIND, writeMixtureModel } from '../samplers/score/mixture.ts';
 import { fitMixture } from '../samplers/score/mixture_fit.ts';
 import { pcSample, type EpsModel } from '../samplers/score/sample.ts';
@@ -70,15 +70,18 @@ export async function fitGaussianCommand(p: Parsed, given: Output | undefined): 
     const components = p.given.has('components') ? Number(v.components) : 0;
     // The default file is named after the space, known once the features are read.
     output ??= prepareOutput('--out', `out/fit-gaussian/${components ? 'mixture' : 'gaussian'}-${spaceName(k)}.safetensors`, 'file', p.force);
-    const norm: Normalization = like?.normalization ?? computeNormalization(set.data);
+    const basePath = v.base as string | undefined;
+    const given = basePath ? await loadAs(basePath, 'score', (b) => readGaussianModel(b, basePath)) : null;
+    const norm: Normalization = given?.config.normalization ?? like?.normalization ?? computeNormalization(set.data);
     normalizeInPlace(set.data, norm);
     const [N, C, H, W] = set.shape;
+    if (given && given.config.shape.join() !== [C, H, W].join()) throw new RangeError(`--base ${basePath}: shape [${given.config.shape.join(', ')}] differs from the features' [${C}, ${H}, ${W}]`);
     const t0 = performance.now();
     const rank = p.given.has('rank') ? Number(v.rank) : undefined;
-    const params = await fitGaussian(set.data, N, { rank, onProgress: (m) => console.log(`  ${m} (${((performance.now() - t0) / 1000).toFixed(1)} s)`) });
+    const params = given?.params ?? (await fitGaussian(set.data, N, { rank, onProgress: (m) => console.log(`  ${m} (${((performance.now() - t0) / 1000).toFixed(1)} s)`) }));
     assertFinite(params.values, 'the eigenvalues', 'fit-gaussian');
     assertFinite(params.residualVariance, 'the residual variance', 'fit-gaussian');
-    const data = { ...set.meta, block: k, source: spec, samples: String(N), ...(genPath ? { generator: genPath } : {}) };
+    const data = { ...set.meta, block: k, source: spec, samples: String(N), ...(genPath ? { generator: genPath } : {}), ...(basePath ? { gaussian: basePath } : {}) };
     const config = gaussianConfig([C, H, W], params, norm, data);
     if (components) {
       const subspace = p.given.has('subspace') ? Number(v.subspace) : undefined;
