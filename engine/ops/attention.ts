@@ -1,5 +1,6 @@
 // Scaled dot-product attention: out = softmax(scale q k^T) v, one op with a hand-written backward.
-// Kernels: shaders/attention.wgsl (flash); reference: engine/reference/attention.ts.
+// Kernels: shaders/attention.wgsl (flash); on hardware GPUs the flash forward is
+// shaders/attention_tiled.wgsl (engine/ops/attention_tiled.ts); reference: engine/reference/attention.ts.
 //
 // Dimensions: q [B, H, Tq, d], k [B, H, Tk, d], v [B, H, Tk, d] -> out [B, H, Tq, d] (the ViT
 // uses Tq = Tk = T tokens); BH = B * H heads computed independently; scale defaults to d^-0.5.
@@ -21,6 +22,8 @@ import { affine } from './elementwise.ts';
 import { pad, slice } from './layout.ts';
 import { matmul } from './matmul.ts';
 import { softmax } from './softmax.ts';
+import { workgroupTiles } from '../device.ts';
+import { tiledAttentionForward } from './attention_tiled.ts';
 
 export type AttentionImpl = 'auto' | 'flash' | 'materialized';
 
@@ -135,7 +138,8 @@ function flashKernels(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
   const grid = (rows: number) => [Math.ceil(rows / ROWS_PER_WORKGROUP), B * H, 1];
   const out = empty(q.shape); // [B, H, Tq, d]
   const lse = empty([B, H, Tq]); // log-sum-exp of each query row's scores
-  K.forward.dispatch({ q, k, v, out, lse, params }, grid(Tq));
+  if (workgroupTiles(backend().gpu)) tiledAttentionForward({ q, k, v, out, lse }, params, B * H, FLASH_MAX_D / 4);
+  else K.forward.dispatch({ q, k, v, out, lse, params }, grid(Tq));
 
   record('attention', [q, k, v], out, [q, k, v, out, lse], (gy) => {
     const gq = empty(q.shape); // [B, H, Tq, d]

@@ -1,0 +1,60 @@
+// The tiled attention forward for hardware GPUs (shaders/attention_tiled.wgsl): engine/ops/attention.ts
+// runs it instead of attention_forward when `workgroupTiles` (engine/device.ts) says so. It writes
+// the same out and lse, so the backward stays on the flash kernels of shaders/attention.wgsl.
+
+import { backend } from '../backend.ts';
+import { defineKernel, type Kernel } from '../kernel.ts';
+import type { Tensor } from '../tensor.ts';
+
+/** Query rows per workgroup (one per invocation) and key/value rows per workgroup-memory block. */
+export interface AttentionTile {
+  bq: number;
+  bkv: number;
+}
+
+export const attentionTileName = (t: AttentionTile): string => `q${t.bq}/kv${t.bkv}`;
+
+/** Why a tile cannot run on this device (rows of d4Max vec4s), or null when it can. */
+export function attentionTileProblem(t: AttentionTile, d4Max: number): string | null {
+  const lim = backend().gpu.limits;
+  if (![t.bq, t.bkv].every((x) => Number.isInteger(x) && x >= 1)) return 'tile sizes must be positive integers';
+  if (t.bkv % 4 !== 0) return 'bkv must be a multiple of 4 (keys are scored 4 at a time)';
+  if (t.bq > lim.maxComputeInvocationsPerWorkgroup || t.bq > lim.maxComputeWorkgroupSizeX) return `workgroup of ${t.bq} exceeds the device's limits`;
+  const bytes = 2 * 16 * t.bkv * d4Max;
+  if (bytes > lim.maxComputeWorkgroupStorageSize) return `${bytes} bytes of workgroup memory exceed the device's ${lim.maxComputeWorkgroupStorageSize}`;
+  return null;
+}
+
+/** Untuned until a GPU run is recorded: 64 query rows, 32 keys per block (16 KiB at d = 64). */
+const DEFAULT_TILE: AttentionTile = { bq: 64, bkv: 32 };
+let tileOverride: AttentionTile | null = null;
+
+const kernels = new Map<string, Kernel>();
+function kernelFor(t: AttentionTile, d4Max: number): Kernel {
+  const variant = attentionTileName(t);
+  let k = kernels.get(variant);
+  if (!k) {
+    const bindings = { q: 'read', k: 'read', v: 'read', out: 'read_write', lse: 'read_write', params: 'uniform' } as const;
+    k = defineKernel({ shader: 'attention_tiled', entry: 'attention_tiled_forward', variant, specialize: { D4: d4Max }, constants: { BQ: t.bq, BKV: t.bkv }, bindings });
+    kernels.set(variant, k);
+  }
+  return k;
+}
+
+/** Tests and benches: use this tile for every tiled attention forward; null restores the default. */
+export function overrideAttentionTile(t: AttentionTile | null, d4Max: number): void {
+  if (t) {
+    const problem = attentionTileProblem(t, d4Max);
+    if (problem) throw new RangeError(`attention tile ${attentionTileName(t)}: ${problem}`);
+  }
+  tileOverride = t;
+}
+
+/**
+ * out [BH, Tq, d] and lse [BH, Tq] of q [BH, Tq, d], k and v [BH, Tk, d] (d a multiple of 4, at
+ * most 4 d4Max); BH must fit one grid dimension (the op checks).
+ */
+export function tiledAttentionForward(b: { q: Tensor; k: Tensor; v: Tensor; out: Tensor; lse: Tensor }, params: { tq: number; tk: number; d4: number; scale: number }, heads: number, d4Max: number): void {
+  const t = tileOverride ?? DEFAULT_TILE;
+  kernelFor(t, d4Max).dispatch({ ...b, params }, [Math.ceil(params.tq / t.bq), heads, 1]);
+}
