@@ -14,7 +14,10 @@
 //               forward; the store also writes x * u for the style gradient (conv_tiled_pieces).
 //
 // Tiling: a workgroup of WG_X x WG_Y invocations computes a BM x BN block of one z's output
-// (BM = WG_Y * TM channels, BN = WG_X * TN pixels). Per step of BK along K it gathers the BM x BK
+// (BM = WG_Y * TM channels, BN = WG_X * TN pixels). The index arithmetic of the gathers (integer
+// divisions) is done once per column of the block (col_info) and once per k of a step (k_info)
+// into workgroup memory, so a gathered element costs an add, a bounds check and a load. Per step
+// of BK along K it gathers the BM x BK
 // block of A and the BK x BN block of B into workgroup memory, stored k-major (As[k][m], Bs[k][p])
 // with PAD extra elements per k row so that the transposing stores of A spread over the banks;
 // neighbouring invocations gather neighbouring pixels of B, so the input reads are along rows.
@@ -79,30 +82,45 @@ override THREADS: u32 = WG_X * WG_Y;
 var<workgroup> As: array<f32, A_TILE>;
 var<workgroup> Bs: array<f32, B_TILE>;
 
-// The weight element A(m, k) of z, for m < M and k < K.
+// What a tile column reads, computed once per workgroup (the columns stay fixed along K): the
+// top-left input position of the output pixel col of z and its channel base.
+{{COL_FN}}
+
+// What a k reads, computed once per k step for the BK k of the step: (channel, tap row offset,
+// tap column offset, phase).
+{{K_FN}}
+
+// The weight element A(m, k) of z, for m < M and k < K, ki = k_info(z, k).
 {{A_FN}}
 
-// The im2col element B(k, col) of z, for k < K and col < P: zero where the tap falls outside.
+// The im2col element B(k, col) of z, for k < K and col < P, from k_info and col_info: zero where
+// the tap falls outside the input.
 {{B_FN}}
 
 // The epilogue: output element (m, col) of z, m < M and col < P, from its sum v.
 {{STORE_FN}}
+
+var<workgroup> Kinfo: array<vec4i, BK>;
+var<workgroup> Cinfo: array<vec4i, BN>;
 
 @compute @workgroup_size(WG_X, WG_Y)
 fn conv_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: vec3u, @builtin(local_invocation_index) lid: u32) {
   let z = wid.z;
   let m0 = wid.y * BM;
   let p0 = wid.x * BN;
+  for (var c = lid; c < BN; c += THREADS) { Cinfo[c] = col_info(z, min(p0 + c, params.P - 1u)); }
   var acc: array<f32, 64>;
   var ar: array<f32, 8>;
   var br: array<f32, 8>;
   for (var k0 = 0u; k0 < params.K; k0 += BK) {
+    for (var k = lid; k < BK; k += THREADS) { Kinfo[k] = k_info(z, min(k0 + k, params.K - 1u)); }
+    workgroupBarrier();
     // A by rows of k: consecutive invocations gather consecutive k of one channel.
     for (var idx = lid; idx < BM * BK; idx += THREADS) {
       let r = idx / BK;
       let k = idx % BK;
       var v = 0.0;
-      if (m0 + r < params.M && k0 + k < params.K) { v = a_at(z, m0 + r, k0 + k); }
+      if (m0 + r < params.M && k0 + k < params.K) { v = a_at(z, m0 + r, k0 + k, Kinfo[k]); }
       As[k * BMP + r] = v;
     }
     // B by columns: consecutive invocations gather consecutive output pixels of one k.
@@ -110,7 +128,7 @@ fn conv_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l
       let k = idx / BN;
       let c = idx % BN;
       var v = 0.0;
-      if (p0 + c < params.P && k0 + k < params.K) { v = b_at(z, k0 + k, p0 + c); }
+      if (p0 + c < params.P && k0 + k < params.K) { v = b_at(z, Kinfo[k], Cinfo[c]); }
       Bs[k * BNP + c] = v;
     }
     workgroupBarrier();

@@ -46,50 +46,58 @@ function tileFor(M: number, P: number): MatmulTile {
 
 type Variant = 'conv' | 'conv_bias' | 'transposed' | 'transposed_bias' | 'mod' | 'modgrad';
 
-// Index arithmetic shared by the gathers: k -> (channel c, tap row ty, tap column tx) over
-// kh x kw taps, col -> (row oy, column ox) of a plane wq wide.
-const SPLIT_K = `let khw = params.kh * params.kw;
-  let c = k / khw;
-  let t = k - c * khw;
-  let ty = t / params.kw;
-  let tx = t - ty * params.kw;`;
-const SPLIT_COL = `let oy = col / params.wq;
-  let ox = col - oy * params.wq;`;
+// The slots of each variant (shaders/conv_tiled.wgsl): col_info and k_info hold the index
+// arithmetic (computed once per column of a workgroup's block, once per k of a step), so a_at and
+// b_at are adds, bounds checks and loads.
 
-/** conv: A = w [G*M, K] by rows; B = x at (oy*sy - pt + ty*dy, ox*sx - pl + tx*dx). */
-const CONV_A = `fn a_at(z: u32, m: u32, k: u32) -> f32 {
-  return wt[((z % params.zin) * params.M + m) * params.K + k];
-}`;
-const CONV_B = `fn b_at(z: u32, k: u32, col: u32) -> f32 {
-  ${SPLIT_K}
-  ${SPLIT_COL}
-  let iy = i32(oy * params.sy + ty * params.dy) - i32(params.pt);
-  let ix = i32(ox * params.sx + tx * params.dx) - i32(params.pl);
-  if (iy < 0 || ix < 0 || iy >= i32(params.h) || ix >= i32(params.w)) { return 0.0; }
-  let n = z / params.zin;
-  let ch = n * params.c_in + (z % params.zin) * params.cin_g + c;
-  return src[(ch * params.h + u32(iy)) * params.w + u32(ix)];
-}`;
-
-/** transposed: w [G*Cg, M, kh, kw]; input pixel iy with iy*sy - pt + ty*dy = oy, where it is an integer. */
-const TRANSPOSED_A = `fn a_at(z: u32, m: u32, k: u32) -> f32 {
+/** k over channels x kh x kw taps -> (channel, ty * dy, tx * dx, 0): conv and transposed. */
+const CONV_K = `fn k_info(z: u32, k: u32) -> vec4i {
   let khw = params.kh * params.kw;
   let c = k / khw;
   let t = k - c * khw;
-  return wt[(((z % params.zin) * params.cin_g + c) * params.M + m) * khw + t];
+  let ty = t / params.kw;
+  return vec4i(i32(c), i32(ty * params.dy), i32((t - ty * params.kw) * params.dx), 0);
 }`;
-const TRANSPOSED_B = `fn b_at(z: u32, k: u32, col: u32) -> f32 {
-  ${SPLIT_K}
+
+/** The output pixel col of a plane wq wide: (row, column). */
+const SPLIT_COL = `let oy = col / params.wq;
+  let ox = col - oy * params.wq;`;
+
+/** conv, z = n * G + g: A = w [G*M, K] by rows; B = x at (oy*sy - pt + ty*dy, ox*sx - pl + tx*dx). */
+const CONV_A = `fn a_at(z: u32, m: u32, k: u32, ki: vec4i) -> f32 {
+  return wt[((z % params.zin) * params.M + m) * params.K + k];
+}`;
+const CONV_COL = `fn col_info(z: u32, col: u32) -> vec4i {
   ${SPLIT_COL}
-  let ny = i32(oy + params.pt) - i32(ty * params.dy);
-  let nx = i32(ox + params.pl) - i32(tx * params.dx);
+  let ch = (z / params.zin) * params.c_in + (z % params.zin) * params.cin_g;
+  return vec4i(i32(oy * params.sy) - i32(params.pt), i32(ox * params.sx) - i32(params.pl), i32(ch), 0);
+}`;
+const CONV_B = `fn b_at(z: u32, ki: vec4i, ci: vec4i) -> f32 {
+  let iy = ci.x + ki.y;
+  let ix = ci.y + ki.z;
+  if (iy < 0 || ix < 0 || iy >= i32(params.h) || ix >= i32(params.w)) { return 0.0; }
+  return src[(u32(ci.z + ki.x) * params.h + u32(iy)) * params.w + u32(ix)];
+}`;
+
+/** transposed: w [G*Cg, M, kh, kw]; input pixel iy with iy*sy - pt + ty*dy = oy, where it is an integer. */
+const TRANSPOSED_A = `fn a_at(z: u32, m: u32, k: u32, ki: vec4i) -> f32 {
+  let khw = params.kh * params.kw;
+  let c = u32(ki.x);
+  return wt[(((z % params.zin) * params.cin_g + c) * params.M + m) * khw + k - c * khw];
+}`;
+const TRANSPOSED_COL = `fn col_info(z: u32, col: u32) -> vec4i {
+  ${SPLIT_COL}
+  let ch = (z / params.zin) * params.c_in + (z % params.zin) * params.cin_g;
+  return vec4i(i32(oy + params.pt), i32(ox + params.pl), i32(ch), 0);
+}`;
+const TRANSPOSED_B = `fn b_at(z: u32, ki: vec4i, ci: vec4i) -> f32 {
+  let ny = ci.x - ki.y;
+  let nx = ci.y - ki.z;
   if (ny < 0 || nx < 0) { return 0.0; }
   let iy = u32(ny) / params.sy;
   let ix = u32(nx) / params.sx;
   if (iy * params.sy != u32(ny) || ix * params.sx != u32(nx) || iy >= params.h || ix >= params.w) { return 0.0; }
-  let n = z / params.zin;
-  let ch = n * params.c_in + (z % params.zin) * params.cin_g + c;
-  return src[(ch * params.h + iy) * params.w + ix];
+  return src[(u32(ci.z + ki.x) * params.h + iy) * params.w + ix];
 }`;
 
 /** conv and transposed: y [N, G*M, Ho, Wo], plus the bias where there is one. */
@@ -98,57 +106,71 @@ const convStore = (withBias: boolean) => `fn store(z: u32, m: u32, col: u32, v: 
   out[((z / params.zin) * params.c_out + o) * params.P + col] = v${withBias ? ' + bias[o]' : ''};
 }`;
 
-/** mod, z = n * PH + ph: A = K[o, i, ph] (the weight itself when PH = 1); B = s[n,i] x[n,i, a - pad + ty, b - pad + tx]. */
-const MOD_A = `fn a_at(z: u32, m: u32, k: u32) -> f32 {
+/** The modulated conv's k: (channel, ty, tx, 0) over T x T taps (kh = kw = T). */
+const MOD_K = `fn k_info(z: u32, k: u32) -> vec4i {
   let tt = params.kh * params.kw;
-  let i = k / tt;
+  let c = k / tt;
+  let t = k - c * tt;
+  let ty = t / params.kw;
+  return vec4i(i32(c), i32(ty), i32(t - ty * params.kw), 0);
+}`;
+
+/** mod, z = n * PH + ph: A = K[o, i, ph] (the weight itself when PH = 1); B = s[n,i] x[n,i, a - pad + ty, b - pad + tx]. */
+const MOD_A = `fn a_at(z: u32, m: u32, k: u32, ki: vec4i) -> f32 {
+  let tt = params.kh * params.kw;
+  let i = u32(ki.x);
   return wt[((m * params.aux + i) * params.zin + z % params.zin) * tt + k - i * tt];
 }`;
-const MOD_B = `fn b_at(z: u32, k: u32, col: u32) -> f32 {
-  ${SPLIT_K}
+const MOD_COL = `fn col_info(z: u32, col: u32) -> vec4i {
   ${SPLIT_COL}
-  let iy = i32(oy + ty) - i32(params.pt);
-  let ix = i32(ox + tx) - i32(params.pl);
+  return vec4i(i32(oy) - i32(params.pt), i32(ox) - i32(params.pl), i32((z / params.zin) * params.c_in), 0);
+}`;
+const MOD_B = `fn b_at(z: u32, ki: vec4i, ci: vec4i) -> f32 {
+  let iy = ci.x + ki.y;
+  let ix = ci.y + ki.z;
   if (iy < 0 || ix < 0 || iy >= i32(params.h) || ix >= i32(params.w)) { return 0.0; }
-  let nc = (z / params.zin) * params.c_in + c;
+  let nc = u32(ci.z + ki.x);
   return st[nc] * src[(nc * params.h + u32(iy)) * params.w + u32(ix)];
 }`;
 /** y[n, o, a*up + ry, b*up + rx] = coef[n,o] v, phase ph = 2 ry + rx. */
 const MOD_STORE = `fn store(z: u32, m: u32, col: u32, v: f32) {
   let n = z / params.zin;
   let ph = z % params.zin;
-  let a = col / params.wq;
-  let b = col - a * params.wq;
-  let oy = a * params.up + (ph >> 1u);
-  let ox = b * params.up + (ph & 1u);
-  out[((n * params.c_out + m) * params.ho + oy) * params.wo + ox] = coef[n * params.c_out + m] * v;
+  ${SPLIT_COL}
+  let y_row = oy * params.up + (ph >> 1u);
+  let y_col = ox * params.up + (ph & 1u);
+  out[((n * params.c_out + m) * params.ho + y_row) * params.wo + y_col] = coef[n * params.c_out + m] * v;
 }`;
 
 /**
  * modgrad, z = n, m = input channel i, k = (o, ph, ty, tx): A = K[o, i, ph, ty, tx];
  * B = coef[n,o] gy[n, o, (py + pad - ty)*up + ry, (px + pad - tx)*up + rx] inside the phase plane.
  */
-const MODGRAD_A = `fn a_at(z: u32, m: u32, k: u32) -> f32 {
-  let per_o = params.zin * params.kh * params.kw;
-  let o = k / per_o;
-  return wt[(o * params.M + m) * per_o + k - o * per_o];
-}`;
-const MODGRAD_B = `fn b_at(z: u32, k: u32, col: u32) -> f32 {
+const MODGRAD_K = `fn k_info(z: u32, k: u32) -> vec4i {
   let tt = params.kh * params.kw;
   let o = k / (params.zin * tt);
   let r = k - o * params.zin * tt;
   let ph = r / tt;
   let t = r - ph * tt;
   let ty = t / params.kw;
-  let tx = t - ty * params.kw;
+  return vec4i(i32(o), i32(ty), i32(t - ty * params.kw), i32(ph));
+}`;
+const MODGRAD_A = `fn a_at(z: u32, m: u32, k: u32, ki: vec4i) -> f32 {
+  let per_o = params.zin * params.kh * params.kw;
+  let o = u32(ki.x);
+  return wt[(o * params.M + m) * per_o + k - o * per_o];
+}`;
+const MODGRAD_COL = `fn col_info(z: u32, col: u32) -> vec4i {
   ${SPLIT_COL}
-  let a = i32(oy + params.pt) - i32(ty);
-  let b = i32(ox + params.pl) - i32(tx);
+  return vec4i(i32(oy + params.pt), i32(ox + params.pl), i32(z * params.aux), 0);
+}`;
+const MODGRAD_B = `fn b_at(z: u32, ki: vec4i, ci: vec4i) -> f32 {
+  let a = ci.x - ki.y;
+  let b = ci.y - ki.z;
   if (a < 0 || b < 0 || a >= i32(params.hq) || b >= i32(params.wo / params.up)) { return 0.0; }
-  let no = z * params.aux + o;
-  let gy_y = u32(a) * params.up + (ph >> 1u);
-  let gy_x = u32(b) * params.up + (ph & 1u);
-  return coef[no] * src[(no * params.ho + gy_y) * params.wo + gy_x];
+  let no = u32(ci.z + ki.x);
+  let ph = u32(ki.w);
+  return coef[no] * src[(no * params.ho + u32(a) * params.up + (ph >> 1u)) * params.wo + u32(b) * params.up + (ph & 1u)];
 }`;
 /** gx = s[n,i] u, and x u for the style gradient's pieces. */
 const MODGRAD_STORE = `fn store(z: u32, m: u32, col: u32, v: f32) {
@@ -158,13 +180,14 @@ const MODGRAD_STORE = `fn store(z: u32, m: u32, col: u32, v: f32) {
   xu[e] = x[e] * v;
 }`;
 
-const SLOTS: Record<Variant, [string, string, string]> = {
-  conv: [CONV_A, CONV_B, convStore(false)],
-  conv_bias: [CONV_A, CONV_B, convStore(true)],
-  transposed: [TRANSPOSED_A, TRANSPOSED_B, convStore(false)],
-  transposed_bias: [TRANSPOSED_A, TRANSPOSED_B, convStore(true)],
-  mod: [MOD_A, MOD_B, MOD_STORE],
-  modgrad: [MODGRAD_A, MODGRAD_B, MODGRAD_STORE],
+/** Per variant: col_info, k_info, a_at, b_at, store. */
+const SLOTS: Record<Variant, [string, string, string, string, string]> = {
+  conv: [CONV_COL, CONV_K, CONV_A, CONV_B, convStore(false)],
+  conv_bias: [CONV_COL, CONV_K, CONV_A, CONV_B, convStore(true)],
+  transposed: [TRANSPOSED_COL, CONV_K, TRANSPOSED_A, TRANSPOSED_B, convStore(false)],
+  transposed_bias: [TRANSPOSED_COL, CONV_K, TRANSPOSED_A, TRANSPOSED_B, convStore(true)],
+  mod: [MOD_COL, MOD_K, MOD_A, MOD_B, MOD_STORE],
+  modgrad: [MODGRAD_COL, MODGRAD_K, MODGRAD_A, MODGRAD_B, MODGRAD_STORE],
 };
 
 const BINDINGS: Record<Variant, Record<string, 'read' | 'read_write' | 'uniform'>> = {
@@ -176,7 +199,10 @@ const BINDINGS: Record<Variant, Record<string, 'read' | 'read_write' | 'uniform'
   modgrad: { src: 'read', wt: 'read', st: 'read', coef: 'read', x: 'read', xu: 'read_write', out: 'read_write', params: 'uniform' },
 };
 
-const specialization = (v: Variant) => ({ A_FN: SLOTS[v][0], B_FN: SLOTS[v][1], STORE_FN: SLOTS[v][2] });
+const specialization = (v: Variant) => {
+  const [COL_FN, K_FN, A_FN, B_FN, STORE_FN] = SLOTS[v];
+  return { COL_FN, K_FN, A_FN, B_FN, STORE_FN };
+};
 
 const kernels = new Map<string, Kernel>();
 function kernelFor(v: Variant, t: MatmulTile): Kernel {
