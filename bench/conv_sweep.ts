@@ -13,8 +13,8 @@ import { compare, relativeToMax, relToMax } from '../engine/gradcheck.ts';
 import { HostRandom } from '../engine/reference/host.ts';
 import { modulatedConv2d } from '../engine/ops/modulated_conv.ts';
 import { planModulatedConv } from '../engine/ops/modulated_conv_plan.ts';
-import { overrideConvTile } from '../engine/ops/conv_tiled.ts';
-import { tileName, tileProblem, type MatmulTile } from '../engine/ops/matmul_tiled.ts';
+import { convTileProblem, overrideConvTile } from '../engine/ops/conv_tiled.ts';
+import { tileName, type MatmulTile } from '../engine/ops/matmul_tiled.ts';
 import { grad, noGrad } from '../engine/tape.ts';
 import { tensor, type Tensor } from '../engine/tensor.ts';
 import { benchContender, contender, readOnce } from './contender.ts';
@@ -143,7 +143,7 @@ export async function runConvSweep(eng: Engine, options: ConvSweepOptions = {}):
     });
     log(`  general kernels: ${rows[0].cells.map((c) => ('error' in c ? c.error : c.gflops.toFixed(1))).join(' | ')}`);
     for (const t of tiles) {
-      const problem = tileProblem(t);
+      const problem = convTileProblem(t);
       if (problem) {
         log(`  ${tileName(t)}: skipped (${problem})`);
         rows.push({ tile: tileName(t), cells: columns.map(() => ({ error: 'skipped' })) });

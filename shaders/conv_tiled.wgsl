@@ -3,7 +3,8 @@
 // item, and a group or an upsampling phase) the output is an M x P matrix (M output channels,
 // P output pixels) = A (M x K, the weights) times B (K x P, the im2col'd input), with
 // K = input channels x taps. Neither A nor B is stored: engine/ops/conv_tiled.ts fills the slots
-// with the gather of one element of each (a_at, b_at) and the epilogue (store) of each variant:
+// with the gather of one element of each (col_info, k_info, a_at, b_at) and the epilogue (store)
+// of each variant:
 //   conv        conv2d forward: any stride, dilation, padding and groups (z = n * G + g);
 //   transposed  conv_transpose2d forward, which is also conv2d's input gradient: b_at reads the
 //               input pixel a tap lands on, zero where the stride skips it;
@@ -17,8 +18,8 @@
 // (BM = WG_Y * TM channels, BN = WG_X * TN pixels). The index arithmetic of the gathers (integer
 // divisions) is done once per column of the block (col_info) and once per k of a step (k_info)
 // into workgroup memory, so a gathered element costs an add, a bounds check and a load. Per step
-// of BK along K it gathers the BM x BK
-// block of A and the BK x BN block of B into workgroup memory, stored k-major (As[k][m], Bs[k][p])
+// of BK along K it gathers the BM x BK block of A and the BK x BN block of B into workgroup
+// memory, stored k-major (As[k][m], Bs[k][p])
 // with PAD extra elements per k row so that the transposing stores of A spread over the banks;
 // neighbouring invocations gather neighbouring pixels of B, so the input reads are along rows.
 // Each invocation keeps a TM x TN register tile (rows ly + i * WG_Y, columns lx + j * WG_X), so

@@ -14,7 +14,8 @@ import { runGradCase, compare, describeMismatch, type GradCase } from '../engine
 import { conv2dGradCases } from '../engine/cases/conv2d.ts';
 import { convTranspose2dGradCases } from '../engine/cases/conv_transpose2d.ts';
 import { modulatedConvGradCases } from '../engine/cases/modulated_conv.ts';
-import { overrideConvTile, type ConvTile } from '../engine/ops/conv_tiled.ts';
+import { convTileProblem, overrideConvTile, type ConvTile } from '../engine/ops/conv_tiled.ts';
+import { tileProblem } from '../engine/ops/matmul_tiled.ts';
 import { conv2d } from '../engine/ops/conv2d.ts';
 import { convTranspose2d } from '../engine/ops/conv_transpose2d.ts';
 import { scope, tensor, type Tensor } from '../engine/tensor.ts';
@@ -119,6 +120,16 @@ for (const t of sweep) {
     }
   });
 }
+
+test('tiles whose workgroup memory, index tables included, exceeds the device are refused by name', () => {
+  // 64 x 64 blocks, k step 60, padding 4: 4 * 60 * 136 = 32640 bytes of tiles fit lavapipe's 32768,
+  // the 16 * (60 + 64) bytes of index tables do not.
+  const t: ConvTile = { tm: 4, tn: 4, wgX: 16, wgY: 16, bk: 60, pad: 4 };
+  assert.match(String(convTileProblem(t)), /34624 bytes of workgroup memory/);
+  if (engine().gpu.limits.maxComputeWorkgroupStorageSize === 32768) assert.is(tileProblem(t), null);
+  assert.throws(() => overrideConvTile(t), /conv tile 64x64\/4x4\/k60\/p4/);
+  assert.is(convTileProblem({ tm: 8, tn: 8, wgX: 16, wgY: 16, bk: 8, pad: 4 }), null);
+});
 
 interface GoldenCase {
   op: 'conv2d' | 'conv_transpose2d';

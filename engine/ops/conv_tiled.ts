@@ -21,12 +21,24 @@ interface Geometry {
   groups: number;
 }
 
+/**
+ * Why a tile cannot run this kernel on this device, or null when it can: matmul_tiled's limits,
+ * plus the workgroup memory of the per-column and per-k index tables (16 bytes an entry).
+ */
+export function convTileProblem(t: MatmulTile): string | null {
+  const problem = tileProblem(t);
+  if (problem) return problem;
+  const bytes = 4 * t.bk * (t.wgY * t.tm + t.pad + t.wgX * t.tn + t.pad) + 16 * (t.bk + t.wgX * t.tn);
+  const limit = backend().gpu.limits.maxComputeWorkgroupStorageSize;
+  return bytes > limit ? `${bytes} bytes of workgroup memory exceed the device's ${limit}` : null;
+}
+
 let tileOverride: MatmulTile | null = null;
 
 /** Benches (the conv tile sweep) and tests: use this tile for every tiled conv; null restores the per-shape choice. */
 export function overrideConvTile(t: MatmulTile | null): void {
   if (t) {
-    const problem = tileProblem(t);
+    const problem = convTileProblem(t);
     if (problem) throw new RangeError(`conv tile ${tileName(t)}: ${problem}`);
   }
   tileOverride = t;
