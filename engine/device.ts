@@ -248,7 +248,7 @@ export function matmulKernels(gpu: Pick<GpuContext, 'subgroups' | 'adapter'>): K
 
 /**
  * Whether the convolutions (conv2d, conv_transpose2d and the modulated conv: forward and input
- * gradient) and the attention forward run their workgroup-tiled kernels (shaders/conv_tiled.wgsl,
+ * gradient) and the flash attention kernels run their workgroup-tiled versions (shaders/conv_tiled.wgsl,
  * shaders/attention_tiled.wgsl): exactly where matmul runs its tiled kernel, so hardware GPUs by
  * default and any adapter under SGILO_KERNELS=tiled (or overrideKernelFamily('tiled')).
  */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine (see prepare.sh): unpacks Node, Dawn and the Vulkan loader, then
 # prints, each command under its own timeout so the whole run stays under 8 minutes:
-#   the adapter; the gradient-check table (matmul, the convolutions and the attention forward on
+#   the adapter; the gradient-check table (matmul, the convolutions and flash attention on
 #   their workgroup-tiled GPU kernels, the default there: the first run of those kernels on a GPU);
 #   the tiled matmul tile sweep at 1024^3, 2048^3, 4096^3 (GFLOP/s per tile shape);
 #   the implicit-GEMM conv tile sweep at StyleGAN2 config-f modulated-conv layers (64^2 512->512,
