@@ -100,9 +100,14 @@ export function modulatedConv2d(x: Tensor, weight: Tensor, styles: Tensor, optio
   // Phase kernels [Co, Ci, PH, T, T] (W itself for the plain conv), built only where a kernel reads
   // them: the subgroup forward of an upsampling conv builds them from W as it goes.
   let keff: Tensor | null = pl.up === 2 ? null : weight;
-  const tiles = workgroupTiles(backend().gpu);
-  if (tiles) keff ??= phaseKernels(pl, weight);
-  if (!(tiles && keff && tiledModulatedForward(pl, { x, keff, st: styles, coef, y })) && !trySubgroupForward(pl, { x, weight, st: styles, coef, y })) {
+  // Hardware GPUs: the implicit GEMM (one per batch item and phase), which reads the phase kernels;
+  // CPU adapters with 8-lane subgroups: the subgroup kernel; else, or where they decline, the general one.
+  let done: boolean;
+  if (workgroupTiles(backend().gpu)) {
+    keff ??= phaseKernels(pl, weight);
+    done = tiledModulatedForward(pl, { x, keff, st: styles, coef, y });
+  } else done = trySubgroupForward(pl, { x, weight, st: styles, coef, y });
+  if (!done) {
     keff ??= phaseKernels(pl, weight);
     const forwardLanes = N * pl.up * pl.up * pl.Hp * Math.ceil(pl.Wp / 8); // 8 pixels each, x 4 channels per tile
     perTile(K.forward, { x, keff, st: styles, coef, y }, pl, forwardLanes, quad(Co));
@@ -153,7 +158,8 @@ function backward(pl: ModulatedConvPlan, gy: Tensor, sv: Saved): (Tensor | null)
     const k = keff ?? phaseKernels(pl, weight);
     const part = empty([N, Ci, pl.H, Math.ceil(pl.W / 8)]); // pieces of sum_p x * gx / s
     const b = { gy, keff: k, coef, x, st: styles, gx, part_out: part };
-    if (!(workgroupTiles(backend().gpu) && tiledModulatedInputBackward(pl, b)) && !trySubgroupInputBackward(pl, b)) {
+    const done = workgroupTiles(backend().gpu) ? tiledModulatedInputBackward(pl, b) : trySubgroupInputBackward(pl, b);
+    if (!done) {
       perTile(K.inputBackward, { gy, keff: k, coef, x, st: styles, gx, part_out: part }, pl, inputLanes, quad(Ci));
     }
     perElement(K.styleBackward, { part, st: styles, wt: weight, h, gs }, pl, N * Ci);
