@@ -93,8 +93,10 @@ export async function runMatmulSweep(eng: Engine, options: SweepOptions): Promis
   return rows;
 }
 
-export function formatSweep(sizes: number[], rows: SweepRow[]): string {
-  const head = ['tile', ...sizes.map((n) => `${n}^3 GFLOP/s`)];
+/** The table of a sweep: a column per square size (n^3) or per named shape (the conv sweep's layers). */
+export function formatSweep(sizes: readonly (number | string)[], rows: SweepRow[]): string {
+  const name = (n: number | string) => (typeof n === 'number' ? `${n}^3` : n);
+  const head = ['tile', ...sizes.map((n) => `${name(n)} GFLOP/s`)];
   const body = rows.map((r) => [r.tile, ...r.cells.map((c) => ('error' in c ? c.error.slice(0, 24) : c.gflops.toFixed(1)))]);
   const best = sizes.map((_, i) => {
     let top: SweepRow | null = null;
@@ -108,5 +110,5 @@ export function formatSweep(sizes: number[], rows: SweepRow[]): string {
   const all = [head, ...body];
   const w = head.map((_, i) => Math.max(...all.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((s, i) => (i === 0 ? s.padEnd(w[i]) : s.padStart(w[i]))).join(' | ');
-  return [line(head), w.map((n) => '-'.repeat(n)).join('-|-'), ...body.map(line), '', ...sizes.map((n, i) => `best at ${n}^3: ${best[i]}`)].join('\n');
+  return [line(head), w.map((n) => '-'.repeat(n)).join('-|-'), ...body.map(line), '', ...sizes.map((n, i) => `best at ${name(n)}: ${best[i]}`)].join('\n');
 }

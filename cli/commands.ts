@@ -236,10 +236,12 @@ const BENCH: CommandDecl = {
     { name: 'full', type: 'flag', help: 'stylegan2: every configuration; memory: config-f up to 256' },
     { name: 'quick', type: 'flag', help: 'goals: a smoke run; matmul --sweep and paper-size: small sizes (a path check on any adapter)' },
     { name: 'sweep', type: 'flag', help: 'matmul: GFLOP/s of the tiled GPU kernel per tile shape (default sizes 1024,2048,4096)' },
+    { name: 'conv', type: 'flag', help: 'matmul --sweep: the implicit-GEMM conv kernels instead, at StyleGAN2 config-f modulated-conv layers (forward; forward + x and style gradients)' },
     { name: 'sizes', type: 'string', value: 'LIST', help: 'matmul: square sizes (default 128,256,512,1024)', check: sizesCheck },
   ],
   output: { kind: 'file', default: 'out/bench/goals.md', help: 'goals: the report file (refused if it exists unless --force); committed reports go to bench/results/<date>-goals-<adapter>.md' },
-  examples: ['bench matmul', 'bench matmul --sweep', 'bench paper-size', 'bench goals --out bench/results/2026-12-06-goals-llvmpipe.md'],
+  conflicts: (p) => (p.values.conv === true && (p.values.sweep !== true || (p.positionals[0] ?? 'matmul') !== 'matmul') ? '--conv goes with matmul --sweep (bench matmul --sweep --conv)' : undefined),
+  examples: ['bench matmul', 'bench matmul --sweep', 'bench matmul --sweep --conv', 'bench paper-size', 'bench goals --out bench/results/2026-12-06-goals-llvmpipe.md'],
 };
 
 const timesList = (v: string) => {

@@ -55,10 +55,11 @@ async function benchRun(p: Parsed, out: Output | undefined, eng: Engine): Promis
   const quick = p.values.quick === true;
   const sizes = typeof p.values.sizes === 'string' ? p.values.sizes.split(',').map(Number) : null;
   const benches: Record<string, () => Promise<unknown>> = {
-    matmul: async () =>
-      p.values.sweep === true
-        ? (await import('../bench/matmul_sweep.ts')).runMatmulSweep(eng, { sizes: sizes ?? (quick ? [64, 128] : [1024, 2048, 4096]), quick })
-        : runMatmulBench(eng, { sizes: sizes ?? [128, 256, 512, 1024], probes: true }),
+    matmul: async () => {
+      if (p.values.sweep !== true) return runMatmulBench(eng, { sizes: sizes ?? [128, 256, 512, 1024], probes: true });
+      if (p.values.conv === true) return (await import('../bench/conv_sweep.ts')).runConvSweep(eng, { quick });
+      return (await import('../bench/matmul_sweep.ts')).runMatmulSweep(eng, { sizes: sizes ?? (quick ? [64, 128] : [1024, 2048, 4096]), quick });
+    },
     conv2d: async () => (await import('../bench/conv2d.ts')).runConv2dBench(eng),
     upfirdn2d: async () => (await import('../bench/upfirdn2d.ts')).runUpfirdn2dBench(eng, {}),
     modulated_conv: async () => (await import('../bench/modulated_conv.ts')).runModulatedConvBench(eng, {}),

@@ -235,7 +235,8 @@ const KERNELS_FLAG = envFlag('SGILO_KERNELS');
  * them (CPU adapters by default), the workgroup-tiled kernel on hardware GPUs, the general kernel
  * on other CPU adapters (SwiftShader, Deno's wgpu). SGILO_KERNELS=general|subgroup|tiled forces a
  * family ('subgroup' where the device lacks 8-lane subgroups falls back to 'general'); it also
- * turns the conv kernels' subgroup tiles on ('subgroup') or off (the others).
+ * turns the conv kernels' subgroup tiles on ('subgroup') or off (the others), and the conv and
+ * attention kernels' workgroup tiles on ('tiled', workgroupTiles) or off.
  */
 export function matmulKernels(gpu: Pick<GpuContext, 'subgroups' | 'adapter'>): KernelFamily {
   const forced = forcedFamily();
@@ -243,6 +244,16 @@ export function matmulKernels(gpu: Pick<GpuContext, 'subgroups' | 'adapter'>): K
   if (subgroupTiles(gpu)) return 'subgroup';
   if (forced === 'subgroup') return 'general';
   return gpu.adapter.isSoftware ? 'general' : 'tiled';
+}
+
+/**
+ * Whether the convolutions (conv2d, conv_transpose2d and the modulated conv: forward and input
+ * gradient) and the flash attention kernels run their workgroup-tiled versions (shaders/conv_tiled.wgsl,
+ * shaders/attention_tiled.wgsl): exactly where matmul runs its tiled kernel, so hardware GPUs by
+ * default and any adapter under SGILO_KERNELS=tiled (or overrideKernelFamily('tiled')).
+ */
+export function workgroupTiles(gpu: Pick<GpuContext, 'subgroups' | 'adapter'>): boolean {
+  return matmulKernels(gpu) === 'tiled';
 }
 
 /** An environment variable in Node or Deno (undefined in browsers, or in Deno without --allow-env). */

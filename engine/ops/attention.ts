@@ -1,5 +1,6 @@
 // Scaled dot-product attention: out = softmax(scale q k^T) v, one op with a hand-written backward.
-// Kernels: shaders/attention.wgsl (flash); reference: engine/reference/attention.ts.
+// Kernels: shaders/attention.wgsl (flash); on hardware GPUs the flash kernels are
+// shaders/attention_tiled.wgsl's (engine/ops/attention_tiled.ts); reference: engine/reference/attention.ts.
 //
 // Dimensions: q [B, H, Tq, d], k [B, H, Tk, d], v [B, H, Tk, d] -> out [B, H, Tq, d] (the ViT
 // uses Tq = Tk = T tokens); BH = B * H heads computed independently; scale defaults to d^-0.5.
@@ -21,6 +22,8 @@ import { affine } from './elementwise.ts';
 import { pad, slice } from './layout.ts';
 import { matmul } from './matmul.ts';
 import { softmax } from './softmax.ts';
+import { workgroupTiles } from '../device.ts';
+import { tiledAttention } from './attention_tiled.ts';
 
 export type AttentionImpl = 'auto' | 'flash' | 'materialized';
 
@@ -135,18 +138,25 @@ function flashKernels(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
   const grid = (rows: number) => [Math.ceil(rows / ROWS_PER_WORKGROUP), B * H, 1];
   const out = empty(q.shape); // [B, H, Tq, d]
   const lse = empty([B, H, Tq]); // log-sum-exp of each query row's scores
-  K.forward.dispatch({ q, k, v, out, lse, params }, grid(Tq));
+  // Hardware GPUs: the same maths with workgroup-memory tiles (engine/ops/attention_tiled.ts).
+  const tiles = workgroupTiles(backend().gpu);
+  if (tiles) tiledAttention('forward', { q, k, v, out, lse }, params, B * H, FLASH_MAX_D / 4);
+  else K.forward.dispatch({ q, k, v, out, lse, params }, grid(Tq));
 
   record('attention', [q, k, v], out, [q, k, v, out, lse], (gy) => {
     const gq = empty(q.shape); // [B, H, Tq, d]
     const delta = empty([B, H, Tq]); // rowsum(gy * out), needed by the dk/dv pass
-    K.dq.dispatch({ q, k, v, out_saved: out, lse_saved: lse, gy, gq, delta, params }, grid(Tq));
+    const dqBindings = { q, k, v, out_saved: out, lse_saved: lse, gy, gq, delta };
+    if (tiles) tiledAttention('dq', dqBindings, params, B * H, FLASH_MAX_D / 4);
+    else K.dq.dispatch({ ...dqBindings, params }, grid(Tq));
     let gk: Tensor | null = null;
     let gv: Tensor | null = null;
     if (k.requiresGrad || v.requiresGrad) {
       gk = empty(k.shape); // [B, H, Tk, d]
       gv = empty(v.shape); // [B, H, Tk, d]
-      K.dkv.dispatch({ q, k, v, lse_saved: lse, gy, delta_saved: delta, gk, gv, params }, grid(Tk));
+      const dkvBindings = { q, k, v, lse_saved: lse, gy, delta_saved: delta, gk, gv };
+      if (tiles) tiledAttention('dkv', dkvBindings, params, B * H, FLASH_MAX_D / 4);
+      else K.dkv.dispatch({ ...dkvBindings, params }, grid(Tk));
     }
     delta.dispose();
     return [gq, gk, gv];

@@ -5,8 +5,10 @@
 //
 //   directConv        conv2d_pack_weights, conv2d_forward (+ conv2d_sum_splits); where the adapter
 //                     has 8-lane subgroups and the conv is plain (stride 1, one group, square kernel,
-//                     even padding), the forward of engine/ops/modulated_conv_subgroup.ts instead
-//   transposedConv    conv2d_pack_weights, conv_transpose2d_forward (+ conv2d_sum_splits)
+//                     even padding), the forward of engine/ops/modulated_conv_subgroup.ts instead;
+//                     on hardware GPUs the implicit GEMM of engine/ops/conv_tiled.ts instead
+//   transposedConv    conv2d_pack_weights, conv_transpose2d_forward (+ conv2d_sum_splits); on
+//                     hardware GPUs the implicit GEMM of engine/ops/conv_tiled.ts instead
 //   convWeightGrad    conv2d_backward_weight (+ conv2d_sum_splits)
 // (conv_transpose2d_forward is in shaders/conv_transpose2d.wgsl, the others in shaders/conv2d.wgsl.)
 // A sum that would leave a GPU idle (few output blocks, long reductions) is split over several
@@ -17,7 +19,9 @@
 import { backend } from '../backend.ts';
 import { defineKernel, grid1d } from '../kernel.ts';
 import { Tensor, empty } from '../tensor.ts';
+import { workgroupTiles } from '../device.ts';
 import { trySubgroupConv2d } from './modulated_conv_subgroup.ts';
+import { tiledConv, tiledTransposedConv } from './conv_tiled.ts';
 
 /** A resolved geometry; padding is [top, bottom, left, right] (the kernels read top and left). */
 export interface ConvGeometry {
@@ -109,6 +113,8 @@ function packWeights(w: Tensor, groups: number, cg: number, og: number, layout: 
  * Output positions whose window falls outside the (zero-padded) input just get fewer terms.
  */
 export function directConv(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry, out: [number, number]): Tensor {
+  const tiled = workgroupTiles(backend().gpu) ? tiledConv(x, w, bias, g, out) : null;
+  if (tiled) return tiled;
   const pad = plainPadding(x, w, g, out);
   const fast = pad === null ? null : trySubgroupConv2d(x, w, bias, pad);
   if (fast) return fast;
@@ -146,6 +152,8 @@ function plainPadding(x: Tensor, w: Tensor, g: ConvGeometry, out: [number, numbe
  *   x [N, C_in, H, W], w [C_in, C_out/G, kH, kW], bias [C_out] or null -> y [N, C_out, Ho, Wo]
  */
 export function transposedConv(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry, out: [number, number]): Tensor {
+  const tiled = workgroupTiles(backend().gpu) ? tiledTransposedConv(x, w, bias, g, out) : null;
+  if (tiled) return tiled;
   const coutG = w.shape[1];
   const cOut = coutG * g.groups;
   const cinG = x.shape[1] / g.groups;

@@ -9,7 +9,8 @@
 // affine output s, bias +1 included) -> y [N, Co, Ho, Wo] (Ho = H + 2*padding - k + 1, or 2H).
 // Saved for backward: x, weight, styles, coef [N, Co] (computed once per (n, o) by its own small
 // kernel), the phase kernels K [Co, Ci, 4, T, T] when upsampling, and y. Sizes and validation:
-// engine/ops/modulated_conv_plan.ts; the 8-lane subgroup kernels: modulated_conv_subgroup.ts.
+// engine/ops/modulated_conv_plan.ts; the 8-lane subgroup kernels: modulated_conv_subgroup.ts; the
+// implicit GEMMs of hardware GPUs (forward per upsampling phase, input gradient): conv_tiled.ts.
 //
 // Formulation, chosen by measurement: W stays shared by the batch, x is multiplied by s[n,i] as
 // the conv loads it and the output by coef[n,o]; the style gradient's sum_p x * u comes from the
@@ -24,6 +25,9 @@ import { Tensor, empty } from '../tensor.ts';
 import { shapeString } from '../shape.ts';
 import { modulatedConvParams, planModulatedConv, type ModulatedConvOptions, type ModulatedConvPlan } from './modulated_conv_plan.ts';
 import { trySubgroupForward, trySubgroupInputBackward } from './modulated_conv_subgroup.ts';
+import { tiledModulatedForward, tiledModulatedInputBackward } from './conv_tiled.ts';
+import { workgroupTiles } from '../device.ts';
+import { backend } from '../backend.ts';
 
 /** Forward kernels in shaders/modulated_conv.wgsl, backward ones in modulated_conv_backward.wgsl. */
 const kernel = (entry: string, bindings: Record<string, 'read' | 'read_write' | 'uniform'>, backward = false): Kernel =>
@@ -96,7 +100,14 @@ export function modulatedConv2d(x: Tensor, weight: Tensor, styles: Tensor, optio
   // Phase kernels [Co, Ci, PH, T, T] (W itself for the plain conv), built only where a kernel reads
   // them: the subgroup forward of an upsampling conv builds them from W as it goes.
   let keff: Tensor | null = pl.up === 2 ? null : weight;
-  if (!trySubgroupForward(pl, { x, weight, st: styles, coef, y })) {
+  // Hardware GPUs: the implicit GEMM (one per batch item and phase), which reads the phase kernels;
+  // CPU adapters with 8-lane subgroups: the subgroup kernel; else, or where they decline, the general one.
+  let done: boolean;
+  if (workgroupTiles(backend().gpu)) {
+    keff ??= phaseKernels(pl, weight);
+    done = tiledModulatedForward(pl, { x, keff, st: styles, coef, y });
+  } else done = trySubgroupForward(pl, { x, weight, st: styles, coef, y });
+  if (!done) {
     keff ??= phaseKernels(pl, weight);
     const forwardLanes = N * pl.up * pl.up * pl.Hp * Math.ceil(pl.Wp / 8); // 8 pixels each, x 4 channels per tile
     perTile(K.forward, { x, keff, st: styles, coef, y }, pl, forwardLanes, quad(Co));
@@ -146,7 +157,9 @@ function backward(pl: ModulatedConvPlan, gy: Tensor, sv: Saved): (Tensor | null)
     gx = empty(x.shape);
     const k = keff ?? phaseKernels(pl, weight);
     const part = empty([N, Ci, pl.H, Math.ceil(pl.W / 8)]); // pieces of sum_p x * gx / s
-    if (!trySubgroupInputBackward(pl, { gy, keff: k, coef, x, st: styles, gx, part_out: part })) {
+    const b = { gy, keff: k, coef, x, st: styles, gx, part_out: part };
+    const done = workgroupTiles(backend().gpu) ? tiledModulatedInputBackward(pl, b) : trySubgroupInputBackward(pl, b);
+    if (!done) {
       perTile(K.inputBackward, { gy, keff: k, coef, x, st: styles, gx, part_out: part }, pl, inputLanes, quad(Ci));
     }
     perElement(K.styleBackward, { part, st: styles, wt: weight, h, gs }, pl, N * Ci);
