@@ -96,7 +96,7 @@ export async function fitGaussianCommand(p: Parsed, given: Output | undefined): 
     const at = (f: number) => ev.findIndex((x) => x >= f) + 1 || `> ${ev.length}`;
     const n = C * H * W;
     const meanVar = params.values.reduce((s, x) => s + x, 0) / n + (params.residualVariance * (n - params.values.length)) / n;
-    console.log(`wrote ${output.final}: N(mu, C) of ${N} x [${C}, ${H}, ${W}] (rank ${params.values.length}${params.residualVariance ? `, residual variance ${params.residualVariance.toExponential(3)}` : ''}), mean variance ${meanVar.toExponential(3)}; 90/99/99.9% of the variance in ${at(0.9)}/${at(0.99)}/${at(0.999)} directions; ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(`wrote ${output.final}: N(mu, C) ${given ? `of ${basePath}` : `of ${N} x`} [${C}, ${H}, ${W}] (rank ${params.values.length}${params.residualVariance ? `, residual variance ${params.residualVariance.toExponential(3)}` : ''}), mean variance ${meanVar.toExponential(3)}; 90/99/99.9% of the variance in ${at(0.9)}/${at(0.99)}/${at(0.999)} directions; ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   } catch (e) {
     if (!given) output?.abort();
     throw e;
