@@ -50,7 +50,7 @@ import { add, affine, cos, gelu, mul, sin, swish } from '../engine/ops/elementwi
 import { matmul } from '../engine/ops/matmul.ts';
 import { concat, permute, reshape, slice } from '../engine/ops/layout.ts';
 import { layerNorm } from '../engine/ops/layer_norm.ts';
-import { attention } from '../engine/ops/attention.ts';
+import { qkvAttention, type QkvAttentionImpl } from '../engine/ops/attention.ts';
 import { shapeString } from '../engine/shape.ts';
 import type { HostTensor } from '../engine/host_tensor.ts';
 
@@ -136,6 +136,13 @@ export function inferScoreConfig(sd: Map<string, HostTensor<Float32Array>>, head
 }
 
 export class ScoreViT {
+  /**
+   * How attention reads the fused projection (engine/ops/attention.ts, qkvAttention): 'auto' runs
+   * the flash kernels on it in place; 'composed' is the permute-and-slice composition, kept so
+   * tests can hold the in-place path to it.
+   */
+  attentionImpl: QkvAttentionImpl = 'auto';
+
   private constructor(
     readonly config: ScoreViTConfig,
     readonly params: Map<string, Tensor>,
@@ -222,7 +229,7 @@ export class ScoreViT {
 
   /** Multi-head self-attention of the normalized tokens u [B, T, D] -> heads concatenated [B, T, h dh]. */
   private attend(u: Tensor, qkvWeight: string): Tensor {
-    const [B, T, D] = u.shape;
+    const [, T, D] = u.shape;
     const { heads: h, dimHead: dh } = this.config;
     const W = this.p(qkvWeight); // [3 h dh, D]: q, k, v rows
     if (T === 1) {
@@ -231,9 +238,6 @@ export class ScoreViT {
       return matmul(u, slice(W, [2 * h * dh, 0], [h * dh, D]), { transposeB: true });
     }
     const qkv = matmul(u, W, { transposeB: true }); // [B, T, 3 h dh], no bias
-    const heads = permute(reshape(qkv, [B, T, 3, h, dh]), [2, 0, 3, 1, 4]); // [3, B, h, T, dh]
-    const part = (j: number) => reshape(slice(heads, [j, 0, 0, 0, 0], [1, B, h, T, dh]), [B, h, T, dh]);
-    const o = attention(part(0), part(1), part(2), { scale: dh ** -0.5 }); // [B, h, T, dh]
-    return reshape(permute(o, [0, 2, 1, 3]), [B, T, h * dh]);
+    return qkvAttention(qkv, h, { scale: dh ** -0.5, impl: this.attentionImpl }); // [B, T, h dh]
   }
 }

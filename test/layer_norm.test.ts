@@ -1,8 +1,9 @@
 // layer_norm's two row implementations (engine/ops/layer_norm.ts): 'serial' (one invocation per
-// row, the default for D <= 64) and 'workgroup' (one 64-wide workgroup per row, the default above).
+// row, the default for D <= serialMaxD(): 64 on a hardware GPU, 256 on a CPU adapter) and
+// 'workgroup' (one 64-wide workgroup per row, the default above).
 // Each against the float64 reference (forward, and gx, gw, gb for a random upstream gradient) on
 // shapes either side of the switch, forced both ways; grid folding past 65535 workgroups for both;
-// the default choice at SERIAL_MAX_D and one above, by the kernels it dispatches; the impl option's
+// the default choice at serialMaxD() and one above, by the kernels it dispatches; the impl option's
 // error; a constant row (zero variance). The finite-difference rows are in engine/cases/layer_norm.ts;
 // bad-input, grid-folding and pool checks shared with the layout ops and softmax are in
 // test/layout.test.ts.
@@ -10,7 +11,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { scope, tensor } from '../engine/tensor.ts';
 import { grad, clearTape } from '../engine/tape.ts';
-import { SERIAL_MAX_D, layerNorm, type LayerNormImpl } from '../engine/ops/layer_norm.ts';
+import { serialMaxD, layerNorm, type LayerNormImpl } from '../engine/ops/layer_norm.ts';
 import { dispatchCountsByKernel } from '../engine/kernel.ts';
 import { layerNormForward, layerNormVjp } from '../engine/reference/layer_norm.ts';
 import { HostRandom, host } from '../engine/reference/host.ts';
@@ -54,7 +55,8 @@ async function rowKernelsOf(fn: () => Promise<void>): Promise<string[]> {
     .sort();
 }
 
-test('the default: rows of SERIAL_MAX_D run the serial kernels, one more the workgroup ones; both match the reference', async () => {
+test('the default: rows of serialMaxD() run the serial kernels, one more the workgroup ones; both match the reference', async () => {
+  const SERIAL_MAX_D = serialMaxD();
   const serial = ['layer_norm_backward_rows', 'layer_norm_forward_rows'];
   const workgroup = ['layer_norm_backward', 'layer_norm_forward'];
   for (const [d, want] of [[1, serial], [SERIAL_MAX_D, serial], [SERIAL_MAX_D + 1, workgroup], [4 * SERIAL_MAX_D, workgroup]] as const) {

@@ -12,9 +12,12 @@
 //                model's rows of 32 features the workgroup kernels leave half their lanes idle and
 //                pay six barriers per reduction, which on lavapipe costs an order of magnitude
 //                (bench/results/2026-11-notes-from-code.md, "LayerNorm: serial rows for narrow
-//                rows"). Wide rows keep the workgroup kernels (coalesced loads on a hardware GPU,
-//                where one invocation walking a long row would be slow).
+//                rows"). Wide rows keep the workgroup kernels on a hardware GPU (coalesced loads,
+//                where one invocation walking a long row would be slow); a CPU adapter runs a
+//                workgroup as one thread's SIMD lanes, where the serial kernels stay ahead up to
+//                SERIAL_MAX_D_SOFTWARE (the score model's D = 128 rows: about 10x, forward and gx).
 
+import { backend } from '../backend.ts';
 import { defineKernel, grid1d } from '../kernel.ts';
 import { record } from '../tape.ts';
 import { Tensor, empty } from '../tensor.ts';
@@ -34,11 +37,18 @@ const K = {
 const WG = 64; // workgroup size of the row kernels (rows per workgroup in the serial ones)
 
 export type LayerNormImpl = 'workgroup' | 'serial';
-/** Widest row the serial kernels take by default. */
+/** Widest row the serial kernels take by default on a hardware GPU. */
 export const SERIAL_MAX_D = 64;
+/** Widest row the serial kernels take by default on a CPU adapter (lavapipe, SwiftShader). */
+export const SERIAL_MAX_D_SOFTWARE = 256;
+
+/** Widest row the serial kernels take by default on the current device. */
+export function serialMaxD(): number {
+  return backend().gpu.adapter.isSoftware ? SERIAL_MAX_D_SOFTWARE : SERIAL_MAX_D;
+}
 
 export function chooseLayerNormImpl(d: number): LayerNormImpl {
-  return d <= SERIAL_MAX_D ? 'serial' : 'workgroup';
+  return d <= serialMaxD() ? 'serial' : 'workgroup';
 }
 
 export interface LayerNormOptions {
