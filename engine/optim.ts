@@ -15,6 +15,9 @@
 // State tensors (momentum buffers, moments) are created on a parameter's first step and marked
 // keep(), so scope() never frees them; after that a step allocates nothing. dispose() frees them.
 // Adam's stateOf(p) / loadState(p, state) read and restore them (checkpoint resume).
+// Training helpers, one dispatch per parameter each: Adam.stepScaled (gradients times a factor on
+// the GPU, e.g. global-norm clipping), sumOfSquares (the squared global norm), emaUpdate (an
+// exponential moving average of weights, in place).
 // Update parameters outside of any pending backward pass: a saved tensor that is also a parameter
 // would see the new values (PyTorch raises for this through its version counters; we do not track).
 
@@ -28,6 +31,9 @@ const K = {
   sgd: defineKernel({ shader: 'optim', entry: 'sgd_step', bindings: { p: 'read_write', g: 'read', sgd: 'uniform' } }),
   sgdMomentum: defineKernel({ shader: 'optim', entry: 'sgd_momentum_step', bindings: { p: 'read_write', g: 'read', sgd: 'uniform', buf: 'read_write' } }),
   adam: defineKernel({ shader: 'optim', entry: 'adam_step', bindings: { p: 'read_write', g: 'read', adam: 'uniform', m: 'read_write', v: 'read_write' } }),
+  adamScaled: defineKernel({ shader: 'optim', entry: 'adam_step_scaled', bindings: { p: 'read_write', g: 'read', adam: 'uniform', m: 'read_write', v: 'read_write', g_scale: 'read' } }),
+  sumSquares: defineKernel({ shader: 'optim', entry: 'sum_squares', bindings: { g: 'read', total: 'read_write', sq: 'uniform' } }),
+  ema: defineKernel({ shader: 'optim', entry: 'ema_step', bindings: { avg: 'read_write', src: 'read', ema: 'uniform' } }),
 };
 
 function checkNumber(what: string, x: number, ok: (x: number) => boolean, rule: string): number {
@@ -238,6 +244,19 @@ export class Adam extends Optimizer {
     this.states.set(p, { step: state.step, m: state.m.keep(), v: state.v.keep() });
   }
 
+  private gradScale: Tensor | null = null;
+
+  /** step(grads) with every gradient multiplied by scale[0], a [1] tensor (e.g. a clipping factor computed on the GPU). */
+  stepScaled(grads: readonly (Tensor | null | undefined)[], scale: Tensor): void {
+    if (!(scale instanceof Tensor) || scale.size !== 1 || scale.dtype !== 'f32') throw new TypeError(`${this.name}.stepScaled(): scale must be an f32 tensor of one element, got ${scale}`);
+    this.gradScale = scale;
+    try {
+      this.step(grads);
+    } finally {
+      this.gradScale = null;
+    }
+  }
+
   protected update(p: Tensor, g: Tensor): void {
     let s = this.states.get(p);
     if (!s) this.states.set(p, (s = { step: 0, m: zeros(p.shape).keep(), v: zeros(p.shape).keep() }));
@@ -253,7 +272,8 @@ export class Adam extends Optimizer {
       step_size: this.lr / (1 - this.beta1 ** t),
       bc2_sqrt: Math.sqrt(1 - this.beta2 ** t),
     };
-    K.adam.dispatch({ p, g, adam, m: s.m, v: s.v }, grid(p.size));
+    if (this.gradScale) K.adamScaled.dispatch({ p, g, adam, m: s.m, v: s.v, g_scale: this.gradScale }, grid(p.size));
+    else K.adam.dispatch({ p, g, adam, m: s.m, v: s.v }, grid(p.size));
   }
 
   dispose(): void {
@@ -270,4 +290,23 @@ export class AdamW extends Adam {
   constructor(params: readonly Tensor[], options: Omit<AdamOptions, 'decoupledWeightDecay'> = {}) {
     super(params, { weightDecay: 0.01, ...options, decoupledWeightDecay: true }, 'AdamW');
   }
+}
+
+/** sum over the tensors of sum x^2, as a [1] tensor: one single-workgroup dispatch per tensor. */
+export function sumOfSquares(tensors: readonly Tensor[]): Tensor {
+  if (tensors.length === 0) throw new RangeError('sumOfSquares: no tensors');
+  const total = empty([1]);
+  tensors.forEach((g, i) => {
+    if (g.dtype !== 'f32') throw new TypeError(`sumOfSquares: tensor ${i} ${g} is ${g.dtype}, expected f32`);
+    K.sumSquares.dispatch({ g, total, sq: { n: g.size, first: i === 0 ? 1 : 0 } }, [1, 1, 1]);
+  });
+  return total;
+}
+
+/** avg = decay avg + (1 - decay) src, in place (an exponential moving average of weights). */
+export function emaUpdate(avg: Tensor, src: Tensor, decay: number): void {
+  checkNumber('emaUpdate: decay', decay, (x) => x >= 0 && x <= 1, 'in [0, 1]');
+  if (!sameShape(avg.shape, src.shape) || avg.dtype !== 'f32' || src.dtype !== 'f32') throw new RangeError(`emaUpdate: avg ${avg} and src ${src} must be f32 tensors of one shape`);
+  if (avg === src) throw new Error('emaUpdate: avg and src are the same tensor');
+  K.ema.dispatch({ avg, src, ema: { n: avg.size, decay, rest: 1 - decay } }, grid(avg.size));
 }

@@ -75,13 +75,14 @@ function broadcastBack(kernel: typeof K.sumBackward, gy: Tensor, inShape: Shape,
 
 /**
  * One invocation per output (serial loop) or one workgroup per output (tree)? Serial when R is
- * short, or when there are enough outputs to fill the device and R is not so long that one
+ * short, or when there are enough outputs to fill a workgroup and R is not so long that one
  * invocation's loop would dominate: on lavapipe a score-model bias gradient ([32*16, 768] -> [768])
  * as tree workgroups costs most of a training step, and next to nothing serial
- * (bench/results/2026-11-notes-from-code.md, "Reductions: serial vs tree").
+ * (bench/results/2026-11-notes-from-code.md, "Reductions: serial vs tree"); at [512, 128] -> [128]
+ * (the block-0 model's bias gradients) serial is still about 1.5x faster.
  */
 export function serialSum(nOut: number, reduceSize: number): boolean {
-  return reduceSize <= 64 || (nOut >= 256 && reduceSize <= 16384);
+  return reduceSize <= 64 || (nOut >= 64 && reduceSize <= 16384);
 }
 
 /** Sum (scale 1) or mean (scale 1/R) into an output of `outShape` (same element order). */
