@@ -50,7 +50,7 @@ import { add, affine, cos, gelu, mul, sin, swish } from '../engine/ops/elementwi
 import { matmul } from '../engine/ops/matmul.ts';
 import { concat, permute, reshape, slice } from '../engine/ops/layout.ts';
 import { layerNorm } from '../engine/ops/layer_norm.ts';
-import { qkvAttention, type QkvAttentionImpl } from '../engine/ops/attention.ts';
+import { qkvAttention } from '../engine/ops/attention.ts';
 import { shapeString } from '../engine/shape.ts';
 import type { HostTensor } from '../engine/host_tensor.ts';
 
@@ -137,11 +137,12 @@ export function inferScoreConfig(sd: Map<string, HostTensor<Float32Array>>, head
 
 export class ScoreViT {
   /**
-   * How attention reads the fused projection (engine/ops/attention.ts, qkvAttention): 'auto' runs
-   * the flash kernels on it in place; 'composed' is the permute-and-slice composition, kept so
-   * tests can hold the in-place path to it.
+   * false (the default): attention runs the flash kernels in place on the fused qkv projection
+   * (qkvAttention) and the LayerNorm applies its time modulation in its own kernels. true: the
+   * compositions these replace (permute and slice around attention(); slice, multiply and add
+   * after layerNorm()), kept so tests can hold the fused paths to them.
    */
-  attentionImpl: QkvAttentionImpl = 'auto';
+  compose = false;
 
   private constructor(
     readonly config: ScoreViTConfig,
@@ -190,8 +191,9 @@ export class ScoreViT {
 
   /** Pre-LayerNorm of block part `name`, FiLM-modulated by c = swish(tau) [B, D] in vector mode. */
   private norm(z: Tensor, name: string, c: Tensor | null): Tensor {
-    const y = layerNorm(z, this.p(`${name}.norm.weight`), this.p(`${name}.norm.bias`)); // [B, T, D]
-    if (!c) return y;
+    const [w, bias] = [this.p(`${name}.norm.weight`), this.p(`${name}.norm.bias`)];
+    if (!c || !this.compose) return layerNorm(z, w, bias, 1e-5, { modulation: c ? this.linear(c, `${name}.time_mod`) : undefined }); // [B, T, D]
+    const y = layerNorm(z, w, bias); // [B, T, D]
     const [B, D] = c.shape;
     const mod = this.linear(c, `${name}.time_mod`); // [B, 2D]: scale a, shift b
     const a = reshape(slice(mod, [0, 0], [B, D]), [B, 1, D]);
@@ -238,6 +240,6 @@ export class ScoreViT {
       return matmul(u, slice(W, [2 * h * dh, 0], [h * dh, D]), { transposeB: true });
     }
     const qkv = matmul(u, W, { transposeB: true }); // [B, T, 3 h dh], no bias
-    return qkvAttention(qkv, h, { scale: dh ** -0.5, impl: this.attentionImpl }); // [B, T, h dh]
+    return qkvAttention(qkv, h, { scale: dh ** -0.5, impl: this.compose ? 'composed' : 'auto' }); // [B, T, h dh]
   }
 }

@@ -67,6 +67,34 @@ test('the default: rows of serialMaxD() run the serial kernels, one more the wor
   assert.equal(await rowKernelsOf(() => againstReference([3, SERIAL_MAX_D], 'workgroup', 42)), workgroup);
 });
 
+test('FiLM modulation: both implementations, the ViT shape and rows spanning serial workgroups, match the float64 reference', async () => {
+  // [32, 16, 128]: the block-0 score model's LayerNorm (32 items of 16 tokens); [5, 30, 24]:
+  // 150 rows, items crossing workgroup boundaries.
+  for (const [i, [items, T, d]] of [[32, 16, 128], [5, 30, 24]].entries()) {
+    const rng = new HostRandom(90 + i);
+    const shape = [items, T, d];
+    const n = items * T * d;
+    const draw = (k: number, shift = 0) => Float64Array.from({ length: k }, () => Math.fround(shift + rng.normal()));
+    const [xd, wd, bd, md, gyd] = [draw(n), draw(d, 1), draw(d), draw(items * 2 * d), draw(n)];
+    const hx = host(shape, xd);
+    const [hw, hb, hm] = [host([d], wd), host([d], bd), host([items, 2 * d], md)];
+    const want = [layerNormForward(hx, hw, hb, 1e-5, hm).data, ...layerNormVjp(hx, hw, hb, 1e-5, host(shape, gyd), hm)];
+    for (const impl of ['serial', 'workgroup'] as const) {
+      const got = await scope(async () => {
+        const ts = [tensor(xd, shape), tensor(wd, [d]), tensor(bd, [d]), tensor(md, [items, 2 * d])].map((t) => t.requireGrad());
+        const y = layerNorm(ts[0], ts[1], ts[2], 1e-5, { impl, modulation: ts[3] });
+        const gs = grad(y, ts, { upstream: tensor(gyd, shape) });
+        return Promise.all([y, ...gs].map((t) => t.readF32()));
+      }).finally(clearTape);
+      ['y', 'gx', 'gw', 'gb', 'gmod'].forEach((name, k) => assertClose(got[k], want[k], relativeToMax(want[k], TOL), `[${shape}] ${impl} modulated ${name}`));
+    }
+  }
+  const x = () => tensor(new Float32Array(24), [2, 3, 4]);
+  const w = () => tensor(new Float32Array(4), [4]);
+  throwsNaming(() => layerNorm(x(), w(), w(), 1e-5, { modulation: tensor(new Float32Array(16), [2, 8, 1]) }), /modulation must be f32 \[Bm, 8\] with Bm dividing the 6 rows/);
+  throwsNaming(() => layerNorm(x(), w(), w(), 1e-5, { modulation: tensor(new Float32Array(32), [4, 8]) }), /got f32\[4, 8\]/);
+});
+
 test('both implementations match the float64 reference on narrow and wide rows', async () => {
   // 4096 x 32: the Gaussian score model's sampling batch; 300 rows: several serial workgroups and
   // a partial last one; 130 and 64: either side of the switch; an offset mean (two-pass variance).

@@ -1,8 +1,9 @@
-// The score model's training step through attention in place on the fused qkv projection
-// (qkvAttention 'auto', what training runs) against the permute-and-slice composition it replaced
-// ('composed'): the same losses and weights after 3 steps to float32 tolerance, at the shipped
-// block-0 shape (vector time) and a small token-mode model, and the in-place path's step
-// dispatching no permute, slice or pad of the projection. And the bench's FLOP count by hand.
+// The score model's training step through its fused paths (what training runs: attention in place
+// on the fused qkv projection, the time modulation inside the LayerNorm kernels) against the
+// compositions they replaced (ScoreViT.compose: permute and slice around attention; slice,
+// multiply and add after the LayerNorm): the same losses and weights after 3 steps to float32
+// tolerance, at the shipped block-0 shape (vector time) and a small token-mode model, with fewer
+// pad and gather dispatches. And the bench's FLOP count by hand.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { dispatchCountsByKernel } from '../engine/kernel.ts';
@@ -18,13 +19,13 @@ const test = suite('score_train_paths');
 const layoutDispatches = () => [...dispatchCountsByKernel()].filter(([k]) => k.startsWith('layout.layout_pad') || k.startsWith('layout.layout_gather')).reduce((s, [, n]) => s + n, 0);
 
 /** Losses of 3 steps, the raw weights after them, and the pad/gather dispatches of the run. */
-async function run(vit: ScoreViTConfig, batch: number, impl: 'auto' | 'composed'): Promise<{ losses: number[]; weights: Map<string, Float32Array>; layout: number }> {
+async function run(vit: ScoreViTConfig, batch: number, compose: boolean): Promise<{ losses: number[]; weights: Map<string, Float32Array>; layout: number }> {
   const N = 4 * batch;
   const item = vit.channels * vit.height * vit.width;
   const rng = new HostRandom(11);
   const data = Float32Array.from({ length: N * item }, () => rng.uniform());
   const net = ScoreViT.fromStateDict(vit, initScoreStateDict(vit, 3));
-  net.attentionImpl = impl;
+  net.compose = compose;
   const trainer = new ScoreTrainer(net, scoreModelConfig(vit, { min: 0, max: 1 }), { data, shape: [N, vit.channels, vit.height, vit.width] }, { seed: 5, batch });
   const before = layoutDispatches();
   try {
@@ -42,17 +43,17 @@ async function run(vit: ScoreViTConfig, batch: number, impl: 'auto' | 'composed'
 
 const SMALL_TOKEN: ScoreViTConfig = { channels: 3, height: 3, width: 2, dim: 16, depth: 2, heads: 2, dimHead: 8, mlp: 24 };
 
-test('3 training steps: attention in place on qkv gives the composition\'s losses and weights (block-0 shape, and a token-mode model)', async () => {
+test('3 training steps: the fused paths give the compositions\' losses and weights (block-0 shape, and a token-mode model)', async () => {
   for (const [vit, batch] of [[BLOCK0_VIT, 8], [SMALL_TOKEN, 5]] as const) {
-    const old = await run(vit, batch, 'composed');
-    const now = await run(vit, batch, 'auto');
+    const old = await run(vit, batch, true);
+    const now = await run(vit, batch, false);
     const label = `${JSON.stringify(vit)}`;
     assertClose(now.losses, old.losses, { atol: 0, rtol: 1e-5 }, `losses ${label}`);
     // Adam divides by sqrt(v): weights move by about lr per step whatever the gradient's size, so
     // they are compared against the size of the weights, to float32 accumulation order.
     for (const [name, w] of old.weights) assertClose(now.weights.get(name)!, w, relativeToMax(w, 1e-5), `${name} ${label}`);
-    // The composition pads and gathers the projection in every block; in place the only ones
-    // left are elsewhere in the model (token permutes, the time modulation's slices).
+    // The compositions pad and gather the projection (and the modulation) in every block; fused,
+    // the only ones left are the token permutes and the time features' slice.
     assert.ok(now.layout < old.layout, `${label}: ${now.layout} pad/gather dispatches in place, ${old.layout} composed`);
   }
 });

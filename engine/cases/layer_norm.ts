@@ -1,6 +1,7 @@
 // Gradcheck rows of layer_norm (engine/ops/layer_norm.ts): ranks 2-4, a mean far from zero, and
 // both row implementations forced and by default (the default switches at serialMaxD(): D = 64 on a
-// hardware GPU, 256 on a CPU adapter). Included in the table by
+// hardware GPU, 256 on a CPU adapter). With a FiLM modulation [Bm, 2D] (T rows per item; rank 3
+// and rank 2 x), both row kernels. Included in the table by
 // allGradCases() (engine/cases/index.ts). Rows are reduced in float32: the reduction tolerance.
 
 import { TOLERANCES, type GradCase } from '../gradcheck.ts';
@@ -24,6 +25,19 @@ function layerNormCase(shape: Shape, eps: number, domain?: Domain, label = '', i
   };
 }
 
+/** x [Bm * T.., D] with its modulation [Bm, 2D] as a fourth input. */
+function modulatedCase(shape: Shape, items: number, impl: LayerNormImpl): GradCase {
+  const d = shape[shape.length - 1];
+  return {
+    name: `layer_norm[${dims(shape)}, modulation ${items}x${2 * d}, ${impl}]`,
+    inputs: [{ shape }, { shape: [d] }, { shape: [d] }, { shape: [items, 2 * d] }],
+    tol: TOLERANCES.reduction,
+    forward: ([x, w, b, m]) => layerNormForward(x, w, b, 1e-5, m),
+    vjp: ([x, w, b, m], gy) => layerNormVjp(x, w, b, 1e-5, gy, m),
+    gpu: ([x, w, b, m]) => layerNorm(x, w, b, 1e-5, { impl, modulation: m }),
+  };
+}
+
 export function layerNormGradCases(): GradCase[] {
   return [
     layerNormCase([4, 7], 1e-5),
@@ -37,5 +51,8 @@ export function layerNormGradCases(): GradCase[] {
     layerNormCase([4, 7], 1e-5, undefined, '', 'workgroup'),
     layerNormCase([5, 7], 1e-5, { kind: 'positive', lo: 20, hi: 22 }, ', x in [20, 22]', 'workgroup'),
     layerNormCase([2, 70], 1e-5, undefined, '', 'serial'),
+    modulatedCase([3, 4, 5], 3, 'serial'),
+    modulatedCase([3, 4, 5], 3, 'workgroup'),
+    modulatedCase([6, 7], 2, 'serial'),
   ];
 }
