@@ -20,7 +20,9 @@
 // lavapipe a uniform load inside a loop is a per-lane load, and amortizing it over rows is what
 // pays; more rows or narrower workgroups gain nothing, and WG = 32 leaves half the workgroup idle
 // at T = 64 (bench/results/2026-11-notes-from-code.md, "Attention: rows per invocation"). No
-// workgroup memory or barriers. The loops over chunks run to params.d4, not the constant D4:
+// workgroup memory or barriers. Short heads share a workgroup: with L = min(WG, ceil(T / R))
+// invocations per head, a workgroup takes WG / L heads (at T = 16, four heads of 4 invocations
+// instead of one head leaving 12 of its 16 invocations idle). The loops over chunks run to params.d4, not the constant D4:
 // fully unrolled, they make lavapipe's shader compiler take minutes per pipeline.
 //
 // Forward (online softmax, per query row i, scores s_j = scale q_i . k_j):
@@ -42,6 +44,9 @@ struct Params {
   d4: u32,                     // vec4 chunks per row, <= D4 (d is padded to a multiple of 4)
   scale: f32,
   heads: u32,                  // H: bh = b H + h
+  bh: u32,                     // B H, the heads in all
+  lanes_q: u32,                // invocations per head over query rows (forward, dq): min(WG, ceil(Tq / R))
+  lanes_k: u32,                // over key rows (dkv)
   v_in_gk: u32,                // 1: gv is written into the gk binding (one gradient buffer)
   q_at: vec4u,                 // row addressing of q and gq (see the header)
   k_at: vec4u,                 // of k and gk
@@ -84,8 +89,9 @@ fn rows4(at: vec4u, bh: u32, r: u32, n: u32) -> vec4u {
 
 @compute @workgroup_size(WG)
 fn attention_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let bh = wid.y;
-  let i0 = (wid.x * WG + lid) * R;
+  let bh = wid.y * (WG / params.lanes_q) + lid / params.lanes_q;
+  if (lid / params.lanes_q >= WG / params.lanes_q || bh >= params.bh) { return; }
+  let i0 = (wid.x * params.lanes_q + lid % params.lanes_q) * R;
   if (i0 >= params.tq) { return; } // no barriers: invocations past the last row may leave early
   var q_row: array<u32, R>;
   var o_row: array<u32, R>;
@@ -146,8 +152,9 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocatio
 
 @compute @workgroup_size(WG)
 fn attention_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let bh = wid.y;
-  let i0 = (wid.x * WG + lid) * R;
+  let bh = wid.y * (WG / params.lanes_q) + lid / params.lanes_q;
+  if (lid / params.lanes_q >= WG / params.lanes_q || bh >= params.bh) { return; }
+  let i0 = (wid.x * params.lanes_q + lid % params.lanes_q) * R;
   if (i0 >= params.tq) { return; } // no barriers: invocations past the last row may leave early
   var q_row: array<u32, R>;
   var o_row: array<u32, R>;
@@ -212,8 +219,9 @@ fn attention_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local_invoc
 
 @compute @workgroup_size(WG)
 fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let bh = wid.y;
-  let j0 = (wid.x * WG + lid) * R;
+  let bh = wid.y * (WG / params.lanes_k) + lid / params.lanes_k;
+  if (lid / params.lanes_k >= WG / params.lanes_k || bh >= params.bh) { return; }
+  let j0 = (wid.x * params.lanes_k + lid % params.lanes_k) * R;
   if (j0 >= params.tk) { return; }
   let stat_head = bh * params.tq;
   var k_row: array<u32, R>;

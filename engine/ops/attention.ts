@@ -39,8 +39,19 @@ export interface AttentionOptions {
   impl?: AttentionImpl;
 }
 
-/** Rows per workgroup: WG invocations x R rows each (shaders/attention.wgsl). */
-const ROWS_PER_WORKGROUP = 16 * 4;
+/** Invocations per workgroup and rows per invocation (shaders/attention.wgsl). */
+const WG = 16;
+const R = 4;
+
+/** Invocations per head over T rows: short heads share a workgroup (shaders/attention.wgsl). */
+const lanesFor = (T: number) => Math.min(WG, Math.ceil(T / R));
+
+/** The kernels' grid and the uniforms that go with it, for BH heads of Tq query and Tk key rows. */
+function gridParams(BH: number, Tq: number, Tk: number) {
+  const [lq, lk] = [lanesFor(Tq), lanesFor(Tk)];
+  const grid = (rows: number, lanes: number) => [Math.ceil(rows / (lanes * R)), Math.ceil(BH / Math.floor(WG / lanes)), 1];
+  return { uniforms: { bh: BH, lanes_q: lq, lanes_k: lk }, queries: grid(Tq, lq), keys: grid(Tk, lk) };
+}
 
 /** Largest head size of the flash kernels: the capacity D4 = 16 vec4s of their per-row arrays. */
 export const FLASH_MAX_D = 64;
@@ -147,22 +158,22 @@ function flashKernels(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
   const [B, H, Tq, d] = q.shape;
   const Tk = k.shape[2];
   const d4 = d / 4;
-  const params = { tq: Tq, tk: Tk, d4, scale, heads: H, v_in_gk: 0, q_at: headMajor(H, Tq, d4), k_at: headMajor(H, Tk, d4), v_at: headMajor(H, Tk, d4), o_at: headMajor(H, Tq, d4) };
-  const grid = (rows: number) => [Math.ceil(rows / ROWS_PER_WORKGROUP), B * H, 1];
+  const g = gridParams(B * H, Tq, Tk);
+  const params = { tq: Tq, tk: Tk, d4, scale, heads: H, v_in_gk: 0, ...g.uniforms, q_at: headMajor(H, Tq, d4), k_at: headMajor(H, Tk, d4), v_at: headMajor(H, Tk, d4), o_at: headMajor(H, Tq, d4) };
   const out = empty(q.shape); // [B, H, Tq, d]
   const lse = empty([B, H, Tq]); // log-sum-exp of each query row's scores
-  K.forward.dispatch({ q, k, v, out, lse, params }, grid(Tq));
+  K.forward.dispatch({ q, k, v, out, lse, params }, g.queries);
 
   record('attention', [q, k, v], out, [q, k, v, out, lse], (gy) => {
     const gq = empty(q.shape); // [B, H, Tq, d]
     const delta = empty([B, H, Tq]); // rowsum(gy * out), needed by the dk/dv pass
-    K.dq.dispatch({ q, k, v, out_saved: out, lse_saved: lse, gy, gq, delta, params }, grid(Tq));
+    K.dq.dispatch({ q, k, v, out_saved: out, lse_saved: lse, gy, gq, delta, params }, g.queries);
     let gk: Tensor | null = null;
     let gv: Tensor | null = null;
     if (k.requiresGrad || v.requiresGrad) {
       gk = empty(k.shape); // [B, H, Tk, d]
       gv = empty(v.shape); // [B, H, Tk, d]
-      K.dkv.dispatch({ q, k, v, lse_saved: lse, gy, delta_saved: delta, gk, gv, params }, grid(Tk));
+      K.dkv.dispatch({ q, k, v, lse_saved: lse, gy, delta_saved: delta, gk, gv, params }, g.keys);
     }
     delta.dispose();
     return [gq, gk, gv];
@@ -206,8 +217,9 @@ function packedKernels(qkv: Tensor, B: number, T: number, H: number, d: number, 
   const d4 = d / 4;
   const row = 3 * H * d4; // one token's q, k and v
   const at = (part: number): At => [T * row, d4, row, part * H * d4];
-  const params = { tq: T, tk: T, d4, scale, heads: H, v_in_gk: 1, q_at: at(0), k_at: at(1), v_at: at(2), o_at: [T * H * d4, d4, H * d4, 0] };
-  const grid = [Math.ceil(T / ROWS_PER_WORKGROUP), B * H, 1];
+  const g = gridParams(B * H, T, T);
+  const params = { tq: T, tk: T, d4, scale, heads: H, v_in_gk: 1, ...g.uniforms, q_at: at(0), k_at: at(1), v_at: at(2), o_at: [T * H * d4, d4, H * d4, 0] };
+  const grid = g.queries;
   const out = empty([B, T, H * d]);
   const lse = empty([B, H, T]);
   K.forward.dispatch({ q: qkv, k: qkv, v: qkv, out, lse, params }, grid);
