@@ -172,7 +172,7 @@ export async function runScoreTrainBench(eng: Engine, options: ScoreTrainBenchOp
   let matmulGflops: number | null = null;
   if (options.matmulRate ?? true) {
     const products = stepMatmuls(vit, B);
-    const rows = await runMatmulBench(eng, { sizes: [], batched: null, probes: false, tfjs: false, shapes: products.map((p) => p.shape), targetSeconds: options.matmulSeconds ?? 0.3, log });
+    const rows = await runMatmulBench(eng, { sizes: [], batched: null, probes: false, tfjs: false, shapes: products.map((p) => p.shape), targetSeconds: options.matmulSeconds ?? 0.3, repeats: 2, log });
     // Flop-weighted: the time all of the step's products take at their measured rates.
     let seconds = 0;
     let total = 0;
