@@ -16,8 +16,8 @@
 // keep(), so scope() never frees them; after that a step allocates nothing. dispose() frees them.
 // Adam's stateOf(p) / loadState(p, state) read and restore them (checkpoint resume).
 // Training helpers, one dispatch per parameter each: Adam.stepScaled (gradients times a factor on
-// the GPU, e.g. global-norm clipping), sumOfSquares (the squared global norm), emaUpdate (an
-// exponential moving average of weights, in place).
+// the GPU, e.g. global-norm clipping; optionally updating an exponential moving average of the new
+// weights in the same pass), sumOfSquares (the squared global norm), emaUpdate (the average alone).
 // Update parameters outside of any pending backward pass: a saved tensor that is also a parameter
 // would see the new values (PyTorch raises for this through its version counters; we do not track).
 
@@ -32,6 +32,11 @@ const K = {
   sgdMomentum: defineKernel({ shader: 'optim', entry: 'sgd_momentum_step', bindings: { p: 'read_write', g: 'read', sgd: 'uniform', buf: 'read_write' } }),
   adam: defineKernel({ shader: 'optim', entry: 'adam_step', bindings: { p: 'read_write', g: 'read', adam: 'uniform', m: 'read_write', v: 'read_write' } }),
   adamScaled: defineKernel({ shader: 'optim', entry: 'adam_step_scaled', bindings: { p: 'read_write', g: 'read', adam: 'uniform', m: 'read_write', v: 'read_write', g_scale: 'read' } }),
+  adamScaledEma: defineKernel({
+    shader: 'optim',
+    entry: 'adam_step_scaled_ema',
+    bindings: { p: 'read_write', g: 'read', adam: 'uniform', m: 'read_write', v: 'read_write', g_scale: 'read', avg: 'read_write', ema: 'uniform' },
+  }),
   sumSquares: defineKernel({ shader: 'optim', entry: 'sum_squares', bindings: { g: 'read', total: 'read_write', sq: 'uniform' } }),
   ema: defineKernel({ shader: 'optim', entry: 'ema_step', bindings: { avg: 'read_write', src: 'read', ema: 'uniform' } }),
 };
@@ -245,15 +250,38 @@ export class Adam extends Optimizer {
   }
 
   private gradScale: Tensor | null = null;
+  private average: { of: Map<Tensor, Tensor>; decay: number } | null = null;
 
-  /** step(grads) with every gradient multiplied by scale[0], a [1] tensor (e.g. a clipping factor computed on the GPU). */
-  stepScaled(grads: readonly (Tensor | null | undefined)[], scale: Tensor): void {
-    if (!(scale instanceof Tensor) || scale.size !== 1 || scale.dtype !== 'f32') throw new TypeError(`${this.name}.stepScaled(): scale must be an f32 tensor of one element, got ${scale}`);
+  /**
+   * step(grads) with every gradient multiplied by scale[0], a [1] tensor (e.g. a clipping factor
+   * computed on the GPU). With `average`, each parameter's average (same order as the parameters)
+   * then becomes decay avg + (1 - decay) p, as emaUpdate does, in the update's own pass (and by
+   * emaUpdate for a parameter without a gradient this step).
+   */
+  stepScaled(grads: readonly (Tensor | null | undefined)[], scale: Tensor, average?: { tensors: readonly Tensor[]; decay: number }): void {
+    const where = `${this.name}.stepScaled()`;
+    if (!(scale instanceof Tensor) || scale.size !== 1 || scale.dtype !== 'f32') throw new TypeError(`${where}: scale must be an f32 tensor of one element, got ${scale}`);
+    if (average) {
+      checkNumber(`${where}: average decay`, average.decay, (x) => x >= 0 && x <= 1, 'in [0, 1]');
+      if (average.tensors.length !== this.params.length) throw new RangeError(`${where}: ${average.tensors.length} averages for ${this.params.length} parameters`);
+      average.tensors.forEach((a, i) => {
+        const p = this.params[i];
+        if (!sameShape(a.shape, p.shape) || a.dtype !== 'f32' || a === p) throw new RangeError(`${where}: average ${i} ${a} must be an f32 tensor of its parameter's shape ${shapeString(p.shape)}, not the parameter itself`);
+      });
+    }
+    const gs = this.gradients(grads);
     this.gradScale = scale;
+    this.average = average ? { of: new Map(this.params.map((p, i) => [p, average.tensors[i]])), decay: average.decay } : null;
     try {
-      this.step(grads);
+      this.step(gs);
     } finally {
       this.gradScale = null;
+      this.average = null;
+    }
+    if (average) {
+      gs.forEach((g, i) => {
+        if (!g) emaUpdate(average.tensors[i], this.params[i], average.decay);
+      });
     }
   }
 
@@ -272,7 +300,11 @@ export class Adam extends Optimizer {
       step_size: this.lr / (1 - this.beta1 ** t),
       bc2_sqrt: Math.sqrt(1 - this.beta2 ** t),
     };
-    if (this.gradScale) K.adamScaled.dispatch({ p, g, adam, m: s.m, v: s.v, g_scale: this.gradScale }, grid(p.size));
+    const avg = this.average?.of.get(p);
+    if (this.gradScale && avg) {
+      const decay = this.average!.decay;
+      K.adamScaledEma.dispatch({ p, g, adam, m: s.m, v: s.v, g_scale: this.gradScale, avg, ema: { n: p.size, decay, rest: 1 - decay } }, grid(p.size));
+    } else if (this.gradScale) K.adamScaled.dispatch({ p, g, adam, m: s.m, v: s.v, g_scale: this.gradScale }, grid(p.size));
     else K.adam.dispatch({ p, g, adam, m: s.m, v: s.v }, grid(p.size));
   }
 

@@ -8,7 +8,8 @@
 // change them without recompiling. Optimizers are not differentiable: no backward entries.
 // Training helpers beside them, each one dispatch per parameter where the ops would take several:
 //   adam_step_scaled  Adam on g * g_scale[0] (a factor computed on the GPU: global-norm clipping
-//                     without a scaled copy of every gradient);
+//                     without a scaled copy of every gradient); adam_step_scaled_ema also updates
+//                     an average of the new weights as ema_step does, in the same pass;
 //   sum_squares       total[0] (+)= sum_i g_i^2 (the squared global norm, one parameter at a time,
 //                     one workgroup: first = 1 overwrites, else adds);
 //   ema_step          avg = decay avg + (1 - decay) src, in place (an EMA of the weights).
@@ -89,17 +90,26 @@ fn sgd_momentum_step(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
 fn adam_step(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = linear_index(gid, nwg);
   if (i >= adam.n) { return; }
-  adam_update(i, g[i]);
+  _ = adam_update(i, g[i]);
 }
 
 @compute @workgroup_size(64)
 fn adam_step_scaled(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = linear_index(gid, nwg);
   if (i >= adam.n) { return; }
-  adam_update(i, g[i] * g_scale[0]);
+  _ = adam_update(i, g[i] * g_scale[0]);
 }
 
-fn adam_update(i: u32, grad: f32) {
+@compute @workgroup_size(64)
+fn adam_step_scaled_ema(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= adam.n) { return; }
+  let pn = adam_update(i, g[i] * g_scale[0]);
+  avg[i] = ema.decay * avg[i] + ema.rest * pn;
+}
+
+/** Updates p[i], m[i], v[i] by the gradient value and returns the new p[i]. */
+fn adam_update(i: u32, grad: f32) -> f32 {
   var pv = p[i];
   var gv = grad;
   if (adam.decoupled == 1u) {
@@ -111,7 +121,9 @@ fn adam_update(i: u32, grad: f32) {
   let vi = adam.beta2 * v[i] + (1.0 - adam.beta2) * gv * gv;
   m[i] = mi;
   v[i] = vi;
-  p[i] = pv - adam.step_size * mi / (sqrt(vi) / adam.bc2_sqrt + adam.eps);
+  let pn = pv - adam.step_size * mi / (sqrt(vi) / adam.bc2_sqrt + adam.eps);
+  p[i] = pn;
+  return pn;
 }
 
 var<workgroup> partial: array<f32, 64>;

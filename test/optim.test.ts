@@ -146,6 +146,39 @@ test('Adam.stepScaled: gradients times a factor on the GPU, 5 steps, match the r
   params.forEach((p) => p.dispose());
 });
 
+test('Adam.stepScaled with an average: the same weights and averages, bit for bit, as stepScaled then emaUpdate, a skipped gradient included', async () => {
+  const rng = new HostRandom(34);
+  const init = SHAPES.map((sh) => f32Array(rng, sizeOf(sh)));
+  const twin = () => init.map((d, i) => tensor(d, SHAPES[i]).keep());
+  const [fusedP, fusedAvg, plainP, plainAvg] = [twin(), twin(), twin(), twin()];
+  const fused = new Adam(fusedP, { lr: 0.03 });
+  const plain = new Adam(plainP, { lr: 0.03 });
+  const refAvg = init.map((d) => Float64Array.from(d));
+  for (let k = 0; k < 3; k++) {
+    const decay = [0.1, 0.5, 0.9][k];
+    const hostGrads = init.map((d) => f32Array(rng, d.length, 1 + k));
+    const skip = (i: number) => k === 1 && i === SKIP.param;
+    await scope(async () => {
+      const gs = () => hostGrads.map((g, i) => (skip(i) ? null : tensor(g, SHAPES[i])));
+      const factor = tensor([0.7], [1]);
+      fused.stepScaled(gs(), factor, { tensors: fusedAvg, decay });
+      plain.stepScaled(gs(), factor);
+      plainAvg.forEach((a, i) => emaUpdate(a, plainP[i], decay));
+    });
+    for (let i = 0; i < init.length; i++) {
+      const [fp, pp, fa, pa] = await Promise.all([fusedP[i], plainP[i], fusedAvg[i], plainAvg[i]].map((t) => t.readF32()));
+      assert.ok(fp.every((v, j) => Object.is(v, pp[j])), `step ${k} param ${i}: weights differ`);
+      assert.ok(fa.every((v, j) => Object.is(v, pa[j])), `step ${k} param ${i}: averages differ`);
+      emaReference(refAvg[i], pp, decay);
+      assertClose(fa, refAvg[i], OPTIM_TOL, `step ${k} average ${i} against the reference`);
+    }
+  }
+  assert.throws(() => fused.stepScaled([null, null, null], tensor([1], [1]), { tensors: fusedAvg.slice(1), decay: 0.5 }), /2 averages for 3 parameters/);
+  assert.throws(() => fused.stepScaled([null, null, null], tensor([1], [1]), { tensors: fusedP, decay: 0.5 }), /not the parameter itself/);
+  for (const o of [fused, plain]) o.dispose();
+  for (const t of [...fusedP, ...fusedAvg, ...plainP, ...plainAvg]) t.dispose();
+});
+
 test('sumOfSquares: one tensor and several, sizes around the 64-lane workgroup and large, match the float64 sum', async () => {
   const rng = new HostRandom(32);
   for (const sizes of [[1], [63], [64, 65], [70_000, 5, 128 * 384]]) {

@@ -204,10 +204,15 @@ export class ScoreTrainer {
         clearTape();
       }
       noGrad(() => {
-        // Clipping scales the gradients inside Adam's kernel: no scaled copy of each.
-        if (o.gradClip > 0) this.opt.stepScaled(grads, clipFactor(grads, o.gradClip));
-        else this.opt.step(grads);
-        this.updateEma();
+        // Clipping scales the gradients inside Adam's kernel (no scaled copy of each), and the same
+        // pass updates the EMA from the new weights.
+        if (o.gradClip > 0) {
+          const average = { tensors: this.trainable.map(([name]) => this.ema.get(name)!), decay: this.emaDecay() };
+          this.opt.stepScaled(grads, clipFactor(grads, o.gradClip), average);
+        } else {
+          this.opt.step(grads);
+          this.updateEma();
+        }
       });
       return (await lossT.readF32())[0];
     });
@@ -216,8 +221,13 @@ export class ScoreTrainer {
     return loss;
   }
 
+  /** The EMA decay of this step: min(decay, (1 + step) / (10 + step)). */
+  private emaDecay(): number {
+    return Math.min(this.options.emaDecay, (1 + this.step) / (10 + this.step));
+  }
+
   private updateEma(): void {
-    const d = Math.min(this.options.emaDecay, (1 + this.step) / (10 + this.step));
+    const d = this.emaDecay();
     for (const [name, p] of this.trainable) emaUpdate(this.ema.get(name)!, p, d);
   }
 
