@@ -226,7 +226,7 @@ const DEMO: CommandDecl = {
   examples: ['demo', 'demo --steps 100'],
 };
 
-const BENCH_NAMES = ['matmul', 'conv2d', 'upfirdn2d', 'modulated_conv', 'attention', 'stylegan2', 'dispatch', 'memory', 'paper-size', 'goals', 'all'] as const;
+const BENCH_NAMES = ['matmul', 'conv2d', 'upfirdn2d', 'modulated_conv', 'attention', 'score-train', 'stylegan2', 'dispatch', 'memory', 'paper-size', 'goals', 'all'] as const;
 const sizesCheck = (v: string) => (v.split(',').every((x) => /^[1-9][0-9]{0,4}$/.test(x.trim())) ? undefined : 'positive integers separated by commas, e.g. 1024,2048');
 const BENCH: CommandDecl = {
   name: 'bench',
@@ -241,7 +241,7 @@ const BENCH: CommandDecl = {
   ],
   output: { kind: 'file', default: 'out/bench/goals.md', help: 'goals: the report file (refused if it exists unless --force); committed reports go to bench/results/<date>-goals-<adapter>.md' },
   conflicts: (p) => (p.values.conv === true && (p.values.sweep !== true || (p.positionals[0] ?? 'matmul') !== 'matmul') ? '--conv goes with matmul --sweep (bench matmul --sweep --conv)' : undefined),
-  examples: ['bench matmul', 'bench matmul --sweep', 'bench matmul --sweep --conv', 'bench paper-size', 'bench goals --out bench/results/2026-12-06-goals-llvmpipe.md'],
+  examples: ['bench matmul', 'bench matmul --sweep', 'bench matmul --sweep --conv', 'bench score-train', 'bench paper-size', 'bench goals --out bench/results/2026-12-06-goals-llvmpipe.md'],
 };
 
 const timesList = (v: string) => {

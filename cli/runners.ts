@@ -64,6 +64,7 @@ async function benchRun(p: Parsed, out: Output | undefined, eng: Engine): Promis
     upfirdn2d: async () => (await import('../bench/upfirdn2d.ts')).runUpfirdn2dBench(eng, {}),
     modulated_conv: async () => (await import('../bench/modulated_conv.ts')).runModulatedConvBench(eng, {}),
     attention: async () => (await import('../bench/attention.ts')).runAttentionBench(eng, {}),
+    'score-train': async () => (await import('../bench/score_train.ts')).runScoreTrainBench(eng, {}),
     stylegan2: async () => (await import('../bench/stylegan2.ts')).runStyleGAN2Bench(eng, { full: p.values.full === true }),
     dispatch: async () => (await import('../bench/dispatch.ts')).runDispatchBench(eng),
     memory: async () => (await import('../bench/memory.ts')).runMemoryBench(eng, { sizes: p.values.full === true ? [32, 64, 128, 256] : [32, 64, 128] }),

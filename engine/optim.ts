@@ -15,6 +15,9 @@
 // State tensors (momentum buffers, moments) are created on a parameter's first step and marked
 // keep(), so scope() never frees them; after that a step allocates nothing. dispose() frees them.
 // Adam's stateOf(p) / loadState(p, state) read and restore them (checkpoint resume).
+// Training helpers, one dispatch per parameter each: Adam.stepScaled (gradients times a factor on
+// the GPU, e.g. global-norm clipping; optionally updating an exponential moving average of the new
+// weights in the same pass), sumOfSquares (the squared global norm), emaUpdate (the average alone).
 // Update parameters outside of any pending backward pass: a saved tensor that is also a parameter
 // would see the new values (PyTorch raises for this through its version counters; we do not track).
 
@@ -28,6 +31,14 @@ const K = {
   sgd: defineKernel({ shader: 'optim', entry: 'sgd_step', bindings: { p: 'read_write', g: 'read', sgd: 'uniform' } }),
   sgdMomentum: defineKernel({ shader: 'optim', entry: 'sgd_momentum_step', bindings: { p: 'read_write', g: 'read', sgd: 'uniform', buf: 'read_write' } }),
   adam: defineKernel({ shader: 'optim', entry: 'adam_step', bindings: { p: 'read_write', g: 'read', adam: 'uniform', m: 'read_write', v: 'read_write' } }),
+  adamScaled: defineKernel({ shader: 'optim', entry: 'adam_step_scaled', bindings: { p: 'read_write', g: 'read', adam: 'uniform', m: 'read_write', v: 'read_write', g_scale: 'read' } }),
+  adamScaledEma: defineKernel({
+    shader: 'optim',
+    entry: 'adam_step_scaled_ema',
+    bindings: { p: 'read_write', g: 'read', adam: 'uniform', m: 'read_write', v: 'read_write', g_scale: 'read', avg: 'read_write', ema: 'uniform' },
+  }),
+  sumSquares: defineKernel({ shader: 'optim', entry: 'sum_squares', bindings: { g: 'read', total: 'read_write', sq: 'uniform' } }),
+  ema: defineKernel({ shader: 'optim', entry: 'ema_step', bindings: { avg: 'read_write', src: 'read', ema: 'uniform' } }),
 };
 
 function checkNumber(what: string, x: number, ok: (x: number) => boolean, rule: string): number {
@@ -238,6 +249,42 @@ export class Adam extends Optimizer {
     this.states.set(p, { step: state.step, m: state.m.keep(), v: state.v.keep() });
   }
 
+  private gradScale: Tensor | null = null;
+  private average: { of: Map<Tensor, Tensor>; decay: number } | null = null;
+
+  /**
+   * step(grads) with every gradient multiplied by scale[0], a [1] tensor (e.g. a clipping factor
+   * computed on the GPU). With `average`, each parameter's average (same order as the parameters)
+   * then becomes decay avg + (1 - decay) p, as emaUpdate does, in the update's own pass (and by
+   * emaUpdate for a parameter without a gradient this step).
+   */
+  stepScaled(grads: readonly (Tensor | null | undefined)[], scale: Tensor, average?: { tensors: readonly Tensor[]; decay: number }): void {
+    const where = `${this.name}.stepScaled()`;
+    if (!(scale instanceof Tensor) || scale.size !== 1 || scale.dtype !== 'f32') throw new TypeError(`${where}: scale must be an f32 tensor of one element, got ${scale}`);
+    if (average) {
+      checkNumber(`${where}: average decay`, average.decay, (x) => x >= 0 && x <= 1, 'in [0, 1]');
+      if (average.tensors.length !== this.params.length) throw new RangeError(`${where}: ${average.tensors.length} averages for ${this.params.length} parameters`);
+      average.tensors.forEach((a, i) => {
+        const p = this.params[i];
+        if (!sameShape(a.shape, p.shape) || a.dtype !== 'f32' || a === p) throw new RangeError(`${where}: average ${i} ${a} must be an f32 tensor of its parameter's shape ${shapeString(p.shape)}, not the parameter itself`);
+      });
+    }
+    const gs = this.gradients(grads);
+    this.gradScale = scale;
+    this.average = average ? { of: new Map(this.params.map((p, i) => [p, average.tensors[i]])), decay: average.decay } : null;
+    try {
+      this.step(gs);
+    } finally {
+      this.gradScale = null;
+      this.average = null;
+    }
+    if (average) {
+      gs.forEach((g, i) => {
+        if (!g) emaUpdate(average.tensors[i], this.params[i], average.decay);
+      });
+    }
+  }
+
   protected update(p: Tensor, g: Tensor): void {
     let s = this.states.get(p);
     if (!s) this.states.set(p, (s = { step: 0, m: zeros(p.shape).keep(), v: zeros(p.shape).keep() }));
@@ -253,7 +300,12 @@ export class Adam extends Optimizer {
       step_size: this.lr / (1 - this.beta1 ** t),
       bc2_sqrt: Math.sqrt(1 - this.beta2 ** t),
     };
-    K.adam.dispatch({ p, g, adam, m: s.m, v: s.v }, grid(p.size));
+    const avg = this.average?.of.get(p);
+    if (this.gradScale && avg) {
+      const decay = this.average!.decay;
+      K.adamScaledEma.dispatch({ p, g, adam, m: s.m, v: s.v, g_scale: this.gradScale, avg, ema: { n: p.size, decay, rest: 1 - decay } }, grid(p.size));
+    } else if (this.gradScale) K.adamScaled.dispatch({ p, g, adam, m: s.m, v: s.v, g_scale: this.gradScale }, grid(p.size));
+    else K.adam.dispatch({ p, g, adam, m: s.m, v: s.v }, grid(p.size));
   }
 
   dispose(): void {
@@ -270,4 +322,23 @@ export class AdamW extends Adam {
   constructor(params: readonly Tensor[], options: Omit<AdamOptions, 'decoupledWeightDecay'> = {}) {
     super(params, { weightDecay: 0.01, ...options, decoupledWeightDecay: true }, 'AdamW');
   }
+}
+
+/** sum over the tensors of sum x^2, as a [1] tensor: one single-workgroup dispatch per tensor. */
+export function sumOfSquares(tensors: readonly Tensor[]): Tensor {
+  if (tensors.length === 0) throw new RangeError('sumOfSquares: no tensors');
+  const total = empty([1]);
+  tensors.forEach((g, i) => {
+    if (g.dtype !== 'f32') throw new TypeError(`sumOfSquares: tensor ${i} ${g} is ${g.dtype}, expected f32`);
+    K.sumSquares.dispatch({ g, total, sq: { n: g.size, first: i === 0 ? 1 : 0 } }, [1, 1, 1]);
+  });
+  return total;
+}
+
+/** avg = decay avg + (1 - decay) src, in place (an exponential moving average of weights). */
+export function emaUpdate(avg: Tensor, src: Tensor, decay: number): void {
+  checkNumber('emaUpdate: decay', decay, (x) => x >= 0 && x <= 1, 'in [0, 1]');
+  if (!sameShape(avg.shape, src.shape) || avg.dtype !== 'f32' || src.dtype !== 'f32') throw new RangeError(`emaUpdate: avg ${avg} and src ${src} must be f32 tensors of one shape`);
+  if (avg === src) throw new Error('emaUpdate: avg and src are the same tensor');
+  K.ema.dispatch({ avg, src, ema: { n: avg.size, decay, rest: 1 - decay } }, grid(avg.size));
 }

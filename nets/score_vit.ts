@@ -50,7 +50,7 @@ import { add, affine, cos, gelu, mul, sin, swish } from '../engine/ops/elementwi
 import { matmul } from '../engine/ops/matmul.ts';
 import { concat, permute, reshape, slice } from '../engine/ops/layout.ts';
 import { layerNorm } from '../engine/ops/layer_norm.ts';
-import { attention } from '../engine/ops/attention.ts';
+import { qkvAttention } from '../engine/ops/attention.ts';
 import { shapeString } from '../engine/shape.ts';
 import type { HostTensor } from '../engine/host_tensor.ts';
 
@@ -136,6 +136,14 @@ export function inferScoreConfig(sd: Map<string, HostTensor<Float32Array>>, head
 }
 
 export class ScoreViT {
+  /**
+   * false (the default): attention runs the flash kernels in place on the fused qkv projection
+   * (qkvAttention) and the LayerNorm applies its time modulation in its own kernels. true: the
+   * compositions these replace (permute and slice around attention(); slice, multiply and add
+   * after layerNorm()), kept so tests can hold the fused paths to them.
+   */
+  compose = false;
+
   private constructor(
     readonly config: ScoreViTConfig,
     readonly params: Map<string, Tensor>,
@@ -183,8 +191,9 @@ export class ScoreViT {
 
   /** Pre-LayerNorm of block part `name`, FiLM-modulated by c = swish(tau) [B, D] in vector mode. */
   private norm(z: Tensor, name: string, c: Tensor | null): Tensor {
-    const y = layerNorm(z, this.p(`${name}.norm.weight`), this.p(`${name}.norm.bias`)); // [B, T, D]
-    if (!c) return y;
+    const [w, bias] = [this.p(`${name}.norm.weight`), this.p(`${name}.norm.bias`)];
+    if (!c || !this.compose) return layerNorm(z, w, bias, 1e-5, { modulation: c ? this.linear(c, `${name}.time_mod`) : undefined }); // [B, T, D]
+    const y = layerNorm(z, w, bias); // [B, T, D]
     const [B, D] = c.shape;
     const mod = this.linear(c, `${name}.time_mod`); // [B, 2D]: scale a, shift b
     const a = reshape(slice(mod, [0, 0], [B, D]), [B, 1, D]);
@@ -222,7 +231,7 @@ export class ScoreViT {
 
   /** Multi-head self-attention of the normalized tokens u [B, T, D] -> heads concatenated [B, T, h dh]. */
   private attend(u: Tensor, qkvWeight: string): Tensor {
-    const [B, T, D] = u.shape;
+    const [, T, D] = u.shape;
     const { heads: h, dimHead: dh } = this.config;
     const W = this.p(qkvWeight); // [3 h dh, D]: q, k, v rows
     if (T === 1) {
@@ -231,9 +240,6 @@ export class ScoreViT {
       return matmul(u, slice(W, [2 * h * dh, 0], [h * dh, D]), { transposeB: true });
     }
     const qkv = matmul(u, W, { transposeB: true }); // [B, T, 3 h dh], no bias
-    const heads = permute(reshape(qkv, [B, T, 3, h, dh]), [2, 0, 3, 1, 4]); // [3, B, h, T, dh]
-    const part = (j: number) => reshape(slice(heads, [j, 0, 0, 0, 0], [1, B, h, T, dh]), [B, h, T, dh]);
-    const o = attention(part(0), part(1), part(2), { scale: dh ** -0.5 }); // [B, h, T, dh]
-    return reshape(permute(o, [0, 2, 1, 3]), [B, T, h * dh]);
+    return qkvAttention(qkv, h, { scale: dh ** -0.5, impl: this.compose ? 'composed' : 'auto' }); // [B, T, h dh]
   }
 }

@@ -3,8 +3,15 @@
 //
 // Dimensions: BH = batch * heads (wid.y), Tq query rows, Tk key rows, d features per row; the op
 // pads d to a multiple of 4, so rows are d4 = d / 4 vec4s, d4 <= D4 (a template slot: the size of
-// the per-row register arrays). q [BH, Tq, d4], k [BH, Tk, d4], v [BH, Tk, d4] (vec4 elements),
-// out [BH, Tq, d4], lse / delta [BH, Tq].
+// the per-row register arrays); lse / delta [BH, Tq].
+// Row addressing (in vec4s): row t of head h of batch item b of a tensor starts at
+//   at.w + b at.x + h at.y + t at.z,   at = (batch stride, head stride, row stride, base).
+// q and gq share q_at, k and gk k_at, v and gv v_at, out, out_saved and gy o_at. Separate tensors
+// [B, H, T, d4] have at = (H T d4, T d4, d4, 0); the ViT's fused projection qkv [B, T, 3, H, d4]
+// has q, k and v in one buffer at bases 0, H d4 and 2 H d4, strides (T 3 H d4, d4, 3 H d4), and
+// its output [B, T, H, d4] strides (T H d4, d4, H d4): no permute or slice copies either way.
+// Then gq, gk and gv are one buffer too; WebGPU forbids binding it twice writable in a dispatch,
+// so with params.v_in_gk the dkv pass writes gv into the gk binding at v's addresses.
 //
 // Work split: one invocation owns R consecutive rows (query rows in the forward and dq, key rows
 // in dkv) and keeps them and their accumulators in private arrays; it streams the other side's
@@ -13,7 +20,9 @@
 // lavapipe a uniform load inside a loop is a per-lane load, and amortizing it over rows is what
 // pays; more rows or narrower workgroups gain nothing, and WG = 32 leaves half the workgroup idle
 // at T = 64 (bench/results/2026-11-notes-from-code.md, "Attention: rows per invocation"). No
-// workgroup memory or barriers. The loops over chunks run to params.d4, not the constant D4:
+// workgroup memory or barriers. Short heads share a workgroup: with L = min(WG, ceil(T / R))
+// invocations per head, a workgroup takes WG / L heads (at T = 16, four heads of 4 invocations
+// instead of one head leaving 12 of its 16 invocations idle). The loops over chunks run to params.d4, not the constant D4:
 // fully unrolled, they make lavapipe's shader compiler take minutes per pipeline.
 //
 // Forward (online softmax, per query row i, scores s_j = scale q_i . k_j):
@@ -34,22 +43,31 @@ struct Params {
   tk: u32,
   d4: u32,                     // vec4 chunks per row, <= D4 (d is padded to a multiple of 4)
   scale: f32,
+  heads: u32,                  // H: bh = b H + h
+  bh: u32,                     // B H, the heads in all
+  lanes_q: u32,                // invocations per head over query rows (forward, dq): min(WG, ceil(Tq / R))
+  lanes_k: u32,                // over key rows (dkv)
+  v_in_gk: u32,                // 1: gv is written into the gk binding (one gradient buffer)
+  q_at: vec4u,                 // row addressing of q and gq (see the header)
+  k_at: vec4u,                 // of k and gk
+  v_at: vec4u,                 // of v and gv
+  o_at: vec4u,                 // of out, out_saved and gy
 }
 
-@group(0) @binding(0) var<storage, read> q: array<vec4f>;              // [BH, Tq, d4]
-@group(0) @binding(1) var<storage, read> k: array<vec4f>;              // [BH, Tk, d4]
-@group(0) @binding(2) var<storage, read> v: array<vec4f>;              // [BH, Tk, d4]
-@group(0) @binding(3) var<storage, read_write> out: array<vec4f>;      // [BH, Tq, d4] forward output
+@group(0) @binding(0) var<storage, read> q: array<vec4f>;              // Tq rows per head, q_at
+@group(0) @binding(1) var<storage, read> k: array<vec4f>;              // Tk rows per head, k_at
+@group(0) @binding(2) var<storage, read> v: array<vec4f>;              // Tk rows per head, v_at
+@group(0) @binding(3) var<storage, read_write> out: array<vec4f>;      // Tq rows per head, o_at
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;        // [BH, Tq] log-sum-exp of scores
 @group(0) @binding(5) var<uniform> params: Params;
-@group(0) @binding(6) var<storage, read> out_saved: array<vec4f>;      // [BH, Tq, d4] forward output
+@group(0) @binding(6) var<storage, read> out_saved: array<vec4f>;      // forward output, o_at
 @group(0) @binding(7) var<storage, read> lse_saved: array<f32>;        // [BH, Tq]
-@group(0) @binding(8) var<storage, read> gy: array<vec4f>;             // [BH, Tq, d4] upstream gradient
-@group(0) @binding(9) var<storage, read_write> gq: array<vec4f>;       // [BH, Tq, d4]
+@group(0) @binding(8) var<storage, read> gy: array<vec4f>;             // upstream gradient, o_at
+@group(0) @binding(9) var<storage, read_write> gq: array<vec4f>;       // q_at
 @group(0) @binding(10) var<storage, read_write> delta: array<f32>;     // [BH, Tq] rowsum(gy * out)
 @group(0) @binding(11) var<storage, read> delta_saved: array<f32>;     // [BH, Tq]
-@group(0) @binding(12) var<storage, read_write> gk: array<vec4f>;      // [BH, Tk, d4]
-@group(0) @binding(13) var<storage, read_write> gv: array<vec4f>;      // [BH, Tk, d4]
+@group(0) @binding(12) var<storage, read_write> gk: array<vec4f>;      // k_at (and v_at with v_in_gk)
+@group(0) @binding(13) var<storage, read_write> gv: array<vec4f>;      // v_at (unused with v_in_gk)
 
 const WG: u32 = 16u;               // invocations per workgroup (WG * R = 64 rows of one head)
 const R: u32 = 4u;                 // rows per invocation: each row loaded from k, v (or q, gy) serves R rows
@@ -57,21 +75,31 @@ const D4: u32 = {{D4}}u;           // capacity of the per-row arrays in vec4s (r
 const LANE = vec4u(0u, 1u, 2u, 3u);
 const NEG_BIG: f32 = -3.0e38;      // score of a masked key: exp(NEG_BIG - m) is exactly 0
 
-/** vec4 offsets (into a [BH, n, d4] buffer whose head starts at `head`) of rows r..r+3, clamped to n. */
-fn rows4(head: u32, r: u32, n: u32) -> vec4u {
-  return head + min(vec4u(r) + LANE, vec4u(n - 1u)) * params.d4;
+/** vec4 offset of row t of head bh of a tensor addressed by `at`. */
+fn row_at(at: vec4u, bh: u32, t: u32) -> u32 {
+  return at.w + (bh / params.heads) * at.x + (bh % params.heads) * at.y + t * at.z;
+}
+
+/** vec4 offsets of rows r..r+3 (clamped to n) of head bh of a tensor addressed by `at`. */
+fn rows4(at: vec4u, bh: u32, r: u32, n: u32) -> vec4u {
+  return row_at(at, bh, 0u) + min(vec4u(r) + LANE, vec4u(n - 1u)) * at.z;
 }
 
 // ---- forward ----
 
 @compute @workgroup_size(WG)
 fn attention_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let bh = wid.y;
-  let i0 = (wid.x * WG + lid) * R;
+  let bh = wid.y * (WG / params.lanes_q) + lid / params.lanes_q;
+  if (lid / params.lanes_q >= WG / params.lanes_q || bh >= params.bh) { return; }
+  let i0 = (wid.x * params.lanes_q + lid % params.lanes_q) * R;
   if (i0 >= params.tq) { return; } // no barriers: invocations past the last row may leave early
-  let kv_head = bh * params.tk * params.d4;
   var q_row: array<u32, R>;
-  for (var r = 0u; r < R; r++) { q_row[r] = (bh * params.tq + min(i0 + r, params.tq - 1u)) * params.d4; }
+  var o_row: array<u32, R>;
+  for (var r = 0u; r < R; r++) {
+    let row = min(i0 + r, params.tq - 1u);
+    q_row[r] = row_at(params.q_at, bh, row);
+    o_row[r] = row_at(params.o_at, bh, row);
+  }
   var qs: array<vec4f, R * D4>;   // scale * q_i for the R rows, row-major
   var acc: array<vec4f, R * D4>;  // sum_j exp(s_j - m) v_j
   for (var c = 0u; c < params.d4; c++) {
@@ -81,7 +109,8 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocatio
   var l: array<f32, R>;    // running sum per row
   for (var r = 0u; r < R; r++) { m[r] = NEG_BIG; l[r] = 0.0; }
   for (var j = 0u; j < params.tk; j += 4u) {
-    let kr = rows4(kv_head, j, params.tk);
+    let kr = rows4(params.k_at, bh, j, params.tk);
+    let vr = rows4(params.v_at, bh, j, params.tk);
     var s: array<vec4f, R>;  // s[r] = scores of row r with keys j..j+3
     for (var r = 0u; r < R; r++) { s[r] = vec4f(0.0); }
     for (var c = 0u; c < params.d4; c++) {
@@ -103,7 +132,7 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocatio
       m[r] = m_new;
     }
     for (var c = 0u; c < params.d4; c++) {
-      let v0 = v[kr.x + c]; let v1 = v[kr.y + c]; let v2 = v[kr.z + c]; let v3 = v[kr.w + c];
+      let v0 = v[vr.x + c]; let v1 = v[vr.y + c]; let v2 = v[vr.z + c]; let v3 = v[vr.w + c];
       for (var r = 0u; r < R; r++) {
         let pr = p[r];
         acc[r * D4 + c] = acc[r * D4 + c] * alpha[r] + pr.x * v0 + pr.y * v1 + pr.z * v2 + pr.w * v3;
@@ -114,7 +143,7 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocatio
     let i = i0 + r;
     if (i >= params.tq) { break; }
     let inv = 1.0 / l[r]; // l >= 1: the maximal key contributes exp(0)
-    for (var c = 0u; c < params.d4; c++) { out[q_row[r] + c] = acc[r * D4 + c] * inv; }
+    for (var c = 0u; c < params.d4; c++) { out[o_row[r] + c] = acc[r * D4 + c] * inv; }
     lse[bh * params.tq + i] = m[r] + log(l[r]);
   }
 }
@@ -123,11 +152,12 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocatio
 
 @compute @workgroup_size(WG)
 fn attention_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let bh = wid.y;
-  let i0 = (wid.x * WG + lid) * R;
+  let bh = wid.y * (WG / params.lanes_q) + lid / params.lanes_q;
+  if (lid / params.lanes_q >= WG / params.lanes_q || bh >= params.bh) { return; }
+  let i0 = (wid.x * params.lanes_q + lid % params.lanes_q) * R;
   if (i0 >= params.tq) { return; } // no barriers: invocations past the last row may leave early
-  let kv_head = bh * params.tk * params.d4;
   var q_row: array<u32, R>;
+  var o_row: array<u32, R>;
   var lse_i: array<f32, R>;
   var dlt: array<f32, R>;          // delta_i = G_i . out_i
   var qs: array<vec4f, R * D4>;    // scale * q_i
@@ -135,7 +165,8 @@ fn attention_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local_invoc
   var dq: array<vec4f, R * D4>;    // sum_j ds_ij k_j
   for (var r = 0u; r < R; r++) {
     let row = min(i0 + r, params.tq - 1u);
-    q_row[r] = (bh * params.tq + row) * params.d4;
+    q_row[r] = row_at(params.q_at, bh, row);
+    o_row[r] = row_at(params.o_at, bh, row);
     lse_i[r] = lse_saved[bh * params.tq + row];
     dlt[r] = 0.0;
   }
@@ -143,19 +174,20 @@ fn attention_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local_invoc
     for (var r = 0u; r < R; r++) {
       let x = r * D4 + c;
       qs[x] = q[q_row[r] + c] * params.scale;
-      g[x] = gy[q_row[r] + c];
-      dlt[r] += dot(g[x], out_saved[q_row[r] + c]);
+      g[x] = gy[o_row[r] + c];
+      dlt[r] += dot(g[x], out_saved[o_row[r] + c]);
       dq[x] = vec4f(0.0);
     }
   }
   for (var j = 0u; j < params.tk; j += 4u) {
-    let kr = rows4(kv_head, j, params.tk);
+    let kr = rows4(params.k_at, bh, j, params.tk);
+    let vr = rows4(params.v_at, bh, j, params.tk);
     var s: array<vec4f, R>;   // scores of row r with keys j..j+3
     var dp: array<vec4f, R>;  // G_i . v_j
     for (var r = 0u; r < R; r++) { s[r] = vec4f(0.0); dp[r] = vec4f(0.0); }
     for (var c = 0u; c < params.d4; c++) {
       let k0 = k[kr.x + c]; let k1 = k[kr.y + c]; let k2 = k[kr.z + c]; let k3 = k[kr.w + c];
-      let v0 = v[kr.x + c]; let v1 = v[kr.y + c]; let v2 = v[kr.z + c]; let v3 = v[kr.w + c];
+      let v0 = v[vr.x + c]; let v1 = v[vr.y + c]; let v2 = v[vr.z + c]; let v3 = v[vr.w + c];
       for (var r = 0u; r < R; r++) {
         let qc = qs[r * D4 + c];
         let gc = g[r * D4 + c];
@@ -187,28 +219,34 @@ fn attention_backward_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local_invoc
 
 @compute @workgroup_size(WG)
 fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let bh = wid.y;
-  let j0 = (wid.x * WG + lid) * R;
+  let bh = wid.y * (WG / params.lanes_k) + lid / params.lanes_k;
+  if (lid / params.lanes_k >= WG / params.lanes_k || bh >= params.bh) { return; }
+  let j0 = (wid.x * params.lanes_k + lid % params.lanes_k) * R;
   if (j0 >= params.tk) { return; }
-  let q_head = bh * params.tq * params.d4;
   let stat_head = bh * params.tq;
-  var kv_row: array<u32, R>;
+  var k_row: array<u32, R>;
+  var v_row: array<u32, R>;
   var ks: array<vec4f, R * D4>;   // scale * k_j
   var vr: array<vec4f, R * D4>;   // v_j
   var dk: array<vec4f, R * D4>;   // sum_i ds_ij q_i
   var dv: array<vec4f, R * D4>;   // sum_i p_ij G_i
-  for (var r = 0u; r < R; r++) { kv_row[r] = (bh * params.tk + min(j0 + r, params.tk - 1u)) * params.d4; }
+  for (var r = 0u; r < R; r++) {
+    let row = min(j0 + r, params.tk - 1u);
+    k_row[r] = row_at(params.k_at, bh, row);
+    v_row[r] = row_at(params.v_at, bh, row);
+  }
   for (var c = 0u; c < params.d4; c++) {
     for (var r = 0u; r < R; r++) {
       let x = r * D4 + c;
-      ks[x] = k[kv_row[r] + c] * params.scale;
-      vr[x] = v[kv_row[r] + c];
+      ks[x] = k[k_row[r] + c] * params.scale;
+      vr[x] = v[v_row[r] + c];
       dk[x] = vec4f(0.0);
       dv[x] = vec4f(0.0);
     }
   }
   for (var i = 0u; i < params.tq; i += 4u) {
-    let qr = rows4(q_head, i, params.tq);
+    let qr = rows4(params.q_at, bh, i, params.tq);
+    let gr = rows4(params.o_at, bh, i, params.tq);
     let si = stat_head + min(vec4u(i) + LANE, vec4u(params.tq - 1u));
     let lse4 = vec4f(lse_saved[si.x], lse_saved[si.y], lse_saved[si.z], lse_saved[si.w]);
     let dlt4 = vec4f(delta_saved[si.x], delta_saved[si.y], delta_saved[si.z], delta_saved[si.w]);
@@ -217,7 +255,7 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(local_invo
     for (var r = 0u; r < R; r++) { s[r] = vec4f(0.0); dp[r] = vec4f(0.0); }
     for (var c = 0u; c < params.d4; c++) {
       let q0 = q[qr.x + c]; let q1 = q[qr.y + c]; let q2 = q[qr.z + c]; let q3 = q[qr.w + c];
-      let g0 = gy[qr.x + c]; let g1 = gy[qr.y + c]; let g2 = gy[qr.z + c]; let g3 = gy[qr.w + c];
+      let g0 = gy[gr.x + c]; let g1 = gy[gr.y + c]; let g2 = gy[gr.z + c]; let g3 = gy[gr.w + c];
       for (var r = 0u; r < R; r++) {
         let kc = ks[r * D4 + c];
         let vc = vr[r * D4 + c];
@@ -234,7 +272,7 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(local_invo
     }
     for (var c = 0u; c < params.d4; c++) {
       let q0 = q[qr.x + c]; let q1 = q[qr.y + c]; let q2 = q[qr.z + c]; let q3 = q[qr.w + c];
-      let g0 = gy[qr.x + c]; let g1 = gy[qr.y + c]; let g2 = gy[qr.z + c]; let g3 = gy[qr.w + c];
+      let g0 = gy[gr.x + c]; let g1 = gy[gr.y + c]; let g2 = gy[gr.z + c]; let g3 = gy[gr.w + c];
       for (var r = 0u; r < R; r++) {
         let x = r * D4 + c;
         let pr = p[r];
@@ -246,9 +284,11 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(local_invo
   }
   for (var r = 0u; r < R; r++) {
     if (j0 + r >= params.tk) { break; }
-    for (var c = 0u; c < params.d4; c++) {
-      gk[kv_row[r] + c] = dk[r * D4 + c] * params.scale;
-      gv[kv_row[r] + c] = dv[r * D4 + c];
+    for (var c = 0u; c < params.d4; c++) { gk[k_row[r] + c] = dk[r * D4 + c] * params.scale; }
+    if (params.v_in_gk != 0u) {
+      for (var c = 0u; c < params.d4; c++) { gk[v_row[r] + c] = dv[r * D4 + c]; }
+    } else {
+      for (var c = 0u; c < params.d4; c++) { gv[v_row[r] + c] = dv[r * D4 + c]; }
     }
   }
 }

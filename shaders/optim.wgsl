@@ -6,6 +6,13 @@
 // (shaders/index_math.wgsl: the 1D grid is folded into y past 65535 workgroups).
 // Hyperparameters, the learning rate included, arrive as uniforms at every step, so schedules
 // change them without recompiling. Optimizers are not differentiable: no backward entries.
+// Training helpers beside them, each one dispatch per parameter where the ops would take several:
+//   adam_step_scaled  Adam on g * g_scale[0] (a factor computed on the GPU: global-norm clipping
+//                     without a scaled copy of every gradient); adam_step_scaled_ema also updates
+//                     an average of the new weights as ema_step does, in the same pass;
+//   sum_squares       total[0] (+)= sum_i g_i^2 (the squared global norm, one parameter at a time,
+//                     one workgroup: first = 1 overwrites, else adds);
+//   ema_step          avg = decay avg + (1 - decay) src, in place (an EMA of the weights).
 
 struct SgdParams {
   n: u32,
@@ -37,6 +44,23 @@ struct AdamParams {
 @group(0) @binding(2) var<uniform> adam: AdamParams;
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;    // [n] first moment
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;    // [n] second moment
+@group(0) @binding(5) var<storage, read> g_scale: array<f32>;    // [1] factor of g (adam_step_scaled)
+
+struct SumSquaresParams {
+  n: u32,
+  first: u32,        // 1: total = the sum; 0: total += the sum
+}
+@group(0) @binding(6) var<storage, read_write> total: array<f32>; // [1]
+@group(0) @binding(7) var<uniform> sq: SumSquaresParams;
+
+struct EmaParams {
+  n: u32,
+  decay: f32,
+  rest: f32,         // 1 - decay, computed in float64 on the host
+}
+@group(0) @binding(8) var<storage, read_write> avg: array<f32>;   // [n] the average, updated in place
+@group(0) @binding(9) var<storage, read> src: array<f32>;         // [n] the current weights
+@group(0) @binding(10) var<uniform> ema: EmaParams;
 
 // #include <index_math>
 
@@ -66,8 +90,28 @@ fn sgd_momentum_step(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
 fn adam_step(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = linear_index(gid, nwg);
   if (i >= adam.n) { return; }
+  _ = adam_update(i, g[i]);
+}
+
+@compute @workgroup_size(64)
+fn adam_step_scaled(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= adam.n) { return; }
+  _ = adam_update(i, g[i] * g_scale[0]);
+}
+
+@compute @workgroup_size(64)
+fn adam_step_scaled_ema(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= adam.n) { return; }
+  let pn = adam_update(i, g[i] * g_scale[0]);
+  avg[i] = ema.decay * avg[i] + ema.rest * pn;
+}
+
+/** Updates p[i], m[i], v[i] by the gradient value and returns the new p[i]. */
+fn adam_update(i: u32, grad: f32) -> f32 {
   var pv = p[i];
-  var gv = g[i];
+  var gv = grad;
   if (adam.decoupled == 1u) {
     pv = pv * (1.0 - adam.lr * adam.weight_decay);
   } else {
@@ -77,5 +121,31 @@ fn adam_step(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
   let vi = adam.beta2 * v[i] + (1.0 - adam.beta2) * gv * gv;
   m[i] = mi;
   v[i] = vi;
-  p[i] = pv - adam.step_size * mi / (sqrt(vi) / adam.bc2_sqrt + adam.eps);
+  let pn = pv - adam.step_size * mi / (sqrt(vi) / adam.bc2_sqrt + adam.eps);
+  p[i] = pn;
+  return pn;
+}
+
+var<workgroup> partial: array<f32, 64>;
+
+@compute @workgroup_size(64)
+fn sum_squares(@builtin(local_invocation_index) lid: u32) {
+  var s = 0.0;
+  for (var j = lid; j < sq.n; j += 64u) {
+    let x = g[j];
+    s += x * x;
+  }
+  partial[lid] = s;
+  for (var w = 32u; w > 0u; w /= 2u) {
+    workgroupBarrier();
+    if (lid < w) { partial[lid] += partial[lid + w]; }
+  }
+  if (lid == 0u) { total[0] = select(total[0], 0.0, sq.first == 1u) + partial[0]; }
+}
+
+@compute @workgroup_size(64)
+fn ema_step(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= ema.n) { return; }
+  avg[i] = ema.decay * avg[i] + ema.rest * src[i];
 }

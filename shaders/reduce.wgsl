@@ -90,8 +90,14 @@ fn reduce_sum_serial(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
   if (o >= params.n_out) { return; }
   let base = offset_of(o, params.kept_rank, params.kept_shape, params.kept_strides);
   var acc = 0.0;
-  for (var r = 0u; r < params.reduce_size; r++) {
-    acc += x[base + offset_of(r, params.red_rank, params.red_shape, params.red_strides)];
+  if (params.red_rank == 1u) {
+    // One reduced dim (adjacent ones arrive merged): a plain stride, no index arithmetic per element.
+    let stride = params.red_strides[0].x;
+    for (var r = 0u; r < params.reduce_size; r++) { acc += x[base + r * stride]; }
+  } else {
+    for (var r = 0u; r < params.reduce_size; r++) {
+      acc += x[base + offset_of(r, params.red_rank, params.red_shape, params.red_strides)];
+    }
   }
   y[o] = acc * params.scale;
 }

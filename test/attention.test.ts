@@ -3,16 +3,17 @@
 // float64 reference, the flash and materialized implementations agreeing with each other, scores
 // large enough that an unstabilized softmax would overflow, gradients for q alone, which kernels
 // 'auto' dispatches either side of FLASH_MAX_D, bad input errors that name the problem, and the pool
-// returning to its baseline.
+// returning to its baseline. qkvAttention on a fused projection: the ViT's shape and wider heads
+// against the float64 reference, in place ('packed', no layout kernel dispatched) and composed.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { engine } from '../engine/engine.ts';
 import { scope, tensor, type Tensor } from '../engine/tensor.ts';
 import { grad } from '../engine/tape.ts';
-import { attention, FLASH_MAX_D, type AttentionImpl } from '../engine/ops/attention.ts';
+import { attention, qkvAttention, FLASH_MAX_D, type AttentionImpl, type QkvAttentionImpl } from '../engine/ops/attention.ts';
 import { dispatchCountsByKernel } from '../engine/kernel.ts';
 import { HostRandom, host, type HostArray } from '../engine/reference/host.ts';
-import { attentionForward, attentionVjp } from '../engine/reference/attention.ts';
+import { attentionForward, attentionVjp, qkvAttentionForward, qkvAttentionVjp } from '../engine/reference/attention.ts';
 import { assertClose, throwsNaming } from './helpers.ts';
 
 const test = suite('attention');
@@ -123,6 +124,55 @@ test('forward and backward of both implementations return the pool to its baseli
       await Promise.all(gs.map((g) => g.readF32()));
     });
   }
+  assert.is(engine().memory().bytesInUse, before);
+});
+
+/** qkvAttention's output and qkv gradient for upstream gy, and how many layout kernels ran. */
+async function runQkv(qkv: HostArray, H: number, gy: HostArray, impl: QkvAttentionImpl): Promise<{ out: Float32Array; g: Float32Array; layout: number }> {
+  const layoutCount = () => [...dispatchCountsByKernel()].filter(([k]) => k.startsWith('layout.')).reduce((s, [, n]) => s + n, 0);
+  const before = layoutCount();
+  return scope(async () => {
+    const x = tensor(qkv.data, qkv.shape).requireGrad();
+    const out = qkvAttention(x, H, { impl });
+    const [g] = grad(out, [x], { upstream: tensor(gy.data, gy.shape) });
+    const layout = layoutCount() - before;
+    return { out: await out.readF32(), g: await g.readF32(), layout };
+  });
+}
+
+test('qkvAttention: the ViT shape (T 16, 8 heads of 16) and T 70 with heads of 64, in place and composed, match the float64 reference', async () => {
+  for (const [B, T, H, d] of [[4, 16, 8, 16], [2, 70, 2, 64]]) {
+    const qkv = randn([B, T, 3 * H * d], 50 + T);
+    const gy = randn([B, T, H * d], 60 + T);
+    const wantOut = qkvAttentionForward(qkv, H).data;
+    const wantG = qkvAttentionVjp(qkv, H, gy);
+    for (const impl of ['packed', 'composed'] as const) {
+      const got = await runQkv(qkv, H, gy, impl);
+      assertClose(got.out, wantOut, TOL, `${impl} out, T = ${T}`);
+      assertClose(got.g, wantG, TOL, `${impl} gqkv, T = ${T}`);
+      // In place: no permute, slice or pad copies, forward or backward.
+      if (impl === 'packed') assert.is(got.layout, 0, 'layout kernels dispatched by the packed path');
+      else assert.ok(got.layout > 0, 'the composed path permutes and slices');
+    }
+  }
+});
+
+test('qkvAttention: bad input names the problem', () => {
+  const t = (shape: number[], dtype: 'f32' | 'u32' = 'f32') => tensor(new Array(shape.reduce((a, b) => a * b, 1)).fill(0), shape, dtype);
+  throwsNaming(() => qkvAttention(t([2, 5, 3, 4]), 1), /qkvAttention: qkv must have rank 3/);
+  throwsNaming(() => qkvAttention(t([2, 5, 24], 'u32'), 2), /qkv must be f32, got u32/);
+  throwsNaming(() => qkvAttention(t([2, 5, 20]), 3), /last dimension 20 .* is not 3 x 3 heads x d/);
+  throwsNaming(() => qkvAttention(t([2, 5, 24]), 0), /heads must be a positive integer, got 0/);
+  throwsNaming(() => qkvAttention(t([2, 5, 24]), 2, { scale: Infinity }), /scale must be a finite number/);
+  throwsNaming(() => qkvAttention(t([2, 5, 24]), 2, { impl: 'fast' as QkvAttentionImpl }), /unknown impl "fast"/);
+  throwsNaming(() => qkvAttention(t([2, 5, 18]), 2, { impl: 'packed' }), /'packed' needs d a multiple of 4/, /got d = 3/);
+});
+
+test('qkvAttention: forward and backward in place return the pool to its baseline', async () => {
+  const before = engine().memory().bytesInUse;
+  const qkv = randn([2, 9, 3 * 2 * 8], 70);
+  const gy = randn([2, 9, 2 * 8], 71);
+  await runQkv(qkv, 2, gy, 'packed');
   assert.is(engine().memory().bytesInUse, before);
 });
 

@@ -1,8 +1,9 @@
 // layer_norm's two row implementations (engine/ops/layer_norm.ts): 'serial' (one invocation per
-// row, the default for D <= 64) and 'workgroup' (one 64-wide workgroup per row, the default above).
+// row, the default for D <= serialMaxD(): 64 on a hardware GPU, 256 on a CPU adapter) and
+// 'workgroup' (one 64-wide workgroup per row, the default above).
 // Each against the float64 reference (forward, and gx, gw, gb for a random upstream gradient) on
 // shapes either side of the switch, forced both ways; grid folding past 65535 workgroups for both;
-// the default choice at SERIAL_MAX_D and one above, by the kernels it dispatches; the impl option's
+// the default choice at serialMaxD() and one above, by the kernels it dispatches; the impl option's
 // error; a constant row (zero variance). The finite-difference rows are in engine/cases/layer_norm.ts;
 // bad-input, grid-folding and pool checks shared with the layout ops and softmax are in
 // test/layout.test.ts.
@@ -10,7 +11,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { scope, tensor } from '../engine/tensor.ts';
 import { grad, clearTape } from '../engine/tape.ts';
-import { SERIAL_MAX_D, layerNorm, type LayerNormImpl } from '../engine/ops/layer_norm.ts';
+import { serialMaxD, layerNorm, type LayerNormImpl } from '../engine/ops/layer_norm.ts';
 import { dispatchCountsByKernel } from '../engine/kernel.ts';
 import { layerNormForward, layerNormVjp } from '../engine/reference/layer_norm.ts';
 import { HostRandom, host } from '../engine/reference/host.ts';
@@ -54,7 +55,8 @@ async function rowKernelsOf(fn: () => Promise<void>): Promise<string[]> {
     .sort();
 }
 
-test('the default: rows of SERIAL_MAX_D run the serial kernels, one more the workgroup ones; both match the reference', async () => {
+test('the default: rows of serialMaxD() run the serial kernels, one more the workgroup ones; both match the reference', async () => {
+  const SERIAL_MAX_D = serialMaxD();
   const serial = ['layer_norm_backward_rows', 'layer_norm_forward_rows'];
   const workgroup = ['layer_norm_backward', 'layer_norm_forward'];
   for (const [d, want] of [[1, serial], [SERIAL_MAX_D, serial], [SERIAL_MAX_D + 1, workgroup], [4 * SERIAL_MAX_D, workgroup]] as const) {
@@ -63,6 +65,34 @@ test('the default: rows of SERIAL_MAX_D run the serial kernels, one more the wor
   // The forced impls dispatch what they name, whatever D is.
   assert.equal(await rowKernelsOf(() => againstReference([3, SERIAL_MAX_D + 1], 'serial', 41)), serial);
   assert.equal(await rowKernelsOf(() => againstReference([3, SERIAL_MAX_D], 'workgroup', 42)), workgroup);
+});
+
+test('FiLM modulation: both implementations, the ViT shape and rows spanning serial workgroups, match the float64 reference', async () => {
+  // [32, 16, 128]: the block-0 score model's LayerNorm (32 items of 16 tokens); [5, 30, 24]:
+  // 150 rows, items crossing workgroup boundaries.
+  for (const [i, [items, T, d]] of [[32, 16, 128], [5, 30, 24]].entries()) {
+    const rng = new HostRandom(90 + i);
+    const shape = [items, T, d];
+    const n = items * T * d;
+    const draw = (k: number, shift = 0) => Float64Array.from({ length: k }, () => Math.fround(shift + rng.normal()));
+    const [xd, wd, bd, md, gyd] = [draw(n), draw(d, 1), draw(d), draw(items * 2 * d), draw(n)];
+    const hx = host(shape, xd);
+    const [hw, hb, hm] = [host([d], wd), host([d], bd), host([items, 2 * d], md)];
+    const want = [layerNormForward(hx, hw, hb, 1e-5, hm).data, ...layerNormVjp(hx, hw, hb, 1e-5, host(shape, gyd), hm)];
+    for (const impl of ['serial', 'workgroup'] as const) {
+      const got = await scope(async () => {
+        const ts = [tensor(xd, shape), tensor(wd, [d]), tensor(bd, [d]), tensor(md, [items, 2 * d])].map((t) => t.requireGrad());
+        const y = layerNorm(ts[0], ts[1], ts[2], 1e-5, { impl, modulation: ts[3] });
+        const gs = grad(y, ts, { upstream: tensor(gyd, shape) });
+        return Promise.all([y, ...gs].map((t) => t.readF32()));
+      }).finally(clearTape);
+      ['y', 'gx', 'gw', 'gb', 'gmod'].forEach((name, k) => assertClose(got[k], want[k], relativeToMax(want[k], TOL), `[${shape}] ${impl} modulated ${name}`));
+    }
+  }
+  const x = () => tensor(new Float32Array(24), [2, 3, 4]);
+  const w = () => tensor(new Float32Array(4), [4]);
+  throwsNaming(() => layerNorm(x(), w(), w(), 1e-5, { modulation: tensor(new Float32Array(16), [2, 8, 1]) }), /modulation must be f32 \[Bm, 8\] with Bm dividing the 6 rows/);
+  throwsNaming(() => layerNorm(x(), w(), w(), 1e-5, { modulation: tensor(new Float32Array(32), [4, 8]) }), /got f32\[4, 8\]/);
 });
 
 test('both implementations match the float64 reference on narrow and wide rows', async () => {

@@ -1,12 +1,13 @@
 // Optimizers: SGD (momentum, dampening, Nesterov, weight decay) and Adam / AdamW against their
 // float64 references over several steps with random gradients, a learning-rate schedule and a
-// skipped gradient; `.grad` input and zeroGrad; flat memory over 200 steps; bad input.
+// skipped gradient; `.grad` input and zeroGrad; flat memory over 200 steps; bad input. The training
+// helpers (Adam.stepScaled, sumOfSquares, emaUpdate) against their float64 references.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { engine } from '../engine/engine.ts';
 import { scope, tensor, zeros, type Tensor } from '../engine/tensor.ts';
-import { Adam, AdamW, SGD, type AdamOptions, type SgdOptions } from '../engine/optim.ts';
-import { adamReference, adamStateRef, sgdReference, type AdamHyper, type AdamStateRef, type SgdHyper, type SgdStateRef } from '../engine/reference/optim.ts';
+import { Adam, AdamW, SGD, emaUpdate, sumOfSquares, type AdamOptions, type SgdOptions } from '../engine/optim.ts';
+import { adamReference, adamStateRef, emaReference, sgdReference, sumOfSquaresReference, type AdamHyper, type AdamStateRef, type SgdHyper, type SgdStateRef } from '../engine/reference/optim.ts';
 import { HostRandom } from '../engine/reference/host.ts';
 import { randomNormal } from '../engine/random.ts';
 import { sizeOf } from '../engine/shape.ts';
@@ -120,6 +121,93 @@ for (const [name, o, lr, W] of ADAM_COMBOS) {
     await matchReference(`${W.name} ${name}`, adamRun(o, lr, W), 23);
   });
 }
+
+test('Adam.stepScaled: gradients times a factor on the GPU, 5 steps, match the reference on the scaled gradients', async () => {
+  const rng = new HostRandom(31);
+  const init = SHAPES.map((s) => f32Array(rng, sizeOf(s)));
+  const params = init.map((d, i) => tensor(d, SHAPES[i]).keep());
+  const refP = init.map((d) => Float64Array.from(d));
+  const refS = init.map((d) => adamStateRef(d.length));
+  const opt = new Adam(params, { lr: 0.02, weightDecay: 0.05 });
+  for (let k = 0; k < STEPS; k++) {
+    const factor = Math.fround(0.3 + 0.2 * k);
+    const hostGrads = init.map((d) => f32Array(rng, d.length, 1 + k));
+    await scope(async () => {
+      opt.stepScaled(hostGrads.map((g, i) => tensor(g, SHAPES[i])), tensor([factor], [1]));
+    });
+    for (let i = 0; i < params.length; i++) {
+      // The kernel rounds g * factor to float32 before Adam sees it, as a separate multiply would.
+      adamReference(refP[i], hostGrads[i].map((g) => Math.fround(g * factor)), refS[i], { lr: 0.02, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05, decoupled: false });
+      assertClose(await params[i].readF32(), refP[i], OPTIM_TOL, `stepScaled step ${k} param ${i}`);
+    }
+  }
+  assert.throws(() => opt.stepScaled([null, null, null], tensor([1, 2], [2])), /scale must be an f32 tensor of one element/);
+  opt.dispose();
+  params.forEach((p) => p.dispose());
+});
+
+test('Adam.stepScaled with an average: the same weights and averages, bit for bit, as stepScaled then emaUpdate, a skipped gradient included', async () => {
+  const rng = new HostRandom(34);
+  const init = SHAPES.map((sh) => f32Array(rng, sizeOf(sh)));
+  const twin = () => init.map((d, i) => tensor(d, SHAPES[i]).keep());
+  const [fusedP, fusedAvg, plainP, plainAvg] = [twin(), twin(), twin(), twin()];
+  const fused = new Adam(fusedP, { lr: 0.03 });
+  const plain = new Adam(plainP, { lr: 0.03 });
+  const refAvg = init.map((d) => Float64Array.from(d));
+  for (let k = 0; k < 3; k++) {
+    const decay = [0.1, 0.5, 0.9][k];
+    const hostGrads = init.map((d) => f32Array(rng, d.length, 1 + k));
+    const skip = (i: number) => k === 1 && i === SKIP.param;
+    await scope(async () => {
+      const gs = () => hostGrads.map((g, i) => (skip(i) ? null : tensor(g, SHAPES[i])));
+      const factor = tensor([0.7], [1]);
+      fused.stepScaled(gs(), factor, { tensors: fusedAvg, decay });
+      plain.stepScaled(gs(), factor);
+      plainAvg.forEach((a, i) => emaUpdate(a, plainP[i], decay));
+    });
+    for (let i = 0; i < init.length; i++) {
+      const [fp, pp, fa, pa] = await Promise.all([fusedP[i], plainP[i], fusedAvg[i], plainAvg[i]].map((t) => t.readF32()));
+      assert.ok(fp.every((v, j) => Object.is(v, pp[j])), `step ${k} param ${i}: weights differ`);
+      assert.ok(fa.every((v, j) => Object.is(v, pa[j])), `step ${k} param ${i}: averages differ`);
+      emaReference(refAvg[i], pp, decay);
+      assertClose(fa, refAvg[i], OPTIM_TOL, `step ${k} average ${i} against the reference`);
+    }
+  }
+  assert.throws(() => fused.stepScaled([null, null, null], tensor([1], [1]), { tensors: fusedAvg.slice(1), decay: 0.5 }), /2 averages for 3 parameters/);
+  assert.throws(() => fused.stepScaled([null, null, null], tensor([1], [1]), { tensors: fusedP, decay: 0.5 }), /not the parameter itself/);
+  for (const o of [fused, plain]) o.dispose();
+  for (const t of [...fusedP, ...fusedAvg, ...plainP, ...plainAvg]) t.dispose();
+});
+
+test('sumOfSquares: one tensor and several, sizes around the 64-lane workgroup and large, match the float64 sum', async () => {
+  const rng = new HostRandom(32);
+  for (const sizes of [[1], [63], [64, 65], [70_000, 5, 128 * 384]]) {
+    const arrays = sizes.map((n) => f32Array(rng, n, 2));
+    const got = await scope(() => sumOfSquares(arrays.map((a) => tensor(a, [a.length]))).readF32());
+    assertClose(got, [sumOfSquaresReference(arrays)], { atol: 0, rtol: 1e-5 }, `sizes ${sizes.join(', ')}`);
+  }
+  assert.throws(() => sumOfSquares([]), /no tensors/);
+});
+
+test('emaUpdate: three in-place updates with changing decay match the float64 reference', async () => {
+  const rng = new HostRandom(33);
+  const n = 1000;
+  const start = f32Array(rng, n);
+  const avg = tensor(start, [10, 100]).keep();
+  const ref = Float64Array.from(start);
+  for (const decay of [0.1, 0.9, 0.999]) {
+    const src = f32Array(rng, n);
+    await scope(async () => emaUpdate(avg, tensor(src, [10, 100]), decay));
+    emaReference(ref, src, decay);
+    assertClose(await avg.readF32(), ref, OPTIM_TOL, `decay ${decay}`);
+  }
+  await scope(async () => {
+    assert.throws(() => emaUpdate(avg, tensor(new Float32Array(n), [n]), 0.5), /must be f32 tensors of one shape/);
+    assert.throws(() => emaUpdate(avg, tensor(new Float32Array(n), [10, 100]), 1.5), /decay must be in \[0, 1\]/);
+    assert.throws(() => emaUpdate(avg, avg, 0.5), /the same tensor/);
+  });
+  avg.dispose();
+});
 
 test('step() reads .grad when no gradients are given; zeroGrad() drops them', async () => {
   const rng = new HostRandom(5);

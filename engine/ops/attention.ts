@@ -12,6 +12,14 @@
 //   'materialized' matmul(scale q, k^T) -> softmax -> matmul(., v) from engine/ops, which record
 //                  their own backward; stores P [B, H, Tq, Tk] for the backward. Any d.
 // 'auto' (the default) picks between them by Tq, Tk and d; see chooseImpl for the measurements.
+//
+// qkvAttention: the same attention on a fused projection qkv [B, T, 3 H d] (q, k, v in that order,
+// each head-major, the ViT's to_qkv output), returning the heads concatenated [B, T, H d]. The
+// flash kernels address rows by strides (shaders/attention.wgsl), so they read q, k and v in place
+// and write the output, and in the backward one gradient [B, T, 3 H d], already in the
+// projection's layout: no permute, slice or zero-padding copies (the composed version, 'composed',
+// is permute + slice + attention + permute, whose backward pads each slice's gradient into zeros
+// and sums the three).
 
 import { defineKernel } from '../kernel.ts';
 import { backend } from '../backend.ts';
@@ -19,7 +27,7 @@ import { gradEnabled, record } from '../tape.ts';
 import { Tensor, empty } from '../tensor.ts';
 import { shapeString } from '../shape.ts';
 import { affine } from './elementwise.ts';
-import { pad, slice } from './layout.ts';
+import { pad, permute, reshape, slice } from './layout.ts';
 import { matmul } from './matmul.ts';
 import { softmax } from './softmax.ts';
 import { workgroupTiles } from '../device.ts';
@@ -34,8 +42,19 @@ export interface AttentionOptions {
   impl?: AttentionImpl;
 }
 
-/** Rows per workgroup: WG invocations x R rows each (shaders/attention.wgsl). */
-const ROWS_PER_WORKGROUP = 16 * 4;
+/** Invocations per workgroup and rows per invocation (shaders/attention.wgsl). */
+const WG = 16;
+const R = 4;
+
+/** Invocations per head over T rows: short heads share a workgroup (shaders/attention.wgsl). */
+const lanesFor = (T: number) => Math.min(WG, Math.ceil(T / R));
+
+/** The kernels' grid and the uniforms that go with it, for BH heads of Tq query and Tk key rows. */
+function gridParams(BH: number, Tq: number, Tk: number) {
+  const [lq, lk] = [lanesFor(Tq), lanesFor(Tk)];
+  const grid = (rows: number, lanes: number) => [Math.ceil(rows / (lanes * R)), Math.ceil(BH / Math.floor(WG / lanes)), 1];
+  return { uniforms: { bh: BH, lanes_q: lq, lanes_k: lk }, queries: grid(Tq, lq), keys: grid(Tk, lk) };
+}
 
 /** Largest head size of the flash kernels: the capacity D4 = 16 vec4s of their per-row arrays. */
 export const FLASH_MAX_D = 64;
@@ -131,38 +150,112 @@ function flashAttention(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor 
 }
 
 /** The flash kernels on rows whose d is a multiple of 4. */
+/** Row addressing in vec4s: (batch stride, head stride, row stride, base); see shaders/attention.wgsl. */
+type At = [number, number, number, number];
+
+/** Addressing of separate [B, H, T, d] tensors. */
+const headMajor = (H: number, T: number, d4: number): At => [H * T * d4, T * d4, d4, 0];
+
+/** The flash kernels on rows whose d is a multiple of 4, on separate q, k, v [B, H, T, d]. */
 function flashKernels(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
   const [B, H, Tq, d] = q.shape;
   const Tk = k.shape[2];
-  const params = { tq: Tq, tk: Tk, d4: d / 4, scale };
-  const grid = (rows: number) => [Math.ceil(rows / ROWS_PER_WORKGROUP), B * H, 1];
+  const d4 = d / 4;
+  const g = gridParams(B * H, Tq, Tk);
+  const params = { tq: Tq, tk: Tk, d4, scale, heads: H, v_in_gk: 0, ...g.uniforms, q_at: headMajor(H, Tq, d4), k_at: headMajor(H, Tk, d4), v_at: headMajor(H, Tk, d4), o_at: headMajor(H, Tq, d4) };
   const out = empty(q.shape); // [B, H, Tq, d]
   const lse = empty([B, H, Tq]); // log-sum-exp of each query row's scores
   // Hardware GPUs: the same maths with workgroup-memory tiles (engine/ops/attention_tiled.ts).
   const tiles = workgroupTiles(backend().gpu);
-  if (tiles) tiledAttention('forward', { q, k, v, out, lse }, params, B * H, FLASH_MAX_D / 4);
-  else K.forward.dispatch({ q, k, v, out, lse, params }, grid(Tq));
+  const tiledParams = { tq: Tq, tk: Tk, d4, scale };
+  if (tiles) tiledAttention('forward', { q, k, v, out, lse }, tiledParams, B * H, FLASH_MAX_D / 4);
+  else K.forward.dispatch({ q, k, v, out, lse, params }, g.queries);
 
   record('attention', [q, k, v], out, [q, k, v, out, lse], (gy) => {
     const gq = empty(q.shape); // [B, H, Tq, d]
     const delta = empty([B, H, Tq]); // rowsum(gy * out), needed by the dk/dv pass
     const dqBindings = { q, k, v, out_saved: out, lse_saved: lse, gy, gq, delta };
-    if (tiles) tiledAttention('dq', dqBindings, params, B * H, FLASH_MAX_D / 4);
-    else K.dq.dispatch({ ...dqBindings, params }, grid(Tq));
+    if (tiles) tiledAttention('dq', dqBindings, tiledParams, B * H, FLASH_MAX_D / 4);
+    else K.dq.dispatch({ ...dqBindings, params }, g.queries);
     let gk: Tensor | null = null;
     let gv: Tensor | null = null;
     if (k.requiresGrad || v.requiresGrad) {
       gk = empty(k.shape); // [B, H, Tk, d]
       gv = empty(v.shape); // [B, H, Tk, d]
       const dkvBindings = { q, k, v, lse_saved: lse, gy, delta_saved: delta, gk, gv };
-      if (tiles) tiledAttention('dkv', dkvBindings, params, B * H, FLASH_MAX_D / 4);
-      else K.dkv.dispatch({ ...dkvBindings, params }, grid(Tk));
+      if (tiles) tiledAttention('dkv', dkvBindings, tiledParams, B * H, FLASH_MAX_D / 4);
+      else K.dkv.dispatch({ ...dkvBindings, params }, g.keys);
     }
     delta.dispose();
     return [gq, gk, gv];
   });
   lse.dispose(); // the tape retains it when a backward needs it
   return out;
+}
+
+export type QkvAttentionImpl = 'auto' | 'packed' | 'composed';
+
+export interface QkvAttentionOptions {
+  /** Multiplies the scores before the softmax (default d^-0.5). */
+  scale?: number;
+  /** 'packed': the flash kernels in place (d a multiple of 4, d <= 64); 'composed': permute and slice around attention(); 'auto' (default): packed wherever attention() would take flash. */
+  impl?: QkvAttentionImpl;
+}
+
+/** Self-attention of a fused projection qkv [B, T, 3 H d] (q, k, v, each head-major) -> [B, T, H d]. */
+export function qkvAttention(qkv: Tensor, heads: number, options: QkvAttentionOptions = {}): Tensor {
+  if (qkv.dtype !== 'f32') throw new TypeError(`qkvAttention: qkv must be f32, got ${qkv.dtype}${shapeString(qkv.shape)}`);
+  if (qkv.rank !== 3) throw new RangeError(`qkvAttention: qkv must have rank 3 [B, T, 3 heads d], got ${shapeString(qkv.shape)}`);
+  if (!(Number.isInteger(heads) && heads >= 1)) throw new RangeError(`qkvAttention: heads must be a positive integer, got ${heads}`);
+  const [B, T, width] = qkv.shape;
+  if (width % (3 * heads) !== 0) throw new RangeError(`qkvAttention: the last dimension ${width} of qkv ${shapeString(qkv.shape)} is not 3 x ${heads} heads x d`);
+  const d = width / (3 * heads);
+  const scale = options.scale ?? 1 / Math.sqrt(d);
+  if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new RangeError(`qkvAttention: scale must be a finite number, got ${scale}`);
+  const impl = options.impl ?? 'auto';
+  if (impl !== 'auto' && impl !== 'packed' && impl !== 'composed') throw new RangeError(`qkvAttention: unknown impl "${impl}" (auto, packed, composed)`);
+  const maxDim = backend().gpu.limits.maxComputeWorkgroupsPerDimension;
+  const packable = d % 4 === 0 && d <= FLASH_MAX_D && B * heads <= maxDim;
+  const backward = gradEnabled() && qkv.requiresGrad;
+  const chosen = impl === 'auto' ? (packable && chooseImpl(T, T, d, backward) === 'flash' ? 'packed' : 'composed') : impl;
+  if (chosen === 'composed') return composedQkvAttention(qkv, heads, d, scale);
+  if (!packable) throw new RangeError(`qkvAttention: impl 'packed' needs d a multiple of 4 and <= ${FLASH_MAX_D} and B * heads <= ${maxDim}, got d = ${d}, B * heads = ${B * heads} (use 'composed' or 'auto')`);
+  return packedKernels(qkv, B, T, heads, d, scale);
+}
+
+/** The flash kernels on q, k, v in place in qkv [B, T, 3, H, d]; out [B, T, H, d]. */
+function packedKernels(qkv: Tensor, B: number, T: number, H: number, d: number, scale: number): Tensor {
+  const d4 = d / 4;
+  const row = 3 * H * d4; // one token's q, k and v
+  const at = (part: number): At => [T * row, d4, row, part * H * d4];
+  const g = gridParams(B * H, T, T);
+  const params = { tq: T, tk: T, d4, scale, heads: H, v_in_gk: 1, ...g.uniforms, q_at: at(0), k_at: at(1), v_at: at(2), o_at: [T * H * d4, d4, H * d4, 0] };
+  const grid = g.queries;
+  const out = empty([B, T, H * d]);
+  const lse = empty([B, H, T]);
+  K.forward.dispatch({ q: qkv, k: qkv, v: qkv, out, lse, params }, grid);
+
+  record('qkv_attention', [qkv], out, [qkv, out, lse], (gy) => {
+    const gqkv = empty(qkv.shape); // every element written: q's rows by the dq pass, k's and v's by dkv
+    const delta = empty([B, H, T]);
+    const unused = empty([4]); // the gv binding, unused with v_in_gk
+    K.dq.dispatch({ q: qkv, k: qkv, v: qkv, out_saved: out, lse_saved: lse, gy, gq: gqkv, delta, params }, grid);
+    K.dkv.dispatch({ q: qkv, k: qkv, v: qkv, lse_saved: lse, gy, delta_saved: delta, gk: gqkv, gv: unused, params }, grid);
+    delta.dispose();
+    unused.dispose();
+    return [gqkv];
+  });
+  lse.dispose();
+  return out;
+}
+
+/** Permute and slice into q, k, v [B, H, T, d], attention(), and back to [B, T, H d]; each op records its own backward. */
+function composedQkvAttention(qkv: Tensor, H: number, d: number, scale: number): Tensor {
+  const [B, T] = qkv.shape;
+  const heads = permute(reshape(qkv, [B, T, 3, H, d]), [2, 0, 3, 1, 4]); // [3, B, H, T, d]
+  const part = (j: number) => reshape(slice(heads, [j, 0, 0, 0, 0], [1, B, H, T, d]), [B, H, T, d]);
+  const o = attention(part(0), part(1), part(2), { scale }); // [B, H, T, d]
+  return reshape(permute(o, [0, 2, 1, 3]), [B, T, H * d]);
 }
 
 /** The composed version; each engine op records its own backward on the tape. */

@@ -43,6 +43,16 @@ export function planReduction(shape: Shape, axes: number[]): ReductionPlan {
   const redIndexStrides = shape.map(() => 0);
   kept.forEach((ax, j) => (outStrides[ax] = keptOut[j]));
   axes.forEach((ax, j) => (redIndexStrides[ax] = redFlat[j]));
+  // The kernels' reduced dims: adjacent reduced axes merged into one (same flat order r), so a
+  // bias gradient [B, T, C] -> [C] walks one stride and the serial kernel's fast path applies.
+  const red: [number, number][] = []; // [size, input stride]
+  axes.forEach((ax, j) => {
+    const last = red[red.length - 1];
+    if (j > 0 && axes[j - 1] === ax - 1 && last[1] === shape[ax] * strides[ax]) {
+      last[0] *= shape[ax];
+      last[1] = strides[ax];
+    } else red.push([shape[ax], strides[ax]]);
+  });
   return {
     axes,
     kept,
@@ -51,11 +61,11 @@ export function planReduction(shape: Shape, axes: number[]): ReductionPlan {
       n_out: sizeOf(keptShape),
       reduce_size: sizeOf(redShape),
       kept_rank: kept.length,
-      red_rank: axes.length,
+      red_rank: red.length,
       kept_shape: keptShape,
       kept_strides: kept.map((i) => strides[i]),
-      red_shape: redShape,
-      red_strides: axes.map((i) => strides[i]),
+      red_shape: red.map(([n]) => n),
+      red_strides: red.map(([, st]) => st),
     },
     outStrides,
     redIndexStrides,
@@ -75,13 +85,14 @@ function broadcastBack(kernel: typeof K.sumBackward, gy: Tensor, inShape: Shape,
 
 /**
  * One invocation per output (serial loop) or one workgroup per output (tree)? Serial when R is
- * short, or when there are enough outputs to fill the device and R is not so long that one
+ * short, or when there are enough outputs to fill a workgroup and R is not so long that one
  * invocation's loop would dominate: on lavapipe a score-model bias gradient ([32*16, 768] -> [768])
  * as tree workgroups costs most of a training step, and next to nothing serial
- * (bench/results/2026-11-notes-from-code.md, "Reductions: serial vs tree").
+ * (bench/results/2026-11-notes-from-code.md, "Reductions: serial vs tree"); at [512, 128] -> [128]
+ * (the block-0 model's bias gradients) serial is still about 1.5x faster.
  */
 export function serialSum(nOut: number, reduceSize: number): boolean {
-  return reduceSize <= 64 || (nOut >= 256 && reduceSize <= 16384);
+  return reduceSize <= 64 || (nOut >= 64 && reduceSize <= 16384);
 }
 
 /** Sum (scale 1) or mean (scale 1/R) into an output of `outShape` (same element order). */

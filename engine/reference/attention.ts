@@ -11,8 +11,13 @@
 //   dv = P^T G,  dP = G v^T,  dS = P * (dP - rowsum(dP * P)),  dq = scale dS k,  dk = scale dS^T q.
 // (rowsum(dP * P) = rowsum(G * out), the D_i the flash backward uses.)
 // The reference materializes P: it is the plain definition the GPU kernels are checked against.
+//
+// qkvAttention (the fused projection qkv [B, T, 3 H d] -> [B, T, H d]) is defined by its layout:
+// qkv viewed as [B, T, 3, H, d], permuted to [3, B, H, T, d], q, k, v its three parts, the output
+// [B, H, T, d] permuted to [B, T, H, d]; the VJP routes the gradients back the same way.
 
 import { host, type HostArray } from './host.ts';
+import { permuteForward, permuteVjp } from './layout.ts';
 
 function dims(q: HostArray, k: HostArray) {
   const [B, H, Tq, d] = q.shape;
@@ -90,4 +95,31 @@ export function attentionVjp(q: HostArray, k: HostArray, v: HostArray, gy: HostA
     }
   }
   return [gq, gk, gv];
+}
+
+/** qkv [B, T, 3 H d] viewed as [B, T, 3, H, d] and the three [B, H, T, d] parts of its permutation. */
+function splitQkv(qkv: HostArray, H: number): { x5: HostArray; parts: HostArray[]; B: number; T: number; d: number } {
+  const [B, T, width] = qkv.shape;
+  const d = width / (3 * H);
+  const x5 = host([B, T, 3, H, d], qkv.data);
+  const heads = permuteForward(x5, [2, 0, 3, 1, 4]); // [3, B, H, T, d]
+  const n = B * H * T * d;
+  const parts = [0, 1, 2].map((j) => host([B, H, T, d], heads.data.subarray(j * n, (j + 1) * n)));
+  return { x5, parts, B, T, d };
+}
+
+export function qkvAttentionForward(qkv: HostArray, H: number, scale?: number): HostArray {
+  const { parts, B, T, d } = splitQkv(qkv, H);
+  const o = attentionForward(parts[0], parts[1], parts[2], scale ?? defaultScale(d)); // [B, H, T, d]
+  return host([B, T, H * d], permuteForward(o, [0, 2, 1, 3]).data);
+}
+
+export function qkvAttentionVjp(qkv: HostArray, H: number, gy: HostArray, scale?: number): Float64Array {
+  const { x5, parts, B, T, d } = splitQkv(qkv, H);
+  const g = permuteForward(host([B, T, H, d], gy.data), [0, 2, 1, 3]); // [B, H, T, d]
+  const grads = attentionVjp(parts[0], parts[1], parts[2], g, scale ?? defaultScale(d));
+  const n = B * H * T * d;
+  const gHeads = host([3, B, H, T, d]);
+  grads.forEach((gj, j) => gHeads.data.set(gj, j * n));
+  return permuteVjp(x5, [2, 0, 3, 1, 4], gHeads);
 }

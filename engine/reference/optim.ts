@@ -78,3 +78,15 @@ export function adamReference(p: Float64Array, g: Float64Array, state: AdamState
     p[i] -= (stepSize * state.m[i]) / (Math.sqrt(state.v[i]) / bc2Sqrt + h.eps);
   }
 }
+
+/** sum over the arrays of sum x^2 (the squared global norm of gradients). */
+export function sumOfSquaresReference(arrays: readonly ArrayLike<number>[]): number {
+  let s = 0;
+  for (const a of arrays) for (let i = 0; i < a.length; i++) s += a[i] * a[i];
+  return s;
+}
+
+/** avg = decay avg + (1 - decay) src, in place. */
+export function emaReference(avg: Float64Array, src: ArrayLike<number>, decay: number): void {
+  for (let i = 0; i < avg.length; i++) avg[i] = decay * avg[i] + (1 - decay) * src[i];
+}

@@ -25,8 +25,8 @@
 import { Tensor, scope, tensor } from '../../engine/tensor.ts';
 import { grad, noGrad, clearTape } from '../../engine/tape.ts';
 import { add, affine, clamp, mul, rsqrt, square, sub } from '../../engine/ops/elementwise.ts';
-import { mean, sum } from '../../engine/ops/reduce.ts';
-import { Adam } from '../../engine/optim.ts';
+import { mean } from '../../engine/ops/reduce.ts';
+import { Adam, emaUpdate, sumOfSquares } from '../../engine/optim.ts';
 import { randomNormal, toWord64 } from '../../engine/random.ts';
 import { philoxUniformRef, type Word64 } from '../../engine/reference/philox.ts';
 import { ScoreViT } from '../../nets/score_vit.ts';
@@ -204,9 +204,15 @@ export class ScoreTrainer {
         clearTape();
       }
       noGrad(() => {
-        if (o.gradClip > 0) grads = clipGlobalNorm(grads, o.gradClip);
-        this.opt.step(grads);
-        this.updateEma();
+        // Clipping scales the gradients inside Adam's kernel (no scaled copy of each), and the same
+        // pass updates the EMA from the new weights.
+        if (o.gradClip > 0) {
+          const average = { tensors: this.trainable.map(([name]) => this.ema.get(name)!), decay: this.emaDecay() };
+          this.opt.stepScaled(grads, clipFactor(grads, o.gradClip), average);
+        } else {
+          this.opt.step(grads);
+          this.updateEma();
+        }
       });
       return (await lossT.readF32())[0];
     });
@@ -215,13 +221,14 @@ export class ScoreTrainer {
     return loss;
   }
 
+  /** The EMA decay of this step: min(decay, (1 + step) / (10 + step)). */
+  private emaDecay(): number {
+    return Math.min(this.options.emaDecay, (1 + this.step) / (10 + this.step));
+  }
+
   private updateEma(): void {
-    const d = Math.min(this.options.emaDecay, (1 + this.step) / (10 + this.step));
-    for (const [name, p] of this.trainable) {
-      const old = this.ema.get(name)!;
-      this.ema.set(name, add(affine(old, d), affine(p, 1 - d)).keep());
-      old.dispose();
-    }
+    const d = this.emaDecay();
+    for (const [name, p] of this.trainable) emaUpdate(this.ema.get(name)!, p, d);
   }
 
   /** The EMA weights as a ScoreViT (a separate copy; the caller disposes it). */
@@ -267,19 +274,9 @@ function readTrainState(from: LoadedScoreModel): TrainState {
   return s;
 }
 
-/** g * clip / max(|g|, clip) with |g| the global norm over all gradients (consumes `grads`). */
-function clipGlobalNorm(grads: Tensor[], clip: number): Tensor[] {
-  let total: Tensor | null = null;
-  for (const g of grads) {
-    const s = sum(square(g));
-    total = total ? add(total, s) : s;
-  }
-  const factor = affine(rsqrt(clamp(total!, clip * clip, 3e38)), clip);
-  return grads.map((g) => {
-    const c = mul(g, factor);
-    g.dispose();
-    return c;
-  });
+/** clip / max(|g|, clip) [1], with |g| the global norm over all gradients: the factor that clips them. */
+function clipFactor(grads: Tensor[], clip: number): Tensor {
+  return affine(rsqrt(clamp(sumOfSquares(grads), clip * clip, 3e38)), clip);
 }
 
 /** Fisher-Yates shuffle of 0..N-1 driven by Philox stream (seed, [epoch, 1]). */
