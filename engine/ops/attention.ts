@@ -217,7 +217,10 @@ export function qkvAttention(qkv: Tensor, heads: number, options: QkvAttentionOp
   const maxDim = backend().gpu.limits.maxComputeWorkgroupsPerDimension;
   const packable = d % 4 === 0 && d <= FLASH_MAX_D && B * heads <= maxDim;
   const backward = gradEnabled() && qkv.requiresGrad;
-  const chosen = impl === 'auto' ? (packable && chooseImpl(T, T, d, backward) === 'flash' ? 'packed' : 'composed') : impl;
+  // Where attention runs its tiled kernels (hardware GPUs), the composed path reaches them; the
+  // packed kernels are the flash ones reading qkv in place.
+  const tiled = workgroupTiles(backend().gpu);
+  const chosen = impl === 'auto' ? (packable && !tiled && chooseImpl(T, T, d, backward) === 'flash' ? 'packed' : 'composed') : impl;
   if (chosen === 'composed') return composedQkvAttention(qkv, heads, d, scale);
   if (!packable) throw new RangeError(`qkvAttention: impl 'packed' needs d a multiple of 4 and <= ${FLASH_MAX_D} and B * heads <= ${maxDim}, got d = ${d}, B * heads = ${B * heads} (use 'composed' or 'auto')`);
   return packedKernels(qkv, B, T, heads, d, scale);
