@@ -64,8 +64,8 @@ export async function replayGenerator(g: StyleGAN2, inputs: TensorMap, targets?:
 }
 
 /** The names of the W+ pass, in the order the replay writes them. */
-function synthesisNames(L: number, S: number): string[] {
-  const names = ['out.image_from_wplus', 'grad.wplus', ...Array.from({ length: S }, (_, i) => `grad.noise.${i}`)];
+function synthesisNames(L: number, noises: number): string[] {
+  const names = ['out.image_from_wplus', 'grad.wplus', ...Array.from({ length: noises }, (_, i) => `grad.noise.${i}`)];
   for (let k = 0; k < L - 1; k++) names.push(`out.features.${k}`, `out.rgb_skip.${k}`);
   for (let k = 1; k < L; k++) names.push(`out.image_from_layer.${k}`, `grad.layer_in.${k}`, `grad.wplus_from_layer.${k}`);
   return names;
