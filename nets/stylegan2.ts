@@ -123,6 +123,7 @@ export interface BlockRecord {
  * gradient, its W+ rows' gradients, its image) can be had from a single forward and backward.
  */
 export interface BlockTrace {
+  /** Gives each block k >= 1 a copy of its input that only it reads (one more copy of each block's input is kept for the backward). */
   splitInputs?: boolean;
   records: BlockRecord[];
 }
