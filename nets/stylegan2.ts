@@ -103,6 +103,31 @@ export function parameterShapes(c: StyleGAN2Config): Map<string, number[]> {
   return m;
 }
 
+/** One block's tensors, as `blocks` records them for a trace. */
+export interface BlockRecord {
+  block: number;
+  /** The W+ rows the block reads, one [N, S] slice per use, with the row index. */
+  rows: [number, Tensor][];
+  /** With `splitInputs`, block k >= 1's input: a copy of the features after block k-1 that only block k reads. */
+  input?: Tensor;
+  /** The features after the block. */
+  features: Tensor;
+  /** Its ToRGB output, before the upsampled skip is added. */
+  toRgb: Tensor;
+  /** The RGB accumulated from the first block run up to this one. */
+  rgb: Tensor;
+}
+
+/**
+ * Per-block tensors of one pass, so that what a split at any block would compute (its input's
+ * gradient, its W+ rows' gradients, its image) can be had from a single forward and backward.
+ */
+export interface BlockTrace {
+  /** Gives each block k >= 1 a copy of its input that only it reads (one more copy of each block's input is kept for the backward). */
+  splitInputs?: boolean;
+  records: BlockRecord[];
+}
+
 export interface SynthesisInputs {
   /** W+ rows [N, 2L, S]. */
   wplus: Tensor;
@@ -212,13 +237,12 @@ export class StyleGAN2 {
     return reshape(w, w.shape.slice(1));
   }
 
-  /** ToRGB: 1x1 modulated conv without demodulation, plus bias, plus the upsampled skip. */
-  private toRgb(x: Tensor, w: Tensor, name: string, skip: Tensor | null): Tensor {
+  /** ToRGB: 1x1 modulated conv without demodulation, plus bias (the caller adds the upsampled skip). */
+  private toRgb(x: Tensor, w: Tensor, name: string): Tensor {
     const y = modulatedConv2d(x, this.convWeight(name), this.styles(w, name), { demodulate: false });
     const clamp = this.config.convClamp;
     const b = this.p(`${name}.bias`);
-    const rgb = clamp === undefined ? add(y, b) : biasAct(y, reshape(b, [b.shape[1]]), { act: 'linear', clamp });
-    return skip ? add(rgb, upsample2d(skip)) : rgb;
+    return clamp === undefined ? add(y, b) : biasAct(y, reshape(b, [b.shape[1]]), { act: 'linear', clamp });
   }
 
   private noiseFor(i: number, given?: Tensor[]): Tensor {
@@ -233,9 +257,9 @@ export class StyleGAN2 {
   /**
    * Runs blocks `from`..`to` (inclusive). Block 0 starts from the constant input; a later start
    * needs `layerIn`, the features after block from-1. Returns the features after block `to` and
-   * the RGB accumulated from block `from` on.
+   * the RGB accumulated from block `from` on. With `trace`, also records each block's tensors.
    */
-  blocks(inputs: SynthesisInputs, from: number, to: number, layerIn?: Tensor): { features: Tensor; rgb: Tensor } {
+  blocks(inputs: SynthesisInputs, from: number, to: number, layerIn?: Tensor, trace?: BlockTrace): { features: Tensor; rgb: Tensor } {
     const L = numBlocks(this.config);
     const { wplus, noise } = inputs;
     if (wplus.rank !== 3 || wplus.shape[1] !== numLatents(this.config) || wplus.shape[2] !== this.config.styleDim) {
@@ -246,11 +270,22 @@ export class StyleGAN2 {
     let x: Tensor;
     let rgb: Tensor | null = null;
     let k = from;
+    // Each use of a W+ row is a slice of its own, so a trace can hand out per-use rows.
+    const rows: [number, Tensor][] = [];
+    const row = (i: number) => {
+      const r = this.row(wplus, i);
+      rows.push([i, r]);
+      return r;
+    };
+    const done = (input: Tensor | undefined, t: Tensor) => {
+      rgb = rgb ? add(t, upsample2d(rgb)) : t;
+      trace?.records.push({ block: k, rows: rows.splice(0), input, features: x, toRgb: t, rgb });
+    };
     if (from === 0) {
       const c = this.p('input.input');
       x = broadcastTo(c, [N, ...c.shape.slice(1)]);
-      x = this.styledConv(x, this.row(wplus, 0), 'conv1', this.noiseFor(0, noise), false);
-      rgb = this.toRgb(x, this.row(wplus, 1), 'to_rgb1', null);
+      x = this.styledConv(x, row(0), 'conv1', this.noiseFor(0, noise), false);
+      done(undefined, this.toRgb(x, row(1), 'to_rgb1'));
       k = 1;
     } else {
       if (!layerIn) throw new Error(`synthesis: starting at block ${from} needs the features after block ${from - 1}`);
@@ -260,16 +295,18 @@ export class StyleGAN2 {
       x = layerIn;
     }
     for (; k <= to; k++) {
-      x = this.styledConv(x, this.row(wplus, 2 * k - 1), `convs.${2 * k - 2}`, this.noiseFor(2 * k - 1, noise), true);
-      x = this.styledConv(x, this.row(wplus, 2 * k), `convs.${2 * k - 1}`, this.noiseFor(2 * k, noise), false);
-      rgb = this.toRgb(x, this.row(wplus, 2 * k + 1), `to_rgbs.${k - 1}`, rgb);
+      // The copy is read by this block alone, so its gradient is that of a split at block k.
+      const input = trace?.splitInputs ? reshape(x, x.shape) : x;
+      x = this.styledConv(input, row(2 * k - 1), `convs.${2 * k - 2}`, this.noiseFor(2 * k - 1, noise), true);
+      x = this.styledConv(x, row(2 * k), `convs.${2 * k - 1}`, this.noiseFor(2 * k, noise), false);
+      done(trace?.splitInputs ? input : undefined, this.toRgb(x, row(2 * k + 1), `to_rgbs.${k - 1}`));
     }
     return { features: x, rgb: rgb! };
   }
 
   /** The image from W+ (all blocks). */
-  synthesis(inputs: SynthesisInputs): Tensor {
-    return this.blocks(inputs, 0, numBlocks(this.config) - 1).rgb;
+  synthesis(inputs: SynthesisInputs, trace?: BlockTrace): Tensor {
+    return this.blocks(inputs, 0, numBlocks(this.config) - 1, undefined, trace).rgb;
   }
 
   /** Features after block k (the input of block k+1), from W+. */

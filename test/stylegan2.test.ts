@@ -1,12 +1,14 @@
 // StyleGAN2 against the PyTorch reference fixture (rosinality code, random weights): every out.*
 // and grad.* tensor of generator_expected.safetensors, replayed from the in.* tensors alone, from
-// the zip-format and the legacy-format checkpoint; a perturbed weight must break the match.
+// the zip-format and the legacy-format checkpoint; the per-block quantities the replay reads off
+// one traced pass equal a split run at each block; a perturbed weight must break the match.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileBytes } from '../engine/io/files.ts';
 import { readSafetensors } from '../engine/io/index.ts';
 import { tensor, scope } from '../engine/tensor.ts';
-import { StyleGAN2, numLatents } from '../nets/stylegan2.ts';
+import { grad, clearTape } from '../engine/tape.ts';
+import { StyleGAN2, numBlocks, numLatents, numNoises } from '../nets/stylegan2.ts';
 import { readGeneratorCheckpoint } from '../nets/stylegan2_checkpoint.ts';
 import { replayGenerator, type TensorMap } from '../nets/replay_generator.ts';
 import { compare, describeMismatch } from '../engine/gradcheck.ts';
@@ -68,6 +70,34 @@ for (const file of ['generator.pt', 'generator_legacy.pt']) {
     }
   });
 }
+
+test('the per-block quantities of one traced W+ pass equal a forward and backward split at each block, bit for bit', async () => {
+  const ckpt = await readGeneratorCheckpoint(await readFileBytes(path('generator.pt')));
+  const g = StyleGAN2.fromStateDict(ckpt.config, ckpt.stateDict, ckpt.latentAvg);
+  try {
+    const got = await replayGenerator(g, inputsOnly, ['out.features.*', 'out.image_from_layer.*', 'grad.layer_in.*', 'grad.wplus_from_layer.*']);
+    const input = (name: string) => tensor(inputsOnly.get(name)!.data, inputsOnly.get(name)!.shape);
+    const L = numBlocks(g.config);
+    for (let k = 1; k < L; k++) {
+      const split = await scope(async () => {
+        const f = got.get(`out.features.${k - 1}`)!;
+        const layerIn = tensor(f.data, f.shape).requireGrad();
+        const wplus = input('in.wplus').requireGrad();
+        const noise = Array.from({ length: numNoises(g.config) }, (_, i) => input(`in.noise.${i}`));
+        const image = g.fromLayer({ wplus, noise }, k, layerIn);
+        const grads = grad(image, [layerIn, wplus], { upstream: input('in.upstream') });
+        return Promise.all([image, ...grads].map((t) => t.readF32()));
+      }).finally(clearTape);
+      ['out.image_from_layer', 'grad.layer_in', 'grad.wplus_from_layer'].forEach((name, i) => {
+        const a = got.get(`${name}.${k}`)!.data;
+        const diff = a.findIndex((v, j) => !Object.is(v, split[i][j]));
+        assert.is(diff, -1, `${name}.${k}[${diff}]: traced ${a[diff]}, split ${split[i][diff]}`);
+      });
+    }
+  } finally {
+    g.dispose();
+  }
+});
 
 test('negative control: one perturbed weight breaks the comparison', async () => {
   const ckpt = await readGeneratorCheckpoint(await readFileBytes(path('generator.pt')));
