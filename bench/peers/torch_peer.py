@@ -49,7 +49,8 @@ def check_of(compute, engine):
     ours = compute(dtype)
     worst[dtype] = max((rel_err(ours[n], engine[n]), n) for n in ours)
   (e64, n64), (e32, n32) = worst[torch.float64], worst[torch.float32]
-  return {'maxRelErr': e64, 'what': f'{len(ours)} tensors, worst {n64}; in float32 {e32:.1e} ({n32})'}
+  names = next(iter(ours)) if len(ours) == 1 else f'{len(ours)} tensors (worst: {n64})'
+  return {'maxRelErr': e64, 'what': f'{names}; the peer in float32: {e32:.1e}'}
 
 
 def median(xs):
