@@ -355,5 +355,18 @@ export async function runTorchSection(eng: Engine, plan: TorchPlan, log: (line: 
   }
   const peer = `PyTorch ${found.version} on the CPU (${found.python}), torch.set_num_threads(${found.threads}): the machine's CPU cores`;
   log(`  ${peer}`);
-  return { peer, skipped: null, rows: await torchRows(eng, found, plan, log) };
+  const before = loadAverage();
+  const rows = await torchRows(eng, found, plan, log);
+  // Both sides share the CPU with whatever else runs: the load says how far to trust the ratios.
+  const load = before && `${before} at the start of the rows, ${loadAverage()} at the end`;
+  return { peer: load ? `${peer}; load average ${load}` : peer, skipped: null, rows };
+}
+
+/** The 1, 5 and 15 minute load averages ('' where /proc/loadavg is absent). */
+function loadAverage(): string {
+  try {
+    return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  } catch {
+    return '';
+  }
 }
