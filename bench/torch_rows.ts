@@ -18,6 +18,8 @@
 //   config-f (--fullsize): the layer step of nets/layer_step.ts at block 4 on seeded random weights,
 //     with memory: the engine pool's peak, the process peak RSS during the engine's runs, and
 //     the peer's peak RSS (its whole process).
+// The temp folder (inputs and engine outputs per row) is removed at the end unless SGILO_TORCH_KEEP is
+// set, for rerunning the peer by hand on the same files.
 
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync, writeFileSync } from 'node:fs';
