@@ -29,7 +29,8 @@ import { runFmaPeak } from './probes.ts';
 import { errorText } from './tfjs_peer.ts';
 import type { BenchRow } from './table.ts';
 import { demoRow, measureDispatchCost, sgiloRows, stylegan2Rows, vitRows } from './end_to_end.ts';
-import { formatGoalsReport, reportFileName, type EndToEndRow, type GoalRow, type GoalsReport } from './goals_report.ts';
+import { formatGoalsReport, reportFileName, type EndToEndRow, type GoalRow, type GoalsReport, type TorchSection } from './goals_report.ts';
+import { runTorchSection, type TorchPlan } from './torch_rows.ts';
 
 const VIT = { D: 128, heads: 8, dh: 16, mlp: 256, B: 4 };
 
@@ -57,6 +58,8 @@ export interface GoalsPlan {
   e2eMinMs: number;
   /** FMA probe size (default: bench/probes.ts's for the adapter). */
   fma?: { n: number; iterations: number };
+  /** The PyTorch CPU peer's rows (bench/torch_rows.ts); absent or null: none. */
+  torch?: TorchPlan | null;
 }
 
 const CONFIG_F: ModulatedConvLayer[] = [
@@ -89,6 +92,7 @@ export function goalsPlan(quick: boolean): GoalsPlan {
     rounds: 3,
     e2eRuns: 5,
     e2eMinMs: 300,
+    torch: { ilo: [1, 4, 8], sgilo: [1, 4, 8], stylegan2: [4], train: true, steps: 8, runs: 5, fullsize: null },
   };
   if (!quick) return full;
   // Every family on its first (smallest) shapes, one short measurement each, no demo.
@@ -105,7 +109,13 @@ export function goalsPlan(quick: boolean): GoalsPlan {
     demo: false,
     targetSeconds: 0.03, repeats: 1, rounds: 1, // one short measurement per row
     e2eRuns: 2, e2eMinMs: 1, // two end-to-end runs, however short
+    torch: { ilo: [1], sgilo: [1], stylegan2: [4], train: true, steps: 3, runs: 1, fullsize: null },
   };
+}
+
+/** config-f for --fullsize: 1024² at block 4 (minutes per step on a CPU), or 64² at block 2 with --quick. */
+export function fullsizePlan(quick: boolean, runs: number): NonNullable<TorchPlan['fullsize']> {
+  return quick ? { size: 64, layer: 2, runs } : { size: 1024, layer: 4, runs };
 }
 
 const FLOP_FACTOR: Record<ModulatedConvPass, number> = { fwd: 1, 'fwd+bwd': 3, 'fwd+bwd(x,s)': 2 };
@@ -144,6 +154,10 @@ export interface GoalsOptions {
   plan?: GoalsPlan;
   /** The directory to write the report file into (none: the caller writes `text`). */
   write?: string;
+  /** Run the plan's PyTorch CPU peer rows (default true; skipped with a note where torch is missing). */
+  torch?: boolean;
+  /** Add the config-f row to the torch rows (`--fullsize`: minutes). */
+  fullsize?: boolean;
   log?: (line: string) => void;
 }
 
@@ -241,6 +255,14 @@ export async function runGoals(eng: Engine, options: GoalsOptions = {}): Promise
     const r = await guard('demo', () => demoRow(say));
     if (r) endToEnd.push(r);
   } else notes.push('demo reconstruction skipped (--quick); `npm run demo` prints its wall time');
+  let torch: TorchSection | null = null;
+  const torchPlan = options.torch === false ? null : plan.torch ?? null;
+  if (torchPlan) {
+    say('  PyTorch CPU peer');
+    const withFullsize = options.fullsize ? { ...torchPlan, fullsize: fullsizePlan(quick, torchPlan.runs) } : torchPlan;
+    torch = await runTorchSection(eng, withFullsize, say);
+    if (!torch.skipped) notes.push(`PyTorch peer: bench/peers/torch_peer.py, our own PyTorch code of the same networks on the same weights, ${torch.peer}`);
+  } else notes.push('PyTorch CPU peer not run (--no-torch)');
   if (!eng.gpu.hasTimestampQuery) notes.push('no timestamp-query: wall-clock times, and no dispatch counts or per-kernel profile');
 
   notes.push('kernel rows: each contender checked against a float64 reference, then timed (fastest of the repeats); the family benches\' own tables are in the command\'s output');
@@ -261,6 +283,7 @@ export async function runGoals(eng: Engine, options: GoalsOptions = {}): Promise
     dispatch,
     endToEnd,
     sgiloProfile,
+    torch,
     notes,
   };
   const text = formatGoalsReport(report);

@@ -2,8 +2,10 @@
 // numbers measured elsewhere (bench/goals.ts, bench/end_to_end.ts); tested in test/bench.test.ts.
 //
 // Sections: 1. large shapes (goal: >= 50% of the FMA peak AND >= 5x tfjs), 2. the nets' small
-// shapes (goal: >= 3x tfjs) and the fixed per-dispatch cost, 3. end to end (informational), then the
-// summary line `goals: N PASS, M FAIL` and one line per FAIL saying by how much it misses.
+// shapes (goal: >= 3x tfjs) and the fixed per-dispatch cost, 3. end to end (informational), 4. the
+// PyTorch CPU peer (goal: PyTorch time / engine time >= 1; bench/torch_rows.ts), then the summary
+// line `goals: N PASS, M FAIL` and one line per FAIL saying by how much it misses, and the torch
+// rows' own summary line.
 
 import type { Cell } from './table.ts';
 import type { KernelTime } from '../engine/profiler.ts';
@@ -46,6 +48,35 @@ export interface EndToEndRow {
   note?: string;
 }
 
+/** A workload timed on the engine and in the PyTorch CPU peer (bench/torch_rows.ts). */
+export interface TorchRow {
+  workload: string;
+  /** Medians over the alternated runs, ms per step (or pass); null where not measured. */
+  engineMs: number | null;
+  torchMs: number | null;
+  runs: number;
+  /** The peer's max relative difference from the engine's outputs, and what it compared. */
+  maxRelErr: number | null;
+  checked: string;
+  /** Samples per step (training rows: shown as samples/s too). */
+  samples?: number;
+  torchRssBytes?: number;
+  /** config-f: the engine pool's peak bytes in use and the process's peak RSS during the runs. */
+  enginePoolBytes?: number;
+  engineRssBytes?: number;
+  note?: string;
+  /** Why the row has no numbers (the peer or the engine failed, or the outputs disagreed). */
+  error?: string;
+}
+
+/** The torch section: the rows, or the one reason they were all skipped. */
+export interface TorchSection {
+  /** e.g. "PyTorch 1.13.1 (/usr/bin/python3), 2 threads"; or the skip reason. */
+  peer: string;
+  skipped: string | null;
+  rows: TorchRow[];
+}
+
 export interface GoalsReport {
   adapter: string;
   date: string;
@@ -60,6 +91,8 @@ export interface GoalsReport {
   endToEnd: EndToEndRow[];
   /** The SGILO step's per-kernel profile (summed over `steps` steps), if it was profiled. */
   sgiloProfile: { title: string; kernels: KernelTime[]; steps: number } | null;
+  /** The PyTorch CPU peer's rows; absent or null: not requested. */
+  torch?: TorchSection | null;
   notes: string[];
 }
 
@@ -190,13 +223,62 @@ export function formatGoalsReport(r: GoalsReport): string {
     }
   }
 
+  if (r.torch) L.push(...torchSection(r.torch), '');
+
   if (r.notes.length) {
     L.push('## Notes', '');
     for (const n of r.notes) L.push(`- ${n}`);
     L.push('');
   }
   L.push(...summaryLines([...r.large, ...r.small], r.fmaPeak));
+  if (r.torch) L.push(...torchSummary(r.torch));
   return L.join('\n') + '\n';
+}
+
+/** PyTorch time / engine time, or null where either is missing. */
+export function torchRatio(row: TorchRow): number | null {
+  return row.engineMs !== null && row.torchMs !== null && row.engineMs > 0 ? row.torchMs / row.engineMs : null;
+}
+
+const gib = (b: number | undefined) => (b === undefined || !Number.isFinite(b) ? '-' : `${(b / 2 ** 30).toFixed(2)} GiB`);
+const perSecond = (ms: number | null, samples: number | undefined) => (ms === null || samples === undefined ? '' : ` (${((1000 * samples) / ms).toFixed(0)} samples/s)`);
+
+function torchSection(t: TorchSection): string[] {
+  const L = ['## 4. PyTorch CPU peer: goal PyTorch time / engine time >= 1', '', `- peer: ${t.peer}`, ''];
+  if (t.skipped !== null) return [...L, `skipped: ${t.skipped}`];
+  const body = t.rows.map((r) => {
+    const ratio = torchRatio(r);
+    return [
+      r.workload,
+      r.engineMs === null ? '-' : `${ms(r.engineMs)}${perSecond(r.engineMs, r.samples)}`,
+      r.torchMs === null ? '-' : `${ms(r.torchMs)}${perSecond(r.torchMs, r.samples)}`,
+      ratio === null ? '-' : `${ratio.toFixed(2)}x`,
+      r.maxRelErr === null ? '-' : r.maxRelErr.toExponential(1),
+      String(r.runs),
+      r.error ? `ERROR: ${r.error}` : ratio !== null && ratio >= 1 ? 'PASS' : 'FAIL',
+    ];
+  });
+  L.push(...markdownTable(['workload', 'engine ms', 'PyTorch ms', 'PyTorch/engine', 'max rel. diff', 'runs', 'PASS/FAIL'], body), '');
+  L.push('ms per step (or pass), each side the median of its runs, the runs alternated (engine, PyTorch, engine, ...) in one process; wall clock on both sides.');
+  L.push('max rel. diff: the peer\'s outputs against the engine\'s on the same inputs, max|a - b| / max|b| per tensor (losses: per step), worst of the row; a row beyond 1e-3 is an error.');
+  for (const r of t.rows) {
+    if (r.enginePoolBytes !== undefined || r.engineRssBytes !== undefined) {
+      L.push('', `Memory, ${r.workload}: engine pool peak ${gib(r.enginePoolBytes)}, engine process peak RSS ${gib(r.engineRssBytes)} (measured from the start of the row); PyTorch process peak RSS ${gib(r.torchRssBytes)}.`);
+    }
+  }
+  const checked = t.rows.filter((r) => r.checked);
+  if (checked.length) L.push('', 'Compared:', ...checked.map((r) => `- ${r.workload}: ${r.checked}${r.note ? `; ${r.note}` : ''}`));
+  return L;
+}
+
+/** `torch peer: N PASS, M FAIL` (errors count as FAIL), or the skip line. */
+export function torchSummary(t: TorchSection): string[] {
+  if (t.skipped !== null) return [`torch peer: skipped (${t.skipped})`];
+  const fails = t.rows.filter((r) => r.error || !((torchRatio(r) ?? 0) >= 1));
+  return [
+    `torch peer: ${t.rows.length - fails.length} PASS, ${fails.length} FAIL`,
+    ...fails.map((r) => `- FAIL ${r.workload}: ${r.error ? r.error : `PyTorch/engine ${torchRatio(r)!.toFixed(2)}x, goal 1x`}`),
+  ];
 }
 
 function fmtCount(x: number): string {

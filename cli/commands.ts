@@ -230,7 +230,7 @@ const BENCH_NAMES = ['matmul', 'conv2d', 'upfirdn2d', 'modulated_conv', 'attenti
 const sizesCheck = (v: string) => (v.split(',').every((x) => /^[1-9][0-9]{0,4}$/.test(x.trim())) ? undefined : 'positive integers separated by commas, e.g. 1024,2048');
 const BENCH: CommandDecl = {
   name: 'bench',
-  summary: 'Kernel benchmarks on this adapter (tables), tfjs-backend-webgpu as the peer; `goals` judges every performance goal in one run and writes its report.',
+  summary: 'Kernel benchmarks on this adapter (tables), tfjs-backend-webgpu as the peer; `goals` judges every performance goal in one run (PyTorch on the CPU as the peer of its ILO/SGILO, StyleGAN2 and training rows) and writes its report.',
   positionals: [{ name: 'which', help: 'benchmark (default matmul)', optional: true, choices: BENCH_NAMES }],
   options: [
     { name: 'full', type: 'flag', help: 'stylegan2: every configuration; memory: config-f up to 256' },
@@ -238,10 +238,19 @@ const BENCH: CommandDecl = {
     { name: 'sweep', type: 'flag', help: 'matmul: GFLOP/s of the tiled GPU kernel per tile shape (default sizes 1024,2048,4096)' },
     { name: 'conv', type: 'flag', help: 'matmul --sweep: the implicit-GEMM conv kernels instead, at StyleGAN2 config-f modulated-conv layers (forward; forward + x and style gradients)' },
     { name: 'sizes', type: 'string', value: 'LIST', help: 'matmul: square sizes (default 128,256,512,1024)', check: sizesCheck },
+    { name: 'no-torch', type: 'flag', help: 'goals: skip the PyTorch CPU peer rows (they are skipped anyway, with a note, where no Python imports torch)' },
+    { name: 'fullsize', type: 'flag', help: 'goals: add the config-f 1024² layer step to the PyTorch rows (minutes per step on a CPU)' },
   ],
   output: { kind: 'file', default: 'out/bench/goals.md', help: 'goals: the report file (refused if it exists unless --force); committed reports go to bench/results/<date>-goals-<adapter>.md' },
-  conflicts: (p) => (p.values.conv === true && (p.values.sweep !== true || (p.positionals[0] ?? 'matmul') !== 'matmul') ? '--conv goes with matmul --sweep (bench matmul --sweep --conv)' : undefined),
-  examples: ['bench matmul', 'bench matmul --sweep', 'bench matmul --sweep --conv', 'bench score-train', 'bench paper-size', 'bench goals --out bench/results/2026-12-06-goals-llvmpipe.md'],
+  examples: ['bench matmul', 'bench matmul --sweep', 'bench matmul --sweep --conv', 'bench score-train', 'bench paper-size', 'bench goals --out bench/results/2026-12-06-goals-llvmpipe.md', 'bench goals --no-torch'],
+  conflicts: (p) => {
+    if (p.values.conv === true && (p.values.sweep !== true || (p.positionals[0] ?? 'matmul') !== 'matmul')) return '--conv goes with matmul --sweep (bench matmul --sweep --conv)';
+    const noTorch = p.values['no-torch'] === true;
+    const fullsize = p.values.fullsize === true;
+    if (noTorch && fullsize) return '--fullsize adds a PyTorch row; it cannot go with --no-torch';
+    if ((noTorch || fullsize) && p.positionals[0] !== 'goals') return `--${noTorch ? 'no-torch' : 'fullsize'} is an option of \`bench goals\``;
+    return undefined;
+  },
 };
 
 const timesList = (v: string) => {

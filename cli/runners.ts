@@ -46,7 +46,7 @@ function report(results: CheckResult[]): number {
 async function benchRun(p: Parsed, out: Output | undefined, eng: Engine): Promise<number> {
   const which = p.positionals[0] ?? 'matmul';
   if (which === 'goals') {
-    const { text } = await (await import('../bench/goals.ts')).runGoals(eng, { quick: p.values.quick === true });
+    const { text } = await (await import('../bench/goals.ts')).runGoals(eng, { quick: p.values.quick === true, torch: p.values['no-torch'] !== true, fullsize: p.values.fullsize === true });
     writeAtomic(out!.path, text);
     console.log(`wrote ${out!.final}`);
     return 0;

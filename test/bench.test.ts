@@ -219,10 +219,16 @@ test('goals: a tiny plan runs every section and writes a well-formed report', as
     e2eRuns: 1,
     e2eMinMs: 1,
     fma: { n: 256, iterations: 64 },
+    // No interpreter with torch (below): the torch rows are skipped with a note, not a failure.
+    torch: { ilo: [1], sgilo: [], stylegan2: [], train: false, steps: 1, runs: 1, fullsize: null },
   };
   const dir = await mkdtemp(`${tmpdir()}/goals-`);
+  const python = process.env.SGILO_TORCH_PYTHON;
+  process.env.SGILO_TORCH_PYTHON = '/nonexistent/python3';
   try {
     const { report, text, file } = await runGoals(engine(), { plan, quick: true, write: dir, log: () => {} });
+    assert.match(report.torch?.skipped ?? '', /no Python with torch/);
+    assert.match(text, /^torch peer: skipped \(no Python with torch/m);
     assert.ok(Number.isFinite(report.fmaPeak) && report.fmaPeak > 0);
     const rows = [...report.large, ...report.small];
     assert.is(rows.length, 5);
@@ -248,6 +254,8 @@ test('goals: a tiny plan runs every section and writes a well-formed report', as
     assert.ok(file && file.startsWith(dir) && /goals-quick-.*\.md$/.test(file));
     assert.is(await readFile(file!, 'utf8'), text);
   } finally {
+    if (python === undefined) delete process.env.SGILO_TORCH_PYTHON;
+    else process.env.SGILO_TORCH_PYTHON = python;
     await rm(dir, { recursive: true, force: true });
   }
 });
