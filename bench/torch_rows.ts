@@ -296,10 +296,11 @@ async function fullsizeRow(ctx: Ctx, f: NonNullable<TorchPlan['fullsize']>): Pro
     }).finally(clearTape);
   try {
     // Warm-up (the pipelines) on a small config-f with the same kernels: a full-size step is minutes.
-    if (f.size > 64) {
-      const small = configF(64);
+    // 128² is the smallest config-f with a block after block 4 (the step's layer must not be the last).
+    if (f.size > 128) {
+      const small = configF(128);
       const gs = StyleGAN2.fromStateDict(small, randomStateDict(small, 1));
-      const ins: Host = { wplus: randnHost([1, numLatents(small), small.styleDim]), upstream: randnHost([1, 3, 64, 64]) };
+      const ins: Host = { wplus: randnHost([1, numLatents(small), small.styleDim]), upstream: randnHost([1, 3, 128, 128]) };
       for (let i = 0; i < numNoises(small); i++) ins[`noise.${i}`] = randnHost([1, 1, noiseSide(i), noiseSide(i)]);
       await step(gs, ins, false).finally(() => gs.dispose());
     }
@@ -320,7 +321,7 @@ async function fullsizeRow(ctx: Ctx, f: NonNullable<TorchPlan['fullsize']>): Pro
       peerArgs: { generator: genFile, layer: f.layer, iters: 1, warmup: 0 },
       engineRun,
       runs: f.runs,
-      note: 'one step per run; the engine warmed up on config-f 64² (its pipelines), PyTorch not (nothing to compile)',
+      note: 'one step per run; the engine warmed up on config-f 128² (its pipelines), PyTorch not (nothing to compile)',
     });
     return { ...row, enginePoolBytes: poolPeak, engineRssBytes: rssPeak };
   } finally {
