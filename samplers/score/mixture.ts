@@ -85,19 +85,7 @@ export class MixtureScore implements EpsModel {
     this.vectorsRest = r > P ? tensor(Float32Array.from(base.vectors.subarray(P * n, r * n)), [r - P, n]).keep() : null;
     this.valuesRest = r > P ? tensor(Float32Array.from(base.values.subarray(P, r)), [1, r - P]).keep() : null;
     this.mean = tensor(Float32Array.from(base.mean), [1, n]).keep();
-    const q = new Float32Array(P * K * P);
-    const mq = new Float32Array(K * P);
-    for (let k = 0; k < K; k++) {
-      for (let j = 0; j < P; j++) {
-        let dot = 0;
-        for (let i = 0; i < P; i++) {
-          const v = mixture.vectors[(k * P + j) * P + i];
-          q[i * K * P + k * P + j] = v;
-          dot += mixture.means[k * P + i] * v;
-        }
-        mq[k * P + j] = dot;
-      }
-    }
+    const { q, mq } = packComponents(mixture, K, P);
     this.qAll = tensor(q, [P, K * P]).keep();
     this.meanProj = tensor(mq, [1, K * P]).keep();
     this.valuesAll = tensor(Float32Array.from(mixture.values), [1, K * P]).keep();
@@ -146,6 +134,27 @@ export class MixtureScore implements EpsModel {
     if (h) eps = add(eps, mul(c, h));
     return reshape(eps, [B, C, H, W]);
   }
+}
+
+/**
+ * The components side by side for one matmul each way: q [P, K P] holds Q_k^T in columns
+ * k P .. k P + P - 1, mq [K P] holds m_k Q_k^T (each component's mean in its own eigenbasis).
+ */
+export function packComponents(m: MixtureParams, K: number, P: number): { q: Float32Array; mq: Float32Array } {
+  const q = new Float32Array(P * K * P);
+  const mq = new Float32Array(K * P);
+  for (let k = 0; k < K; k++) {
+    for (let j = 0; j < P; j++) {
+      let dot = 0;
+      for (let i = 0; i < P; i++) {
+        const v = m.vectors[(k * P + j) * P + i];
+        q[i * K * P + k * P + j] = v;
+        dot += m.means[k * P + i] * v;
+      }
+      mq[k * P + j] = dot;
+    }
+  }
+  return { q, mq };
 }
 
 function checkMixtureParams(m: MixtureParams, K: number, P: number, rank: number, what = 'mixture prior'): void {

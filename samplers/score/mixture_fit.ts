@@ -23,7 +23,7 @@ import { sum } from '../../engine/ops/reduce.ts';
 import { philoxUniformRef } from '../../engine/reference/philox.ts';
 import { symmetricEigen } from './eigen.ts';
 import type { GaussianParams } from './gaussian.ts';
-import type { MixtureParams } from './mixture.ts';
+import { packComponents, type MixtureParams } from './mixture.ts';
 
 const REG_FRACTION = 1e-4;
 
@@ -183,24 +183,13 @@ async function mStep(uGpu: Tensor, u: Float32Array, resp: Float64Array, N: numbe
 /** Responsibilities into `resp` [N, K]; returns the mean log-likelihood per row. */
 async function eStep(uGpu: Tensor, N: number, P: number, m: MixtureParams, chunk: number, resp: Float64Array): Promise<number> {
   const K = m.weights.length;
-  // Q_all [P, K P] (Q_k^T side by side), m_k Q_k^T [1, K P], 1 / L [1, K P].
-  const q = new Float32Array(P * K * P);
-  const mq = new Float32Array(K * P);
-  const inv = new Float32Array(K * P);
+  const { q, mq } = packComponents(m, K, P);
+  // 1 / L [1, K P] and each component's constant log pi_k - 1/2 sum log L_k - P/2 log 2 pi.
+  const inv = Float32Array.from(m.values, (v) => 1 / v);
   const constant = new Float64Array(K);
   for (let k = 0; k < K; k++) {
     let logDet = 0;
-    for (let j = 0; j < P; j++) {
-      let dot = 0;
-      for (let i = 0; i < P; i++) {
-        const v = m.vectors[(k * P + j) * P + i];
-        q[i * K * P + k * P + j] = v;
-        dot += m.means[k * P + i] * v;
-      }
-      mq[k * P + j] = dot;
-      inv[k * P + j] = 1 / m.values[k * P + j];
-      logDet += Math.log(m.values[k * P + j]);
-    }
+    for (let j = 0; j < P; j++) logDet += Math.log(m.values[k * P + j]);
     constant[k] = Math.log(m.weights[k]) - 0.5 * logDet - 0.5 * P * Math.log(2 * Math.PI);
   }
   let total = 0;
