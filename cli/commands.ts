@@ -6,6 +6,7 @@
 import type { CommandDecl, OptionDecl, Parsed } from './args.ts';
 import { parseL1Radius } from './l1_options.ts';
 import { parseOperatorSpec } from '../samplers/inverse/operators/index.ts';
+import { VARIANTS } from '../samplers/inverse/tuning.ts';
 
 /** Step counts: a day of steps at the slowest measured rate is the upper bound. */
 export const MAX_STEPS = 100_000;
@@ -210,6 +211,28 @@ const EXPERIMENT: CommandDecl = {
   examples: ['experiment --steps 100 --images 10', 'experiment --out experiments/figure3 --force'],
 };
 
+const settingCheck = (v: string) => tryCheck(() => parseOperatorSpec(v));
+const variantList = (v: string) => {
+  const bad = v.split(',').map((m) => m.trim()).find((m) => !(VARIANTS as readonly string[]).includes(m));
+  return bad === undefined ? undefined : `unknown variant "${bad}" (variants: ${VARIANTS.join(', ')})`;
+};
+
+const TUNE: CommandDecl = {
+  name: 'tune',
+  summary: "Search each method's free values (SGILO: learning rate, temperature, noise scale and schedule, prior steps; ILO: learning rate, ball radii; CSGM: learning rate) on tuning images, the same budget for every method; writes tuned.json (read by reconstruct, experiment, demo, the page), report.md and tuning.svg. Resumable.",
+  options: [
+    { name: 'setting', type: 'list', value: 'SPEC', help: 'an operator and level to tune at (default: inpaint-random:0.02 and cs-gaussian:0.02); other levels use the nearest tuned one', check: settingCheck },
+    { name: 'variants', type: 'string', default: VARIANTS.join(','), value: 'LIST', help: `variants to tune (${VARIANTS.join(', ')})`, check: variantList },
+    { name: 'evaluations', type: 'int', min: 1, max: 200, default: 8, value: 'N', help: 'evaluations per variant and setting (the same for every variant)' },
+    { name: 'images', type: 'int', min: 1, max: 32, default: 8, value: 'N', help: 'tuning images: shipped test images 0..N-1 (the experiment evaluates on images after these)' },
+    steps(40, 'steps per round', 1000),
+    seed,
+    path('work', 'where finished evaluations are recorded, so that a rerun resumes', 'out/tune-work'),
+  ],
+  output: { kind: 'dir', default: 'out/tune', help: 'output folder (refused if not empty unless --force); copy its tuned.json to models/fashion32/ to make it the default' },
+  examples: ['tune --evaluations 8 --images 8 --steps 40', 'tune --setting inpaint-random:0.01 --variants sgilo,ilo --evaluations 4'],
+};
+
 const THEORY: CommandDecl = {
   name: 'theory',
   summary: 'Theorem 3.1 experiment: Langevin vs GD on random expansive ReLU generators; report.md, plots and results.json.',
@@ -347,6 +370,7 @@ export const COMMANDS: CommandDecl[] = [
     examples: ['training-curve models/fashion32/training/block1-run4.log'],
     conflicts: (p) => (p.positionals.length || (p.values.series as string[]).length ? undefined : 'give at least one log file or --series'),
   },
+  TUNE,
   EXPERIMENT,
   THEORY,
   {

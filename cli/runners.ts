@@ -88,6 +88,7 @@ export const RUNNERS: Record<string, Runner> = {
   'fit-gaussian': async (p, out) => (await import('./eval_score.ts')).fitGaussianCommand(p, out),
   'encode-fashion': async (p, out) => (await import('./encode_fashion.ts')).encodeFashionCommand(p, out!),
   'training-curve': async (p, out) => (await import('./training_curve.ts')).trainingCurveCommand(p, out!),
+  tune: async (p, out) => (await import('./tune.ts')).tuneCommand(p, out!),
   experiment: (p, out) => experimentCommand(p, out!),
   theory: async (p, out) => {
     // The run writes into the staging folder; its log names the folder the files end up in.

@@ -3,7 +3,9 @@
 
 import { readFileBytes } from '../../engine/io/files.ts';
 import type { L1Radii } from './intermediate_layer.ts';
-import { setupFromBytes, type Setup } from './setup.ts';
+import { disposePriors, priorsFromBytes, setupFromBytes, type Setup } from './setup.ts';
+import type { ProtocolModels } from './protocol.ts';
+import { parseTunedFile, type TunedFile } from './tuning.ts';
 
 // The runtime-neutral parts live in setup.ts (the web page imports them too).
 export { methodConfig, type Setup } from './setup.ts';
@@ -49,12 +51,59 @@ export async function loadSetup(generatorPath: string, scorePaths: string[]): Pr
   });
 }
 
-/** Shipped score models (`score-block<k>.safetensors` beside the Fashion generator). */
-export async function shippedScoreModels(): Promise<string[]> {
+/** The shipped priors of one family, in round order: the latent (round 0), then blocks 0 and 1. */
+export const PRIOR_FAMILIES = ['mixture', 'gaussian', 'score'] as const;
+export type PriorFamily = (typeof PRIOR_FAMILIES)[number];
+
+/**
+ * Shipped prior files of a family that exist: `<family>-latent`, `<family>-block0`, `<family>-block1`
+ * (the ViT family, `score-block<k>`, has no latent model). The default is the best measured:
+ * the Gaussian mixtures (models/fashion32/README.md, held-out DSM loss below the single Gaussian's).
+ */
+export async function shippedPriors(family: PriorFamily = 'mixture'): Promise<string[]> {
   const found: string[] = [];
-  for (let k = 0; k < 3; k++) {
-    const p = modelPath(`score-block${k}.safetensors`);
+  for (const space of ['latent', 'block0', 'block1', 'block2']) {
+    const p = modelPath(`${family}-${space}.safetensors`);
     if (await exists(p)) found.push(p);
   }
   return found;
+}
+
+/** The default priors of `reconstruct`, the demo and the experiment: the shipped mixtures. */
+export const shippedScoreModels = () => shippedPriors('mixture');
+
+/** models/fashion32/tuned.json (made by `sgilo tune`), or null when it is not there. */
+export const TUNED_FILE = modelPath('tuned.json');
+
+export async function readTunedFile(path: string = TUNED_FILE, required = false): Promise<TunedFile | null> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFileBytes(path);
+  } catch (e) {
+    if (required) throw new Error(`${path}: cannot read the tuned values (${(e as Error).message})`);
+    return null;
+  }
+  return parseTunedFile(new TextDecoder().decode(bytes), path);
+}
+
+/** The generator, its proxy, the learned priors and the Gaussian control (`tune`, `experiment`). */
+export async function loadProtocolModels(): Promise<ProtocolModels & { dispose(): void }> {
+  const setup = await loadSetup(DEFAULT_GENERATOR, await shippedPriors('mixture'));
+  try {
+    const gaussianFiles = await shippedPriors('gaussian');
+    const gaussian = await priorsFromBytes(setup.generator, await Promise.all(gaussianFiles.map(async (p) => ({ name: p, bytes: await readFileBytes(p) }))));
+    return {
+      generator: setup.generator,
+      proxy: setup.proxy,
+      learned: setup.priors,
+      gaussian,
+      dispose() {
+        setup.dispose();
+        disposePriors(gaussian);
+      },
+    };
+  } catch (e) {
+    setup.dispose();
+    throw e;
+  }
 }

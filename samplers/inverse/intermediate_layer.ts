@@ -6,9 +6,11 @@
 //                    round's result; noise maps used by blocks >= k, up to index 4 + 2k.
 // Each round has a fresh Adam and ILO's learning-rate schedule (linear warm-up over the first 5%,
 // cosine decay over the last 75%). CSGM and ILO keep each latent row and noise map at its starting
-// norm after every step (spherical projection). SGILO adds the learned prior on the intermediate
-// variable: after the likelihood step, v += temperature * delta + noiseScale * N(0, I), with delta
-// the score model's fixed-t reverse-SDE move (samplers/inverse/prior.ts). `sgld` is the paper's pure form:
+// norm after every step (spherical projection). SGILO adds the learned prior on the round's
+// variable (the features; in round 0 the W+ rows, when a latent prior is given): after the
+// likelihood step, v += temperature * delta + noise_t * N(0, I), with delta the score model's fixed-t
+// reverse-SDE move (samplers/inverse/prior.ts), optionally repeated (priorSteps), and noise_t constant
+// or annealed with the learning rate (noiseSchedule). `sgld` is the paper's pure form:
 // v <- v - eta (grad ||A(G(v)) - y||^2 / (2 sigma^2) - lambda score(v)) + sqrt(2 eta / beta) u.
 // ILO's optional l1 balls (`l1`): after every step (after the spherical projection and any prior
 // move), the latent, each optimized noise map and the features are projected (Euclidean, Duchi's
@@ -20,7 +22,8 @@
 
 import { Tensor, empty, scope } from '../../engine/tensor.ts';
 import { grad, noGrad, clearTape } from '../../engine/tape.ts';
-import { add, affine, div, mul, square, sub } from '../../engine/ops/elementwise.ts';
+import { add, affine, div, leakyRelu, mul, square, sub } from '../../engine/ops/elementwise.ts';
+import { reshape } from '../../engine/ops/layout.ts';
 import { mean } from '../../engine/ops/reduce.ts';
 import { projectL1Ball } from '../../engine/ops/l1_ball.ts';
 import { Adam } from '../../engine/optim.ts';
@@ -31,6 +34,8 @@ import { MappingProxy, rowNorms } from './mapping_proxy.ts';
 import type { FeaturePrior } from './prior.ts';
 
 export type MethodName = 'csgm' | 'ilo' | 'sgilo' | 'sgld';
+export const NOISE_SCHEDULES = ['constant', 'annealed'] as const;
+export type NoiseSchedule = (typeof NOISE_SCHEDULES)[number];
 
 export interface MethodConfig {
   method: MethodName;
@@ -43,6 +48,14 @@ export interface MethodConfig {
   /** SGILO: weight of the prior move and std of the added noise (raw units). */
   temperature?: number;
   noiseScale?: number;
+  /**
+   * SGILO: how the added noise follows the round. 'constant' (the authors' code): noiseScale every
+   * step; 'annealed': noiseScale * sqrt(lr_t / lr), Langevin's sqrt(2 step) with the learning-rate
+   * schedule as the step, so it fades to zero with the learning rate and each round ends noise-free.
+   */
+  noiseSchedule?: NoiseSchedule;
+  /** SGILO: prior moves per likelihood step ("hot steps"), each recomputed at the moved iterate; default 1. */
+  priorSteps?: number;
   /** sgld: step size, measurement noise sigma, prior weight lambda and inverse temperature beta. */
   eta?: number;
   sigma?: number;
@@ -82,7 +95,11 @@ export interface Problem {
   forward: (x: Tensor) => Tensor;
   /** The measurements, [N, ...] matching forward's output (already repeated per chain). */
   y: Tensor;
-  /** Score models for the features entering block k (i.e. after block k-1), keyed by k. */
+  /**
+   * Score models keyed by round block k: for k >= 1 the prior of the features entering block k
+   * (i.e. after block k-1); key 0 the prior of a W+ row (the mapped latent), which SGILO's round 0
+   * applies to every row (the paper's latent variant).
+   */
   priors?: Map<number, FeaturePrior>;
 }
 
@@ -120,6 +137,13 @@ export function iloLearningRate(t: number, base: number, rampdown = 0.75, rampup
   ramp = 0.5 - 0.5 * Math.cos(ramp * Math.PI);
   ramp *= Math.min(1, t / rampup);
   return base * ramp;
+}
+
+/** The std of SGILO's added noise at fraction t of a round (see MethodConfig.noiseSchedule). */
+export function noiseStdAt(t: number, config: Pick<MethodConfig, 'lr' | 'noiseScale' | 'noiseSchedule'>): number {
+  const scale = config.noiseScale ?? 0.025;
+  if ((config.noiseSchedule ?? 'constant') === 'constant' || !(config.lr > 0)) return scale;
+  return scale * Math.sqrt(iloLearningRate(t, config.lr) / config.lr);
 }
 
 /** Copies `src` into `dst` in place (optimizers hold `dst`). */
@@ -276,23 +300,32 @@ function measurementLoss(problem: Problem, s: RoundState): Tensor {
 }
 
 async function optimizeRound(problem: Problem, config: MethodConfig, s: RoundState): Promise<number[]> {
-  const prior = s.block >= 1 ? problem.priors?.get(s.block) : undefined;
-  if (config.method === 'sgld') return sgldRound(problem, config, s, prior);
+  const prior = problem.priors?.get(s.block);
+  if (config.method === 'sgld') return sgldRound(problem, config, s, s.block >= 1 ? prior : undefined);
   const adam = new Adam(s.vars, { lr: config.lr });
   const spherical = config.method !== 'sgilo';
+  const langevin = config.method === 'sgilo' && prior ? langevinTarget(problem, s, prior) : null;
+  const temperature = config.temperature ?? 0.1;
+  const priorSteps = config.priorSteps ?? 1;
+  if (!(Number.isInteger(priorSteps) && priorSteps >= 1)) throw new RangeError(`priorSteps must be a positive integer, got ${priorSteps}`);
   try {
     return await runSteps(s, config.steps, (step) => {
-      adam.lr = Math.max(iloLearningRate((step + 1) / config.steps, config.lr), 1e-12);
+      const t = (step + 1) / config.steps;
+      adam.lr = Math.max(iloLearningRate(t, config.lr), 1e-12);
       // SGILO: the prior's move is computed at the current iterate, before the likelihood step.
-      const delta = config.method === 'sgilo' && prior && s.layerIn ? noGrad(() => prior.delta(s.layerIn!)) : null;
+      const delta = langevin && temperature > 0 ? noGrad(() => langevin.prior.delta(langevin.read())) : null;
       const l = measurementLoss(problem, s);
       const grads = grad(l, s.vars);
       adam.step(grads);
       noGrad(() => {
         if (spherical) project(s);
-        if (delta && s.layerIn) {
-          const noiseTerm = affine(s.rng.normal(s.layerIn.shape), config.noiseScale ?? 0.025);
-          assign(s.layerIn, add(s.layerIn, add(affine(delta, config.temperature ?? 0.1), noiseTerm)));
+        const std = langevin ? noiseStdAt(t, config) : 0;
+        if (langevin && (delta || std > 0)) {
+          let v = langevin.read();
+          if (delta) v = add(v, affine(delta, temperature));
+          for (let k = 1; k < priorSteps && delta; k++) v = add(v, affine(langevin.prior.delta(v), temperature));
+          if (std > 0) v = add(v, affine(s.rng.normal(v.shape), std));
+          langevin.write(v);
         }
         projectBalls(s);
       });
@@ -301,6 +334,25 @@ async function optimizeRound(problem: Problem, config: MethodConfig, s: RoundSta
   } finally {
     adam.dispose();
   }
+}
+
+/**
+ * The variable SGILO's Langevin move acts on in this round, in the prior's units: the features
+ * entering the block (rounds >= 1), or in round 0 the W+ rows as [N * 2L, S, 1, 1], read through
+ * MappingProxy and written back through its inverse (z = (lrelu_5(w) - mean) / std).
+ */
+function langevinTarget(problem: Problem, s: RoundState, prior: FeaturePrior): { prior: FeaturePrior; read: () => Tensor; write: (v: Tensor) => void } | null {
+  if (s.layerIn) {
+    const feats = s.layerIn;
+    return { prior, read: () => feats, write: (v) => assign(feats, v) };
+  }
+  const [N, R, S] = s.z.shape;
+  const proxy = problem.proxy;
+  return {
+    prior,
+    read: () => reshape(proxy.apply(s.z), [N * R, S, 1, 1]),
+    write: (w) => assign(s.z, div(sub(leakyRelu(reshape(w, [N, R, S]), 5, 1), proxy.mean), proxy.std)),
+  };
 }
 
 /**

@@ -32,7 +32,8 @@ export interface SetupBytes {
 
 /**
  * The generator, the proxy statistics and the score models (the block comes from each file's
- * config: a model of the features after block k is the prior of round k+1).
+ * config: a model of the features after block k is the prior of round k+1, a latent model the
+ * prior of round 0's W+ rows).
  */
 export async function setupFromBytes(files: SetupBytes): Promise<Setup> {
   const generator = await loadGenerator(files.generator);
@@ -44,17 +45,7 @@ export async function setupFromBytes(files: SetupBytes): Promise<Setup> {
     stats = await computeProxyStats(generator, 20_000);
   }
   const proxy = new MappingProxy(stats);
-  const priors = new Map<number, FeaturePrior>();
-  for (const { name, bytes } of files.scores) {
-    const m = await loadPrior(bytes, name);
-    const block = Number(m.data.block);
-    if (!Number.isInteger(block) || block < 0 || block >= numBlocks(generator.config) - 1 || !m.normalization) {
-      m.model.dispose();
-      if (!m.normalization) throw new Error(`${name}: the score model has no min/max normalization`);
-      throw new Error(`${name}: the score model's config names no usable block (data.block = ${m.data.block})`);
-    }
-    priors.set(block + 1, new FeaturePrior(m.model, m.normalization.min, m.normalization.max));
-  }
+  const priors = await priorsFromBytes(generator, files.scores);
   return {
     generator,
     proxy,
@@ -62,9 +53,45 @@ export async function setupFromBytes(files: SetupBytes): Promise<Setup> {
     dispose() {
       generator.dispose();
       proxy.dispose();
-      for (const p of priors.values()) p.net.dispose();
+      disposePriors(priors);
     },
   };
+}
+
+/**
+ * Score models as the priors of a generator's rounds, keyed by round block: a model of the features
+ * after block k is the prior of round k+1, a latent model (data.block "latent") the prior of round 0.
+ */
+export async function priorsFromBytes(generator: StyleGAN2, scores: { name: string; bytes: Uint8Array }[]): Promise<Map<number, FeaturePrior>> {
+  const priors = new Map<number, FeaturePrior>();
+  try {
+    for (const { name, bytes } of scores) {
+      const m = await loadPrior(bytes, name);
+      // data.block: "latent" (a W+ row: round 0's prior) or k (the features after block k: round k+1's).
+      const block = m.data.block === 'latent' ? -1 : Number(m.data.block);
+      const latentShape = [generator.config.styleDim, 1, 1].join(',');
+      const usable = Number.isInteger(block) && block >= -1 && block < numBlocks(generator.config) - 1 && (block >= 0 || m.shape.join(',') === latentShape);
+      if (!usable || !m.normalization) {
+        m.model.dispose();
+        if (!m.normalization) throw new Error(`${name}: the score model has no min/max normalization`);
+        if (block === -1) throw new Error(`${name}: a latent prior of shape [${m.shape.join(', ')}]; this generator's W+ rows need [${latentShape.split(',').join(', ')}]`);
+        throw new Error(`${name}: the score model's config names no usable block (data.block = ${m.data.block})`);
+      }
+      if (priors.has(block + 1)) {
+        m.model.dispose();
+        throw new Error(`${name}: a second prior for ${block < 0 ? 'the latent' : `the features after block ${block}`}`);
+      }
+      priors.set(block + 1, new FeaturePrior(m.model, m.normalization.min, m.normalization.max));
+    }
+  } catch (e) {
+    disposePriors(priors);
+    throw e;
+  }
+  return priors;
+}
+
+export function disposePriors(priors: Map<number, FeaturePrior>): void {
+  for (const p of priors.values()) p.net.dispose();
 }
 
 /** Method presets: the ILO/SGILO recipes scaled to `steps` per round. */
