@@ -7,6 +7,7 @@ import type { CommandDecl, OptionDecl, Parsed } from './args.ts';
 import { parseL1Radius } from './l1_options.ts';
 import { parseOperatorSpec } from '../samplers/inverse/operators/index.ts';
 import { VARIANTS } from '../samplers/inverse/tuning.ts';
+import { NOISE_SCHEDULES } from '../samplers/inverse/intermediate_layer.ts';
 
 /** Step counts: a day of steps at the slowest measured rate is the upper bound. */
 export const MAX_STEPS = 100_000;
@@ -81,11 +82,15 @@ export const RECONSTRUCT: CommandDecl = {
     { name: 'blocks', type: 'string', default: '1,2', value: 'LIST', help: 'intermediate blocks visited after round 0', check: intList(1, 16) },
     { name: 'chains', type: 'int', min: 1, max: 64, default: 4, value: 'K', help: 'posterior chains' },
     seed,
-    { name: 'lr', type: 'number', min: 0, minExclusive: true, max: 10, value: 'X', help: "Adam learning rate (default: the method's preset: csgm 0.1, ilo 0.1, sgilo 0.05)" },
-    { name: 'temperature', type: 'number', min: 0, max: 100, value: 'T', help: 'SGILO: weight of the score step (default: preset 0.1)' },
-    { name: 'noise-scale', type: 'number', min: 0, max: 10, value: 'S', help: 'SGILO: std of the Langevin noise (default: preset 0.025)' },
+    { name: 'lr', type: 'number', min: 0, minExclusive: true, max: 10, value: 'X', help: "Adam learning rate (default: tuned, else the method's preset: csgm 0.1, ilo 0.1, sgilo 0.05)" },
+    { name: 'temperature', type: 'number', min: 0, max: 100, value: 'T', help: 'SGILO: weight of the score step (default: tuned, else preset 0.1)' },
+    { name: 'noise-scale', type: 'number', min: 0, max: 10, value: 'S', help: 'SGILO: std of the Langevin noise (default: tuned, else preset 0.025)' },
+    { name: 'noise-schedule', type: 'enum', choices: [...NOISE_SCHEDULES], help: 'SGILO: the noise constant over a round, or annealed with the learning rate (default: tuned, else constant)' },
+    { name: 'prior-steps', type: 'int', min: 1, max: 16, value: 'K', help: 'SGILO: prior moves per step (default: tuned, else 1)' },
+    path('tuned', 'values chosen by sgilo tune (default: models/fashion32/tuned.json with the shipped generator; the nearest tuned level of the operator)'),
+    { name: 'presets', type: 'flag', help: "ignore tuned values: the methods' presets (plus any values given here)" },
     path('generator', 'StyleGAN2 checkpoint (default: the shipped Fashion-MNIST model)'),
-    { name: 'score', type: 'list', value: 'PATH', help: 'score model (default: the shipped ones)' },
+    { name: 'score', type: 'list', value: 'PATH', help: 'score model or prior (default: the shipped mixtures: mixture-latent, -block0, -block1)' },
     path('save-features', 'also write the optimized intermediate features of the last method (all chains) as a score-model training file (train-score --data F); the last method must not be csgm'),
     ...(['features', 'latent', 'noise'] as const).map((w): OptionDecl => ({ name: `l1-${w}`, type: 'string', value: 'R', help: `ILO's l1 ball on the ${w}: one radius R for every round or R0,R1,... per round, "inf" for none`, check: (v) => tryCheck(() => parseL1Radius(`--l1-${w}`, v)) })),
   ],
@@ -100,7 +105,8 @@ export const RECONSTRUCT: CommandDecl = {
     const methods = String(p.values.method).split(',').map((m) => m.trim());
     if (p.given.has('save-features') && methods[methods.length - 1] === 'csgm') return '--save-features: the last method (csgm) optimizes no intermediate features; put ilo or sgilo last';
     if (p.given.has('save-features') && !String(p.values.blocks).trim()) return '--save-features needs --blocks';
-    const sgiloOnly = ['temperature', 'noise-scale'].filter((n) => p.given.has(n));
+    if (p.given.has('tuned') && p.given.has('presets')) return '--tuned and --presets: give one (tuned values, or the presets)';
+    const sgiloOnly = ['temperature', 'noise-scale', 'noise-schedule', 'prior-steps'].filter((n) => p.given.has(n));
     if (sgiloOnly.length && !methods.includes('sgilo')) return `--${sgiloOnly[0]} applies to sgilo only (methods: ${methods.join(', ')})`;
     return undefined;
   },
@@ -197,20 +203,6 @@ const CONVERT: CommandDecl = {
   conflicts: (p) => (String(p.values.out).endsWith('.safetensors') ? undefined : `--out ${p.values.out}: the output must be a .safetensors file`),
 };
 
-const EXPERIMENT: CommandDecl = {
-  name: 'experiment',
-  summary: "The paper's Figure 3 protocol (inpainting, compressed sensing, denoising) with CSGM, ILO and SGILO: report.md, results.json, mse.svg, diversity.png.",
-  options: [
-    steps(100, 'steps per round', 200),
-    { name: 'images', type: 'int', min: 1, max: 100, value: 'N', help: 'evaluation images (default 10, --full 30)' },
-    { name: 'tune-images', type: 'int', min: 1, max: 100, default: 8, value: 'N', help: 'learning-rate tuning images' },
-    { name: 'full', type: 'flag', help: '30 images and 5 levels per task (for a GPU)' },
-    seed,
-  ],
-  output: { kind: 'dir', default: 'out/experiment', help: 'output folder (refused if not empty unless --force); the committed report is made with --out experiments/figure3 --force' },
-  examples: ['experiment --steps 100 --images 10', 'experiment --out experiments/figure3 --force'],
-};
-
 const settingCheck = (v: string) => tryCheck(() => parseOperatorSpec(v));
 const variantList = (v: string) => {
   const bad = v.split(',').map((m) => m.trim()).find((m) => !(VARIANTS as readonly string[]).includes(m));
@@ -231,6 +223,25 @@ const TUNE: CommandDecl = {
   ],
   output: { kind: 'dir', default: 'out/tune', help: 'output folder (refused if not empty unless --force); copy its tuned.json to models/fashion32/ to make it the default' },
   examples: ['tune --evaluations 8 --images 8 --steps 40', 'tune --setting inpaint-random:0.01 --variants sgilo,ilo --evaluations 4'],
+};
+
+const EXPERIMENT: CommandDecl = {
+  name: 'experiment',
+  summary: "The paper's Figure 3 protocol: CSGM, ILO, SGILO (learned priors), SGILO (Gaussian priors) and SGILO (score off) on inpainting and compressed sensing at 1-20%, with tuned values, paired comparisons and SGILO's posterior calibration against independent ILO runs: report.md, results.json, mse.svg, diversity.png. Resumable.",
+  options: [
+    { name: 'setting', type: 'list', value: 'SPEC', help: 'an operator and level (default: inpaint-random and cs-gaussian at 0.01, 0.02, 0.05, 0.2)', check: settingCheck },
+    { name: 'variants', type: 'string', default: VARIANTS.join(','), value: 'LIST', help: `variants (${VARIANTS.join(', ')})`, check: variantList },
+    { name: 'images', type: 'int', min: 2, max: 64, default: 16, value: 'N', help: 'evaluation images' },
+    { name: 'first-image', type: 'int', min: 0, max: 63, default: 8, value: 'I', help: 'first evaluation image (shipped test images; refused if they overlap the tuning images)' },
+    steps(40, 'steps per round', 1000),
+    { name: 'chains', type: 'int', min: 2, max: 16, default: 4, value: 'K', help: "chains per image of the calibration runs (SGILO's chains, independent ILO runs)" },
+    { name: 'calibration', type: 'list', value: 'SPEC', help: 'settings of the calibration runs (default inpaint-random:0.02)', check: settingCheck },
+    path('tuned', 'tuned values (default models/fashion32/tuned.json when shipped, else the presets)'),
+    path('work', 'where finished cells are recorded, so that a rerun resumes', 'out/experiment-work'),
+    seed,
+  ],
+  output: { kind: 'dir', default: 'out/experiment', help: 'output folder (refused if not empty unless --force); the committed report is made with --out experiments/figure3 --force' },
+  examples: ['experiment', 'experiment --setting inpaint-random:0.05 --variants ilo,sgilo --images 4 --steps 10', 'experiment --out experiments/figure3 --force'],
 };
 
 const THEORY: CommandDecl = {

@@ -7,12 +7,13 @@ import { writeFileBytes } from '../engine/io/files.ts';
 import { tensor } from '../engine/tensor.ts';
 import { makeOperator, type MeasurementOperator } from '../samplers/inverse/operators/index.ts';
 import { solve, takeMeasurements, type MethodRun } from '../samplers/inverse/reconstruct.ts';
-import { DivergenceError, l1RadiusAt, type MethodName, type StepInfo } from '../samplers/inverse/intermediate_layer.ts';
+import { DivergenceError, l1RadiusAt, type MethodConfig, type MethodName, type NoiseSchedule, type StepInfo } from '../samplers/inverse/intermediate_layer.ts';
 import { writeFigure } from '../engine/io/png.ts';
 import type { FigureSpec, Panel } from '../engine/io/figure.ts';
 import type { Fit } from '../engine/io/image_fit.ts';
 import { writeActivationsFile } from '../samplers/score/data.ts';
-import { DEFAULT_GENERATOR, loadSetup, methodConfig, shippedScoreModels } from '../samplers/inverse/fashion.ts';
+import { DEFAULT_GENERATOR, loadSetup, methodConfig, readTunedFile, shippedScoreModels, TUNED_FILE } from '../samplers/inverse/fashion.ts';
+import { configFromValues, lookupTuned, VARIANTS, type Variant } from '../samplers/inverse/tuning.ts';
 import { l1RadiiFromOptions } from './l1_options.ts';
 import type { Parsed } from './args.ts';
 import { checkOutputPath, writeAtomic, type Output } from './outputs.ts';
@@ -55,12 +56,32 @@ export async function reconstructCommand(p: Parsed, out: Output): Promise<number
   const fit = v.fit as Fit;
   const blocks = String(v.blocks).split(',').filter((t) => t.trim()).map(Number);
   const l1 = l1RadiiFromOptions((k) => v[k] as string | undefined);
-  const tuned = { ...(p.given.has('lr') ? { lr: Number(v.lr) } : {}), ...(p.given.has('temperature') ? { temperature: Number(v.temperature) } : {}), ...(p.given.has('noise-scale') ? { noiseScale: Number(v['noise-scale']) } : {}) };
-  const configOf = (m: MethodName) => ({ ...methodConfig(m, steps, blocks), ...(l1 ? { l1 } : {}), ...(m === 'sgilo' ? tuned : 'lr' in tuned ? { lr: tuned.lr } : {}) });
+  // Values given on the command line win over tuned values, which win over the presets.
+  const given = {
+    ...(p.given.has('lr') ? { lr: Number(v.lr) } : {}),
+    ...(p.given.has('temperature') ? { temperature: Number(v.temperature) } : {}),
+    ...(p.given.has('noise-scale') ? { noiseScale: Number(v['noise-scale']) } : {}),
+    ...(p.given.has('noise-schedule') ? { noiseSchedule: v['noise-schedule'] as NoiseSchedule } : {}),
+    ...(p.given.has('prior-steps') ? { priorSteps: Number(v['prior-steps']) } : {}),
+  };
   if (l1) for (const which of ['latent', 'noise', 'features'] as const) l1RadiusAt(l1, which, 0, 1 + blocks.length); // the radius lists, before any work
 
   if (v['save-features'] !== undefined) checkOutputPath('--save-features', String(v['save-features']), 'file', p.force);
   const generator = (v.generator as string | undefined) ?? DEFAULT_GENERATOR;
+  // Tuned values (sgilo tune) were found for the shipped generator: used with it unless --presets.
+  const tunedPath = p.given.has('tuned') ? String(v.tuned) : TUNED_FILE;
+  const tunedFile = v.presets === true ? null : p.given.has('tuned') || generator === DEFAULT_GENERATOR ? await readTunedFile(tunedPath, p.given.has('tuned')) : null;
+  const configOf = (m: MethodName): MethodConfig => {
+    let base = methodConfig(m, steps, blocks);
+    if ((VARIANTS as readonly string[]).includes(m)) {
+      const { values, source } = lookupTuned(tunedFile, m as Variant, spec);
+      base = configFromValues(m as Variant, values, steps, blocks);
+      console.log(`${m}: ${!tunedFile || source.startsWith('presets') ? 'the presets' : `values ${source} (${tunedPath})`}`);
+    }
+    const own = m === 'sgilo' ? given : 'lr' in given ? { lr: given.lr } : {};
+    return { ...base, ...(l1 ? { l1 } : {}), ...own };
+  };
+  const tuned = given;
   const scores = (v.score as string[]).length ? (v.score as string[]) : await shippedScoreModels();
   for (const f of scores) await loadAs(f, 'score', (b) => assertFiniteCheckpoint(b, f));
   await loadAs(generator, 'generator', (b) => assertFiniteCheckpoint(b, generator));

@@ -81,7 +81,7 @@ export async function tuneCommand(p: Parsed, output: Output): Promise<number> {
     kind: 'sgilo-tuned',
     steps,
     blocks,
-    about: { images: `shipped test images 0-${nImages - 1}`, seed: seed + 1, evaluations: budget, adapter: describeAdapter(engine().gpu.adapter), date: new Date().toISOString().slice(0, 10) },
+    about: { images: `shipped test images 0-${nImages - 1}`, imageRange: [0, nImages], seed: seed + 1, evaluations: budget, adapter: describeAdapter(engine().gpu.adapter), date: new Date().toISOString().slice(0, 10) },
     settings,
   };
   await writeFileBytes(`${output.path}/tuned.json`, new TextEncoder().encode(JSON.stringify(file, null, 1) + '\n'));

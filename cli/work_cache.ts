@@ -4,7 +4,8 @@
 // stale is reused. The record is a plain file beside the outputs (default out/<command>-work/), not
 // inside the staged output folder, so that an interrupted run keeps it.
 
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { UsageError } from './args.ts';
 import { join } from 'node:path';
 
 export class WorkCache<T> {
@@ -12,7 +13,12 @@ export class WorkCache<T> {
   readonly file: string;
 
   constructor(folder: string, name: string) {
-    mkdirSync(folder, { recursive: true });
+    if (existsSync(folder) && !statSync(folder).isDirectory()) throw new UsageError(`--work ${folder}: is a file, not a folder`);
+    try {
+      mkdirSync(folder, { recursive: true });
+    } catch (e) {
+      throw new UsageError(`--work ${folder}: cannot make the folder (${(e as Error).message})`);
+    }
     this.file = join(folder, name);
     if (existsSync(this.file)) {
       for (const line of readFileSync(this.file, 'utf8').split('\n')) {

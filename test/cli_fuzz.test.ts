@@ -48,8 +48,11 @@ const FILES = {
   // eval-score and fit-gaussian run to the end in well under a second on them.
   prior: [join(tmp, 'prior/score-block0.safetensors'), join(tmp, 'prior/gaussian-block0.safetensors')],
   features: [join(tmp, 'features.safetensors')],
+  // A tuned-values file (sgilo tune) on tuning images 0-3.
+  tuned: [join(tmp, 'tuned.json')],
   bad: [join(tmp, 'random.bin'), join(tmp, 'empty.png'), join(tmp, 'missing.png'), tmp, '/proc/sgilo-fuzz', join(ROOT, 'package.json')],
 };
+writeFileSync(join(tmp, 'tuned.json'), JSON.stringify({ kind: 'sgilo-tuned', steps: 2, blocks: [1, 2], about: { imageRange: [0, 4] }, settings: { 'inpaint-random:0.02': { csgm: { lr: 0.2 }, ilo: { lr: 0.1, radiusScale: 2 } } } }));
 writeFileSync(join(tmp, 'random.bin'), Uint8Array.from({ length: 999 }, (_, i) => (i * 97 + 5) & 255));
 writeFileSync(join(tmp, 'empty.png'), new Uint8Array(0));
 {
@@ -68,7 +71,7 @@ function validValue(cmd: string, o: OptionDecl): string | undefined {
   if (o.type === 'flag') return undefined;
   if (o.type === 'enum') return pick(o.choices!);
   if (o.type === 'int' || o.type === 'number') {
-    const small = ['steps', 'n', 'chains', 'images', 'tune-images', 'levels', 'steps-per-level', 'corrector', 'real', 'samples', 'batch', 'depth', 'heads', 'profile', 'cols', 'ckpt-every', 'log-every', 'warmup', 'image-index', 'rank', 'limit'];
+    const small = ['steps', 'n', 'chains', 'images', 'evaluations', 'levels', 'steps-per-level', 'corrector', 'real', 'samples', 'batch', 'depth', 'heads', 'profile', 'cols', 'ckpt-every', 'log-every', 'warmup', 'image-index', 'rank', 'limit'];
     const lo = o.min ?? 0;
     const hi = small.includes(o.name) ? Math.min(o.max ?? 2, Math.max(lo, 2)) : (o.max ?? lo + 10);
     let v = lo + rng.uniform() * (hi - lo);
@@ -83,7 +86,7 @@ function validValue(cmd: string, o: OptionDecl): string | undefined {
     score: () => pick(FILES.score),
     resume: () => pick(FILES.score),
     operator: () => pick(['denoise:0.1', 'inpaint-random:0.2', 'sr-bicubic:4', 'inpaint-box', 'sr-avgpool:2,noise=0.01']),
-    method: () => pick(['csgm', 'ilo', 'sgilo', 'csgm,ilo']),
+    method: () => pick(['csgm', 'ilo', 'sgilo', 'csgm,sgilo']),
     blocks: () => pick(['1', '1,2']),
     seeds: () => pick(['0', '0-2', '1,5']),
     data: () => (cmd === 'encode-fashion' ? '/usr/share/datasets/fashion-mnist' : pick(['codes', 'gaussian'])),
@@ -97,6 +100,11 @@ function validValue(cmd: string, o: OptionDecl): string | undefined {
     grid: () => pick(['6x2', '4x4', '2x6']),
     targets: () => pick(['out.w', 'out.image_from_wplus,grad.wplus', 'grad.noise.*']),
     host: () => '127.0.0.1',
+    setting: () => pick(['inpaint-random:0.2', 'cs-gaussian:0.05', 'inpaint-random:0.01']),
+    calibration: () => pick(['inpaint-random:0.2', 'cs-gaussian:0.05']),
+    variants: () => pick(['csgm', 'csgm,ilo', 'ilo']),
+    tuned: () => FILES.tuned[0],
+    work: () => join(tmp, `work-${Math.floor(rng.uniform() * 1e9)}`),
   };
   if (o.name.startsWith('l1-')) return pick(['inf', '100', '100,200,300']);
   return byName[o.name]?.() ?? 'x';
@@ -107,7 +115,7 @@ const INVALID = ['-1', '0', '1e9', 'NaN', 'Infinity', '', 'abc', '2.5', '--', '-
 /** One argument vector: valid (a base that satisfies the command's rules plus valid options) or mutated. */
 function vector(c: CommandDecl, i: number, valid: boolean): string[] {
   const base: Record<string, string[]> = {
-    reconstruct: ['--image-index', String(i % 8), '--operator', 'inpaint-random:0.2', '--method', 'csgm', '--steps', '1', '--chains', '1', '--blocks', '1'],
+    reconstruct: ['--image-index', String(i % 8), '--operator', 'inpaint-random:0.2', '--method', 'sgilo', '--steps', '1', '--chains', '1', '--blocks', '1'],
     inspect: [pick([...FILES.generator, ...FILES.score, ...FILES.scorePt])],
     convert: [pick(FILES.generator)],
     generate: [pick(FILES.generator), '--seeds', '0'],
@@ -119,7 +127,8 @@ function vector(c: CommandDecl, i: number, valid: boolean): string[] {
     'training-curve': [FILES.log[0]],
     replay: i % 2 ? ['score', FILES.scorePt[0], join(ROOT, 'test/fixtures/score_sde/expected_ema.safetensors')] : ['generator', FILES.generator[1], join(ROOT, 'test/fixtures/reference-tiny/generator_expected.safetensors')],
     demo: ['--steps', '1', '--images', '1'],
-    experiment: ['--steps', '1', '--images', '1', '--tune-images', '1'],
+    tune: ['--steps', '1', '--images', '1', '--evaluations', '1', '--variants', 'csgm', '--setting', 'inpaint-random:0.2', '--work', join(tmp, 'tune-work')],
+    experiment: ['--steps', '1', '--images', '2', '--variants', 'csgm', '--setting', 'inpaint-random:0.2', '--work', join(tmp, 'experiment-work')],
     theory: ['--quick'],
     gradcheck: ['exp'],
     bench: ['matmul'],

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { scope, tensor } from '../engine/tensor.ts';
+import { scope, tensor, type Tensor } from '../engine/tensor.ts';
+import { affine } from '../engine/ops/elementwise.ts';
 import { engine } from '../engine/engine.ts';
 import { HostRandom } from '../engine/reference/host.ts';
 import { StyleGAN2, parameterShapes, type StateDict } from '../nets/stylegan2.ts';
@@ -15,7 +16,7 @@ import { ScoreViT } from '../nets/score_vit.ts';
 import { MappingProxy, computeProxyStats } from '../samplers/inverse/mapping_proxy.ts';
 import { FeaturePrior, hotStepCoefficients } from '../samplers/inverse/prior.ts';
 import { initScoreStateDict } from '../samplers/score/checkpoint.ts';
-import { DivergenceError, iloLearningRate, runMethod, type MethodConfig, type Problem, type RoundInfo } from '../samplers/inverse/intermediate_layer.ts';
+import { DivergenceError, iloLearningRate, noiseStdAt, runMethod, type MethodConfig, type Problem, type RoundInfo } from '../samplers/inverse/intermediate_layer.ts';
 import { makeOperator, measure } from '../samplers/inverse/operators/index.ts';
 import { methodConfig } from '../samplers/inverse/fashion.ts';
 import { parseL1Radius } from '../cli/l1_options.ts';
@@ -213,3 +214,45 @@ test.after(() => {
 });
 
 test.run();
+
+/** eps(x, t) = c (x - m): the noise predictor of a Gaussian centred at m (a prior the host can follow). */
+const linearEps = (c: number, m: number) => ({ forward: (x: Tensor) => affine(x, c, -c * m), dispose() {} });
+
+test("SGILO's round 0 moves the W+ rows by the latent prior, through MappingProxy and back", async () => {
+  const [min, max, T] = [-2, 3, 4];
+  const prior = new FeaturePrior(linearEps(0.5, 0.2), min, max);
+  const { a, b } = hotStepCoefficients(0.01);
+  const [mean, std] = [await proxy.mean.readF32(), await proxy.std.readF32()];
+  const S = mean.length;
+  const lrelu = (u: number, s: number) => (u >= 0 ? u : s * u);
+  // The host's prior move in raw units: ((a - 1) x - b eps(x)) (max - min), x = (w - min) / (max - min).
+  const move = (w: number) => {
+    const x = (w - min) / (max - min);
+    return ((a - 1) * x - b * 0.5 * (x - 0.2)) * (max - min);
+  };
+  for (const priorSteps of [1, 2]) {
+    const seen: Record<string, Float32Array> = {};
+    // One step whose learning rate is ~0 (the schedule's end): only the prior moves the latent.
+    const config: MethodConfig = { method: 'sgilo', blocks: [], steps: 1, lr: 0.05, temperature: T, noiseScale: 0, priorSteps };
+    await runMethod({ ...problem, priors: new Map([[0, prior]]) }, config, { seed: 4, onRound: async (r) => void (seen[r.when] = await r.z.readF32()) });
+    let worst = 0;
+    for (let i = 0; i < seen.start.length; i++) {
+      let w = lrelu(std[i % S] * seen.start[i] + mean[i % S], 0.2);
+      for (let k = 0; k < priorSteps; k++) w += T * move(w);
+      const z = (lrelu(w, 5) - mean[i % S]) / std[i % S];
+      worst = Math.max(worst, Math.abs(z - seen.end[i]) / (1 + Math.abs(z)));
+    }
+    assert.ok(worst < 1e-4, `priorSteps ${priorSteps}: latent off the host's move by ${worst}`);
+    assert.ok(Math.max(...seen.start.map((v, i) => Math.abs(v - seen.end[i]))) > 1e-3, 'the prior moved the latent');
+  }
+});
+
+test("SGILO's noise: constant, or annealed with the learning rate to zero at the round's end", () => {
+  const c = { lr: 0.1, noiseScale: 0.02 };
+  assert.is(noiseStdAt(0.9, { ...c, noiseSchedule: 'constant' }), 0.02);
+  assert.is(noiseStdAt(0.9, c), 0.02, 'constant by default (the authors code)');
+  assert.ok(Math.abs(noiseStdAt(0.25, { ...c, noiseSchedule: 'annealed' }) - 0.02) < 1e-12, 'full noise at the full learning rate');
+  // t = 0.625: the cosine ramp is at 0.5, so the noise is sqrt(0.5) of its scale.
+  assert.ok(Math.abs(noiseStdAt(0.625, { ...c, noiseSchedule: 'annealed' }) - 0.02 * Math.SQRT1_2) < 1e-12);
+  assert.is(noiseStdAt(1, { ...c, noiseSchedule: 'annealed' }), 0, 'the round ends noise-free');
+});

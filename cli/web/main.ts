@@ -19,6 +19,7 @@ import { makeOperator, operatorNames, parseOperatorSpec, type MeasurementOperato
 import { solve, takeMeasurements } from '../../samplers/inverse/reconstruct.ts';
 import type { MethodName } from '../../samplers/inverse/intermediate_layer.ts';
 import { measurementPicture, methodConfig, resultTensors, setupFromBytes, stdPicture, type Setup } from '../../samplers/inverse/setup.ts';
+import { configFromValues, lookupTuned, parseTunedFile, VARIANTS, type TunedFile, type Variant } from '../../samplers/inverse/tuning.ts';
 import { drawImage, drawLossCurve, imageCell } from './draw.ts';
 import { fitImage, fromRgba, type Fit, type RawImage } from '../../engine/io/image_fit.ts';
 import { checkValue } from '../args.ts';
@@ -117,6 +118,7 @@ function watchImages(op: MeasurementOperator, every: number, show: (images: Floa
 }
 
 let setup: Setup;
+let tuned: TunedFile | null = null;
 let testImages: { images: Float32Array; labels: Float32Array; count: number };
 let uploaded: RawImage | null = null;
 
@@ -160,7 +162,8 @@ async function run(): Promise<void> {
   live.replaceChildren();
   results.replaceChildren();
   const liveCanvases = Array.from({ length: s.chains }, (_, k) => imageCell(live, `chain ${k}`, undefined, size));
-  const config = methodConfig(s.method, s.steps, s.blocks);
+  // As the CLI: the tuned values of the nearest tuned level of this operator, else the presets.
+  const config = (VARIANTS as readonly string[]).includes(s.method) ? configFromValues(s.method as Variant, lookupTuned(tuned, s.method as Variant, s.spec).values, s.steps, s.blocks) : methodConfig(s.method, s.steps, s.blocks);
   const total = s.steps * (1 + config.blocks.length);
   const losses: number[] = [];
   const lossCanvas = $<HTMLCanvasElement>('loss');
@@ -266,13 +269,15 @@ async function start(): Promise<void> {
   $('adapter').textContent = `adapter: ${state.adapter}`;
   state.phase = 'loading';
   status('loading the generator, its proxy statistics, the score models and the test images ...');
-  // As the CLI: the proxy statistics and the score models score-block<k> (k = 0, 1, 2) where shipped.
+  // As the CLI: the proxy statistics, the shipped mixture priors (latent, block 0, block 1) and the
+  // tuned values, where shipped.
   const listing = (await (await fetchOk(MODELS)).json()) as string[];
-  const scoreNames = [0, 1, 2].map((k) => `score-block${k}.safetensors`).filter((f) => listing.includes(f));
-  const [generator, proxy, images, ...scores] = await Promise.all([
+  const scoreNames = ['latent', 'block0', 'block1'].map((k) => `mixture-${k}.safetensors`).filter((f) => listing.includes(f));
+  const [generator, proxy, images, tunedBytes, ...scores] = await Promise.all([
     fetchBytes(`${MODELS}fashion32-stylegan2.pt`),
     listing.includes('mapping-proxy.safetensors') ? fetchBytes(`${MODELS}mapping-proxy.safetensors`) : null,
     fetchBytes(`${MODELS}test-images.safetensors`),
+    listing.includes('tuned.json') ? fetchBytes(`${MODELS}tuned.json`) : null,
     ...scoreNames.map((f) => fetchBytes(`${MODELS}${f}`)),
   ]);
   const files = readSafetensors(images!).tensors;
@@ -280,11 +285,12 @@ async function start(): Promise<void> {
   testImages = { images: imagesT.data as Float32Array, labels: files.get('labels')!.data as Float32Array, count: imagesT.shape[0] };
   const scoreFiles = scores.map((bytes, i) => ({ name: `${MODELS}${scoreNames[i]}`, bytes: bytes! }));
   setup = await setupFromBytes({ generator: generator!, proxy, scores: scoreFiles });
+  tuned = tunedBytes ? parseTunedFile(new TextDecoder().decode(tunedBytes), `${MODELS}tuned.json`) : null;
   const params = new URLSearchParams(location.search);
   fillForm(params);
   showReference();
-  const priors = [...setup.priors.keys()].map((k) => `block ${k}`).join(', ') || 'none';
-  status(`ready: Fashion-MNIST StyleGAN2 (${setup.generator.config.size}x${setup.generator.config.size}); score-model priors for ${priors}`);
+  const priors = [...setup.priors.keys()].map((k) => (k === 0 ? 'the latent' : `block ${k}`)).join(', ') || 'none';
+  status(`ready: Fashion-MNIST StyleGAN2 (${setup.generator.config.size}x${setup.generator.config.size}); priors for ${priors}; ${tuned ? 'tuned values' : 'preset values'}`);
   state.phase = 'ready';
   $<HTMLButtonElement>('run').disabled = false;
   if (params.get('run') === '1') await run();

@@ -13,11 +13,12 @@ import { makeOperator } from './operators/index.ts';
 import { solve, takeMeasurements, type MethodRun } from './reconstruct.ts';
 import type { MethodName, StepInfo } from './intermediate_layer.ts';
 import { measurementPicture } from './setup.ts';
-import { DEFAULT_GENERATOR, fashionIloBalls, loadSetup, methodConfig, modelPath, shippedScoreModels } from './fashion.ts';
+import { DEFAULT_GENERATOR, fashionIloBalls, loadSetup, methodConfig, modelPath, readTunedFile, shippedScoreModels, TUNED_FILE } from './fashion.ts';
+import { configFromValues, lookupTuned } from './tuning.ts';
 
 export const DEMO_TASKS = ['inpaint-random:0.05', 'sr-bicubic:4'];
 const TASK_LABELS: Record<string, string> = { 'inpaint-random:0.05': '5% pixels', 'sr-bicubic:4': '4x SR' };
-export const DEMO_METHODS: MethodName[] = ['csgm', 'ilo', 'sgilo'];
+export const DEMO_METHODS: ('csgm' | 'ilo' | 'sgilo')[] = ['csgm', 'ilo', 'sgilo'];
 
 /** The first `n` shipped test images as [n, 3, 32, 32] (gray replicated), values in [-1, 1]. */
 export async function testImages(n: number, first = 0): Promise<Float32Array> {
@@ -59,8 +60,10 @@ export async function runDemo(o: DemoOptions): Promise<{ rows: DemoRow[]; second
   const t0 = performance.now();
   const scores = await shippedScoreModels();
   const setup = await loadSetup(DEFAULT_GENERATOR, scores);
+  const tuned = await readTunedFile();
   log(`demo on ${describeAdapter(engine().gpu.adapter)}: ${n} Fashion-MNIST test images, tasks ${DEMO_TASKS.join(' and ')}, ` +
     `methods ${DEMO_METHODS.join(', ')}, ${steps} steps per round, blocks ${blocks.join(', ')}; score models: ${scores.map((s) => s.split('/').pop()).join(', ') || 'none'}`);
+  log(`values: ${tuned ? `tuned (${TUNED_FILE})` : 'the presets (no tuned.json shipped)'}`);
   if (!setup.priors.size) log('note: no score model is shipped, so SGILO runs without its prior (it then equals ILO without spherical projection)');
   const size = setup.generator.config.size;
   const reference = await testImages(n);
@@ -74,7 +77,8 @@ export async function runDemo(o: DemoOptions): Promise<{ rows: DemoRow[]; second
       const yHost = await y.readF32();
       const runs: MethodRun[] = [];
       for (const m of DEMO_METHODS) {
-        const config = { ...methodConfig(m, steps, m === 'csgm' ? [] : blocks), ...(m === 'ilo' ? { l1: fashionIloBalls(blocks) } : {}) };
+        // The tuned values of the nearest tuned level (models/fashion32/tuned.json), else the presets (ILO with its balls).
+        const config = tuned ? configFromValues(m, lookupTuned(tuned, m, task).values, steps, blocks) : { ...methodConfig(m, steps, m === 'csgm' ? [] : blocks), ...(m === 'ilo' ? { l1: fashionIloBalls(blocks) } : {}) };
         const total = steps * (1 + config.blocks.length);
         runs.push(await solve(y, config, { ...setup, operator, chains: 1, seed, onStep: o.progress?.(total, `${task} ${m}`) }, reference));
       }

@@ -102,7 +102,7 @@ export function methodConfig(method: MethodName, steps: number, blocks: number[]
     case 'ilo':
       return { method, blocks, steps, lr: 0.1 };
     case 'sgilo':
-      return { method, blocks, steps, lr: 0.05, temperature: 0.1, noiseScale: 0.025 };
+      return { method, blocks, steps, lr: 0.05, temperature: 0.1, noiseScale: 0.025, noiseSchedule: 'constant', priorSteps: 1 };
     case 'sgld':
       return { method, blocks, steps, lr: 0, eta: 2e-5, sigma: 0.05, lambda: 1, beta: 1 };
     default:

@@ -122,8 +122,9 @@ export function searchSpace(v: Variant): Ladder[] {
 export const startValues = (v: Variant): Candidate => pointOf(searchSpace(v), searchSpace(v).map((l) => l.start));
 
 /**
- * A method configuration from tuned values (the ILO radii scale the Fashion model's balls); a value
- * not given is the preset's (samplers/inverse/setup.ts methodConfig), so {} gives the presets.
+ * A method configuration from tuned values; a value not given is the preset's (methodConfig in
+ * samplers/inverse/setup.ts), so {} gives the presets. ILO always has its l1 balls on the features,
+ * the Fashion model's radii (ILO_FEATURE_RADII) times radiusScale (default 1).
  */
 export function configFromValues(v: Variant, values: Candidate, steps: number, blocks: number[]): MethodConfig {
   const method = variantMethod(v);
@@ -139,8 +140,8 @@ export function configFromValues(v: Variant, values: Candidate, steps: number, b
       ...base,
       temperature: v === 'sgilo-off' ? 0 : num('temperature', preset.temperature!),
       noiseScale: num('noiseScale', preset.noiseScale!),
-      noiseSchedule: (values.noiseSchedule as NoiseSchedule | undefined) ?? 'constant',
-      priorSteps: v === 'sgilo-off' ? 1 : num('priorSteps', 1),
+      noiseSchedule: (values.noiseSchedule as NoiseSchedule | undefined) ?? preset.noiseSchedule,
+      priorSteps: v === 'sgilo-off' ? 1 : num('priorSteps', preset.priorSteps!),
     };
   }
   return base;
