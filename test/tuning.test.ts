@@ -72,6 +72,7 @@ test('lookup: the same setting, else the nearest level (log scale) of the operat
   assert.equal(lookupTuned(FILE, 'sgilo', 'cs-gaussian:0.02').values, {});
   assert.match(lookupTuned(FILE, 'sgilo', 'cs-gaussian:0.02').source, /^presets/);
   assert.equal(lookupTuned(null, 'csgm', 'denoise:0.1').values, {});
+  assert.equal(lookupTuned(FILE, 'sgilo', 'inpaint-mask').values, {}, 'a mask operator: no level, no tuned values');
   assert.throws(() => parseTunedFile('{"kind": "other"}', 'x.json'), /x.json: not a tuned-values file/);
   assert.throws(() => parseTunedFile('{', 'x.json'), /x.json: not JSON/);
 });

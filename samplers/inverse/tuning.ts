@@ -170,6 +170,15 @@ export function parseTunedFile(text: string, name: string): TunedFile {
   return f;
 }
 
+/** The operator and level of a spec; operators outside the spec grammar (inpaint-mask) by name only. */
+function familyAndLevel(spec: string): { family: string; level?: number } {
+  try {
+    return parseOperatorSpec(spec);
+  } catch {
+    return { family: spec.split(/[:,]/)[0].trim() };
+  }
+}
+
 export interface TunedLookup {
   values: Candidate;
   /** Where the values come from, for logs and reports. */
@@ -181,11 +190,11 @@ export interface TunedLookup {
  * (in log scale) of the same operator, else the presets. `source` says which.
  */
 export function lookupTuned(file: TunedFile | null, variant: Variant, spec: string): TunedLookup {
-  const want = parseOperatorSpec(spec);
+  const want = familyAndLevel(spec);
   let best: { spec: string; distance: number } | null = null;
   for (const [s, byVariant] of Object.entries(file?.settings ?? {})) {
     if (!byVariant[variant]) continue;
-    const p = parseOperatorSpec(s);
+    const p = familyAndLevel(s);
     if (p.family !== want.family) continue;
     const distance = p.level === undefined || want.level === undefined ? 0 : Math.abs(Math.log(p.level) - Math.log(want.level));
     if (!best || distance < best.distance) best = { spec: s, distance };
