@@ -5,7 +5,7 @@ import { readFileBytes } from '../../engine/io/files.ts';
 import type { L1Radii } from './intermediate_layer.ts';
 import { disposePriors, priorsFromBytes, setupFromBytes, type Setup } from './setup.ts';
 import type { ProtocolModels } from './protocol.ts';
-import { parseTunedFile, type TunedFile } from './tuning.ts';
+import { ILO_FEATURE_RADII, parseTunedFile, type TunedFile } from './tuning.ts';
 
 // The runtime-neutral parts live in setup.ts (the web page imports them too).
 export { methodConfig, type Setup } from './setup.ts';
@@ -22,8 +22,7 @@ export const DEFAULT_GENERATOR = modelPath('fashion32-stylegan2.pt');
  * balls for the Fashion model"). The demo and the experiment use them for ILO.
  */
 export function fashionIloBalls(blocks: number[]): L1Radii {
-  const radius: Record<number, number> = { 1: 100, 2: 200 };
-  return { features: [Infinity, ...blocks.map((k) => radius[k] ?? Infinity)] };
+  return { features: [Infinity, ...blocks.map((k) => ILO_FEATURE_RADII[k] ?? Infinity)] };
 }
 
 async function exists(path: string): Promise<boolean> {

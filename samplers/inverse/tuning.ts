@@ -89,13 +89,13 @@ export type Variant = (typeof VARIANTS)[number];
 
 export const variantMethod = (v: Variant): MethodName => (v.startsWith('sgilo') ? 'sgilo' : (v as MethodName));
 
-/** ILO's l1-ball radii on the features entering blocks 1 and 2 of the Fashion model, before scaling. */
+/** ILO's l1-ball radii on the features entering blocks 1 and 2 of the Fashion model (fashionIloBalls), before scaling. */
 export const ILO_FEATURE_RADII: Record<number, number> = { 1: 100, 2: 200 };
 
 const sgiloLadders = (withPrior: boolean): Ladder[] => [
   { name: 'lr', values: [0.0125, 0.025, 0.05, 0.1, 0.2], start: 2 },
-  ...(withPrior ? [{ name: 'temperature', values: [0.1, 0.3, 1, 3, 10], start: 2 }] : []),
-  { name: 'noiseScale', values: [0, 0.003, 0.006, 0.0125, 0.025, 0.05], start: 4 },
+  ...(withPrior ? [{ name: 'temperature', values: [0.1, 0.3, 1, 3, 10, 30], start: 2 }] : []),
+  { name: 'noiseScale', values: [0, 0.003, 0.006, 0.0125, 0.025, 0.05, 0.1], start: 4 },
   { name: 'noiseSchedule', values: ['constant', 'annealed'], start: 1 },
   ...(withPrior ? [{ name: 'priorSteps', values: [1, 2, 4], start: 0 }] : []),
 ];
