@@ -55,9 +55,12 @@ export interface TorchRow {
   engineMs: number | null;
   torchMs: number | null;
   runs: number;
-  /** The peer's max relative difference from the engine's outputs, and what it compared. */
+  /** The peer's worst differences from the engine's outputs (max|a-b|/max|b|, rms(a-b)/rms(b)), and what it compared. */
   maxRelErr: number | null;
+  relRms: number | null;
   checked: string;
+  /** The row's check gate: the measure, its bound and why (bench/torch_rows.ts CHECK_GATES). */
+  gate?: string;
   /** Samples per step (training rows: shown as samples/s too). */
   samples?: number;
   torchRssBytes?: number;
@@ -254,20 +257,21 @@ function torchSection(t: TorchSection): string[] {
       r.torchMs === null ? '-' : `${ms(r.torchMs)}${perSecond(r.torchMs, r.samples)}`,
       ratio === null ? '-' : `${ratio.toFixed(2)}x`,
       r.maxRelErr === null ? '-' : r.maxRelErr.toExponential(1),
+      r.relRms === null ? '-' : r.relRms.toExponential(1),
       String(r.runs),
       r.error ? `ERROR: ${r.error}` : ratio !== null && ratio >= 1 ? 'PASS' : 'FAIL',
     ];
   });
-  L.push(...markdownTable(['workload', 'engine ms', 'PyTorch ms', 'PyTorch/engine', 'max rel. diff', 'runs', 'PASS/FAIL'], body), '');
+  L.push(...markdownTable(['workload', 'engine ms', 'PyTorch ms', 'PyTorch/engine', 'max rel. diff', 'rel. RMS diff', 'runs', 'PASS/FAIL'], body), '');
   L.push('ms per step (or pass), each side the median of its runs, the runs alternated (engine, PyTorch, engine, ...) in one process; wall clock on both sides.');
-  L.push('max rel. diff: the peer\'s outputs against the engine\'s on the same inputs, max|a - b| / max|b| per tensor (losses: per step), worst of the row; a row beyond 1e-3 is an error.');
+  L.push('max rel. diff and rel. RMS diff: the peer\'s outputs (a) against the engine\'s (b) on the same inputs, max|a - b| / max|b| and rms(a - b) / rms(b) per tensor (a round\'s losses: one tensor over its steps), worst of the row; a row beyond its gate (below) is an error.');
   for (const r of t.rows) {
     if (r.enginePoolBytes !== undefined || r.engineRssBytes !== undefined) {
       L.push('', `Memory, ${r.workload}: engine pool peak ${gib(r.enginePoolBytes)}, engine process peak RSS ${gib(r.engineRssBytes)} (measured from the start of the row); PyTorch process peak RSS ${gib(r.torchRssBytes)}.`);
     }
   }
   const checked = t.rows.filter((r) => r.checked);
-  if (checked.length) L.push('', 'Compared:', ...checked.map((r) => `- ${r.workload}: ${r.checked}${r.note ? `; ${r.note}` : ''}`));
+  if (checked.length) L.push('', 'Compared:', ...checked.map((r) => `- ${r.workload}: ${r.checked}${r.gate ? `; gate: ${r.gate}` : ''}${r.note ? `; ${r.note}` : ''}`));
   return L;
 }
 

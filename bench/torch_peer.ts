@@ -3,7 +3,8 @@
 // is found, every torch row is reported as skipped with one note, and the bench goes on.
 //
 // Protocol: `python3 bench/peers/torch_peer.py <row> '<json args>'` prints one JSON line,
-//   {"row", "torch", "threads", "ms": [...], "msPerIter", "peakRssBytes", "check": {"maxRelErr", "what"} | null}
+//   {"row", "torch", "threads", "ms": [...], "msPerIter", "peakRssBytes",
+//    "check": {"maxRelErr", "relRms", "tensors": {name: {"maxRelErr", "relRms"}}, "what"} | null}
 // or {"row", "error"} (exit code 1). parsePeerLine reads it; runPeer spawns it.
 // The interpreter: $SGILO_TORCH_PYTHON, else the first of `python3` and /usr/bin/python3 that
 // imports torch (Debian's python3-torch lives in the system Python, which a pyenv shim hides).
@@ -23,7 +24,19 @@ export interface PeerResult {
   ms: number[];
   msPerIter: number;
   peakRssBytes: number;
-  check: { maxRelErr: number; what: string } | null;
+  check: PeerCheck | null;
+}
+
+/** The two relative differences of the peer's outputs from the engine's (b): max|a-b|/max|b| and rms(a-b)/rms(b). */
+export interface RelErrs {
+  maxRelErr: number;
+  relRms: number;
+}
+
+/** The peer's check: each measure's worst over the compared tensors, and each tensor's. */
+export interface PeerCheck extends RelErrs {
+  tensors: Record<string, RelErrs>;
+  what: string;
 }
 
 export interface TorchAvailable {
@@ -33,6 +46,9 @@ export interface TorchAvailable {
 }
 
 const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+/** An error measure: a number, infinite allowed (non-finite outputs), NaN not. */
+const isErr = (x: unknown): x is number => typeof x === 'number' && !Number.isNaN(x);
+const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
 /**
  * The peer's stdout: the last non-empty line must be its JSON object. Throws an Error naming what
@@ -56,16 +72,52 @@ export function parsePeerLine(stdout: string, probe = false): PeerResult {
   const ms = v.ms;
   if (!Array.isArray(ms) || ms.length === 0 || !ms.every((x) => isNum(x) && x > 0)) throw new Error('the torch peer\'s "ms" is not a non-empty list of positive times');
   if (!isNum(v.msPerIter) || !(v.msPerIter > 0)) throw new Error('the torch peer\'s "msPerIter" is not a positive number');
-  let check: PeerResult['check'] = null;
-  if (v.check !== null && v.check !== undefined) {
-    const c = v.check as Record<string, unknown>;
-    // An infinite error (non-finite outputs) is a valid report; NaN or a missing number is not.
-    if (typeof c !== 'object' || typeof c.maxRelErr !== 'number' || Number.isNaN(c.maxRelErr) || typeof c.what !== 'string') {
-      throw new Error('the torch peer\'s "check" lacks "maxRelErr" or "what"');
-    }
-    check = { maxRelErr: c.maxRelErr, what: c.what };
-  }
+  const check = v.check === null || v.check === undefined ? null : parseCheck(v.check);
   return { ...base, ms: ms as number[], msPerIter: v.msPerIter, check };
+}
+
+/** The "check" object: both worst measures, every tensor's pair, and "what". */
+function parseCheck(c: unknown): PeerCheck {
+  // An infinite error (non-finite outputs) is a valid report; NaN or a missing number is not.
+  if (!isRecord(c) || !isErr(c.maxRelErr) || !isErr(c.relRms) || typeof c.what !== 'string') {
+    throw new Error('the torch peer\'s "check" lacks "maxRelErr", "relRms" or "what"');
+  }
+  if (!isRecord(c.tensors) || Object.keys(c.tensors).length === 0) throw new Error('the torch peer\'s "check" lacks its "tensors"');
+  const tensors: Record<string, RelErrs> = {};
+  for (const [name, t] of Object.entries(c.tensors)) {
+    if (!isRecord(t) || !isErr(t.maxRelErr) || !isErr(t.relRms)) throw new Error(`the torch peer's "check" of ${name} lacks "maxRelErr" or "relRms"`);
+    tensors[name] = { maxRelErr: t.maxRelErr, relRms: t.relRms };
+  }
+  for (const m of ['maxRelErr', 'relRms'] as const) {
+    const worst = Math.max(...Object.values(tensors).map((t) => t[m]));
+    if (worst !== c[m]) throw new Error(`the torch peer's "check" says ${m} ${c[m]}, but its tensors' worst is ${worst}`);
+  }
+  return { maxRelErr: c.maxRelErr, relRms: c.relRms, tensors, what: c.what };
+}
+
+/** How a row's check is judged: one measure of the peer's check against a bound (bench/torch_rows.ts declares each row's). */
+export interface CheckGate {
+  measure: keyof RelErrs;
+  bound: number;
+  /** Why this measure and bound for the row, one line. */
+  reason: string;
+}
+
+export const MEASURE_NAMES: Record<keyof RelErrs, string> = { maxRelErr: 'max relative error max|a-b|/max|b|', relRms: 'relative RMS error rms(a-b)/rms(b)' };
+
+/** e.g. "relative RMS error rms(a-b)/rms(b) <= 5e-3". */
+export const gateText = (g: CheckGate) => `${MEASURE_NAMES[g.measure]} <= ${g.bound}`;
+
+/**
+ * Why the row's outputs are refused (the measure, its value, the bound and the worst tensor), or
+ * null when the gate's measure is within its bound. A missing check is refused too.
+ */
+export function checkRefusal(check: PeerCheck | null, gate: CheckGate): string | null {
+  if (!check) return `outputs not checked: the torch peer reported no check (gate: ${gateText(gate)})`;
+  const value = check[gate.measure];
+  if (value <= gate.bound) return null;
+  const [tensor] = Object.entries(check.tensors).reduce((w, e) => (e[1][gate.measure] > w[1][gate.measure] ? e : w));
+  return `outputs disagree: ${MEASURE_NAMES[gate.measure]} ${value.toExponential(2)} > ${gate.bound} on ${tensor} (${check.what})`;
 }
 
 /** Runs a command; resolves to its exit code and output (never rejects for a non-zero exit). */

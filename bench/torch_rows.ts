@@ -1,9 +1,9 @@
 // The goals report's PyTorch CPU rows (bench/torch_peer.ts runs the peer): each workload runs on the
 // engine and in bench/peers/torch_peer.py on the same weights and inputs. First the engine computes
 // it once and writes its inputs and outputs to a temp safetensors file; the peer recomputes them
-// and reports the largest relative difference (a row beyond 1e-3 is an error, not a timing). Then
-// `runs` alternated measurements (engine, torch, engine, ...); each side's median; ratio = torch
-// ms / engine ms (PASS when >= 1). Wall clock on both sides.
+// and reports two relative differences per tensor; a row beyond its gate (CHECK_GATES) is an
+// error, not a timing. Then `runs` alternated measurements (engine, torch, engine, ...); each
+// side's median; ratio = torch ms / engine ms (PASS when >= 1). Wall clock on both sides.
 //
 // Workloads (Fashion model, models/fashion32):
 //   ILO / SGILO step: round 1 of runMethod (samplers/inverse/intermediate_layer.ts) at the features
@@ -49,7 +49,7 @@ import { DEFAULT_GENERATOR, loadSetup, methodConfig, modelPath, type Setup } fro
 import { testImages } from '../samplers/inverse/demo.ts';
 import { timeBatch } from './timing.ts';
 import { errorText } from './tfjs_peer.ts';
-import { alternate, findTorch, runPeer, type PeerResult, type TorchAvailable } from './torch_peer.ts';
+import { alternate, checkRefusal, findTorch, gateText, runPeer, type CheckGate, type PeerCheck, type TorchAvailable } from './torch_peer.ts';
 import type { TorchRow, TorchSection } from './goals_report.ts';
 
 export interface TorchPlan {
@@ -65,8 +65,21 @@ export interface TorchPlan {
 }
 
 export const TORCH_TASK = 'inpaint-random:0.05';
-/** The check's bound: max relative difference between the engine's outputs and the peer's. */
-export const CHECK_BOUND = 1e-3;
+/**
+ * The project's 1024² tolerance: gradients within a relative RMS error of 5e-3, as README.md states
+ * it under "The full-size generator (config-f 1024²)" (scripts/fullsize.ts, with tolerance.grad_rel_rms
+ * of test/fixtures/fullsize/expected-1024.json).
+ */
+export const FULLSIZE_REL_RMS = 5e-3;
+const SMALL: CheckGate = { measure: 'maxRelErr', bound: 1e-3, reason: 'small nets (Fashion 32², score-block0): short float32 sums hold every element within 1e-3 of the largest' };
+/** Each peer row's check gate (the peer's measures: bench/torch_peer.ts). */
+export const CHECK_GATES: Record<'ilo' | 'sgilo' | 'stylegan2' | 'train' | 'fullsize', CheckGate> = {
+  ilo: SMALL,
+  sgilo: SMALL,
+  stylegan2: SMALL,
+  train: SMALL,
+  fullsize: { measure: 'relRms', bound: FULLSIZE_REL_RMS, reason: "config-f 1024²: float32 accumulation moves single gradient elements past 1e-3 of the largest without a bug, so judged by the engine's own 1024² measure" },
+};
 const TRAIN = { batch: 32, lr: 1e-3, warmup: 50, gradClip: 1, emaDecay: 0.999, tEps: 1e-5 };
 
 type Host = Record<string, HostTensor>;
@@ -82,10 +95,11 @@ interface Ctx {
 }
 
 /** Writes the inputs file; the row's measurement with the check on the peer's first run. */
-async function measureRow(ctx: Ctx, o: { workload: string; file: string; inputs: Host | null; peerRow: string; peerArgs: Record<string, unknown>; engineRun: () => Promise<number>; runs?: number; samples?: number; note?: string }): Promise<TorchRow> {
+async function measureRow(ctx: Ctx, o: { workload: string; file: string; inputs: Host | null; peerRow: keyof typeof CHECK_GATES; peerArgs: Record<string, unknown>; engineRun: () => Promise<number>; runs?: number; samples?: number; note?: string }): Promise<TorchRow> {
   // null: the engine's first run writes the file (its outputs come from that run).
   if (o.inputs) await writeFile(o.file, writeSafetensors(o.inputs));
-  let check: PeerResult['check'] = null;
+  const gate = CHECK_GATES[o.peerRow];
+  let check: PeerCheck | null = null;
   const m = await alternate(
     o.runs ?? ctx.plan.runs,
     o.engineRun,
@@ -93,14 +107,15 @@ async function measureRow(ctx: Ctx, o: { workload: string; file: string; inputs:
       const r = await runPeer(ctx.torch.python, o.peerRow, { ...o.peerArgs, inputs: o.file, check: i === 0 });
       if (i === 0) {
         check = r.check;
-        if (!check || !(check.maxRelErr <= CHECK_BOUND)) throw new Error(`outputs disagree: max relative error ${check?.maxRelErr.toExponential(2) ?? 'not reported'} > ${CHECK_BOUND} (${check?.what ?? ''})`);
+        const refused = checkRefusal(check, gate);
+        if (refused) throw new Error(refused);
       }
       return r;
     },
   );
-  const c = check as PeerResult['check'];
-  const row: TorchRow = { workload: o.workload, engineMs: m.engineMs, torchMs: m.torchMs, runs: m.engine.length, maxRelErr: c?.maxRelErr ?? null, checked: c?.what ?? '', samples: o.samples, torchRssBytes: Math.max(...m.torch.map((t) => t.peakRssBytes)), note: o.note };
-  ctx.log(`  ${o.workload}: engine ${m.engineMs.toFixed(1)} ms, torch ${m.torchMs.toFixed(1)} ms, torch/engine ${(m.torchMs / m.engineMs).toFixed(2)}, check ${c?.maxRelErr.toExponential(1)}`);
+  const c = check as PeerCheck | null;
+  const row: TorchRow = { workload: o.workload, engineMs: m.engineMs, torchMs: m.torchMs, runs: m.engine.length, maxRelErr: c?.maxRelErr ?? null, relRms: c?.relRms ?? null, checked: c?.what ?? '', gate: `${gateText(gate)}: ${gate.reason}`, samples: o.samples, torchRssBytes: Math.max(...m.torch.map((t) => t.peakRssBytes)), note: o.note };
+  ctx.log(`  ${o.workload}: engine ${m.engineMs.toFixed(1)} ms, torch ${m.torchMs.toFixed(1)} ms, torch/engine ${(m.torchMs / m.engineMs).toFixed(2)}, check: max-relative ${c?.maxRelErr.toExponential(1)}, relative RMS ${c?.relRms.toExponential(1)}`);
   return row;
 }
 
@@ -111,7 +126,7 @@ async function guarded(ctx: Ctx, workload: string, fn: () => Promise<TorchRow>):
   } catch (e) {
     clearTape();
     ctx.log(`  ${workload}: failed: ${errorText(e)}`);
-    return { workload, engineMs: null, torchMs: null, runs: 0, maxRelErr: null, checked: '', error: errorText(e) };
+    return { workload, engineMs: null, torchMs: null, runs: 0, maxRelErr: null, relRms: null, checked: '', error: errorText(e) };
   }
 }
 

@@ -7,16 +7,19 @@
 #
 # Each row first (when args.check is set) recomputes what the engine computed on the same inputs,
 # read from args.inputs (a safetensors file the bench wrote, the engine's outputs included), and
-# reports the largest relative difference; then it warms up and times `iters` iterations in float32.
+# reports two relative differences per compared tensor; then it warms up and times `iters` iterations
+# in float32.
 # The check runs the same code in float64 (the gated number) and in float32 (reported beside it):
 # in float32 a pre-activation within rounding of 0 can take the other LeakyReLU slope than the
 # engine's, which moves single gradient elements by a factor of 5 without any bug (seen on the
 # Fashion generator with PyTorch's oneDNN convolutions).
 # Prints exactly one JSON line on stdout:
 #   {"row", "torch", "threads", "ms": [per-iteration ms], "msPerIter": median, "peakRssBytes",
-#    "check": {"maxRelErr", "what"} | null}
-# or {"error": "..."} with exit code 1. Relative error of a tensor: max|a - b| / max|b| (b the
-# engine's); of the losses: max |a - b| / |b| over the steps.
+#    "check": {"maxRelErr", "relRms", "tensors": {name: {"maxRelErr", "relRms"}}, "what"} | null}
+# or {"error": "..."} with exit code 1. Per compared tensor (b the engine's, a the peer's in float64):
+# max|a - b| / max|b| (maxRelErr) and rms(a - b) / rms(b) (relRms); the losses of a round are one
+# tensor over the steps. "maxRelErr" and "relRms" are the worst over the tensors; the bench gates
+# each row by one of them (bench/torch_rows.ts).
 
 import json
 import math
@@ -33,24 +36,36 @@ def peak_rss():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def rel_err(a, b):
+def rel_errs(a, b):
+  """(max|a - b| / max|b|, rms(a - b) / rms(b)); both inf where a is not finite."""
   a, b = a.detach().double().reshape(-1), b.detach().double().reshape(-1)
   if a.shape != b.shape:
     raise ValueError(f'shape mismatch: {tuple(a.shape)} vs {tuple(b.shape)}')
   if not torch.isfinite(a).all():
-    return math.inf
-  return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
+    return math.inf, math.inf
+  d = a - b
+  max_rel = (d.abs().max() / b.abs().max().clamp_min(1e-30)).item()
+  rel_rms = (d.pow(2).mean().sqrt() / b.pow(2).mean().sqrt().clamp_min(1e-30)).item()
+  return max_rel, rel_rms
 
 
 def check_of(compute, engine):
   """compute(dtype) -> {name: tensor}; engine: {name: the engine's tensor}. Gated: float64."""
-  worst = {}
+  errs = {}
   for dtype in (torch.float64, torch.float32):
     ours = compute(dtype)
-    worst[dtype] = max((rel_err(ours[n], engine[n]), n) for n in ours)
-  (e64, n64), (e32, n32) = worst[torch.float64], worst[torch.float32]
-  names = next(iter(ours)) if len(ours) == 1 else f'{len(ours)} tensors (worst: {n64})'
-  return {'maxRelErr': e64, 'what': f'{names}; the peer in float32: {e32:.1e}'}
+    errs[dtype] = {n: rel_errs(ours[n], engine[n]) for n in ours}
+  e64, e32 = errs[torch.float64], errs[torch.float32]
+  worst = lambda e, k: max((v[k], n) for n, v in e.items())
+  (m64, nm), (r64, nr) = worst(e64, 0), worst(e64, 1)
+  worst_names = nm if nm == nr else f'{nm} max-relative, {nr} relative RMS'
+  names = next(iter(ours)) if len(ours) == 1 else f'{len(ours)} tensors (worst: {worst_names})'
+  return {
+    'maxRelErr': m64,
+    'relRms': r64,
+    'tensors': {n: {'maxRelErr': m, 'relRms': r} for n, (m, r) in e64.items()},
+    'what': f'{names}; the peer in float32: max-relative {worst(e32, 0)[0]:.1e}, relative RMS {worst(e32, 1)[0]:.1e}',
+  }
 
 
 def median(xs):
@@ -281,7 +296,9 @@ def main(argv):
       ms, check = ROWS[row](a)
       out.update({'ms': ms, 'msPerIter': median(ms), 'check': check})
     out['peakRssBytes'] = (out.get('check') or {}).pop('peakRssBeforeCheck', None) or peak_rss()
-    print(json.dumps(out))
+    # An infinite error (non-finite outputs) is a report, but JSON has no Infinity: 1e999 reads
+    # back as Infinity in JavaScript. NaN stays bare, which the bench refuses.
+    print(json.dumps(out).replace('Infinity', '1e999'))
     return 0
   except Exception as e:  # one line for the bench, whatever failed
     print(json.dumps({'row': row, 'error': f'{type(e).__name__}: {e}'.splitlines()[0]}))
