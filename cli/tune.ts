@@ -123,8 +123,9 @@ async function writeTuneReport(out: string, searches: { spec: string; variant: V
       name: `${s.spec} ${s.variant}`,
       points: s.trials.map((t, i) => [i + 1, (best = Math.min(best, t.score))] as [number, number]).filter(([, y]) => Number.isFinite(y)),
       style: 'both' as const,
-      color: VARIANTS.indexOf(s.variant) + VARIANTS.length * specs.indexOf(s.spec),
+      color: VARIANTS.indexOf(s.variant),
+      dashed: specs.indexOf(s.spec) % 2 === 1,
     };
   });
-  await writeFileBytes(`${out}/tuning.svg`, new TextEncoder().encode(linePlot({ title: 'Tuning: best mean MSE so far', xLabel: 'evaluations', yLabel: 'mean MSE (tuning images)', series, yLog: true })));
+  await writeFileBytes(`${out}/tuning.svg`, new TextEncoder().encode(linePlot({ title: `Tuning: best mean MSE so far (${specs.map((sp, i) => `${sp} ${i % 2 ? 'dashed' : 'solid'}`).join(', ')})`, xLabel: 'evaluations', yLabel: 'mean MSE (tuning images)', series, yLog: true })));
 }
