@@ -22,8 +22,7 @@
 
 import { Tensor, empty, scope } from '../../engine/tensor.ts';
 import { grad, noGrad, clearTape } from '../../engine/tape.ts';
-import { add, affine, div, leakyRelu, mul, square, sub } from '../../engine/ops/elementwise.ts';
-import { reshape } from '../../engine/ops/layout.ts';
+import { add, affine, div, mul, square, sub } from '../../engine/ops/elementwise.ts';
 import { mean } from '../../engine/ops/reduce.ts';
 import { projectL1Ball } from '../../engine/ops/l1_ball.ts';
 import { Adam } from '../../engine/optim.ts';
@@ -32,10 +31,12 @@ import { engine } from '../../engine/engine.ts';
 import { StyleGAN2, numBlocks, numLatents, numNoises, noiseSide } from '../../nets/stylegan2.ts';
 import { MappingProxy, rowNorms } from './mapping_proxy.ts';
 import type { FeaturePrior } from './prior.ts';
+import { langevinTarget } from './langevin_move.ts';
+import { iloLearningRate, noiseStdAt, type NoiseSchedule } from './schedule.ts';
+
+export { iloLearningRate, noiseStdAt, NOISE_SCHEDULES, type NoiseSchedule } from './schedule.ts';
 
 export type MethodName = 'csgm' | 'ilo' | 'sgilo' | 'sgld';
-export const NOISE_SCHEDULES = ['constant', 'annealed'] as const;
-export type NoiseSchedule = (typeof NOISE_SCHEDULES)[number];
 
 export interface MethodConfig {
   method: MethodName;
@@ -131,20 +132,6 @@ export class DivergenceError extends Error {
   }
 }
 
-/** ILO's learning-rate schedule at fraction t of a round. */
-export function iloLearningRate(t: number, base: number, rampdown = 0.75, rampup = 0.05): number {
-  let ramp = Math.min(1, (1 - t) / rampdown);
-  ramp = 0.5 - 0.5 * Math.cos(ramp * Math.PI);
-  ramp *= Math.min(1, t / rampup);
-  return base * ramp;
-}
-
-/** The std of SGILO's added noise at fraction t of a round (see MethodConfig.noiseSchedule). */
-export function noiseStdAt(t: number, config: Pick<MethodConfig, 'lr' | 'noiseScale' | 'noiseSchedule'>): number {
-  const scale = config.noiseScale ?? 0.025;
-  if ((config.noiseSchedule ?? 'constant') === 'constant' || !(config.lr > 0)) return scale;
-  return scale * Math.sqrt(iloLearningRate(t, config.lr) / config.lr);
-}
 
 /** Copies `src` into `dst` in place (optimizers hold `dst`). */
 function assign(dst: Tensor, src: Tensor): void {
@@ -304,7 +291,7 @@ async function optimizeRound(problem: Problem, config: MethodConfig, s: RoundSta
   if (config.method === 'sgld') return sgldRound(problem, config, s, s.block >= 1 ? prior : undefined);
   const adam = new Adam(s.vars, { lr: config.lr });
   const spherical = config.method !== 'sgilo';
-  const langevin = config.method === 'sgilo' && prior ? langevinTarget(problem, s, prior) : null;
+  const langevin = config.method === 'sgilo' && prior ? langevinTarget(prior, problem.proxy, s.z, s.layerIn) : null;
   const temperature = config.temperature ?? 0.1;
   const priorSteps = config.priorSteps ?? 1;
   if (!(Number.isInteger(priorSteps) && priorSteps >= 1)) throw new RangeError(`priorSteps must be a positive integer, got ${priorSteps}`);
@@ -334,25 +321,6 @@ async function optimizeRound(problem: Problem, config: MethodConfig, s: RoundSta
   } finally {
     adam.dispose();
   }
-}
-
-/**
- * The variable SGILO's Langevin move acts on in this round, in the prior's units: the features
- * entering the block (rounds >= 1), or in round 0 the W+ rows as [N * 2L, S, 1, 1], read through
- * MappingProxy and written back through its inverse (z = (lrelu_5(w) - mean) / std).
- */
-function langevinTarget(problem: Problem, s: RoundState, prior: FeaturePrior): { prior: FeaturePrior; read: () => Tensor; write: (v: Tensor) => void } | null {
-  if (s.layerIn) {
-    const feats = s.layerIn;
-    return { prior, read: () => feats, write: (v) => assign(feats, v) };
-  }
-  const [N, R, S] = s.z.shape;
-  const proxy = problem.proxy;
-  return {
-    prior,
-    read: () => reshape(proxy.apply(s.z), [N * R, S, 1, 1]),
-    write: (w) => assign(s.z, div(sub(leakyRelu(reshape(w, [N, R, S]), 5, 1), proxy.mean), proxy.std)),
-  };
 }
 
 /**
