@@ -49,6 +49,7 @@ export async function tuneCommand(p: Parsed, output: Output): Promise<number> {
   log(`tune on ${describeAdapter(engine().gpu.adapter)}: ${variants.join(', ')} on ${specs.join('; ')}; ${budget} evaluations each, test images 0-${nImages - 1}, ${steps} steps per round; ${cache.size} evaluations already recorded in ${cache.file}`);
   const settings: TunedFile['settings'] = {};
   const searches: { spec: string; variant: Variant; trials: Trial[]; best: Candidate; bestScore: number }[] = [];
+  let compute = 0;
   try {
     for (const spec of specs) {
       settings[spec] = {};
@@ -65,6 +66,7 @@ export async function tuneCommand(p: Parsed, output: Output): Promise<number> {
               return { score: Infinity, perImage: [], seconds: 0 };
             }
           });
+          compute += value.seconds;
           log(`${spec} ${variant} ${JSON.stringify(candidate)}: MSE ${Number.isFinite(value.score) ? value.score.toFixed(4) : 'diverged'}${cached ? ' (recorded)' : ` (${value.seconds.toFixed(0)} s)`}`);
           return value.score;
         });
@@ -85,21 +87,21 @@ export async function tuneCommand(p: Parsed, output: Output): Promise<number> {
     settings,
   };
   await writeFileBytes(`${output.path}/tuned.json`, new TextEncoder().encode(JSON.stringify(file, null, 1) + '\n'));
-  await writeTuneReport(output.path, searches, { steps, nImages, budget, seconds });
+  await writeTuneReport(output.path, searches, { steps, nImages, budget, seconds, compute });
   log(`wrote tuned.json, report.md and tuning.svg to ${output.final}`);
   return 0;
 }
 
 const fmt = (c: Candidate) => Object.entries(c).map(([k, v]) => `${k} ${v}`).join(', ');
 
-async function writeTuneReport(out: string, searches: { spec: string; variant: Variant; trials: Trial[]; best: Candidate; bestScore: number }[], meta: { steps: number; nImages: number; budget: number; seconds: number }): Promise<void> {
+async function writeTuneReport(out: string, searches: { spec: string; variant: Variant; trials: Trial[]; best: Candidate; bestScore: number }[], meta: { steps: number; nImages: number; budget: number; seconds: number; compute: number }): Promise<void> {
   const lines = [
     '# Tuning on the tuning images',
     '',
     `Shipped test images 0-${meta.nImages - 1} (never evaluation images), ${meta.steps} steps per round, rounds over blocks 1 and 2, one chain, ` +
-      `at most ${meta.budget} evaluations per variant and setting (the same budget for every variant). Search: from the start point, always the untried ` +
+      `at most ${meta.budget} evaluations per variant and setting (the same budget for every variant; fewer means every point of the variant's ladders was tried). Search: from the start point, always the untried ` +
       'point nearest the best so far on ladders of values (samplers/inverse/tuning.ts). Score: mean MSE of the final iterates (images in [-1, 1]). ' +
-      `Took ${(meta.seconds / 60).toFixed(1)} min (time of the evaluations recorded in this run; recorded ones cost nothing).`,
+      `The evaluations took ${(meta.compute / 60).toFixed(0)} min of compute in all (their own times, over every sitting that ran them); this sitting ${(meta.seconds / 60).toFixed(1)} min.`,
     '',
     '| setting | variant | chosen values | MSE | evaluations |',
     '|---|---|---|---|---|',
