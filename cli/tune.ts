@@ -67,8 +67,10 @@ export async function tuneCommand(p: Parsed, output: Output): Promise<number> {
             }
           });
           compute += value.seconds;
-          log(`${spec} ${variant} ${JSON.stringify(candidate)}: MSE ${Number.isFinite(value.score) ? value.score.toFixed(4) : 'diverged'}${cached ? ' (recorded)' : ` (${value.seconds.toFixed(0)} s)`}`);
-          return value.score;
+          // A diverged run's Infinity is recorded as null (JSON has no Infinity).
+          const score = typeof value.score === 'number' ? value.score : Infinity;
+          log(`${spec} ${variant} ${JSON.stringify(candidate)}: MSE ${Number.isFinite(score) ? score.toFixed(4) : 'diverged'}${cached ? ' (recorded)' : ` (${value.seconds.toFixed(0)} s)`}`);
+          return score;
         });
         settings[spec][variant] = result.best;
         searches.push({ spec, variant, ...result });
