@@ -74,7 +74,7 @@ function rssField(name: string): number {
   return Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;
 }
 
-test('config-f 32: the planned pool peak equals the measured one, and the process grows by at most the planned pool', async () => {
+test('config-f 32: the planned pool peak equals the measured one; after a warm-up step, more steps do not grow the process', async () => {
   const c = configF(32);
   const layer = 2;
   const gen = StyleGAN2.fromStateDict(c, randomStateDict(c));
@@ -88,6 +88,9 @@ test('config-f 32: the planned pool peak equals the measured one, and the proces
     }).finally(clearTape);
   try {
     const plan = await planStyleGAN2Memory(c, 1, { layer, device: engine().gpu });
+    // The first step compiles pipelines and fills the pool's buckets; what that adds to the process
+    // depends on what earlier tests in the same process compiled and freed, so it is not measured.
+    await step();
     await engine().sync();
     const linux = (() => {
       try {
@@ -98,18 +101,16 @@ test('config-f 32: the planned pool peak equals the measured one, and the proces
       }
     })();
     const rss0 = linux ? rssField('VmRSS') : 0;
-    await step(); // pipelines, the upfirdn2d kernel cache
     const m = await measurePeakBytes(step);
     assert.is(m.peakBytes - m.startBytes, plan.passPeakBytes, 'pool peak of the step');
+    await step();
     if (linux) {
+      // Each step reuses the pool's buckets, so two more steps leave the process where it was; a step
+      // that kept its activations alive would make the next allocate a whole pass peak (118 MiB) anew.
       const growth = rssField('VmHWM') - rss0;
-      // The pool's own growth is at most what the plan's pool holds above the parameters; pipelines
-      // compiled for the first time in this process, staging and the driver add an amount that depends
-      // on what earlier tests compiled (64 MiB was exceeded by 8 MiB in one full run), so 128 MiB. Two
-      // steps that each kept their activations alive (2 x 118 MiB) plus that part pass the bound.
-      const bound = plan.poolBytes - plan.paramBytes + 128 * 2 ** 20;
-      console.log(`  config-f 32 layer step: pass peak ${(plan.passPeakBytes / 2 ** 20).toFixed(1)} MiB planned = measured; peak RSS growth ${(growth / 2 ** 20).toFixed(1)} MiB, bound ${(bound / 2 ** 20).toFixed(1)} MiB`);
-      assert.ok(growth <= bound, `peak RSS grew by ${growth} bytes, more than the planned ${bound}`);
+      const bound = plan.passPeakBytes / 2;
+      console.log(`  config-f 32 layer step: pass peak ${(plan.passPeakBytes / 2 ** 20).toFixed(1)} MiB planned = measured; peak RSS growth over two steps after a warm-up ${(growth / 2 ** 20).toFixed(1)} MiB, bound ${(bound / 2 ** 20).toFixed(1)} MiB`);
+      assert.ok(growth <= bound, `peak RSS grew by ${growth} bytes over two warm steps, more than half a pass peak (${bound})`);
     }
   } finally {
     gen.dispose();
