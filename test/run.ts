@@ -4,8 +4,8 @@
 // stops registering tests fails the run). The coverage suite runs last: it asserts that every
 // declared WGSL entry point was dispatched during the run.
 //
-// Usage: npm test [-- <substring>]   (runs only test files whose name contains the substring;
-//        the minimum-count check applies to full runs only)
+// Usage: npm test [-- <substring>[,<substring>...]]   (runs only test files whose name contains one
+//        of the substrings, in name order; the minimum-count check applies to full runs only)
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +23,7 @@ const dir = fileURLToPath(new URL('.', import.meta.url));
 const filter = process.argv[2] && !process.argv[2].includes('uvu/bin.js') ? process.argv[2] : undefined;
 const files = readdirSync(dir)
   .filter((f) => f.endsWith('.test.ts'))
-  .filter((f) => !filter || f.includes(filter))
+  .filter((f) => !filter || filter.split(',').some((part) => f.includes(part)))
   .sort();
 const last = 'coverage.final.ts';
 
