@@ -116,15 +116,16 @@ test('config-f 32: the planned pool peak equals the measured one; after a warm-u
     const m = await measurePeakBytes(step);
     assert.is(m.peakBytes - m.startBytes, plan.passPeakBytes, 'pool peak of the step');
     await step();
-    await step();
     if (linux) {
-      // Each step reuses the pool's buckets, so three more steps leave the process where it was, up to
-      // what the driver and V8 allocate for a while (up to 89 MiB in full runs, 5 MiB alone); steps
-      // that kept their activations alive would allocate a whole pass peak (118 MiB) anew each.
+      // Each step reuses the pool's buckets (the pool peak above), so two more steps leave the pool
+      // where it was; steps that kept their activations alive would allocate a whole pass peak
+      // (118 MiB) anew each. The process itself still grows outside the pool: 5-30 MiB over two steps
+      // when this file runs alone, 89-96 MiB in full suite runs (not explained yet: driver or V8
+      // memory that earlier tests' state makes each step take), hence 1.5 pass peaks.
       const growth = rssField('VmHWM') - rss0;
       const bound = 1.5 * plan.passPeakBytes;
-      console.log(`  config-f 32 layer step: pass peak ${(plan.passPeakBytes / 2 ** 20).toFixed(1)} MiB planned = measured; peak RSS growth over three steps after a warm-up ${(growth / 2 ** 20).toFixed(1)} MiB, bound ${(bound / 2 ** 20).toFixed(1)} MiB`);
-      assert.ok(growth <= bound, `peak RSS grew by ${growth} bytes over three warm steps, more than 1.5 pass peaks (${bound})`);
+      console.log(`  config-f 32 layer step: pass peak ${(plan.passPeakBytes / 2 ** 20).toFixed(1)} MiB planned = measured; peak RSS growth over two steps after a warm-up ${(growth / 2 ** 20).toFixed(1)} MiB, bound ${(bound / 2 ** 20).toFixed(1)} MiB`);
+      assert.ok(growth <= bound, `peak RSS grew by ${growth} bytes over two warm steps, more than 1.5 pass peaks (${bound})`);
     }
   } finally {
     gen.dispose();
