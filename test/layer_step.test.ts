@@ -120,7 +120,7 @@ test('config-f 32: the planned pool peak equals the measured one; after a warm-u
       // Each step reuses the pool's buckets (the pool peak above), so two more steps leave the pool
       // where it was; steps that kept their activations alive would allocate a whole pass peak
       // (118 MiB) anew each. The process itself still grows outside the pool: 5-30 MiB over two steps
-      // when this file runs alone, 89-96 MiB in full suite runs (not explained yet: driver or V8
+      // when this file runs alone, 89-115 MiB in full suite runs (not explained yet: driver or V8
       // memory that earlier tests' state makes each step take), hence 1.5 pass peaks.
       const growth = rssField('VmHWM') - rss0;
       const bound = 1.5 * plan.passPeakBytes;
