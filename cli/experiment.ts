@@ -10,6 +10,7 @@
 // Resumable: each finished cell is recorded in --work (a JSON line keyed by everything that
 // determines it), and a rerun with the same settings reads it back; the scarcest levels run first.
 
+import { relative } from 'node:path';
 import { writeFileBytes } from '../engine/io/files.ts';
 import { describeAdapter } from '../engine/device.ts';
 import { engine } from '../engine/engine.ts';
@@ -116,7 +117,8 @@ export async function experimentCommand(p: Parsed, output: Output): Promise<numb
     chains,
     seed,
     calibration: calibrationSpecs,
-    tuned: tuned ? { path: tunedPath, about: tuned.about, steps: tuned.steps } : null,
+    // Relative to the working directory, so a committed report names no machine's folders.
+    tuned: tuned ? { path: relative('.', tunedPath), about: tuned.about, steps: tuned.steps } : null,
     priors: { learned: (await shippedPriors('mixture')).map(shortPath), gaussian: (await shippedPriors('gaussian')).map(shortPath) },
     compute_seconds: rows.reduce((a, r) => a + r.seconds, 0) + cal.reduce((a, c) => a + c.seconds, 0),
     wall_seconds: (performance.now() - t0) / 1000,
