@@ -13,7 +13,7 @@ import { makeOperator } from './operators/index.ts';
 import { solve, takeMeasurements, type MethodRun } from './reconstruct.ts';
 import type { MethodName, StepInfo } from './intermediate_layer.ts';
 import { measurementPicture } from './setup.ts';
-import { DEFAULT_GENERATOR, fashionIloBalls, loadSetup, methodConfig, modelPath, readTunedFile, shippedScoreModels, TUNED_FILE } from './fashion.ts';
+import { DEFAULT_GENERATOR, loadSetup, modelPath, readTunedFile, shippedScoreModels, TUNED_FILE } from './fashion.ts';
 import { configFromValues, lookupTuned } from './tuning.ts';
 
 export const DEMO_TASKS = ['inpaint-random:0.05', 'sr-bicubic:4'];
@@ -78,7 +78,7 @@ export async function runDemo(o: DemoOptions): Promise<{ rows: DemoRow[]; second
       const runs: MethodRun[] = [];
       for (const m of DEMO_METHODS) {
         // The tuned values of the nearest tuned level (models/fashion32/tuned.json), else the presets (ILO with its balls).
-        const config = tuned ? configFromValues(m, lookupTuned(tuned, m, task).values, steps, blocks) : { ...methodConfig(m, steps, m === 'csgm' ? [] : blocks), ...(m === 'ilo' ? { l1: fashionIloBalls(blocks) } : {}) };
+        const config = configFromValues(m, lookupTuned(tuned, m, task).values, steps, blocks);
         const total = steps * (1 + config.blocks.length);
         runs.push(await solve(y, config, { ...setup, operator, chains: 1, seed, onStep: o.progress?.(total, `${task} ${m}`) }, reference));
       }

@@ -2,10 +2,9 @@
 // its MappingProxy statistics, the score models that act as priors, method presets.
 
 import { readFileBytes } from '../../engine/io/files.ts';
-import type { L1Radii } from './intermediate_layer.ts';
 import { disposePriors, priorsFromBytes, setupFromBytes, type Setup } from './setup.ts';
 import type { ProtocolModels } from './protocol.ts';
-import { ILO_FEATURE_RADII, parseTunedFile, type TunedFile } from './tuning.ts';
+import { parseTunedFile, type TunedFile } from './tuning.ts';
 
 // The runtime-neutral parts live in setup.ts (the web page imports them too).
 export { methodConfig, type Setup } from './setup.ts';
@@ -13,17 +12,6 @@ export { methodConfig, type Setup } from './setup.ts';
 export const MODEL_DIR = new URL('../../models/fashion32/', import.meta.url);
 export const modelPath = (f: string) => new URL(f, MODEL_DIR).pathname;
 export const DEFAULT_GENERATOR = modelPath('fashion32-stylegan2.pt');
-
-/**
- * ILO's l1 balls for the shipped Fashion model, rounds over blocks [1, 2]: features radius 100 in
- * round 1 (entering block 1, 2,048 values) and 200 in round 2 (8,192 values). Without them ILO
- * overfits the measured pixels and ends worse than CSGM; the radii are tuned on test images 0-3
- * (the tuning images of the Figure-3 protocol; bench/results/2026-11-notes-from-code.md, "ILO's l1
- * balls for the Fashion model"). The demo and the experiment use them for ILO.
- */
-export function fashionIloBalls(blocks: number[]): L1Radii {
-  return { features: [Infinity, ...blocks.map((k) => ILO_FEATURE_RADII[k] ?? Infinity)] };
-}
 
 async function exists(path: string): Promise<boolean> {
   try {

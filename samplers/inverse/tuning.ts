@@ -89,7 +89,12 @@ export type Variant = (typeof VARIANTS)[number];
 
 export const variantMethod = (v: Variant): MethodName => (v.startsWith('sgilo') ? 'sgilo' : (v as MethodName));
 
-/** ILO's l1-ball radii on the features entering blocks 1 and 2 of the Fashion model (fashionIloBalls), before scaling. */
+/**
+ * ILO's l1-ball radii on the features entering blocks 1 and 2 of the shipped Fashion model (2,048
+ * and 8,192 values), before radiusScale. Without balls ILO overfits the measured pixels and ends
+ * worse than CSGM; the radii were found on test images 0-3 (bench/results/2026-11-notes-from-code.md,
+ * "ILO's l1 balls for the Fashion model").
+ */
 export const ILO_FEATURE_RADII: Record<number, number> = { 1: 100, 2: 200 };
 
 const sgiloLadders = (withPrior: boolean): Ladder[] => [
