@@ -10,6 +10,7 @@ import { parseL1Radius } from './l1_options.ts';
 import { parseOperatorSpec } from '../samplers/inverse/operators/index.ts';
 import { VARIANTS } from '../samplers/inverse/tuning.ts';
 import { NOISE_SCHEDULES } from '../samplers/inverse/intermediate_layer.ts';
+import { QUEUE_URL_FORM, queueUrlCheck } from './queue_url.ts';
 
 /** Step counts: a day of steps at the slowest measured rate is the upper bound. */
 export const MAX_STEPS = 100_000;
@@ -239,11 +240,34 @@ const EXPERIMENT: CommandDecl = {
     { name: 'chains', type: 'int', min: 2, max: 16, default: 4, value: 'K', help: "chains per image of the calibration runs (SGILO's chains, independent ILO runs)" },
     { name: 'calibration', type: 'list', value: 'SPEC', help: 'settings of the calibration runs (default inpaint-random:0.02)', check: settingCheck },
     path('tuned', 'tuned values (default models/fashion32/tuned.json when shipped, else the presets)'),
-    path('work', 'where finished cells are recorded, so that a rerun resumes', 'out/experiment-work'),
+    path('work', 'where finished jobs are recorded, so that a rerun resumes', 'out/experiment-work'),
     seed,
+    { name: 'queue', type: 'string', value: 'URL', help: `${QUEUE_URL_FORM}: enqueue the jobs (those missing or failed) for \`sgilo worker\` instead of running them; with --report, merge their results`, check: queueUrlCheck },
+    { name: 'report', type: 'string', value: 'DIR', help: 'with --queue: merge the results there are into the report in this folder (refused if not empty unless --force)' },
   ],
   output: { kind: 'dir', default: 'out/experiment', help: 'output folder (refused if not empty unless --force); the committed report is made with --out experiments/figure3 --force' },
-  examples: ['experiment', 'experiment --setting inpaint-random:0.05 --variants ilo,sgilo --images 4 --steps 10', 'experiment --out experiments/figure3 --force'],
+  examples: ['experiment', 'experiment --setting inpaint-random:0.05 --variants ilo,sgilo --images 4 --steps 10', 'experiment --out experiments/figure3 --force', 'experiment --queue redis://127.0.0.1:6379/fig3', 'experiment --queue redis://127.0.0.1:6379/fig3 --report out/fig3-report'],
+  conflicts: (p) => {
+    if (p.given.has('report') && !p.given.has('queue')) return '--report goes with --queue (the in-process run writes its report to --out)';
+    if (p.given.has('queue') && (p.given.has('out') || p.given.has('work'))) return `--${p.given.has('out') ? 'out' : 'work'} is for the in-process run; with --queue the workers record the jobs, and --report DIR names the report folder`;
+    if (p.given.has('queue') && p.force && !p.given.has('report')) return '--force goes with --report (enqueueing writes no files)';
+    return undefined;
+  },
+};
+
+const WORKER: CommandDecl = {
+  name: 'worker',
+  summary: "Runs queued experiment jobs (`experiment --queue`) with this machine's adapter, one at a time, and stores each result with its job; a job whose model files differ from this checkout's fails with the reason. Exits on SIGINT/SIGTERM after its current job (a second signal returns the job to the queue at once).",
+  options: [
+    { name: 'queue', type: 'string', value: 'URL', help: `${QUEUE_URL_FORM}`, check: queueUrlCheck },
+    { name: 'max-jobs', type: 'int', min: 1, max: 10_000_000, value: 'N', help: 'exit after this many jobs (default: no limit)' },
+    { name: 'idle-exit', type: 'number', min: 0, max: 86_400, value: 'SECONDS', help: 'exit once no job has been waiting, delayed or running for this long (default: wait for jobs)' },
+    { name: 'lock-seconds', type: 'number', min: 2, max: 3600, default: 30, value: 'S', help: "how long a job stays this worker's without a lock renewal (renewed every S/2 while it runs); a dead worker's job returns to the queue after about 2 S" },
+    { name: 'pngs', type: 'flag', help: "store each job's reconstruction as a small PNG with its result" },
+  ],
+  examples: ['worker --queue redis://127.0.0.1:6379/fig3', 'worker --queue redis://10.0.0.5:6379/fig3 --idle-exit 60'],
+  notes: 'Every machine needs Node 20, this checkout (its models/ must be the ones the jobs were made with: their SHA-256 is checked) and a WebGPU adapter (npm run provision).',
+  conflicts: (p) => (p.given.has('queue') ? undefined : '--queue URL is required (the queue to take jobs from)'),
 };
 
 const THEORY: CommandDecl = {
@@ -385,6 +409,7 @@ export const COMMANDS: CommandDecl[] = [
   },
   TUNE,
   EXPERIMENT,
+  WORKER,
   THEORY,
   {
     name: 'inspect',

@@ -89,7 +89,9 @@ export const RUNNERS: Record<string, Runner> = {
   'encode-fashion': async (p, out) => (await import('./encode_fashion.ts')).encodeFashionCommand(p, out!),
   'training-curve': async (p, out) => (await import('./training_curve.ts')).trainingCurveCommand(p, out!),
   tune: async (p, out) => (await import('./tune.ts')).tuneCommand(p, out!),
-  experiment: (p, out) => experimentCommand(p, out!),
+  experiment: (p, out) => experimentCommand(p, out),
+  // Imported on demand: bullmq is loaded by the queue commands only.
+  worker: async (p) => (await import('./worker.ts')).workerCommand(p),
   theory: async (p, out) => {
     // The run writes into the staging folder; its log names the folder the files end up in.
     await runTheory(theoryConfig(p.values.quick === true), out!.path, (line) => console.log(line.replaceAll(out!.path, out!.final)));

@@ -1,0 +1,126 @@
+// The Figure-3 experiment as a list of jobs, one per (setting, variant, image, seed): what the
+// in-process run (`sgilo experiment`) and the queue's workers (`sgilo worker`) both execute, through
+// the one function runJob, so the two give the same numbers for the same seeds.
+//
+// Why one image per job, run alone: a batched run is not batch-invariant. The method's random
+// streams (initial latent and noise maps, Langevin noise) are drawn for the whole batch, so image i
+// gets the i-th slice of them, and the measurement loss is a mean over the batch, so each image's
+// gradient (and through Adam's epsilon its step) depends on the batch size. A job's result
+// therefore depends only on its own content: the operator is drawn from the experiment's seed (one
+// operator per setting, as in a batched run), the measurement noise and the method from
+// seed + image * 2^32 (the 64-bit seed [seed, image]: image 0 keeps the plain seed).
+//
+// A job carries everything a worker needs: the setting, variant and its values (looked up in the
+// tuned file at enqueue time, so the worker needs no tuned file), the image index into the shipped
+// test images, steps, blocks, seed, chains, and the content hashes of every model file it is run
+// with; a worker refuses a job whose hashes differ from its own files. Its id is a hash of that
+// content, so re-enqueueing the same experiment finds the jobs already there.
+
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { relative } from 'node:path';
+import { describeAdapter } from '../engine/device.ts';
+import { engine } from '../engine/engine.ts';
+import { testImages } from '../samplers/inverse/demo.ts';
+import { DEFAULT_GENERATOR, modelPath, shippedPriors } from '../samplers/inverse/fashion.ts';
+import { imageCalibration, runVariant, type ImageCalibration, type ProtocolModels } from '../samplers/inverse/protocol.ts';
+import type { Candidate, Variant } from '../samplers/inverse/tuning.ts';
+
+/** A file a job is run with: its path relative to the repository root and its SHA-256. */
+export interface FileRef {
+  path: string;
+  sha256: string;
+}
+
+export interface ExperimentJob {
+  /** A Figure-3 cell's image (one chain), or a calibration run's image (`chains` chains). */
+  kind: 'cell' | 'calibration';
+  spec: string;
+  variant: Variant;
+  values: Candidate;
+  /** Where the values came from (tuned file and level, or the presets), for the report. */
+  source: string;
+  /** Index into the shipped test images. */
+  image: number;
+  steps: number;
+  blocks: number[];
+  seed: number;
+  chains: number;
+  /** Keep the chains, mean and std map in the result (the diversity figure's image). */
+  keepSamples: boolean;
+  /** Every model file the run loads (generator, proxy statistics, priors, test images). */
+  models: FileRef[];
+  /** The tuned file the values were read from (provenance; the values travel in the job). */
+  tuned: FileRef | null;
+}
+
+export interface JobResult {
+  image: number;
+  /** Mean over chains of the final iterates' MSE against the reference (images in [-1, 1]). */
+  mse: number;
+  psnr: number;
+  seconds: number;
+  adapter: string;
+  host: string;
+  calibration?: ImageCalibration;
+  samples?: { samples: number[][]; mean: number[]; std: number[] };
+  /** The first chain's final image as a PNG, base64 (worker --pngs). */
+  png?: string;
+}
+
+const ROOT = new URL('..', import.meta.url).pathname;
+export const repoPath = (abs: string) => relative(ROOT, abs);
+
+const hashes = new Map<string, string>();
+/** SHA-256 of a file (hex), computed once per process and path. */
+export function fileSha256(abs: string): string {
+  let h = hashes.get(abs);
+  if (!h) {
+    h = createHash('sha256').update(readFileSync(abs)).digest('hex');
+    hashes.set(abs, h);
+  }
+  return h;
+}
+
+export const fileRef = (abs: string): FileRef => ({ path: repoPath(abs), sha256: fileSha256(abs) });
+
+/** The files loadProtocolModels and testImages read, as references with hashes. */
+export async function protocolModelFiles(): Promise<FileRef[]> {
+  const files = [DEFAULT_GENERATOR, modelPath('mapping-proxy.safetensors'), ...(await shippedPriors('mixture')), ...(await shippedPriors('gaussian')), modelPath('test-images.safetensors')];
+  return files.map(fileRef);
+}
+
+/** A stable hash of a JSON value (object keys sorted), hex. */
+export function contentHash(value: unknown): string {
+  const canon = (v: unknown): unknown => (Array.isArray(v) ? v.map(canon) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon((v as Record<string, unknown>)[k])])) : v);
+  return createHash('sha256').update(JSON.stringify(canon(value))).digest('hex');
+}
+
+/** The job's id: a hash of everything that determines its result (the values' source excluded: it is a label). */
+export function jobId(job: ExperimentJob): string {
+  const { source: _, ...content } = job;
+  return `fig3-${contentHash(content).slice(0, 32)}`;
+}
+
+/** Throws, naming the file and both hashes, when a job's files differ from this machine's. */
+export function checkModelFiles(job: ExperimentJob, local: FileRef[]): void {
+  for (const ref of job.models) {
+    const mine = local.find((f) => f.path === ref.path);
+    if (!mine) throw new Error(`the job needs ${ref.path} (sha256 ${ref.sha256.slice(0, 12)}), which this worker does not have`);
+    if (mine.sha256 !== ref.sha256) throw new Error(`${ref.path} differs: this worker's has sha256 ${mine.sha256.slice(0, 12)}, the job was made with ${ref.sha256.slice(0, 12)}; run the worker from a checkout with the same models`);
+  }
+}
+
+/** Runs one job alone on this process's engine; `png` encodes the first chain's image. */
+export async function runJob(models: ProtocolModels, job: ExperimentJob, png?: (image: Float32Array) => Promise<string>): Promise<JobResult> {
+  const images = await testImages(1, job.image);
+  const runSeed = job.seed + job.image * 2 ** 32;
+  const r = await runVariant(models, job.variant, job.spec, job.values, { steps: job.steps, blocks: job.blocks, images, count: 1, seed: job.seed, runSeed, chains: job.chains });
+  const im = r.run.images[0];
+  const result: JobResult = { image: job.image, mse: im.mse!, psnr: im.psnr!, seconds: r.seconds, adapter: describeAdapter(engine().gpu.adapter), host: hostname() };
+  if (job.kind === 'calibration') result.calibration = imageCalibration(im, images);
+  if (job.keepSamples) result.samples = { samples: im.samples.map((x) => Array.from(x)), mean: Array.from(im.mean), std: Array.from(im.std) };
+  if (png) result.png = await png(im.samples[0]);
+  return result;
+}
