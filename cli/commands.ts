@@ -262,7 +262,7 @@ const WORKER: CommandDecl = {
     { name: 'queue', type: 'string', value: 'URL', help: `${QUEUE_URL_FORM}`, check: queueUrlCheck },
     { name: 'max-jobs', type: 'int', min: 1, max: 10_000_000, value: 'N', help: 'exit after this many jobs (default: no limit)' },
     { name: 'idle-exit', type: 'number', min: 0, max: 86_400, value: 'SECONDS', help: 'exit once no job has been waiting, delayed or running for this long (default: wait for jobs)' },
-    { name: 'lock-seconds', type: 'number', min: 2, max: 3600, default: 30, value: 'S', help: "how long a job stays this worker's without a lock renewal (renewed every S/2 while it runs); a dead worker's job returns to the queue after about 2 S" },
+    { name: 'lock-seconds', type: 'number', min: 2, max: 3600, default: 30, value: 'S', help: "how long a job stays this worker's without a lock renewal (renewed every S/2 while it runs); a dead worker's job returns to the queue within about S + 5 s" },
     { name: 'pngs', type: 'flag', help: "store each job's reconstruction as a small PNG with its result" },
   ],
   examples: ['worker --queue redis://127.0.0.1:6379/fig3', 'worker --queue redis://10.0.0.5:6379/fig3 --idle-exit 60'],

@@ -28,13 +28,15 @@ export const keys = (q: QueueUrl) => ({ descriptor: `bull:${q.name}:sgilo-experi
 export async function connect(q: QueueUrl): Promise<Redis> {
   const { Redis } = await import('ioredis');
   const redis = new Redis({ host: q.host, port: q.port, username: q.username, password: q.password, lazyConnect: true, connectTimeout: CONNECT_TIMEOUT_MS, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
-  redis.on('error', () => {}); // reported through the failed command or connect() below
+  // The socket's own error (ECONNREFUSED, ETIMEDOUT, ENOTFOUND) says more than the rejected connect().
+  let cause = '';
+  redis.on('error', (e: Error) => void (cause ||= e.message));
   try {
     await redis.connect();
     await redis.ping();
   } catch (e) {
     redis.disconnect();
-    throw new Error(`cannot reach the Redis server of ${q.shown} (${(e as Error).message || 'no answer'}); is redis-server running there (redis-server --port ${q.port})?`);
+    throw new Error(`cannot reach the Redis server of ${q.shown} (${cause || (e as Error).message || 'no answer'}); is redis-server running there (redis-server --port ${q.port})?`);
   }
   return redis;
 }

@@ -3,7 +3,8 @@
 // uses) and stores its result with the job. A job whose model files differ from this machine's
 // fails at once (no retry); another failure is retried up to the queue's attempts. BullMQ renews
 // the job's lock while it runs; a worker that dies mid-job loses nothing: when the lock expires, a
-// living worker's stalled check returns the job to the queue.
+// living worker's stalled check (every 5 s at most; it moves only jobs whose lock has expired)
+// returns the job to the queue.
 //
 // One job at a time per process: the engine's tensor scopes and tape are per process, so jobs in
 // one process cannot interleave. Jobs of the same setting are not batched either: a batched run
@@ -16,6 +17,7 @@
 // releases the current job back to the queue at once and exits 0.
 
 import { hostname } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { PNG } from 'pngjs';
 import { toRgba } from '../engine/io/png.ts';
 import { loadProtocolModels } from '../samplers/inverse/fashion.ts';
@@ -60,9 +62,14 @@ export async function workerCommand(p: Parsed): Promise<number> {
         } catch (e) {
           throw new UnrecoverableError((e as Error).message);
         }
-        const result = await runJob(models, d, pngs ? pngOf : undefined);
+        // The lock is renewed by a timer: a pause of the event loop (a long synchronous pipeline
+        // compile, say) longer than the lock lets another worker take the job; say so when close.
+        const pauses = monitorEventLoopDelay({ resolution: 20 });
+        pauses.enable();
+        const result = await runJob(models, d, pngs ? pngOf : undefined).finally(() => pauses.disable());
         await redis.hincrby(keys(q).completions, job.id!, 1);
-        log(`finished ${job.id}: MSE ${result.mse.toFixed(4)} in ${result.seconds.toFixed(1)} s`);
+        const longest = pauses.max / 1e9;
+        log(`finished ${job.id}: MSE ${result.mse.toFixed(4)} in ${result.seconds.toFixed(1)} s (longest event-loop pause ${longest.toFixed(2)} s${longest > lockMs / 2000 ? `: over half the ${lockMs / 1000} s lock; raise --lock-seconds` : ''})`);
         return result;
       } finally {
         current = null;
@@ -71,7 +78,7 @@ export async function workerCommand(p: Parsed): Promise<number> {
         if (handled >= maxJobs) stop(`${handled} job(s) handled (--max-jobs)`);
       }
     },
-    { connection: connectionOptions(q), autorun: false, concurrency: 1, lockDuration: lockMs, stalledInterval: lockMs, maxStalledCount: 2, drainDelay: 1, name: me },
+    { connection: connectionOptions(q), autorun: false, concurrency: 1, lockDuration: lockMs, stalledInterval: Math.min(lockMs, 5000), maxStalledCount: 2, drainDelay: 1, name: me },
   );
   worker.on('failed', (job, err) => log(`failed ${job?.id}: ${err.message}`));
   worker.on('error', (err) => log(`queue error: ${err.message}`));
