@@ -74,6 +74,26 @@ export const IMAGE_OPTIONS: OptionDecl[] = [
   { name: 'fit', type: 'enum', choices: FITS, default: 'pad', help: 'how an image of another size meets the generator: pad (centre-pad with the background, area-resize if larger), resize (stretch), crop (centre square)' },
 ];
 
+/**
+ * reconstruct --queue: inversions of many test images as queued jobs, run with the shipped models
+ * and tuned values (the workers have those), one method whose features are saved. Returns a
+ * message, '' when the queued form is valid, or undefined when --queue is not given.
+ */
+function queuedReconstructConflict(p: Parsed): string | undefined {
+  if (!p.given.has('queue')) return ['images', 'collect'].filter((n) => p.given.has(n)).map((n) => `--${n} goes with --queue`)[0];
+  if (!p.given.has('save-features')) return '--queue runs inversions for their features: give --save-features PATH (the merged file)';
+  if (!p.given.has('image-index')) return '--queue takes shipped test images: give --image-index (the first) and --images N';
+  if (!p.given.has('operator')) return '--operator is required (e.g. --operator denoise:0.05)';
+  const methods = String(p.values.method).split(',').map((m) => m.trim());
+  if (methods.length !== 1 || !['ilo', 'sgilo'].includes(methods[0])) return `--queue runs one method whose features are saved, ilo or sgilo (got --method ${p.values.method})`;
+  if (!String(p.values.blocks).trim()) return '--save-features needs --blocks';
+  const local = ['image', 'measured', 'mask', 'generator', 'score', 'lr', 'temperature', 'noise-scale', 'noise-schedule', 'prior-steps', 'l1-features', 'l1-latent', 'l1-noise', 'fit', 'out'].find((n) => p.given.has(n));
+  if (local) return `--${local} does not go with --queue: queued inversions run on the shipped test images with the shipped models and the tuned values (or --presets)`;
+  if (p.given.has('tuned') && p.given.has('presets')) return '--tuned and --presets: give one (tuned values, or the presets)';
+  if (p.force && !p.given.has('collect')) return '--force goes with --collect (enqueueing writes no file)';
+  return '';
+}
+
 export const RECONSTRUCT: CommandDecl = {
   name: 'reconstruct',
   summary: 'Solve an inverse problem for one image with CSGM, ILO, SGILO or SGLD, several posterior chains; writes the measurement, samples, mean, std map, a labelled grid, report.json and result.safetensors.',
@@ -96,10 +116,15 @@ export const RECONSTRUCT: CommandDecl = {
     { name: 'score', type: 'list', value: 'PATH', help: 'score model or prior (default: the shipped mixtures: mixture-latent, -block0, -block1)' },
     path('save-features', 'also write the optimized intermediate features of the last method (all chains) as a score-model training file (train-score --data F); the last method must not be csgm'),
     ...(['features', 'latent', 'noise'] as const).map((w): OptionDecl => ({ name: `l1-${w}`, type: 'string', value: 'R', help: `ILO's l1 ball on the ${w}: one radius R for every round or R0,R1,... per round, "inf" for none`, check: (v) => tryCheck(() => parseL1Radius(`--l1-${w}`, v)) })),
+    { name: 'queue', type: 'string', value: 'URL', help: `${QUEUE_URL_FORM}: with --save-features, enqueue one job per test image (--image-index, --images) for \`sgilo worker\`; with --collect, merge the done ones into the --save-features file`, check: queueUrlCheck },
+    { name: 'images', type: 'int', min: 1, max: 10_000, value: 'N', help: 'with --queue: test images --image-index to --image-index + N - 1 (default 1)' },
+    { name: 'collect', type: 'flag', help: "with --queue: write the done jobs' features (image order) to --save-features" },
   ],
   output: { kind: 'dir', default: 'out/reconstruct' },
-  examples: ['reconstruct --image-index 1 --operator inpaint-random:0.05 --method csgm,ilo,sgilo --steps 100 --chains 4', 'reconstruct --image shirt.png --fit pad --operator sr-bicubic:4'],
+  examples: ['reconstruct --image-index 1 --operator inpaint-random:0.05 --method csgm,ilo,sgilo --steps 100 --chains 4', 'reconstruct --image shirt.png --fit pad --operator sr-bicubic:4', 'reconstruct --queue redis://127.0.0.1:6379/inv --image-index 0 --images 1000 --operator denoise:0.05 --method ilo --chains 1 --save-features out/inversions.safetensors'],
   conflicts: (p: Parsed) => {
+    const queued = queuedReconstructConflict(p);
+    if (queued !== undefined) return queued || undefined;
     const given = ['image', 'image-index', 'measured'].filter((n) => p.given.has(n));
     if (given.length !== 1) return `give exactly one of --image, --image-index or --measured${given.length ? ` (got ${given.map((g) => `--${g}`).join(' and ')})` : ''}`;
     if (!p.given.has('operator')) return '--operator is required (e.g. --operator inpaint-random:0.05)';

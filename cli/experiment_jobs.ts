@@ -14,7 +14,9 @@
 // tuned file at enqueue time, so the worker needs no tuned file), the image index into the shipped
 // test images, steps, blocks, seed, chains, and the content hashes of every model file it is run
 // with; a worker refuses a job whose hashes differ from its own files. Its id is a hash of that
-// content, so re-enqueueing the same experiment finds the jobs already there.
+// content, so re-enqueueing the same experiment finds the jobs already there. Inversions for
+// score-model training data (`reconstruct --queue --save-features`) are jobs of the same form
+// that also return their features (cli/inversions.ts merges them).
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -34,8 +36,11 @@ export interface FileRef {
 }
 
 export interface ExperimentJob {
-  /** A Figure-3 cell's image (one chain), or a calibration run's image (`chains` chains). */
-  kind: 'cell' | 'calibration';
+  /**
+   * A Figure-3 cell's image (one chain), a calibration run's image (`chains` chains), or an
+   * inversion whose features are kept (`reconstruct --queue --save-features`).
+   */
+  kind: 'cell' | 'calibration' | 'features';
   spec: string;
   variant: Variant;
   values: Candidate;
@@ -67,6 +72,8 @@ export interface JobResult {
   samples?: { samples: number[][]; mean: number[]; std: number[] };
   /** The first chain's final image as a PNG, base64 (worker --pngs). */
   png?: string;
+  /** Features jobs: the optimized features entering `block`, every chain, float32 little-endian in base64. */
+  features?: { data: string; shape: number[]; block: number };
 }
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -100,7 +107,7 @@ export function contentHash(value: unknown): string {
 /** The job's id: a hash of everything that determines its result (the values' source excluded: it is a label). */
 export function jobId(job: ExperimentJob): string {
   const { source: _, ...content } = job;
-  return `fig3-${contentHash(content).slice(0, 32)}`;
+  return `${job.kind === 'features' ? 'inv' : 'fig3'}-${contentHash(content).slice(0, 32)}`;
 }
 
 /** Throws, naming the file and both hashes, when a job's files differ from this machine's. */
@@ -115,12 +122,18 @@ export function checkModelFiles(job: ExperimentJob, local: FileRef[]): void {
 /** Runs one job alone on this process's engine; `png` encodes the first chain's image. */
 export async function runJob(models: ProtocolModels, job: ExperimentJob, png?: (image: Float32Array) => Promise<string>): Promise<JobResult> {
   const images = await testImages(1, job.image);
-  const runSeed = job.seed + job.image * 2 ** 32;
+  // An inversion gets the plain seed everywhere, as `reconstruct --image-index I --seed S` does.
+  const runSeed = job.kind === 'features' ? job.seed : job.seed + job.image * 2 ** 32;
   const r = await runVariant(models, job.variant, job.spec, job.values, { steps: job.steps, blocks: job.blocks, images, count: 1, seed: job.seed, runSeed, chains: job.chains });
   const im = r.run.images[0];
   const result: JobResult = { image: job.image, mse: im.mse!, psnr: im.psnr!, seconds: r.seconds, adapter: describeAdapter(engine().gpu.adapter), host: hostname() };
   if (job.kind === 'calibration') result.calibration = imageCalibration(im, images);
   if (job.keepSamples) result.samples = { samples: im.samples.map((x) => Array.from(x)), mean: Array.from(im.mean), std: Array.from(im.std) };
   if (png) result.png = await png(im.samples[0]);
+  if (job.kind === 'features') {
+    const f = r.run.features;
+    if (!f) throw new Error(`${job.variant} optimized no intermediate features (the job has no blocks)`);
+    result.features = { data: Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength).toString('base64'), shape: f.shape, block: f.block };
+  }
   return result;
 }

@@ -39,6 +39,8 @@ function outputOf(p: Parsed): Output | undefined {
   if ((p.command === 'train-score' || p.command === 'fit-gaussian') && !p.given.has('out')) return undefined;
   // experiment --queue: enqueueing writes nothing; with --report the merged report goes there.
   if (p.command === 'experiment' && p.given.has('queue')) return p.given.has('report') ? prepareOutput('--report', String(p.values.report), 'dir', p.force) : undefined;
+  // reconstruct --queue writes only its --save-features file (with --collect).
+  if (p.command === 'reconstruct' && p.given.has('queue')) return p.given.has('collect') ? prepareOutput('--save-features', String(p.values['save-features']), 'file', p.force) : undefined;
   return prepareOutput('--out', String(p.values.out), decl.output.kind, p.force);
 }
 

@@ -79,7 +79,8 @@ async function benchRun(p: Parsed, out: Output | undefined, eng: Engine): Promis
 }
 
 export const RUNNERS: Record<string, Runner> = {
-  reconstruct: (p, out) => reconstructCommand(p, out!),
+  // --queue: inversions as queued jobs (cli/inversions.ts, which loads the queue client).
+  reconstruct: async (p, out) => (p.given.has('queue') ? (await import('./inversions.ts')).queuedInversions(p, out) : reconstructCommand(p, out!)),
   demo: (p, out) => demoCommand(p, out!),
   generate: (p, out) => generateCommand(p, out!),
   sample: (p, out) => sampleCommand(p, out!),

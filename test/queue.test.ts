@@ -4,8 +4,10 @@
 // killed (SIGKILL) in the middle of a job. The merged report must hold exactly the in-process
 // run's numbers, every job must be completed exactly once (the workers count completions per job),
 // and the killed worker's job must have been finished by the other one. Also: re-enqueueing adds
-// nothing, a worker with other model files fails the job with the reason and no retry, and a bad
-// URL, an unreachable server and a queue of another experiment are clear errors.
+// nothing; queued inversions (reconstruct --queue --save-features) merge into one activations file
+// that holds each image's in-process features; a worker with other model files fails the job with
+// the reason and no retry; a bad URL, an unreachable server and a queue of another experiment are
+// clear errors.
 //
 // redis-server is installed by `npm test`'s provisioning (scripts/provision.mjs) as Chromium is;
 // where it is missing these tests fail with that message (SGILO_REDIS_SERVER overrides the path).
@@ -19,6 +21,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { jobId, protocolModelFiles, type ExperimentJob } from '../cli/experiment_jobs.ts';
 import { completionCounts, openQueue, parseQueueUrl } from '../cli/queue.ts';
+import { readActivationsFile } from '../samplers/score/data.ts';
 import { ROOT, runCli } from './cli_run.ts';
 
 const test = suite('queue');
@@ -157,6 +160,33 @@ if (!existsSync(REDIS)) {
     assert.is(unreachable.code, 1);
     assert.match(unreachable.err, new RegExp(`cannot reach the Redis server of redis://127.0.0.1:${dead}/x \\(connect ECONNREFUSED`));
     assert.ok(unreachable.ms < 10_000, `${unreachable.ms} ms`);
+  });
+
+  test('inversions as queued jobs: one activations file, each image equal to its in-process reconstruct --save-features', async () => {
+    const q = url('inversions');
+    const args = ['--image-index', '8', '--images', '2', '--operator', 'denoise:0.1', '--method', 'ilo', '--blocks', '1', '--steps', '2', '--chains', '2', '--seed', '3', '--save-features', at('inversions.safetensors')];
+    const enq = await runCli(['reconstruct', '--queue', q, ...args]);
+    assert.is(enq.code, 0, enq.err);
+    assert.match(enq.out, /2 inversions \(ilo, denoise:0.1; values presets \(no tuned ilo values for denoise\)\); 2 added/);
+    assert.not.ok(existsSync(at('inversions.safetensors')), 'enqueueing writes nothing');
+    const w = await runCli(['worker', '--queue', q, '--idle-exit', '0.5']);
+    assert.is(w.code, 0, w.err);
+    const col = await runCli(['reconstruct', '--queue', q, ...args, '--collect']);
+    assert.is(col.code, 0, col.err);
+    assert.match(col.out, /2 of 2 inversions done/);
+    const merged = readActivationsFile(new Uint8Array(readFileSync(at('inversions.safetensors'))));
+    assert.is(merged.shape[0], 4, '2 images x 2 chains');
+    assert.is(merged.meta.block, '0', 'the features entering block 1');
+    const per = merged.data.length / 2;
+    for (const i of [0, 1]) {
+      const one = await runCli(['reconstruct', '--image-index', String(8 + i), ...args.slice(4, -1), at(`inversion-${i}.safetensors`), '--out', at(`reconstruct-${i}`)]);
+      assert.is(one.code, 0, one.err);
+      const alone = readActivationsFile(new Uint8Array(readFileSync(at(`inversion-${i}.safetensors`))));
+      assert.equal(Array.from(merged.data.subarray(i * per, (i + 1) * per)), Array.from(alone.data), `image ${8 + i}`);
+    }
+    const mixed = await runCli([...EXPERIMENT, '--queue', q]);
+    assert.is(mixed.code, 1);
+    assert.match(mixed.err, /holds another experiment \(it differs in protocol/);
   });
 
   test('a worker whose model files differ fails the job with the reason, without retrying it', async () => {
