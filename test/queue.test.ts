@@ -17,6 +17,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PNG } from 'pngjs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { jobId, protocolModelFiles, type ExperimentJob } from '../cli/experiment_jobs.ts';
@@ -169,8 +170,22 @@ if (!existsSync(REDIS)) {
     assert.is(enq.code, 0, enq.err);
     assert.match(enq.out, /2 inversions \(ilo, denoise:0.1; values presets \(no tuned ilo values for denoise\)\); 2 added/);
     assert.not.ok(existsSync(at('inversions.safetensors')), 'enqueueing writes nothing');
-    const w = await runCli(['worker', '--queue', q, '--idle-exit', '0.5']);
-    assert.is(w.code, 0, w.err);
+    // SIGTERM as the worker starts its second (last) job: it finishes that job, then exits 0.
+    let started = 0;
+    const w = startWorker(['--queue', q, '--pngs'], (line) => {
+      if (/started /.test(line) && ++started === 2) w.proc.kill('SIGTERM');
+    });
+    assert.is(await withTimeout(w.exited, 60_000, `worker\n${w.out}`), 0, w.out);
+    assert.match(w.out, /stopping: SIGTERM \(finishing inv-\S+ first\)/);
+    assert.is((w.out.match(/finished inv-/g) ?? []).length, 2, w.out);
+    const open = await openQueue(parseQueueUrl(q));
+    try {
+      const [job] = await open.queue.getJobs(['completed']);
+      const png = PNG.sync.read(Buffer.from(job.returnvalue.png, 'base64'));
+      assert.equal([png.width, png.height], [32, 32], 'worker --pngs: the reconstruction as a PNG');
+    } finally {
+      await open.close();
+    }
     const col = await runCli(['reconstruct', '--queue', q, ...args, '--collect']);
     assert.is(col.code, 0, col.err);
     assert.match(col.out, /2 of 2 inversions done/);
