@@ -284,7 +284,7 @@ const WORKER: CommandDecl = {
   name: 'worker',
   summary: "Runs queued experiment jobs (`experiment --queue`) with this machine's adapter, one at a time, and stores each result with its job; a job whose model files differ from this checkout's fails with the reason. Exits on SIGINT/SIGTERM after its current job (a second signal returns the job to the queue at once).",
   options: [
-    { name: 'queue', type: 'string', value: 'URL', help: `${QUEUE_URL_FORM}`, check: queueUrlCheck },
+    { name: 'queue', type: 'string', value: 'URL', help: `required: the queue, ${QUEUE_URL_FORM}`, check: queueUrlCheck },
     { name: 'max-jobs', type: 'int', min: 1, max: 10_000_000, value: 'N', help: 'exit after this many jobs (default: no limit)' },
     { name: 'idle-exit', type: 'number', min: 0, max: 86_400, value: 'SECONDS', help: 'exit once no job has been waiting, delayed or running for this long (default: wait for jobs)' },
     { name: 'lock-seconds', type: 'number', min: 2, max: 3600, default: 30, value: 'S', help: "how long a job stays this worker's without a lock renewal (renewed every S/2 while it runs); a dead worker's job returns to the queue within about S + 5 s" },

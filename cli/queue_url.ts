@@ -13,13 +13,15 @@ export interface QueueUrl {
 }
 
 const NAME = /^[A-Za-z0-9_-]{1,100}$/;
-export const QUEUE_URL_FORM = 'redis://HOST:PORT/NAME (NAME: letters, digits, - and _)';
+export const QUEUE_URL_FORM = 'redis://[:PASSWORD@]HOST:PORT/NAME (NAME: letters, digits, - and _)';
 
 /** Parses redis://[user:password@]HOST[:PORT]/NAME (port 6379 when omitted); throws with the reason. */
-export function parseQueueUrl(text: string): QueueUrl {
+export function parseQueueUrl(raw: string): QueueUrl {
+  // Messages show the URL with its password hidden.
+  const text = raw.replace(/^([a-z]+:\/\/[^/@]*?:)[^/@]*@/i, '$1***@');
   let u: URL;
   try {
-    u = new URL(text);
+    u = new URL(raw);
   } catch {
     throw new Error(`"${text}" is not a URL; expected ${QUEUE_URL_FORM}`);
   }

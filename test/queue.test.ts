@@ -102,6 +102,9 @@ if (!existsSync(REDIS)) {
       assert.match(r.err, why);
       assert.match(r.err, /--help lists the options/, 'a usage error');
     }
+    const secret = await runCli(['worker', '--queue', 'redis://:hunter2@h:1/']);
+    assert.is(secret.code, 1);
+    assert.match(secret.err, /"redis:\/\/:\*\*\*@h:1\/": the queue name/, 'the password is not shown');
   });
 
   test('in-process and queued runs give the same numbers; a worker killed mid-job loses nothing; no job completes twice', async () => {
