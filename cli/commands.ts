@@ -10,6 +10,7 @@ import { parseL1Radius } from './l1_options.ts';
 import { parseOperatorSpec } from '../samplers/inverse/operators/index.ts';
 import { VARIANTS } from '../samplers/inverse/tuning.ts';
 import { NOISE_SCHEDULES } from '../samplers/inverse/intermediate_layer.ts';
+import { QUEUE_URL_FORM, queueUrlCheck } from './queue_url.ts';
 
 /** Step counts: a day of steps at the slowest measured rate is the upper bound. */
 export const MAX_STEPS = 100_000;
@@ -73,6 +74,26 @@ export const IMAGE_OPTIONS: OptionDecl[] = [
   { name: 'fit', type: 'enum', choices: FITS, default: 'pad', help: 'how an image of another size meets the generator: pad (centre-pad with the background, area-resize if larger), resize (stretch), crop (centre square)' },
 ];
 
+/**
+ * reconstruct --queue: inversions of many test images as queued jobs, run with the shipped models
+ * and tuned values (the workers have those), one method whose features are saved. Returns a
+ * message, '' when the queued form is valid, or undefined when --queue is not given.
+ */
+function queuedReconstructConflict(p: Parsed): string | undefined {
+  if (!p.given.has('queue')) return ['images', 'collect'].filter((n) => p.given.has(n)).map((n) => `--${n} goes with --queue`)[0];
+  if (!p.given.has('save-features')) return '--queue runs inversions for their features: give --save-features PATH (the merged file)';
+  if (!p.given.has('image-index')) return '--queue takes shipped test images: give --image-index (the first) and --images N';
+  if (!p.given.has('operator')) return '--operator is required (e.g. --operator denoise:0.05)';
+  const methods = String(p.values.method).split(',').map((m) => m.trim());
+  if (methods.length !== 1 || !['ilo', 'sgilo'].includes(methods[0])) return `--queue runs one method whose features are saved, ilo or sgilo (got --method ${p.values.method})`;
+  if (!String(p.values.blocks).trim()) return '--save-features needs --blocks';
+  const local = ['image', 'measured', 'mask', 'generator', 'score', 'lr', 'temperature', 'noise-scale', 'noise-schedule', 'prior-steps', 'l1-features', 'l1-latent', 'l1-noise', 'fit', 'out'].find((n) => p.given.has(n));
+  if (local) return `--${local} does not go with --queue: queued inversions run on the shipped test images with the shipped models and the tuned values (or --presets)`;
+  if (p.given.has('tuned') && p.given.has('presets')) return '--tuned and --presets: give one (tuned values, or the presets)';
+  if (p.force && !p.given.has('collect')) return '--force goes with --collect (enqueueing writes no file)';
+  return '';
+}
+
 export const RECONSTRUCT: CommandDecl = {
   name: 'reconstruct',
   summary: 'Solve an inverse problem for one image with CSGM, ILO, SGILO or SGLD, several posterior chains; writes the measurement, samples, mean, std map, a labelled grid, report.json and result.safetensors.',
@@ -95,10 +116,15 @@ export const RECONSTRUCT: CommandDecl = {
     { name: 'score', type: 'list', value: 'PATH', help: 'score model or prior (default: the shipped mixtures: mixture-latent, -block0, -block1)' },
     path('save-features', 'also write the optimized intermediate features of the last method (all chains) as a score-model training file (train-score --data F); the last method must not be csgm'),
     ...(['features', 'latent', 'noise'] as const).map((w): OptionDecl => ({ name: `l1-${w}`, type: 'string', value: 'R', help: `ILO's l1 ball on the ${w}: one radius R for every round or R0,R1,... per round, "inf" for none`, check: (v) => tryCheck(() => parseL1Radius(`--l1-${w}`, v)) })),
+    { name: 'queue', type: 'string', value: 'URL', help: `${QUEUE_URL_FORM}: with --save-features, enqueue one job per test image (--image-index, --images) for \`sgilo worker\`; with --collect, merge the done ones into the --save-features file`, check: queueUrlCheck },
+    { name: 'images', type: 'int', min: 1, max: 10_000, value: 'N', help: 'with --queue: test images --image-index to --image-index + N - 1 (default 1)' },
+    { name: 'collect', type: 'flag', help: "with --queue: write the done jobs' features (image order) to --save-features" },
   ],
   output: { kind: 'dir', default: 'out/reconstruct' },
-  examples: ['reconstruct --image-index 1 --operator inpaint-random:0.05 --method csgm,ilo,sgilo --steps 100 --chains 4', 'reconstruct --image shirt.png --fit pad --operator sr-bicubic:4'],
+  examples: ['reconstruct --image-index 1 --operator inpaint-random:0.05 --method csgm,ilo,sgilo --steps 100 --chains 4', 'reconstruct --image shirt.png --fit pad --operator sr-bicubic:4', 'reconstruct --queue redis://127.0.0.1:6379/inv --image-index 0 --images 1000 --operator denoise:0.05 --method ilo --chains 1 --save-features out/inversions.safetensors'],
   conflicts: (p: Parsed) => {
+    const queued = queuedReconstructConflict(p);
+    if (queued !== undefined) return queued || undefined;
     const given = ['image', 'image-index', 'measured'].filter((n) => p.given.has(n));
     if (given.length !== 1) return `give exactly one of --image, --image-index or --measured${given.length ? ` (got ${given.map((g) => `--${g}`).join(' and ')})` : ''}`;
     if (!p.given.has('operator')) return '--operator is required (e.g. --operator inpaint-random:0.05)';
@@ -239,11 +265,35 @@ const EXPERIMENT: CommandDecl = {
     { name: 'chains', type: 'int', min: 2, max: 16, default: 4, value: 'K', help: "chains per image of the calibration runs (SGILO's chains, independent ILO runs)" },
     { name: 'calibration', type: 'list', value: 'SPEC', help: 'settings of the calibration runs (default inpaint-random:0.02)', check: settingCheck },
     path('tuned', 'tuned values (default models/fashion32/tuned.json when shipped, else the presets)'),
-    path('work', 'where finished cells are recorded, so that a rerun resumes', 'out/experiment-work'),
+    path('work', 'where finished jobs are recorded, so that a rerun resumes', 'out/experiment-work'),
     seed,
+    { name: 'queue', type: 'string', value: 'URL', help: `${QUEUE_URL_FORM}: enqueue the jobs (those missing or failed) for \`sgilo worker\` instead of running them; with --report, merge their results`, check: queueUrlCheck },
+    { name: 'report', type: 'string', value: 'DIR', help: 'with --queue: merge the results there are into the report in this folder (refused if not empty unless --force)' },
   ],
   output: { kind: 'dir', default: 'out/experiment', help: 'output folder (refused if not empty unless --force); the committed report is made with --out experiments/figure3 --force' },
-  examples: ['experiment', 'experiment --setting inpaint-random:0.05 --variants ilo,sgilo --images 4 --steps 10', 'experiment --out experiments/figure3 --force'],
+  examples: ['experiment', 'experiment --setting inpaint-random:0.05 --variants ilo,sgilo --images 4 --steps 10', 'experiment --out experiments/figure3 --force', 'experiment --queue redis://127.0.0.1:6379/fig3', 'experiment --queue redis://127.0.0.1:6379/fig3 --report out/fig3-report'],
+  conflicts: (p) => {
+    if (p.given.has('report') && !p.given.has('queue')) return '--report goes with --queue (the in-process run writes its report to --out)';
+    if (p.given.has('queue') && (p.given.has('out') || p.given.has('work'))) return `--${p.given.has('out') ? 'out' : 'work'} is for the in-process run; with --queue the workers record the jobs, and --report DIR names the report folder`;
+    if (p.given.has('queue') && p.force && !p.given.has('report')) return '--force goes with --report (enqueueing writes no files)';
+    return undefined;
+  },
+};
+
+const WORKER: CommandDecl = {
+  name: 'worker',
+  summary: "Runs queued experiment jobs (`experiment --queue`) with this machine's adapter, up to --batch jobs of one setting as one batch (each job's numbers are what it gives alone), and stores each result with its job; a job whose model files differ from this checkout's fails with the reason. Exits on SIGINT/SIGTERM after its current jobs (a second signal returns them to the queue at once).",
+  options: [
+    { name: 'queue', type: 'string', value: 'URL', help: `required: the queue, ${QUEUE_URL_FORM}`, check: queueUrlCheck },
+    { name: 'max-jobs', type: 'int', min: 1, max: 10_000_000, value: 'N', help: 'exit after this many jobs (default: no limit)' },
+    { name: 'idle-exit', type: 'number', min: 0, max: 86_400, value: 'SECONDS', help: 'exit once no job has been waiting, delayed or running for this long (default: wait for jobs)' },
+    { name: 'batch', type: 'int', min: 1, max: 256, default: 8, value: 'N', help: 'hold up to N jobs at once and run those of one setting as one batch (1: one job at a time)' },
+    { name: 'lock-seconds', type: 'number', min: 2, max: 3600, default: 30, value: 'S', help: "how long a job stays this worker's without a lock renewal (renewed every S/2 while it runs); a dead worker's job returns to the queue within about S + 5 s" },
+    { name: 'pngs', type: 'flag', help: "store each job's reconstruction as a small PNG with its result" },
+  ],
+  examples: ['worker --queue redis://127.0.0.1:6379/fig3', 'worker --queue redis://10.0.0.5:6379/fig3 --idle-exit 60'],
+  notes: 'Every machine needs Node 20, this checkout (its models/ must be the ones the jobs were made with: their SHA-256 is checked) and a WebGPU adapter (npm run provision).',
+  conflicts: (p) => (p.given.has('queue') ? undefined : '--queue URL is required (the queue to take jobs from)'),
 };
 
 const THEORY: CommandDecl = {
@@ -385,6 +435,7 @@ export const COMMANDS: CommandDecl[] = [
   },
   TUNE,
   EXPERIMENT,
+  WORKER,
   THEORY,
   {
     name: 'inspect',

@@ -1,55 +1,55 @@
 // `sgilo experiment`: the paper's Figure 3 protocol on the Fashion-MNIST model. For each setting (an
 // operator and level: inpainting and compressed sensing at 1, 2, 5 and 20% by default) every
 // variant (CSGM, ILO with balls, SGILO with the learned priors, SGILO with the Gaussian priors,
-// SGILO with the score off) reconstructs the evaluation images, all batched in one run, with the
+// SGILO with the score off) reconstructs the evaluation images, one job per image (run alone:
+// cli/experiment_jobs.ts says why, and a queue's workers run the same jobs), with the
 // values `sgilo tune` chose on separate tuning images (tuned.json; the nearest tuned level of the
 // same operator, else the presets). Then a posterior-quality run: SGILO's chains against
 // independent ILO runs from different seeds. Writes report.md, results.json, mse.svg and
 // diversity.png into --out (the committed report: --out experiments/figure3 --force).
 //
-// Resumable: each finished cell is recorded in --work (a JSON line keyed by everything that
-// determines it), and a rerun with the same settings reads it back; the scarcest levels run first.
+// Resumable: each finished job is recorded in --work (a JSON line keyed by the job's content id),
+// and a rerun with the same settings reads it back; the scarcest levels run first.
+//
+// Many machines: `--queue redis://HOST:PORT/NAME` enqueues the jobs instead of running them
+// (`sgilo worker` runs them, cli/worker.ts), and `--queue ... --report DIR` merges the results
+// there are into the same report (cli/queue.ts).
 
 import { relative } from 'node:path';
-import { writeFileBytes } from '../engine/io/files.ts';
 import { describeAdapter } from '../engine/device.ts';
 import { engine } from '../engine/engine.ts';
-import { writeFigure } from '../engine/io/png.ts';
-import type { Panel } from '../engine/io/figure.ts';
-import { makeOperator, parseOperatorSpec } from '../samplers/inverse/operators/index.ts';
-import { takeMeasurements } from '../samplers/inverse/reconstruct.ts';
+import { parseOperatorSpec } from '../samplers/inverse/operators/index.ts';
 import { testImages } from '../samplers/inverse/demo.ts';
 import { loadProtocolModels, readTunedFile, shippedPriors, TUNED_FILE } from '../samplers/inverse/fashion.ts';
-import { calibration, meanSem, pairedDifference, runVariant, type Calibration } from '../samplers/inverse/protocol.ts';
-import { lookupTuned, type Candidate, type Variant } from '../samplers/inverse/tuning.ts';
-import { measurementPicture } from '../samplers/inverse/setup.ts';
+import { combineCalibration, meanSem } from '../samplers/inverse/protocol.ts';
+import { lookupTuned, type Variant } from '../samplers/inverse/tuning.ts';
 import { UsageError, type Parsed } from './args.ts';
 import type { Output } from './outputs.ts';
-import { linePlot } from './svg_plot.ts';
 import { parseVariants } from './tune.ts';
 import { WorkCache } from './work_cache.ts';
+import { fileRef, jobId, protocolModelFiles, runJobs, type ExperimentJob, type JobResult } from './experiment_jobs.ts';
+import { diversityFigure, queueLine, writeReport, type CalibrationCell, type Cell, type QueueSummary } from './experiment_report.ts';
 
 export const EXPERIMENT_SETTINGS = ['inpaint-random', 'cs-gaussian'].flatMap((f) => [0.01, 0.02, 0.05, 0.2].map((l) => `${f}:${l}`));
-const LABEL: Record<Variant, string> = { csgm: 'CSGM', ilo: 'ILO', sgilo: 'SGILO', 'sgilo-gaussian': 'SGILO (Gaussian prior)', 'sgilo-off': 'SGILO (score off)' };
 
-interface Cell {
-  spec: string;
-  variant: Variant;
-  values: Candidate;
-  source: string;
-  perImage: number[];
-  seconds: number;
+/** The experiment's jobs, grouped by cell (setting and variant; calibration runs after the cells). */
+interface Plan {
+  settings: string[];
+  variants: Variant[];
+  nEval: number;
+  first: number;
+  steps: number;
+  chains: number;
+  seed: number;
+  calibrationSpecs: string[];
+  tunedPath: string;
+  tuned: Awaited<ReturnType<typeof readTunedFile>>;
+  groups: { kind: 'cell' | 'calibration'; spec: string; variant: Variant; source: string; jobs: ExperimentJob[] }[];
+  /** What a queue's jobs must share (a queue holds one experiment): settings, images and variants may grow. */
+  descriptor: Record<string, unknown>;
 }
 
-interface CalibrationCell {
-  variant: Variant;
-  calibration: Calibration;
-  seconds: number;
-  /** The first image's chains, mean and std map (the diversity figure). */
-  first: { samples: number[][]; mean: number[]; std: number[] };
-}
-
-export async function experimentCommand(p: Parsed, output: Output): Promise<number> {
+async function planExperiment(p: Parsed): Promise<Plan> {
   const settings = (p.values.setting as string[]).length ? (p.values.setting as string[]) : EXPERIMENT_SETTINGS;
   const variants = parseVariants(String(p.values.variants));
   const nEval = Number(p.values.images);
@@ -63,180 +63,134 @@ export async function experimentCommand(p: Parsed, output: Output): Promise<numb
   const tuned = await readTunedFile(tunedPath, p.given.has('tuned'));
   const tunedImages = (tuned?.about.imageRange as number[] | undefined) ?? [0, 0];
   if (first < tunedImages[1] && first + nEval > tunedImages[0]) throw new UsageError(`--first-image ${first}: evaluation images ${first}-${first + nEval - 1} overlap the tuning images ${tunedImages[0]}-${tunedImages[1] - 1} of ${tunedPath}`);
-  const images = await testImages(nEval, first).catch((e) => {
+  await testImages(nEval, first).catch((e) => {
     throw new UsageError(`--images ${nEval} --first-image ${first}: ${(e as Error).message}`);
   });
-  const cells = new WorkCache<Omit<Cell, 'spec' | 'variant'>>(String(p.values.work), 'cells.jsonl');
-  const calCache = new WorkCache<Omit<CalibrationCell, 'variant'>>(String(p.values.work), 'calibration.jsonl');
+  const models = await protocolModelFiles();
+  const tunedRef = tuned ? fileRef(tunedPath) : null;
+  const groups: Plan['groups'] = [];
+  const add = (kind: 'cell' | 'calibration', spec: string, variant: Variant) => {
+    const { values, source } = lookupTuned(tuned, variant, spec);
+    const jobs = Array.from({ length: nEval }, (_, i): ExperimentJob => ({ kind, spec, variant, values, source, image: first + i, steps, blocks, seed, chains: kind === 'cell' ? 1 : chains, keepSamples: kind === 'calibration' && i === 0, models, tuned: tunedRef }));
+    groups.push({ kind, spec, variant, source, jobs });
+  };
+  const scarcestFirst = [...settings].sort((a, b) => (parseOperatorSpec(a).level ?? 0) - (parseOperatorSpec(b).level ?? 0));
+  for (const spec of scarcestFirst) for (const variant of variants) add('cell', spec, variant);
+  for (const spec of calibrationSpecs) for (const variant of variants.filter((v) => v === 'ilo' || v === 'sgilo')) add('calibration', spec, variant);
+  const descriptor = { protocol: 'figure3', steps, blocks, seed, chains, models, tuned: tunedRef };
+  return { settings, variants, nEval, first, steps, chains, seed, calibrationSpecs, tunedPath, tuned, groups, descriptor };
+}
+
+/** A group's cell from its jobs' results, or null while any job has none. */
+function assemble(g: Plan['groups'][number], results: Map<string, JobResult>): Cell | CalibrationCell | null {
+  const rs = g.jobs.map((j) => results.get(jobId(j)));
+  if (rs.some((r) => !r)) return null;
+  const done = rs as JobResult[];
+  const seconds = done.reduce((a, r) => a + r.seconds, 0);
+  if (g.kind === 'cell') return { spec: g.spec, variant: g.variant, values: g.jobs[0].values, source: g.source, perImage: done.map((r) => r.mse), seconds };
+  const first = done[0].samples!;
+  return { variant: g.variant, calibration: combineCalibration(done.map((r) => r.calibration!)), seconds, first };
+}
+
+export async function experimentCommand(p: Parsed, output: Output | undefined): Promise<number> {
+  const plan = await planExperiment(p);
+  if (p.given.has('queue')) return queuedExperiment(p, plan, output);
+  const cache = new WorkCache<JobResult>(String(p.values.work), 'jobs.jsonl');
   const t0 = performance.now();
   const log = (s: string) => console.log(`[${((performance.now() - t0) / 1000).toFixed(0)} s] ${s}`);
   const models = await loadProtocolModels();
   const adapter = describeAdapter(engine().gpu.adapter);
-  log(`figure-3 protocol on ${adapter}: ${variants.join(', ')}; ${settings.length} settings; test images ${first}-${first + nEval - 1}; ${steps} steps per round; tuned values: ${tuned ? tunedPath : 'none (presets)'}; ${cells.size} cells already recorded in ${cells.file}`);
-  const rows: Cell[] = [];
-  const cal: CalibrationCell[] = [];
-  const scarcestFirst = [...settings].sort((a, b) => (parseOperatorSpec(a).level ?? 0) - (parseOperatorSpec(b).level ?? 0));
+  const { first, nEval } = plan;
+  log(`figure-3 protocol on ${adapter}: ${plan.variants.join(', ')}; ${plan.settings.length} settings; test images ${first}-${first + nEval - 1}; ${plan.steps} steps per round; tuned values: ${plan.tuned ? plan.tunedPath : 'none (presets)'}; ${cache.size} jobs already recorded in ${cache.file}`);
+  const results = new Map<string, JobResult>();
   try {
-    for (const spec of scarcestFirst) {
-      for (const variant of variants) {
-        const { values, source } = lookupTuned(tuned, variant, spec);
-        const key = { spec, variant, values, steps, blocks, images: [first, nEval], seed };
-        const { value, cached } = await cells.get(key, async () => {
-          const r = await runVariant(models, variant, spec, values, { steps, blocks, images, count: nEval, seed });
-          return { values, source, perImage: r.perImage, seconds: r.seconds };
-        });
-        rows.push({ spec, variant, ...value });
-        const s = meanSem(value.perImage);
-        log(`${spec} ${variant}: MSE ${s.mean.toFixed(4)} +- ${s.sem.toFixed(4)} (${cached ? 'recorded' : `${value.seconds.toFixed(0)} s`}; ${source})`);
-      }
+    for (const g of plan.groups) {
+      // A cell's images not yet recorded run as one batch (each image's numbers are its own).
+      const missing = g.jobs.filter((job) => cache.lookup(jobId(job)) === undefined);
+      const fresh = await runJobs(models, missing);
+      missing.forEach((job, i) => cache.record(jobId(job), fresh[i]));
+      for (const job of g.jobs) results.set(jobId(job), cache.lookup(jobId(job))!);
+      logGroup(log, g, assemble(g, results)!, missing.length === 0);
     }
-    for (const spec of calibrationSpecs) {
-      for (const variant of variants.filter((v) => v === 'ilo' || v === 'sgilo')) {
-        const { values, source } = lookupTuned(tuned, variant, spec);
-        const key = { spec, variant, values, steps, blocks, images: [first, nEval], seed, chains };
-        const { value, cached } = await calCache.get(key, async () => {
-          const r = await runVariant(models, variant, spec, values, { steps, blocks, images, count: nEval, seed, chains });
-          const im = r.run.images[0];
-          return { calibration: calibration(r.run, images), seconds: r.seconds, first: { samples: im.samples.map((x) => Array.from(x)), mean: Array.from(im.mean), std: Array.from(im.std) } };
-        });
-        cal.push({ variant, ...value });
-        const c = value.calibration;
-        log(`calibration ${spec} ${variant} (${chains} chains): std-error correlation ${c.stdErrorCorrelation.toFixed(3)}, 2-sigma coverage ${c.coverage2sigma.toFixed(3)}, pairwise RMS ${c.pairwiseRms.toFixed(4)} (${cached ? 'recorded' : `${value.seconds.toFixed(0)} s`}; ${source})`);
-      }
-    }
-    if (cal.length) await diversityFigure(output.path, models.generator.config.size, images, calibrationSpecs[0], seed, cal);
   } finally {
     models.dispose();
   }
+  return finish(plan, results, output!, adapter, t0);
+}
+
+function logGroup(log: (s: string) => void, g: Plan['groups'][number], c: Cell | CalibrationCell, recorded: boolean): void {
+  const how = `${recorded ? 'recorded' : `${c.seconds.toFixed(0)} s`}; ${g.source}`;
+  if (g.kind === 'cell') {
+    const s = meanSem((c as Cell).perImage);
+    log(`${g.spec} ${g.variant}: MSE ${s.mean.toFixed(4)} +- ${s.sem.toFixed(4)} (${how})`);
+  } else {
+    const k = (c as CalibrationCell).calibration;
+    log(`calibration ${g.spec} ${g.variant} (${g.jobs[0].chains} chains): std-error correlation ${k.stdErrorCorrelation.toFixed(3)}, 2-sigma coverage ${k.coverage2sigma.toFixed(3)}, pairwise RMS ${k.pairwiseRms.toFixed(4)} (${how})`);
+  }
+}
+
+/** --queue: enqueue the jobs (missing or failed ones), or with --report merge the results there are. */
+async function queuedExperiment(p: Parsed, plan: Plan, output: Output | undefined): Promise<number> {
+  const { openQueue, parseQueueUrl, claimExperiment, enqueue, jobStates } = await import('./queue.ts');
+  const q = parseQueueUrl(String(p.values.queue));
+  const t0 = performance.now();
+  const jobs = plan.groups.flatMap((g) => g.jobs);
+  const open = await openQueue(q);
+  try {
+    if (!output) {
+      await claimExperiment(open, plan.descriptor, true);
+      const c = await enqueue(open, jobs);
+      const there = Object.entries(c).filter(([k]) => k !== 'added' && k !== 'requeued');
+      console.log(`${q.shown}: ${jobs.length} jobs in this experiment; ${c.added} added, ${c.requeued} failed ones re-queued${there.length ? `; already there: ${there.map(([k, v]) => `${v} ${k}`).join(', ')}` : ''}. Run \`sgilo worker --queue ${q.shown}\` on each machine; \`sgilo experiment ... --queue ${q.shown} --report DIR\` merges the results.`);
+      return 0;
+    }
+    await claimExperiment(open, plan.descriptor, false);
+    const states = await jobStates(open, jobs);
+    const results = new Map<string, JobResult>();
+    for (const [id, s] of states) if (s.result) results.set(id, s.result);
+    const count = (...which: string[]) => [...states.values()].filter((s) => which.includes(s.state)).length;
+    const summary: QueueSummary = { url: q.shown, jobs: jobs.length, done: results.size, running: count('active'), waiting: count('waiting', 'delayed', 'prioritized', 'waiting-children'), failed: count('failed'), missing: count('missing') };
+    console.log(`${q.shown}: ${queueLine(summary)}`);
+    for (const s of [...states.values()].filter((s) => s.state === 'failed').slice(0, 5)) console.log(`  failed ${s.id}: ${s.failedReason}`);
+    const adapters = [...new Set([...results.values()].map((r) => r.adapter))];
+    return finish(plan, results, output, adapters.join('; ') || 'none yet', t0, summary);
+  } finally {
+    await open.close();
+  }
+}
+
+/** The cells whose jobs are all done, the diversity figure and the report. */
+async function finish(plan: Plan, results: Map<string, JobResult>, output: Output, adapter: string, t0: number, queue?: QueueSummary): Promise<number> {
+  const rows: Cell[] = [];
+  const cal: CalibrationCell[] = [];
+  for (const g of plan.groups) {
+    const c = assemble(g, results);
+    if (c) (g.kind === 'cell' ? rows : cal).push(c as never);
+  }
+  if (cal.length) {
+    const images = await testImages(1, plan.first);
+    const size = Math.round(Math.sqrt(images.length / 3));
+    await diversityFigure(output.path, size, images, plan.calibrationSpecs[0], plan.seed, cal);
+  }
   const meta = {
     adapter,
-    settings,
-    variants,
-    images: [first, first + nEval - 1],
-    steps,
-    chains,
-    seed,
-    calibration: calibrationSpecs,
+    settings: plan.settings,
+    variants: plan.variants,
+    images: [plan.first, plan.first + plan.nEval - 1],
+    steps: plan.steps,
+    chains: plan.chains,
+    seed: plan.seed,
+    calibration: plan.calibrationSpecs,
     // Relative to the working directory, so a committed report names no machine's folders.
-    tuned: tuned ? { path: relative('.', tunedPath), about: tuned.about, steps: tuned.steps } : null,
+    tuned: plan.tuned ? { path: relative('.', plan.tunedPath), about: plan.tuned.about, steps: plan.tuned.steps } : null,
     priors: { learned: (await shippedPriors('mixture')).map(shortPath), gaussian: (await shippedPriors('gaussian')).map(shortPath) },
     compute_seconds: rows.reduce((a, r) => a + r.seconds, 0) + cal.reduce((a, c) => a + c.seconds, 0),
     wall_seconds: (performance.now() - t0) / 1000,
+    ...(queue ? { queue } : {}),
   };
-  await writeReport(output.path, settings, variants, rows, cal, meta);
-  log(`wrote report.md, results.json, mse.svg${cal.length ? ' and diversity.png' : ''} to ${output.final}`);
+  await writeReport(output.path, plan.settings, plan.variants, rows, cal, meta);
+  console.log(`[${((performance.now() - t0) / 1000).toFixed(0)} s] wrote report.md, results.json, mse.svg${cal.length ? ' and diversity.png' : ''} to ${output.final}`);
   return 0;
 }
 
 const shortPath = (p: string) => p.slice(p.indexOf('models/'));
-
-/** Reference, measurement, then for SGILO and ILO: posterior mean, std map and four chains. */
-async function diversityFigure(out: string, size: number, images: Float32Array, spec: string, seed: number, cal: CalibrationCell[]): Promise<void> {
-  const per = 3 * size * size;
-  const ref = images.slice(0, per);
-  const { operator, noiseStd } = makeOperator(spec, [3, size, size], { seed });
-  const y = takeMeasurements(operator, ref, 1, noiseStd, seed);
-  const yHost = await y.readF32();
-  y.dispose();
-  operator.dispose?.();
-  const measured = parseOperatorSpec(spec).family.startsWith('inpaint') ? measurementPicture(operator, yHost, size) : null;
-  const rows = cal.map((c) => {
-    const f = c.first;
-    const chainsShown = f.samples.slice(0, 4);
-    const panels: Panel[] = [{ image: ref }, measured ? { image: measured } : { image: new Float32Array(per).fill(-1) }, { image: Float32Array.from(f.mean) }, { std: Float32Array.from(f.std) }, ...chainsShown.map((s) => ({ image: Float32Array.from(s) }))];
-    return { label: LABEL[c.variant], panels };
-  });
-  const n = Math.max(...rows.map((r) => r.panels.length)) - 4;
-  await writeFigure(`${out}/diversity.png`, { size, gray: true, rows, columns: ['reference', spec, 'mean', 'std', ...Array.from({ length: n }, (_, k) => `chain ${k}`)] });
-}
-
-const f4 = (x: number) => x.toFixed(4);
-
-async function writeReport(out: string, settings: string[], variants: Variant[], rows: Cell[], cal: CalibrationCell[], meta: Record<string, unknown> & { compute_seconds: number; wall_seconds: number; images: number[]; steps: number; chains: number }): Promise<void> {
-  const cell = (spec: string, v: Variant) => rows.find((r) => r.spec === spec && r.variant === v);
-  const has = (v: Variant) => variants.includes(v);
-  const lines = [
-    '# Figure 3 protocol on the Fashion-MNIST StyleGAN2',
-    '',
-    `Adapter: ${meta.adapter}. Evaluation images: shipped test images ${meta.images[0]}-${meta.images[1]} (${meta.images[1] - meta.images[0] + 1}), all batched in one run per cell; ` +
-      `${meta.steps} steps per round, rounds over blocks 1 and 2, one chain, seed ${meta.seed}. ` +
-      `Compute ${(meta.compute_seconds / 60).toFixed(0)} min (the cells' own times, summed over the sittings that ran them); this sitting ${(meta.wall_seconds / 60).toFixed(0)} min.`,
-    `Values: ${meta.tuned ? `tuned by \`sgilo tune\` (${JSON.stringify((meta.tuned as { about: unknown }).about)})` : 'presets'}; each cell's source is listed below.`,
-    `Priors: learned = ${(meta.priors as { learned: string[] }).learned.join(', ')}; Gaussian control = ${(meta.priors as { gaussian: string[] }).gaussian.join(', ')}.`,
-    'MSE of the final iterate against the reference (images in [-1, 1]), mean +- standard error over images. Paired: the per-image difference, mean +- its standard error.',
-    '',
-    `| setting | ${variants.map((v) => LABEL[v]).join(' | ')} | SGILO - ILO (paired) | best |`,
-    `|---|${variants.map(() => '---|').join('')}---|---|`,
-  ];
-  const claim: string[] = [];
-  for (const spec of settings) {
-    const cs = variants.map((v) => cell(spec, v));
-    if (cs.some((c) => !c)) continue;
-    const stats = cs.map((c) => meanSem(c!.perImage));
-    const best = variants[stats.reduce((bi, s, i) => (s.mean < stats[bi].mean ? i : bi), 0)];
-    let paired = '-';
-    if (has('sgilo') && has('ilo')) {
-      const d = pairedDifference(cell(spec, 'sgilo')!.perImage, cell(spec, 'ilo')!.perImage);
-      paired = `${d.mean >= 0 ? '+' : ''}${f4(d.mean)} +- ${f4(d.sem)}${d.mean < -2 * d.sem ? ' (SGILO better, > 2 SE)' : d.mean > 2 * d.sem ? ' (ILO better, > 2 SE)' : ''}`;
-    }
-    lines.push(`| ${spec} | ${stats.map((s) => `${f4(s.mean)} +- ${f4(s.sem)}`).join(' | ')} | ${paired} | ${LABEL[best]} |`);
-  }
-  // The paper's claim: SGILO ahead of ILO where measurements are scarcest (the two lowest levels of each operator).
-  if (has('sgilo') && has('ilo')) {
-    const families = [...new Set(settings.map((s) => parseOperatorSpec(s).family))];
-    let held = 0;
-    let tested = 0;
-    for (const fam of families) {
-      const scarce = settings.filter((s) => parseOperatorSpec(s).family === fam && cell(s, 'sgilo') && cell(s, 'ilo')).sort((a, b) => (parseOperatorSpec(a).level ?? 0) - (parseOperatorSpec(b).level ?? 0)).slice(0, 2);
-      for (const s of scarce) {
-        const d = pairedDifference(cell(s, 'sgilo')!.perImage, cell(s, 'ilo')!.perImage);
-        const ok = d.mean < -2 * d.sem;
-        held += ok ? 1 : 0;
-        tested++;
-        claim.push(`- ${s}: SGILO - ILO = ${f4(d.mean)} +- ${f4(d.sem)} (${(d.mean / d.sem).toFixed(1)} SE): ${ok ? 'holds' : 'does not hold'}`);
-      }
-    }
-    lines.push('', `## The claim: SGILO below ILO by more than two paired standard errors at the two scarcest levels of each operator`, '', ...claim, '', `It holds in ${held} of ${tested} settings${held === tested ? ': the claim holds on this model.' : ': the claim does not hold in every setting on this model.'}`);
-  }
-  const controls: string[] = [];
-  for (const [other, what] of [['sgilo-gaussian', 'what the learned prior adds over a Gaussian'], ['sgilo-off', 'what the prior adds at all'], ['csgm', 'against CSGM']] as [Variant, string][]) {
-    if (!has('sgilo') || !has(other)) continue;
-    controls.push(`| SGILO - ${LABEL[other]} (${what}) | ${settings.map((s) => (cell(s, 'sgilo') && cell(s, other) ? ((d) => `${f4(d.mean)} +- ${f4(d.sem)}`)(pairedDifference(cell(s, 'sgilo')!.perImage, cell(s, other)!.perImage)) : '-')).join(' | ')} |`);
-  }
-  if (controls.length) lines.push('', '## Controls (paired differences, negative: SGILO better)', '', `| difference | ${settings.join(' | ')} |`, `|---|${settings.map(() => '---|').join('')}`, ...controls);
-  if (cal.length) {
-    lines.push(
-      '',
-      `## Posterior quality (${(meta.calibration as string[]).join(', ')}; ${meta.chains} chains per image)`,
-      '',
-      "SGILO's chains against independent ILO runs from different seeds (the same images and measurement). Std-error correlation: per image, the Pearson correlation over pixels " +
-        "of the chains' std map with the absolute error of their mean, averaged over images (+- standard error); coverage: the fraction of pixel values whose reference lies within mean +- 2 std; " +
-        'spread: the RMS distance between two chains, averaged over pairs.',
-      '',
-      '| method | std-error correlation | 2-sigma coverage | spread (RMS between chains) | MSE of the mean |',
-      '|---|---|---|---|---|',
-      ...cal.map((c) => `| ${LABEL[c.variant]} | ${c.calibration.stdErrorCorrelation.toFixed(3)} +- ${c.calibration.stdErrorCorrelationSem.toFixed(3)} | ${c.calibration.coverage2sigma.toFixed(3)} | ${f4(c.calibration.pairwiseRms)} | ${f4(c.calibration.meanMse)} |`),
-      '',
-      '![diversity](diversity.png)',
-      '',
-      `diversity.png: the first evaluation image; reference, measurement, then per method the mean of its ${meta.chains} chains, the std map and the chains.`,
-    );
-  }
-  lines.push('', '![MSE](mse.svg)', '', '## Where each cell\'s values came from', '', '| setting | variant | values | source |', '|---|---|---|---|');
-  for (const r of rows) lines.push(`| ${r.spec} | ${r.variant} | ${Object.entries(r.values).map(([k, v]) => `${k} ${v}`).join(', ') || 'presets'} | ${r.source} |`);
-  await writeFileBytes(`${out}/report.md`, new TextEncoder().encode(lines.join('\n') + '\n'));
-  await writeFileBytes(`${out}/results.json`, new TextEncoder().encode(JSON.stringify({ meta, rows, calibration: cal.map(({ first: _, ...c }) => c) }, null, 1)));
-  const families = [...new Set(settings.map((s) => parseOperatorSpec(s).family))];
-  const series = families.flatMap((fam, fi) =>
-    variants.map((v, vi) => ({
-      name: `${fam} ${LABEL[v]}`,
-      points: rows.filter((r) => r.variant === v && parseOperatorSpec(r.spec).family === fam).map((r) => [parseOperatorSpec(r.spec).level ?? 0, meanSem(r.perImage).mean] as [number, number]).sort((a, b) => a[0] - b[0]),
-      style: 'both' as const,
-      color: vi,
-      dashed: fi > 0,
-    })),
-  );
-  const svg = linePlot({ title: 'Mean MSE against the measured fraction (solid: inpainting, dashed: compressed sensing)', xLabel: 'kept fraction of pixels / measurements per dimension', yLabel: 'mean MSE', series, xLog: true, yLog: true });
-  await writeFileBytes(`${out}/mse.svg`, new TextEncoder().encode(svg));
-  console.log(lines.join('\n'));
-}

@@ -37,6 +37,10 @@ function outputOf(p: Parsed): Output | undefined {
   if (!decl.output || (p.command === 'bench' && p.positionals[0] !== 'goals')) return undefined;
   // train-score and fit-gaussian name their default file after the block, known once the data is read.
   if ((p.command === 'train-score' || p.command === 'fit-gaussian') && !p.given.has('out')) return undefined;
+  // experiment --queue: enqueueing writes nothing; with --report the merged report goes there.
+  if (p.command === 'experiment' && p.given.has('queue')) return p.given.has('report') ? prepareOutput('--report', String(p.values.report), 'dir', p.force) : undefined;
+  // reconstruct --queue writes only its --save-features file (with --collect).
+  if (p.command === 'reconstruct' && p.given.has('queue')) return p.given.has('collect') ? prepareOutput('--save-features', String(p.values['save-features']), 'file', p.force) : undefined;
   return prepareOutput('--out', String(p.values.out), decl.output.kind, p.force);
 }
 

@@ -79,7 +79,8 @@ async function benchRun(p: Parsed, out: Output | undefined, eng: Engine): Promis
 }
 
 export const RUNNERS: Record<string, Runner> = {
-  reconstruct: (p, out) => reconstructCommand(p, out!),
+  // --queue: inversions as queued jobs (cli/inversions.ts, which loads the queue client).
+  reconstruct: async (p, out) => (p.given.has('queue') ? (await import('./inversions.ts')).queuedInversions(p, out) : reconstructCommand(p, out!)),
   demo: (p, out) => demoCommand(p, out!),
   generate: (p, out) => generateCommand(p, out!),
   sample: (p, out) => sampleCommand(p, out!),
@@ -89,7 +90,9 @@ export const RUNNERS: Record<string, Runner> = {
   'encode-fashion': async (p, out) => (await import('./encode_fashion.ts')).encodeFashionCommand(p, out!),
   'training-curve': async (p, out) => (await import('./training_curve.ts')).trainingCurveCommand(p, out!),
   tune: async (p, out) => (await import('./tune.ts')).tuneCommand(p, out!),
-  experiment: (p, out) => experimentCommand(p, out!),
+  experiment: (p, out) => experimentCommand(p, out),
+  // Imported on demand: bullmq is loaded by the queue commands only.
+  worker: async (p) => (await import('./worker.ts')).workerCommand(p),
   theory: async (p, out) => {
     // The run writes into the staging folder; its log names the folder the files end up in.
     await runTheory(theoryConfig(p.values.quick === true), out!.path, (line) => console.log(line.replaceAll(out!.path, out!.final)));

@@ -37,13 +37,24 @@ export class WorkCache<T> {
     return this.done.size;
   }
 
+  /** The recorded value of `key`, if any. */
+  lookup(key: unknown): T | undefined {
+    return this.done.get(JSON.stringify(key));
+  }
+
+  /** Records `value` under `key` (appended to the file at once). */
+  record(key: unknown, value: T): void {
+    const k = JSON.stringify(key);
+    this.done.set(k, value);
+    appendFileSync(this.file, JSON.stringify({ key: k, value }) + '\n');
+  }
+
   /** The recorded value of `key`, or the result of `compute` (recorded before it is returned). */
   async get(key: unknown, compute: () => Promise<T>): Promise<{ value: T; cached: boolean }> {
     const k = JSON.stringify(key);
     if (this.done.has(k)) return { value: this.done.get(k)!, cached: true };
     const value = await compute();
-    this.done.set(k, value);
-    appendFileSync(this.file, JSON.stringify({ key: k, value }) + '\n');
+    this.record(key, value);
     return { value, cached: false };
   }
 }

@@ -14,6 +14,8 @@
 //    WebGPU on SwiftShader), installed with apt as root on Debian when /usr/bin/chromium is missing.
 //    Otherwise the command is printed and the browser tests skip with that reason (or fail where
 //    SGILO_REQUIRE_BROWSER=1, as in .ci/run); a failed install does not stop the other tests.
+// 6. Also with --browser: Debian's `redis-server` for test/queue.test.ts (which starts its own
+//    server on a loopback port), the same way; without it those tests fail saying so.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -172,5 +174,36 @@ function provisionBrowser() {
   }
 }
 
+const REDIS_SERVER = '/usr/bin/redis-server';
+
+/** Debian's redis-server for test/queue.test.ts, which starts its own server on a loopback port. */
+function provisionRedis() {
+  if (existsSync(REDIS_SERVER)) {
+    console.log(`provision: redis-server present for the queue tests (${REDIS_SERVER})`);
+    return;
+  }
+  const commands = [['apt-get', ['update']], ['apt-get', ['install', '-y', '--no-install-recommends', 'redis-server']]];
+  const text = commands.map(([c, a]) => `${c} ${a.join(' ')}`).join('\n  ');
+  const os = osRelease();
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!['debian', 'ubuntu'].includes(os.ID) || !isRoot) {
+    console.error(`provision: no ${REDIS_SERVER} for the queue tests (they will fail saying so). ${isRoot ? 'Install redis-server, or set SGILO_REDIS_SERVER to one.' : `Run as root:\n  ${text}`}`);
+    return;
+  }
+  console.log(`provision: installing Debian's redis-server for the queue tests:`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  try {
+    for (const [cmd, args] of commands) {
+      console.log(`  ${cmd} ${args.join(' ')}`);
+      execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], env });
+    }
+  } catch (e) {
+    console.error(`provision: installing redis-server failed (${e.message}); the queue tests will report it`);
+  }
+}
+
 process.exitCode = main();
-if (process.argv.includes('--browser')) provisionBrowser();
+if (process.argv.includes('--browser')) {
+  provisionBrowser();
+  provisionRedis();
+}

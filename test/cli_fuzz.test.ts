@@ -105,12 +105,15 @@ function validValue(cmd: string, o: OptionDecl): string | undefined {
     variants: () => pick(['csgm', 'csgm,ilo', 'ilo']),
     tuned: () => FILES.tuned[0],
     work: () => join(tmp, `work-${Math.floor(rng.uniform() * 1e9)}`),
+    // Dry runs only (worker and experiment --queue are never run to the end here): nothing connects.
+    queue: () => pick(['redis://127.0.0.1:6390/fuzz', 'redis://localhost/fuzz-2', 'redis://user:pw@127.0.0.1:6391/f_3']),
+    report: () => join(tmp, `report-${Math.floor(rng.uniform() * 1e9)}`),
   };
   if (o.name.startsWith('l1-')) return pick(['inf', '100', '100,200,300']);
   return byName[o.name]?.() ?? 'x';
 }
 
-const INVALID = ['-1', '0', '1e9', 'NaN', 'Infinity', '', 'abc', '2.5', '--', '-', '1e-400', '0x10', ' 3'];
+const INVALID = ['-1', '0', '1e9', 'NaN', 'Infinity', '', 'abc', '2.5', '--', '-', '1e-400', '0x10', ' 3', 'redis://h:1/', 'http://h/q'];
 
 /** One argument vector: valid (a base that satisfies the command's rules plus valid options) or mutated. */
 function vector(c: CommandDecl, i: number, valid: boolean): string[] {
@@ -130,6 +133,7 @@ function vector(c: CommandDecl, i: number, valid: boolean): string[] {
     tune: ['--steps', '1', '--images', '1', '--evaluations', '1', '--variants', 'csgm', '--setting', 'inpaint-random:0.2', '--work', join(tmp, 'tune-work')],
     experiment: ['--steps', '1', '--images', '2', '--variants', 'csgm', '--setting', 'inpaint-random:0.2', '--work', join(tmp, 'experiment-work')],
     theory: ['--quick'],
+    worker: ['--queue', 'redis://127.0.0.1:6390/fuzz'],
     gradcheck: ['exp'],
     bench: ['matmul'],
   };

@@ -8,7 +8,7 @@ import type { StyleGAN2 } from '../../nets/stylegan2.ts';
 import type { MappingProxy } from './mapping_proxy.ts';
 import type { FeaturePrior } from './prior.ts';
 import { makeOperator } from './operators/index.ts';
-import { solve, takeMeasurements, type MethodRun } from './reconstruct.ts';
+import { solve, takeMeasurements, type ImageSummary, type MethodRun } from './reconstruct.ts';
 import { configFromValues, type Candidate, type Variant } from './tuning.ts';
 
 export interface ProtocolModels {
@@ -108,44 +108,64 @@ export interface Calibration {
   meanMse: number;
 }
 
+/** One image's share of a calibration: combined over images by combineCalibration. */
+export interface ImageCalibration {
+  /** Pearson correlation over pixels of the std map with the posterior mean's absolute error. */
+  correlation: number;
+  /** Pixel values whose reference lies within mean +- 2 std, of `values`. */
+  covered: number;
+  values: number;
+  /** Root mean square distance between two chains, averaged over pairs (0 for one chain). */
+  pairwiseRms: number;
+  /** MSE of the posterior mean. */
+  meanMse: number;
+}
+
 /**
- * Posterior quality of a run with K >= 2 chains per image: where the chains disagree (std map,
- * averaged over channels) against where the posterior mean is wrong (absolute error, averaged over
- * channels), the 2-sigma coverage of the reference, and the chains' spread.
+ * One image's chains (K >= 2) against its reference `ref` (3 x H x W): where the chains disagree
+ * (std map, averaged over channels) against where the posterior mean is wrong (absolute error,
+ * averaged over channels), the 2-sigma coverage of the reference, and the chains' spread.
  */
-export function calibration(run: MethodRun, reference: Float32Array): Calibration {
-  const corr: number[] = [];
+export function imageCalibration(im: ImageSummary, ref: Float32Array): ImageCalibration {
+  const per = im.mean.length;
+  const hw = im.std.length;
+  const channels = per / hw;
+  const err = new Float64Array(hw);
   let covered = 0;
-  let total = 0;
-  let rms = 0;
   let meanMse = 0;
-  const B = run.images.length;
-  run.images.forEach((im, b) => {
-    const per = im.mean.length;
-    const hw = im.std.length;
-    const channels = per / hw;
-    const ref = reference.subarray(b * per, (b + 1) * per);
-    const err = new Float64Array(hw);
-    for (let i = 0; i < per; i++) {
-      const e = Math.abs(im.mean[i] - ref[i]);
-      err[i % hw] += e / channels;
-      if (e <= 2 * im.std[i % hw]) covered++;
-      total++;
-      meanMse += (im.mean[i] - ref[i]) ** 2 / per / B;
+  for (let i = 0; i < per; i++) {
+    const e = Math.abs(im.mean[i] - ref[i]);
+    err[i % hw] += e / channels;
+    if (e <= 2 * im.std[i % hw]) covered++;
+    meanMse += (im.mean[i] - ref[i]) ** 2 / per;
+  }
+  const K = im.samples.length;
+  let pairs = 0;
+  let dist = 0;
+  for (let i = 0; i < K; i++)
+    for (let j = i + 1; j < K; j++) {
+      let d = 0;
+      for (let p = 0; p < per; p++) d += (im.samples[i][p] - im.samples[j][p]) ** 2;
+      dist += Math.sqrt(d / per);
+      pairs++;
     }
-    corr.push(pearson(im.std, err));
-    const K = im.samples.length;
-    let pairs = 0;
-    let dist = 0;
-    for (let i = 0; i < K; i++)
-      for (let j = i + 1; j < K; j++) {
-        let d = 0;
-        for (let p = 0; p < per; p++) d += (im.samples[i][p] - im.samples[j][p]) ** 2;
-        dist += Math.sqrt(d / per);
-        pairs++;
-      }
-    rms += (pairs ? dist / pairs : 0) / B;
-  });
-  const c = meanSem(corr);
-  return { stdErrorCorrelation: c.mean, stdErrorCorrelationSem: c.sem, coverage2sigma: covered / total, pairwiseRms: rms, meanMse };
+  return { correlation: pearson(im.std, err), covered, values: per, pairwiseRms: pairs ? dist / pairs : 0, meanMse };
+}
+
+/** The calibration of a set of images from their shares (in image order). */
+export function combineCalibration(parts: ImageCalibration[]): Calibration {
+  const B = parts.length;
+  const c = meanSem(parts.map((p) => p.correlation));
+  return {
+    stdErrorCorrelation: c.mean,
+    stdErrorCorrelationSem: c.sem,
+    coverage2sigma: parts.reduce((a, p) => a + p.covered, 0) / parts.reduce((a, p) => a + p.values, 0),
+    pairwiseRms: parts.reduce((a, p) => a + p.pairwiseRms, 0) / B,
+    meanMse: parts.reduce((a, p) => a + p.meanMse, 0) / B,
+  };
+}
+
+/** Posterior quality of a run with K >= 2 chains per image (imageCalibration per image, combined). */
+export function calibration(run: MethodRun, reference: Float32Array): Calibration {
+  return combineCalibration(run.images.map((im, b) => imageCalibration(im, reference.subarray(b * im.mean.length, (b + 1) * im.mean.length))));
 }
