@@ -226,9 +226,10 @@ export class StyleGAN2 {
   /** Modulated conv, noise injection, bias + lrelu(0.2) * sqrt(2). */
   private styledConv(x: Tensor, w: Tensor, name: string, noise: Tensor, upsample: boolean): Tensor {
     const weight = this.convWeight(name);
-    let y = modulatedConv2d(x, weight, this.styles(w, name), { demodulate: true, upsample });
-    y = add(y, mul(noise, this.p(`${name}.noise.weight`)));
-    return biasAct(y, this.p(`${name}.activate.bias`), { act: 'lrelu', clamp: this.config.convClamp });
+    const y = modulatedConv2d(x, weight, this.styles(w, name), { demodulate: true, upsample });
+    // Noise injection fused into the bias + activation: y + noise * w, then the bias.
+    const injected = { map: noise, weight: this.p(`${name}.noise.weight`) };
+    return biasAct(y, this.p(`${name}.activate.bias`), { act: 'lrelu', clamp: this.config.convClamp, noise: injected });
   }
 
   /** The stored weight [1, out, in, k, k] as [out, in, k, k] (a copy, recorded on the tape). */

@@ -1,7 +1,13 @@
 // Fused bias + activation the StyleGAN2 way (rosinality fused_leaky_relu, NVlabs bias_act):
 //
-//   y = clamp(act(x + bias[c]) * gain, -clamp, clamp),  c = index along `dim`
+//   y = clamp(act((x + w * noise) + bias[c]) * gain, -clamp, clamp),  c = index along `dim`
 //   act: 'lrelu' (slope alpha below 0, default 0.2; gain default sqrt(2)) or 'linear' (gain 1)
+//
+// The noise term is optional: StyleGAN2's noise injection (a map per sample, or one for the
+// batch, broadcast over the channels, times a scalar weight), fused in so that a styled conv's
+// add(y, mul(noise, w)) costs no dispatches of its own, forward or backward. Its gradients:
+// gnoise = w * (gz summed over the channels, and over the samples sharing a map), gw = sum of
+// gz * noise (one extra kernel for both, bias_act_noise_grad, plus a sum for gw when asked).
 //
 // Gradients for x and bias: gz = gy * gain * act'(z), 0 where the output was clamped; gx = gz and
 // gbias[c] = sum of gz over every dimension but `dim` (partial sums in the backward kernel, then
@@ -14,17 +20,23 @@ import { defineKernel, grid1d } from '../kernel.ts';
 import { record } from '../tape.ts';
 import { Tensor, empty } from '../tensor.ts';
 import { normalizeAxes, shapeString } from '../shape.ts';
+import { sum } from './reduce.ts';
 import type { BiasActConfig } from '../reference/bias_act.ts';
 
 const WG = 64; // workgroup size in bias_act.wgsl
 const K = {
-  forward: defineKernel({ shader: 'bias_act', entry: 'bias_act_forward', bindings: { x: 'read', bias: 'read', y: 'read_write', params: 'uniform' } }),
+  forward: defineKernel({ shader: 'bias_act', entry: 'bias_act_forward', bindings: { x: 'read', bias: 'read', noise: 'read', nweight: 'read', y: 'read_write', params: 'uniform' } }),
   backward: defineKernel({
     shader: 'bias_act',
     entry: 'bias_act_backward',
-    bindings: { x: 'read', bias: 'read', gy: 'read', gx: 'read_write', params: 'uniform', bparams: 'uniform', partial: 'read_write' },
+    bindings: { x: 'read', bias: 'read', noise: 'read', nweight: 'read', gy: 'read', gx: 'read_write', params: 'uniform', bparams: 'uniform', partial: 'read_write' },
   }),
   biasGrad: defineKernel({ shader: 'bias_act', entry: 'bias_act_bias_grad', bindings: { partial_in: 'read', gbias: 'read_write', params: 'uniform', bparams: 'uniform' } }),
+  noiseGrad: defineKernel({
+    shader: 'bias_act',
+    entry: 'bias_act_noise_grad',
+    bindings: { gz_in: 'read', noise: 'read', nweight: 'read', gnoise: 'read_write', gw_part: 'read_write', params: 'uniform', nparams: 'uniform' },
+  }),
 };
 const LANES = 64; // most backward invocations per row of `inner` elements
 
@@ -41,6 +53,27 @@ export interface BiasActOptions {
   clamp?: number;
   /** The bias (channel) dimension, negative counts from the end. Default 1. */
   dim?: number;
+  /**
+   * Noise injection before the bias: x + weight * map, map of x's shape with 1 at `dim` (or 1 in
+   * every dimension before `dim` too: one map for the batch), weight f32 [1].
+   */
+  noise?: { map: Tensor; weight: Tensor };
+}
+
+/** Checks the noise map and weight against x; returns how many consecutive samples share a map. */
+function noiseGroup(x: Tensor, dim: number, noise: { map: Tensor; weight: Tensor }): number {
+  const { map, weight } = noise;
+  const perSample = [...x.shape.slice(0, dim), 1, ...x.shape.slice(dim + 1)];
+  const shared = [...x.shape.slice(0, dim).map(() => 1), 1, ...x.shape.slice(dim + 1)];
+  const is = (s: number[]) => map.rank === s.length && map.shape.every((d, i) => d === s[i]);
+  if (map.dtype !== 'f32' || !(is(perSample) || is(shared))) {
+    throw new RangeError(`bias_act: noise map has shape ${map.dtype}${shapeString(map.shape)}, expected f32${shapeString(perSample)} or f32${shapeString(shared)} for x ${shapeString(x.shape)}`);
+  }
+  if (weight.dtype !== 'f32' || weight.rank !== 1 || weight.shape[0] !== 1) {
+    throw new RangeError(`bias_act: noise weight has shape ${weight.dtype}${shapeString(weight.shape)}, expected f32[1]`);
+  }
+  const outer = x.shape.slice(0, dim).reduce((p, d) => p * d, 1);
+  return is(perSample) ? 1 : outer;
 }
 
 /** Normalizes and checks the options for a tensor of `shape` (the object the reference takes). */
@@ -69,6 +102,8 @@ export function biasAct(x: Tensor, bias: Tensor | null = null, options: BiasActO
     }
   }
   const inner = x.shape.slice(c.dim + 1).reduce((p, d) => p * d, 1);
+  const noise = options.noise ?? null;
+  const group = noise ? noiseGroup(x, c.dim, noise) : 1;
   const params = {
     n: x.size,
     channels: C,
@@ -78,27 +113,50 @@ export function biasAct(x: Tensor, bias: Tensor | null = null, options: BiasActO
     gain: c.gain,
     clamp: Number.isFinite(c.clamp) ? c.clamp : 0,
     has_clamp: Number.isFinite(c.clamp) ? 1 : 0,
+    has_noise: noise ? 1 : 0,
+    noise_group: group,
   };
-  const b = bias ?? x; // bound but unread without a bias
+  // Bound but unread without a bias or noise.
+  const b = bias ?? x;
+  const nmap = noise?.map ?? x;
+  const nweight = noise?.weight ?? x;
   const grid = grid1d(Math.ceil(x.size / (4 * WG))); // 4 elements per invocation
   const y = empty(x.shape);
-  K.forward.dispatch({ x, bias: b, y, params }, grid);
-  const inputs = bias ? [x, bias] : [x];
-  record('bias_act', inputs, y, bias ? [x, bias] : [x], (gy) => {
+  K.forward.dispatch({ x, bias: b, noise: nmap, nweight, y, params }, grid);
+  // Inputs: x, then the bias, then the noise map and weight, each when given.
+  const inputs = [x, ...(bias ? [bias] : []), ...(noise ? [noise.map, noise.weight] : [])];
+  record('bias_act', inputs, y, inputs, (gy, needs) => {
     const rows = x.size / inner;
     const lanes = Math.min(inner, LANES);
     const bparams = { rows, lanes };
     const gx = empty(x.shape);
     const partial = empty(bias ? [rows * lanes] : [1]); // [outer, C, lanes]; unwritten without a bias
-    K.backward.dispatch({ x, bias: b, gy, gx, params, bparams, partial }, grid1d(Math.ceil((rows * lanes) / WG)));
-    if (!bias) {
-      partial.dispose();
-      return [gx];
+    K.backward.dispatch({ x, bias: b, noise: nmap, nweight, gy, gx, params, bparams, partial }, grid1d(Math.ceil((rows * lanes) / WG)));
+    let gb: Tensor | null = null;
+    if (bias) {
+      gb = empty([C]);
+      K.biasGrad.dispatch({ partial_in: partial, gbias: gb, params, bparams }, [Math.ceil(C / WG), 1, 1]);
     }
-    const gb = empty([C]);
-    K.biasGrad.dispatch({ partial_in: partial, gbias: gb, params, bparams }, [Math.ceil(C / WG), 1, 1]);
     partial.dispose();
-    return [gx, gb];
+    if (!noise) return bias ? [gx, gb] : [gx];
+    const [needMap, needWeight] = needs.slice(-2);
+    let gmap: Tensor | null = null;
+    let gw: Tensor | null = null;
+    if (needMap || needWeight) {
+      const maps = x.size / inner / C / group;
+      gmap = empty(noise.map.shape);
+      // Without the weight's gradient the kernel writes no partial sums: a 1-element stand-in.
+      const part = empty([needWeight ? maps * inner : 1]);
+      const nparams = { maps, want_w: needWeight ? 1 : 0 };
+      K.noiseGrad.dispatch({ gz_in: gx, noise: nmap, nweight, gnoise: gmap, gw_part: part, params, nparams }, grid1d(Math.ceil((maps * inner) / WG)));
+      if (needWeight) gw = sum(part, [0], { keepdims: true });
+      part.dispose();
+      if (!needMap) {
+        gmap.dispose();
+        gmap = null;
+      }
+    }
+    return [gx, ...(bias ? [gb] : []), gmap, gw];
   });
   return y;
 }
