@@ -1,8 +1,9 @@
 // Engine-only timing and dispatch counts of the goals report's small PyTorch-peer rows (the ILO and
 // SGILO step of round 1 and StyleGAN2 Fashion fwd+bwd), without running the peer: for before/after
 // comparisons of dispatch-count and fixed-cost work (bench/results/2026-12-06-cpu-floor-lavapipe.md).
-// Each row prints ms per step (median, first step dropped), dispatches per step, and the kernels
-// with the most dispatches per step.
+// Each row prints ms per step (median wall, first step dropped), process CPU ms per step (all
+// threads, llvmpipe's included; steadier under load), dispatches per step, and the kernels with the
+// most dispatches per step (TOPK=n for more).
 //
 //   node --import ./scripts/register-ts.mjs scripts/small_steps.ts [--rows ilo1,ilo4,sgilo4,sg4] [--steps 8] [--repeat 1]
 
@@ -26,6 +27,11 @@ const opt = (name: string, dflt: string) => {
 const rows = opt('--rows', 'ilo1,ilo4,ilo8,sgilo1,sgilo4,sgilo8,sg4').split(',');
 const steps = Number(opt('--steps', '8'));
 const repeat = Number(opt('--repeat', '1'));
+// Process CPU time (every thread: Node's and llvmpipe's): steadier than wall time on a shared machine.
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 function countsSince(before: Map<string, number>, per: number): Map<string, number> {
@@ -37,8 +43,9 @@ function countsSince(before: Map<string, number>, per: number): Map<string, numb
   return out;
 }
 
-function report(name: string, ms: number, counts: Map<string, number>): void {
+function report(name: string, ms: number, counts: Map<string, number>, cpuMs?: number): void {
   const total = [...counts.values()].reduce((a, b) => a + b, 0);
+  if (cpuMs !== undefined) name += ` (process CPU ${cpuMs.toFixed(1)} ms/step)`;
   const top = [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOPK ?? 6)).map(([k, v]) => `${k} ${v.toFixed(1)}`);
   console.log(`${name}: ${ms.toFixed(2)} ms/step, ${total.toFixed(1)} dispatches/step; top: ${top.join(', ')}`);
 }
@@ -55,6 +62,7 @@ async function roundRow(setup: Setup, method: 'ilo' | 'sgilo', N: number): Promi
     let last = 0;
     let before = new Map<string, number>();
     let counted = 0;
+    let cpu0 = 0;
     await runMethod(problem, config, {
       seed: 0,
       onRound: (s) => {
@@ -65,13 +73,16 @@ async function roundRow(setup: Setup, method: 'ilo' | 'sgilo', N: number): Promi
         const now = performance.now();
         times.push(now - last);
         last = now;
-        if (times.length === 1) before = dispatchCountsByKernel();
-        else counted++;
+        if (times.length === 1) {
+          before = dispatchCountsByKernel();
+          cpu0 = cpuMs();
+        } else counted++;
       },
     });
     const counts = countsSince(before, counted);
+    const cpu = (cpuMs() - cpu0) / counted;
     // The first pass warms the pipelines; only later ones are reported.
-    if (r > 0) report(`${method} round 1 N=${N}`, median(times.slice(1)), counts);
+    if (r > 0) report(`${method} round 1 N=${N}`, median(times.slice(1)), counts, cpu);
   }
   y.dispose();
   operator.dispose?.();
@@ -101,9 +112,10 @@ async function stylegan2Row(setup: Setup, N: number): Promise<void> {
   for (let r = 0; r < repeat; r++) {
     const before = dispatchCountsByKernel();
     const t0 = performance.now();
+    const c0 = cpuMs();
     for (let i = 0; i < steps; i++) pass();
     await eng.sync();
-    report(`stylegan2 fwd+bwd N=${N}`, (performance.now() - t0) / steps, countsSince(before, steps));
+    report(`stylegan2 fwd+bwd N=${N}`, (performance.now() - t0) / steps, countsSince(before, steps), (cpuMs() - c0) / steps);
   }
   [...leaves, R].forEach((t) => t.dispose());
 }
@@ -120,5 +132,4 @@ for (const row of rows) {
   else await roundRow(setup, m[1] as 'ilo' | 'sgilo', N);
 }
 setup.dispose();
-console.log("tape accumulations total", (globalThis as any).__acc, JSON.stringify([...((globalThis as any).__accOps ?? new Map()).entries()]));
 process.exit(0);
