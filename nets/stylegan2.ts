@@ -186,8 +186,9 @@ export class StyleGAN2 {
   private equalLinear(x: Tensor, name: string, lrMul: number): Tensor {
     const w = this.p(`${name}.weight`);
     const scale = lrMul / Math.sqrt(w.shape[1]);
-    const y = affine(matmul(x, w, { transposeB: true }), scale);
-    return add(y, affine(this.p(`${name}.bias`), lrMul));
+    // (x W^T * scale / lrMul + b) * lrMul in one bias_act (linear): at lrMul 1 (the styles) the same
+    // bits as the separate affine, bias scale and add.
+    return biasAct(matmul(x, w, { transposeB: true }), this.p(`${name}.bias`), { act: 'linear', scale: scale / lrMul, gain: lrMul });
   }
 
   /** Mapping network: z [N, S] -> w [N, S]. PixelNorm, then nMlp equalized linear + lrelu(0.2)*sqrt2. */

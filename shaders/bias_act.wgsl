@@ -6,15 +6,16 @@
 // elements; backward: see bias_act_backward. 1D grids of 64-wide workgroups folded into y past
 // 65535 (grid1d).
 //
-//   z = (x + w * noise[o', p]) + bias[c];  y = clamp(gain * (z > 0 ? z : alpha * z), -clamp, clamp)
+//   z = (x * xscale + w * noise[o', p]) + bias[c];  y = clamp(gain * (z > 0 ? z : alpha * z), -clamp, clamp)
 // 'linear' is alpha = 1. With no bias the op binds x as `bias` too (read-only twice is allowed)
 // and has_bias = 0. With no clamp, has_clamp = 0. StyleGAN2's noise injection is fused in when
 // has_noise = 1: noise [outer / noise_group, 1, inner] (one map per sample, or one for the whole
 // batch with noise_group = outer) broadcast over the channels, times the scalar w = nweight[0];
-// without it the op binds x as `noise` and `nweight`, unread.
+// without it the op binds x as `noise` and `nweight`, unread. xscale (1 unless asked; never with
+// noise) serves StyleGAN2's equalized linear layer, scale * (x W^T) + bias, in one dispatch.
 //
-// Backward recomputes z from x and bias rather than saving anything else; it writes gz (the
-// gradient with respect to x and to x + bias alike) and per-invocation partial sums of gz, which
+// Backward recomputes z from x and bias rather than saving anything else; it writes gx = gz * xscale
+// (gz: the gradient with respect to z, i.e. to the bias and to w * noise) and per-invocation partial sums of gz, which
 // bias_act_bias_grad adds up per channel for the bias gradient (two passes instead of workgroup
 // memory or integer division per element). A clamped output passes no gradient.
 
@@ -29,6 +30,7 @@ struct BiasActParams {
   has_clamp: u32,
   has_noise: u32,
   noise_group: u32, // consecutive samples (outer indices) that share one noise map
+  xscale: f32,      // x's factor in z
 }
 
 struct NoiseGradParams {
@@ -39,6 +41,7 @@ struct NoiseGradParams {
 struct BackwardParams {
   rows: u32,       // outer * C
   lanes: u32,      // invocations per row: min(inner, 64)
+  want_bias: u32,  // 1: write the partial sums of the bias gradient
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;           // [outer, C, inner]
@@ -109,11 +112,11 @@ fn bias_act_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
     let b = bias_at(channel_of(i0));
     // inner % 4 == 0: the 4 elements are consecutive positions of one plane.
     let j0 = select(0u, noise_index(i0), params.has_noise != 0u);
-    for (var k = 0u; k < 4u; k++) { y[i0 + k] = act((x[i0 + k] + noise_term(j0 + k)) + b); }
+    for (var k = 0u; k < 4u; k++) { y[i0 + k] = act((x[i0 + k] * params.xscale + noise_term(j0 + k)) + b); }
   } else {
     for (var i = i0; i < min(i0 + 4u, params.n); i++) {
       let j = select(0u, noise_index(i), params.has_noise != 0u);
-      y[i] = act((x[i] + noise_term(j)) + bias_at(channel_of(i)));
+      y[i] = act((x[i] * params.xscale + noise_term(j)) + bias_at(channel_of(i)));
     }
   }
 }
@@ -134,11 +137,11 @@ fn bias_act_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
   let nstart = (row / params.channels / params.noise_group) * params.inner; // this row's noise map
   var acc = 0.0;
   for (var j = lane; j < params.inner; j += lanes) {
-    let g = gy[start + j] * act_grad((x[start + j] + noise_term(nstart + j)) + b);
-    gx[start + j] = g;
+    let g = gy[start + j] * act_grad((x[start + j] * params.xscale + noise_term(nstart + j)) + b);
+    gx[start + j] = g * params.xscale;
     acc += g;
   }
-  if (params.has_bias != 0u) { partial[t] = acc; }
+  if (bparams.want_bias != 0u) { partial[t] = acc; }
 }
 
 // gbias[c] = sum over o < outer, lane < lanes of partial[(o*C + c)*lanes + lane]; one invocation

@@ -78,6 +78,9 @@ export function biasActGradCases(): GradCase[] {
     biasActCase([2, 3, 4, 5], true, { act: 'lrelu', clamp: 0.5 }, 'lrelu clamp=0.5'),
     biasActCase([3, 7], true, { act: 'linear', clamp: 1, dim: -1 }, 'linear clamp=1 dim=-1'),
     biasActCase([2, 5, 3], true, { act: 'lrelu', clamp: 0.8, dim: 2 }, 'lrelu clamp=0.8 dim=2'),
+    // The equalized linear layer's form (scale 1/sqrt(in)), and a scale on lrelu (kink at x = 0 for scale > 0).
+    biasActCase([4, 6], true, { act: 'linear', scale: 0.25 }, 'linear scale=0.25'),
+    biasActCase([3, 4, 2], true, { act: 'lrelu', scale: 2 }, 'lrelu scale=2'),
     noiseCase([2, 3, 4, 5], false, true, { act: 'linear' }, 'linear'),
     noiseCase([2, 3, 4, 4], true, true, { act: 'lrelu' }, 'lrelu'),
     noiseCase([3, 2, 5], false, false, { act: 'lrelu', clamp: 0.5 }, 'lrelu clamp=0.5'),

@@ -1,6 +1,6 @@
 // Fused bias + activation the StyleGAN2 way (rosinality fused_leaky_relu, NVlabs bias_act):
 //
-//   y = clamp(act((x + w * noise) + bias[c]) * gain, -clamp, clamp),  c = index along `dim`
+//   y = clamp(act((x * scale + w * noise) + bias[c]) * gain, -clamp, clamp),  c = index along `dim`
 //   act: 'lrelu' (slope alpha below 0, default 0.2; gain default sqrt(2)) or 'linear' (gain 1)
 //
 // The noise term is optional: StyleGAN2's noise injection (a map per sample, or one for the
@@ -9,7 +9,7 @@
 // gnoise = w * (gz summed over the channels, and over the samples sharing a map), gw = sum of
 // gz * noise (one extra kernel for both, bias_act_noise_grad, plus a sum for gw when asked).
 //
-// Gradients for x and bias: gz = gy * gain * act'(z), 0 where the output was clamped; gx = gz and
+// Gradients for x and bias: gz = gy * gain * act'(z), 0 where the output was clamped; gx = gz * scale and
 // gbias[c] = sum of gz over every dimension but `dim` (partial sums in the backward kernel, then
 // one invocation per channel adds them up). Kernels: shaders/bias_act.wgsl.
 // Reference: engine/reference/bias_act.ts.
@@ -54,6 +54,12 @@ export interface BiasActOptions {
   /** The bias (channel) dimension, negative counts from the end. Default 1. */
   dim?: number;
   /**
+   * x's factor before the bias (default 1): StyleGAN2's equalized linear layer, scale * (x W^T) +
+   * bias, is biasAct(matmul(x, W^T), bias, { scale }), one dispatch for the affine, bias and add.
+   * Not with `noise`.
+   */
+  scale?: number;
+  /**
    * Noise injection before the bias: x + weight * map, map of x's shape with 1 at `dim` (or 1 in
    * every dimension before `dim` too: one map for the batch), weight f32 [1].
    */
@@ -86,12 +92,15 @@ export function biasActConfig(shape: readonly number[], options: BiasActOptions 
   if (!Number.isFinite(alpha)) throw new RangeError(`bias_act: alpha must be finite, got ${options.alpha}`);
   if (!Number.isFinite(gain)) throw new RangeError(`bias_act: gain must be finite, got ${options.gain}`);
   if (!(clamp >= 0)) throw new RangeError(`bias_act: clamp must be >= 0, got ${options.clamp}`);
+  const scale = options.scale ?? 1;
+  if (!Number.isFinite(scale)) throw new RangeError(`bias_act: scale must be finite, got ${options.scale}`);
+  if (scale !== 1 && options.noise) throw new RangeError('bias_act: scale and noise do not combine (the noise gradient is taken from gz)');
   if (shape.length === 0) throw new RangeError('bias_act: x must have rank >= 1 (a scalar has no channel dimension)');
   const [dim] = normalizeAxes(options.dim ?? 1, shape.length, 'bias_act: dim');
-  return { alpha, gain, clamp, dim };
+  return { alpha, gain, clamp, dim, scale };
 }
 
-/** y = clamp(act(x + bias) * gain, -clamp, clamp); bias [x.shape[dim]] or null. */
+/** y = clamp(act((x * scale + w * noise) + bias) * gain, -clamp, clamp); bias [x.shape[dim]] or null. */
 export function biasAct(x: Tensor, bias: Tensor | null = null, options: BiasActOptions = {}): Tensor {
   if (x.dtype !== 'f32') throw new TypeError(`bias_act: expects an f32 tensor, got ${x.dtype}${shapeString(x.shape)}`);
   const c = biasActConfig(x.shape, options);
@@ -115,6 +124,7 @@ export function biasAct(x: Tensor, bias: Tensor | null = null, options: BiasActO
     has_clamp: Number.isFinite(c.clamp) ? 1 : 0,
     has_noise: noise ? 1 : 0,
     noise_group: group,
+    xscale: c.scale ?? 1,
   };
   // Bound but unread without a bias or noise.
   const b = bias ?? x;
@@ -128,12 +138,14 @@ export function biasAct(x: Tensor, bias: Tensor | null = null, options: BiasActO
   record('bias_act', inputs, y, inputs, (gy, needs) => {
     const rows = x.size / inner;
     const lanes = Math.min(inner, LANES);
-    const bparams = { rows, lanes };
+    // The bias's gradient only where asked for (a network's biases need none while a latent is fitted).
+    const wantBias = bias !== null && needs[1];
+    const bparams = { rows, lanes, want_bias: wantBias ? 1 : 0 };
     const gx = empty(x.shape);
-    const partial = empty(bias ? [rows * lanes] : [1]); // [outer, C, lanes]; unwritten without a bias
+    const partial = empty(wantBias ? [rows * lanes] : [1]); // [outer, C, lanes]; unwritten without
     K.backward.dispatch({ x, bias: b, noise: nmap, nweight, gy, gx, params, bparams, partial }, grid1d(Math.ceil((rows * lanes) / WG)));
     let gb: Tensor | null = null;
-    if (bias) {
+    if (wantBias) {
       gb = empty([C]);
       K.biasGrad.dispatch({ partial_in: partial, gbias: gb, params, bparams }, [Math.ceil(C / WG), 1, 1]);
     }

@@ -1,7 +1,8 @@
 // float64 reference of the fused bias + activation (engine/ops/bias_act.ts), StyleGAN2's
 // `fused_leaky_relu` / NVlabs `bias_act`:
 //
-//   z = (x + w * noise) + bias[c]        (c = the index along `dim`; no bias: z = x; no noise: w = 0)
+//   z = (x * scale + w * noise) + bias[c] (c = the index along `dim`; no bias: z = x; no noise: w = 0;
+//                                          scale 1 unless given)
 //   y = clamp(act(z) * gain, -clamp, clamp)
 //   act = lrelu: z > 0 ? z : alpha * z;  linear: z
 //
@@ -24,6 +25,8 @@ export interface BiasActConfig {
   clamp: number;
   /** Already normalized (non-negative). */
   dim: number;
+  /** x's factor in z (default 1): z = x * scale + w * noise + bias. */
+  scale?: number;
 }
 
 function layout(x: HostArray, dim: number): { C: number; inner: number } {
@@ -46,16 +49,16 @@ function noiseIndex(i: number, C: number, inner: number, group: number): number 
   return Math.floor(o / group) * inner + (i % inner);
 }
 
-function zAt(x: HostArray, bias: HostArray | null, i: number, C: number, inner: number, noise?: NoiseInput): number {
+function zAt(x: HostArray, bias: HostArray | null, i: number, C: number, inner: number, scale: number, noise?: NoiseInput): number {
   const n = noise ? noise.weight.data[0] * noise.map.data[noiseIndex(i, C, inner, noise.group)] : 0;
-  return x.data[i] + n + (bias ? bias.data[Math.floor(i / inner) % C] : 0);
+  return x.data[i] * scale + n + (bias ? bias.data[Math.floor(i / inner) % C] : 0);
 }
 
 export function biasActForward(x: HostArray, bias: HostArray | null, c: BiasActConfig, noise?: NoiseInput): HostArray {
   const { C, inner } = layout(x, c.dim);
   const y = host(x.shape);
   for (let i = 0; i < y.data.length; i++) {
-    const z = zAt(x, bias, i, C, inner, noise);
+    const z = zAt(x, bias, i, C, inner, c.scale ?? 1, noise);
     const v = (z > 0 ? z : c.alpha * z) * c.gain;
     y.data[i] = Math.min(Math.max(v, -c.clamp), c.clamp);
   }
@@ -70,15 +73,16 @@ export function biasActVjp(x: HostArray, bias: HostArray | null, c: BiasActConfi
   const gmap = new Float64Array(noise ? noise.map.data.length : 0);
   const gw = new Float64Array(1);
   for (let i = 0; i < gx.length; i++) {
-    const z = zAt(x, bias, i, C, inner, noise);
+    const z = zAt(x, bias, i, C, inner, c.scale ?? 1, noise);
     const slope = z > 0 ? 1 : c.alpha;
     const pass = Math.abs(z * slope * c.gain) <= c.clamp;
-    gx[i] = pass ? gy.data[i] * slope * c.gain : 0;
-    gb[Math.floor(i / inner) % C] += gx[i];
+    const gz = pass ? gy.data[i] * slope * c.gain : 0;
+    gx[i] = gz * (c.scale ?? 1);
+    gb[Math.floor(i / inner) % C] += gz;
     if (noise) {
       const j = noiseIndex(i, C, inner, noise.group);
-      gmap[j] += noise.weight.data[0] * gx[i];
-      gw[0] += noise.map.data[j] * gx[i];
+      gmap[j] += noise.weight.data[0] * gz;
+      gw[0] += noise.map.data[j] * gz;
     }
   }
   return [gx, ...(bias ? [gb] : []), ...(noise ? [gmap, gw] : [])];
