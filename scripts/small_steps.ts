@@ -1,7 +1,8 @@
 // Engine-only timing and dispatch counts of the goals report's small PyTorch-peer rows (the ILO and
 // SGILO step of round 1 and StyleGAN2 Fashion fwd+bwd), without running the peer: for before/after
 // comparisons of dispatch-count and fixed-cost work (bench/results/2026-12-06-cpu-floor-lavapipe.md).
-// Each row prints ms per step (median wall, first step dropped), process CPU ms per step (all
+// Each row prints ms per step (median wall, first step dropped; StyleGAN2: mean of synced passes),
+// the fastest step (the least disturbed on a shared machine), process CPU ms per step (all
 // threads, llvmpipe's included; steadier under load), dispatches per step, and the kernels with the
 // most dispatches per step (TOPK=n for more).
 //
@@ -43,9 +44,10 @@ function countsSince(before: Map<string, number>, per: number): Map<string, numb
   return out;
 }
 
-function report(name: string, ms: number, counts: Map<string, number>, cpuMs?: number): void {
+function report(name: string, ms: number, counts: Map<string, number>, cpuMs?: number, minMs?: number): void {
   const total = [...counts.values()].reduce((a, b) => a + b, 0);
   if (cpuMs !== undefined) name += ` (process CPU ${cpuMs.toFixed(1)} ms/step)`;
+  if (minMs !== undefined) name += ` (fastest step ${minMs.toFixed(2)} ms)`;
   const top = [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOPK ?? 6)).map(([k, v]) => `${k} ${v.toFixed(1)}`);
   console.log(`${name}: ${ms.toFixed(2)} ms/step, ${total.toFixed(1)} dispatches/step; top: ${top.join(', ')}`);
 }
@@ -82,7 +84,7 @@ async function roundRow(setup: Setup, method: 'ilo' | 'sgilo', N: number): Promi
     const counts = countsSince(before, counted);
     const cpu = (cpuMs() - cpu0) / counted;
     // The first pass warms the pipelines; only later ones are reported.
-    if (r > 0) report(`${method} round 1 N=${N}`, median(times.slice(1)), counts, cpu);
+    if (r > 0) report(`${method} round 1 N=${N}`, median(times.slice(1)), counts, cpu, Math.min(...times.slice(1)));
   }
   y.dispose();
   operator.dispose?.();
@@ -113,9 +115,14 @@ async function stylegan2Row(setup: Setup, N: number): Promise<void> {
     const before = dispatchCountsByKernel();
     const t0 = performance.now();
     const c0 = cpuMs();
-    for (let i = 0; i < steps; i++) pass();
-    await eng.sync();
-    report(`stylegan2 fwd+bwd N=${N}`, (performance.now() - t0) / steps, countsSince(before, steps), (cpuMs() - c0) / steps);
+    const each: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const s0 = performance.now();
+      pass();
+      await eng.sync();
+      each.push(performance.now() - s0);
+    }
+    report(`stylegan2 fwd+bwd N=${N}`, (performance.now() - t0) / steps, countsSince(before, steps), (cpuMs() - c0) / steps, Math.min(...each));
   }
   [...leaves, R].forEach((t) => t.dispose());
 }
