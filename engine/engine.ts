@@ -13,15 +13,12 @@
 // The engine is the WebGPU implementation of the backend seam (engine/backend.ts); `init()` makes it
 // the active backend.
 
-import { acquireGpu, envFlag, type AcquireOptions, type GpuContext } from './device.ts';
+import { acquireGpu, type AcquireOptions, type GpuContext } from './device.ts';
 import { BufferPool, type PoolStats } from './buffer_pool.ts';
 import { backendSwapped, setDeviceBackend, type Backend, type BindingEntry, type DeviceBuffer, type KernelProgram } from './backend.ts';
 import { Profiler, type KernelTime } from './profiler.ts';
 
 const ARENA_BYTES = 64 * 1024;
-/** Bind groups kept for reuse (Engine.bindGroup): several loop steps' worth of distinct dispatches. */
-const BIND_GROUP_CACHE = 8192;
-const BIND_GROUP_CACHE_ON = envFlag('SGILO_BIND_GROUP_CACHE') !== '0';
 
 class UniformArena {
   private chunks: { gpu: GPUBuffer; cpu: Uint8Array }[] = [];
@@ -89,9 +86,6 @@ export class Engine implements Backend {
   /** Open while `startProfile()` .. `stopProfile()`: per-dispatch GPU timestamps. */
   private profiler: Profiler | null = null;
   private profileSubmitsAtStart = 0;
-  private readonly bindGroups = new Map<string, GPUBindGroup>();
-  private readonly ids = new WeakMap<object, number>();
-  private nextId = 1;
 
   constructor(
     readonly gpu: GpuContext,
@@ -134,37 +128,8 @@ export class Engine implements Backend {
   /** Records one dispatch of a reflected entry point, building its pipeline on first use on this device. */
   dispatch(program: KernelProgram, entries: BindingEntry[], x: number, y: number, z: number): void {
     const p = program.gpu !== null && program.gpu.device === this.device ? program.gpu : this.buildPipeline(program);
-    this.recordDispatch(p.pipeline, this.bindGroup(p.layout, entries), x, y, z, program.key);
-  }
-
-  /**
-   * The bind group of these entries, from the cache when the same layout, buffers, offsets and
-   * sizes were bound before. createBindGroup is the largest part of the host's cost per dispatch
-   * on Dawn, and a loop step binds the same pooled buffers at the same uniform-arena offsets
-   * (the arena restarts at every submit) step after step. Keys use object identities, so a
-   * destroyed buffer's entries are never hit again (it cannot be bound); the cache is dropped
-   * whole when it reaches BIND_GROUP_CACHE entries. SGILO_BIND_GROUP_CACHE=0 turns it off (A/B).
-   */
-  private bindGroup(layout: GPUBindGroupLayout, entries: BindingEntry[]): GPUBindGroup {
-    if (!BIND_GROUP_CACHE_ON) return this.device.createBindGroup({ layout, entries: entries as GPUBindGroupEntry[] });
-    let key = String(this.idOf(layout));
-    for (const e of entries) key += `|${this.idOf(e.resource.buffer)}:${e.resource.offset ?? 0}:${e.resource.size ?? -1}`;
-    let group = this.bindGroups.get(key);
-    if (!group) {
-      if (this.bindGroups.size >= BIND_GROUP_CACHE) this.bindGroups.clear();
-      group = this.device.createBindGroup({ layout, entries: entries as GPUBindGroupEntry[] });
-      this.bindGroups.set(key, group);
-    }
-    return group;
-  }
-
-  private idOf(o: object): number {
-    let id = this.ids.get(o);
-    if (id === undefined) {
-      id = this.nextId++;
-      this.ids.set(o, id);
-    }
-    return id;
+    const bindGroup = this.device.createBindGroup({ layout: p.layout, entries: entries as GPUBindGroupEntry[] });
+    this.recordDispatch(p.pipeline, bindGroup, x, y, z, program.key);
   }
 
   private buildPipeline(program: KernelProgram): NonNullable<KernelProgram['gpu']> {
@@ -319,7 +284,6 @@ export class Engine implements Backend {
     this.destroyed = true;
     this.pass = null;
     this.encoder = null;
-    this.bindGroups.clear();
     this.pool.trim();
     this.arena.destroy();
     this.gpu.destroy();
