@@ -13,6 +13,8 @@
 // batch with noise_group = outer) broadcast over the channels, times the scalar w = nweight[0];
 // without it the op binds x as `noise` and `nweight`, unread. xscale (1 unless asked; never with
 // noise) serves StyleGAN2's equalized linear layer, scale * (x W^T) + bias, in one dispatch.
+// has_residual = 1 adds `residual` to the output (a residual connection or a skip sum); its
+// gradient is gy itself, so the backward kernels ignore it.
 //
 // Backward recomputes z from x and bias rather than saving anything else; it writes gx = gz * xscale
 // (gz: the gradient with respect to z, i.e. to the bias and to w * noise) and per-invocation partial sums of gz, which
@@ -31,6 +33,7 @@ struct BiasActParams {
   has_noise: u32,
   noise_group: u32, // consecutive samples (outer indices) that share one noise map
   xscale: f32,      // x's factor in z
+  has_residual: u32, // 1: y += residual (after act, gain and clamp)
 }
 
 struct NoiseGradParams {
@@ -55,6 +58,7 @@ struct BackwardParams {
 @group(0) @binding(6) var<storage, read> partial_in: array<f32>;    // [outer, C, lanes]
 @group(0) @binding(2) var<storage, read_write> gbias: array<f32>;   // [C]
 @group(0) @binding(6) var<storage, read> gz_in: array<f32>;         // [outer, C, inner] (bias_act_backward's gx)
+@group(0) @binding(12) var<storage, read> residual: array<f32>;   // [outer, C, inner] (or x, unused)
 @group(0) @binding(7) var<storage, read> noise: array<f32>;         // [outer / noise_group, inner] (or x, unused)
 @group(0) @binding(8) var<storage, read> nweight: array<f32>;       // [1] (or x, unused)
 @group(0) @binding(9) var<storage, read_write> gnoise: array<f32>;  // [outer / noise_group, inner]
@@ -85,6 +89,11 @@ fn bias_at(c: u32) -> f32 {
   return select(0.0, bias[c], params.has_bias != 0u);
 }
 
+// The residual added to output i (0 without one; x is bound in its place then, same length).
+fn residual_at(i: u32) -> f32 {
+  return select(0.0, residual[i], params.has_residual != 0u);
+}
+
 // Index into the noise maps of element i of x: its map's start plus its position in the plane.
 fn noise_index(i: u32) -> u32 {
   let per = params.inner * params.channels;
@@ -112,11 +121,11 @@ fn bias_act_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
     let b = bias_at(channel_of(i0));
     // inner % 4 == 0: the 4 elements are consecutive positions of one plane.
     let j0 = select(0u, noise_index(i0), params.has_noise != 0u);
-    for (var k = 0u; k < 4u; k++) { y[i0 + k] = act((x[i0 + k] * params.xscale + noise_term(j0 + k)) + b); }
+    for (var k = 0u; k < 4u; k++) { y[i0 + k] = act((x[i0 + k] * params.xscale + noise_term(j0 + k)) + b) + residual_at(i0 + k); }
   } else {
     for (var i = i0; i < min(i0 + 4u, params.n); i++) {
       let j = select(0u, noise_index(i), params.has_noise != 0u);
-      y[i] = act((x[i] * params.xscale + noise_term(j)) + bias_at(channel_of(i)));
+      y[i] = act((x[i] * params.xscale + noise_term(j)) + bias_at(channel_of(i))) + residual_at(i);
     }
   }
 }

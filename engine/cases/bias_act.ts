@@ -70,6 +70,25 @@ function noiseCase(xShape: Shape, shared: boolean, withBias: boolean, o: BiasAct
   };
 }
 
+/** bias_act with a residual added after the activation (the ViT's z + linear(h), ToRGB's skip). */
+function residualCase(xShape: Shape, o: BiasActOptions, label: string): GradCase {
+  const c = biasActConfig(xShape, o);
+  const points = kinks(o, c);
+  const inputs: InputSpec[] = [
+    { shape: xShape, domain: points.length ? { kind: 'avoid', points, gap: 0.15 } : undefined },
+    { shape: [xShape[c.dim]], domain: { kind: 'positive', lo: -0.05, hi: 0.05 } },
+    { shape: xShape },
+  ];
+  return {
+    name: `bias_act[${dims(xShape)}, ${label}, bias, residual]`,
+    inputs,
+    tol: TOLERANCES.reduction,
+    forward: ([x, b, r]) => biasActForward(x, b, c, undefined, r),
+    vjp: ([x, b, r], gy) => biasActVjp(x, b, c, gy, undefined, r),
+    gpu: ([x, b, r]) => biasAct(x, b, { ...o, residual: r }),
+  };
+}
+
 export function biasActGradCases(): GradCase[] {
   return [
     biasActCase([2, 3, 4, 5], true, { act: 'linear' }, 'linear'),
@@ -84,5 +103,7 @@ export function biasActGradCases(): GradCase[] {
     noiseCase([2, 3, 4, 5], false, true, { act: 'linear' }, 'linear'),
     noiseCase([2, 3, 4, 4], true, true, { act: 'lrelu' }, 'lrelu'),
     noiseCase([3, 2, 5], false, false, { act: 'lrelu', clamp: 0.5 }, 'lrelu clamp=0.5'),
+    residualCase([2, 8, 6], { act: 'linear', dim: -1 }, 'linear dim=-1'),
+    residualCase([2, 3, 4, 5], { act: 'lrelu', clamp: 0.5 }, 'lrelu clamp=0.5'),
   ];
 }

@@ -1,6 +1,6 @@
 // Fused bias + activation the StyleGAN2 way (rosinality fused_leaky_relu, NVlabs bias_act):
 //
-//   y = clamp(act((x * scale + w * noise) + bias[c]) * gain, -clamp, clamp),  c = index along `dim`
+//   y = clamp(act((x * scale + w * noise) + bias[c]) * gain, -clamp, clamp) + residual,  c = index along `dim`
 //   act: 'lrelu' (slope alpha below 0, default 0.2; gain default sqrt(2)) or 'linear' (gain 1)
 //
 // The noise term is optional: StyleGAN2's noise injection (a map per sample, or one for the
@@ -16,6 +16,7 @@
 //
 // Dimensions: x any rank >= 1, viewed as [outer, C, inner] with C = x.shape[dim]; bias [C].
 
+import { backend } from '../backend.ts';
 import { defineKernel, grid1d } from '../kernel.ts';
 import { record } from '../tape.ts';
 import { Tensor, empty } from '../tensor.ts';
@@ -25,7 +26,7 @@ import type { BiasActConfig } from '../reference/bias_act.ts';
 
 const WG = 64; // workgroup size in bias_act.wgsl
 const K = {
-  forward: defineKernel({ shader: 'bias_act', entry: 'bias_act_forward', bindings: { x: 'read', bias: 'read', noise: 'read', nweight: 'read', y: 'read_write', params: 'uniform' } }),
+  forward: defineKernel({ shader: 'bias_act', entry: 'bias_act_forward', bindings: { x: 'read', bias: 'read', noise: 'read', nweight: 'read', residual: 'read', y: 'read_write', params: 'uniform' } }),
   backward: defineKernel({
     shader: 'bias_act',
     entry: 'bias_act_backward',
@@ -53,6 +54,11 @@ export interface BiasActOptions {
   clamp?: number;
   /** The bias (channel) dimension, negative counts from the end. Default 1. */
   dim?: number;
+  /**
+   * Added after the activation, gain and clamp, x's shape: a residual connection (the ViT's
+   * z + linear(h), ToRGB's skip) in the same dispatch. Its gradient is gy.
+   */
+  residual?: Tensor;
   /**
    * x's factor before the bias (default 1): StyleGAN2's equalized linear layer, scale * (x W^T) +
    * bias, is biasAct(matmul(x, W^T), bias, { scale }), one dispatch for the affine, bias and add.
@@ -100,19 +106,25 @@ export function biasActConfig(shape: readonly number[], options: BiasActOptions 
   return { alpha, gain, clamp, dim, scale };
 }
 
-/** y = clamp(act((x * scale + w * noise) + bias) * gain, -clamp, clamp); bias [x.shape[dim]] or null. */
+/** y = clamp(act((x * scale + w * noise) + bias) * gain, -clamp, clamp) + residual; bias [x.shape[dim]] or null. */
 export function biasAct(x: Tensor, bias: Tensor | null = null, options: BiasActOptions = {}): Tensor {
   if (x.dtype !== 'f32') throw new TypeError(`bias_act: expects an f32 tensor, got ${x.dtype}${shapeString(x.shape)}`);
   const c = biasActConfig(x.shape, options);
   const C = x.shape[c.dim];
   if (bias) {
-    if (bias.dtype !== 'f32' || bias.rank !== 1 || bias.shape[0] !== C) {
+    // [C], or C values laid out along one axis of ones ([1, C, 1, 1], a checkpoint's ToRGB bias).
+    const flat = bias.size === C && bias.shape.filter((d) => d !== 1).length <= 1;
+    if (bias.dtype !== 'f32' || !flat) {
       throw new RangeError(`bias_act: bias has shape ${bias.dtype}${shapeString(bias.shape)}, expected f32[${C}] (x ${shapeString(x.shape)} has ${C} channels along dim ${c.dim})`);
     }
   }
   const inner = x.shape.slice(c.dim + 1).reduce((p, d) => p * d, 1);
   const noise = options.noise ?? null;
   const group = noise ? noiseGroup(x, c.dim, noise) : 1;
+  const residual = options.residual ?? null;
+  if (residual && (residual.dtype !== 'f32' || residual.rank !== x.rank || residual.shape.some((d, i) => d !== x.shape[i]))) {
+    throw new RangeError(`bias_act: residual has shape ${residual.dtype}${shapeString(residual.shape)}, expected f32${shapeString(x.shape)} (x's)`);
+  }
   const params = {
     n: x.size,
     channels: C,
@@ -125,6 +137,7 @@ export function biasAct(x: Tensor, bias: Tensor | null = null, options: BiasActO
     has_noise: noise ? 1 : 0,
     noise_group: group,
     xscale: c.scale ?? 1,
+    has_residual: residual ? 1 : 0,
   };
   // Bound but unread without a bias or noise.
   const b = bias ?? x;
@@ -132,10 +145,28 @@ export function biasAct(x: Tensor, bias: Tensor | null = null, options: BiasActO
   const nweight = noise?.weight ?? x;
   const grid = grid1d(Math.ceil(x.size / (4 * WG))); // 4 elements per invocation
   const y = empty(x.shape);
-  K.forward.dispatch({ x, bias: b, noise: nmap, nweight, y, params }, grid);
-  // Inputs: x, then the bias, then the noise map and weight, each when given.
-  const inputs = [x, ...(bias ? [bias] : []), ...(noise ? [noise.map, noise.weight] : [])];
-  record('bias_act', inputs, y, inputs, (gy, needs) => {
+  K.forward.dispatch({ x, bias: b, noise: nmap, nweight, residual: residual ?? x, y, params }, grid);
+  // Inputs: x, then the bias, the noise map and weight, the residual, each when given.
+  const inputs = [x, ...(bias ? [bias] : []), ...(noise ? [noise.map, noise.weight] : []), ...(residual ? [residual] : [])];
+  const saved = [x, ...(bias ? [bias] : []), ...(noise ? [noise.map, noise.weight] : [])];
+  record('bias_act', inputs, y, saved, (gy, needs) => {
+    const own = residual ? needs.slice(0, -1) : needs;
+    const gres = residual && needs[needs.length - 1] ? copyOf(gy) : null;
+    const grads = backwardRule(gy, own);
+    return residual ? [...grads, gres] : grads;
+  });
+  return y;
+
+  function backwardRule(gy: Tensor, needs: boolean[]): (Tensor | null)[] {
+    // A plain bias add (linear, gain 1, no clamp, scale or noise): gx is gy, and the bias's gradient
+    // a reduction, exactly the `add` op's backward (a copy and at most one dispatch).
+    const plain = c.alpha === 1 && c.gain === 1 && !Number.isFinite(c.clamp) && (c.scale ?? 1) === 1 && !noise;
+    if (plain) {
+      const axes = x.shape.map((_, d) => d).filter((d) => d !== c.dim);
+      const gbPlain = bias && needs[1] ? sum(gy, axes, { keepdims: bias.rank !== 1 }) : null;
+      if (!gbPlain || gbPlain.shape.every((d, i) => d === bias!.shape[i])) return [needs[0] ? copyOf(gy) : null, ...(bias ? [gbPlain] : [])];
+      gbPlain.dispose(); // a bias laid out unlike x (e.g. [1, C] on rank 4): the kernels below
+    }
     const rows = x.size / inner;
     const lanes = Math.min(inner, LANES);
     // The bias's gradient only where asked for (a network's biases need none while a latent is fitted).
@@ -146,17 +177,18 @@ export function biasAct(x: Tensor, bias: Tensor | null = null, options: BiasActO
     K.backward.dispatch({ x, bias: b, noise: nmap, nweight, gy, gx, params, bparams, partial }, grid1d(Math.ceil((rows * lanes) / WG)));
     let gb: Tensor | null = null;
     if (wantBias) {
-      gb = empty([C]);
+      gb = empty(bias!.shape);
       K.biasGrad.dispatch({ partial_in: partial, gbias: gb, params, bparams }, [Math.ceil(C / WG), 1, 1]);
     }
     partial.dispose();
     if (!noise) return bias ? [gx, gb] : [gx];
+    const nz = noise;
     const [needMap, needWeight] = needs.slice(-2);
     let gmap: Tensor | null = null;
     let gw: Tensor | null = null;
     if (needMap || needWeight) {
       const maps = x.size / inner / C / group;
-      gmap = empty(noise.map.shape);
+      gmap = empty(nz.map.shape);
       // Without the weight's gradient the kernel writes no partial sums: a 1-element stand-in.
       const part = empty([needWeight ? maps * inner : 1]);
       const nparams = { maps, want_w: needWeight ? 1 : 0 };
@@ -169,6 +201,11 @@ export function biasAct(x: Tensor, bias: Tensor | null = null, options: BiasActO
       }
     }
     return [gx, ...(bias ? [gb] : []), gmap, gw];
-  });
-  return y;
+  }
+}
+
+function copyOf(t: Tensor): Tensor {
+  const c = empty(t.shape);
+  backend().copy(t.buffer, 0, c.buffer, 0, t.bytes);
+  return c;
 }

@@ -3,6 +3,7 @@
 //
 //   z = (x * scale + w * noise) + bias[c] (c = the index along `dim`; no bias: z = x; no noise: w = 0;
 //                                          scale 1 unless given)
+//   y = clamp(act(z) * gain, -clamp, clamp) + residual   (residual optional, x's shape; its gradient is gy)
 //   y = clamp(act(z) * gain, -clamp, clamp)
 //   act = lrelu: z > 0 ? z : alpha * z;  linear: z
 //
@@ -54,19 +55,19 @@ function zAt(x: HostArray, bias: HostArray | null, i: number, C: number, inner: 
   return x.data[i] * scale + n + (bias ? bias.data[Math.floor(i / inner) % C] : 0);
 }
 
-export function biasActForward(x: HostArray, bias: HostArray | null, c: BiasActConfig, noise?: NoiseInput): HostArray {
+export function biasActForward(x: HostArray, bias: HostArray | null, c: BiasActConfig, noise?: NoiseInput, residual?: HostArray): HostArray {
   const { C, inner } = layout(x, c.dim);
   const y = host(x.shape);
   for (let i = 0; i < y.data.length; i++) {
     const z = zAt(x, bias, i, C, inner, c.scale ?? 1, noise);
     const v = (z > 0 ? z : c.alpha * z) * c.gain;
-    y.data[i] = Math.min(Math.max(v, -c.clamp), c.clamp);
+    y.data[i] = Math.min(Math.max(v, -c.clamp), c.clamp) + (residual ? residual.data[i] : 0);
   }
   return y;
 }
 
-/** [gx], [gx, gbias], then with noise also the map's and the weight's gradients. */
-export function biasActVjp(x: HostArray, bias: HostArray | null, c: BiasActConfig, gy: HostArray, noise?: NoiseInput): Float64Array[] {
+/** [gx], [gx, gbias], then with noise the map's and the weight's gradients, then the residual's (gy). */
+export function biasActVjp(x: HostArray, bias: HostArray | null, c: BiasActConfig, gy: HostArray, noise?: NoiseInput, residual?: HostArray): Float64Array[] {
   const { C, inner } = layout(x, c.dim);
   const gx = new Float64Array(x.data.length);
   const gb = new Float64Array(C);
@@ -85,5 +86,5 @@ export function biasActVjp(x: HostArray, bias: HostArray | null, c: BiasActConfi
       gw[0] += noise.map.data[j] * gz;
     }
   }
-  return [gx, ...(bias ? [gb] : []), ...(noise ? [gmap, gw] : [])];
+  return [gx, ...(bias ? [gb] : []), ...(noise ? [gmap, gw] : []), ...(residual ? [Float64Array.from(gy.data)] : [])];
 }
