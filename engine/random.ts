@@ -10,11 +10,15 @@
 //   randomBits(shape, {seed, offset})              u32, the raw Philox words
 //   randomUniform(shape, {seed, offset})           f32 in [0, 1): (x >> 8) * 2^-24
 //   randomNormal(shape, {seed, offset, mean, std}) f32, Box-Muller (pairs of words; see the mirror)
+//   randomNormalRows(shape, rows, {seed, ...})     f32, row r of shape[0] from its own stream rows[r]
+//
+// Row streams make a batch of independent runs batch-invariant: a run's draws are keyed by its own
+// id, so running it alone or at any place in any batch gives it the same numbers.
 //
 // These are not differentiable: the results are new leaf tensors, never recorded on the tape.
 
 import { defineKernel, grid1d } from './kernel.ts';
-import { empty, type Tensor } from './tensor.ts';
+import { empty, tensor, type Tensor } from './tensor.ts';
 import { shapeString, sizeOf, validateShape, type Shape } from './shape.ts';
 import type { Word64 } from './reference/philox.ts';
 
@@ -24,6 +28,7 @@ const K = {
   bits: defineKernel({ shader: 'philox', entry: 'philox_bits', bindings: { bits_out: 'read_write', params: 'uniform' } }),
   uniform: defineKernel({ shader: 'philox', entry: 'philox_uniform', bindings: { out: 'read_write', params: 'uniform' } }),
   normal: defineKernel({ shader: 'philox', entry: 'philox_normal', bindings: { out: 'read_write', params: 'uniform' } }),
+  normalRows: defineKernel({ shader: 'philox', entry: 'philox_normal_rows', bindings: { out: 'read_write', params: 'uniform', row_ids: 'read' } }),
 };
 
 /** A 64-bit value: an integer in [0, 2^53), or [low, high] u32 words. */
@@ -56,14 +61,14 @@ export function toWord64(value: Value64, what: string): Word64 {
   return [value[0], value[1]];
 }
 
-function streamParams(op: string, shape: Shape, options: RandomOptions): { n: number; key0: number; key1: number; offset0: number; offset1: number } {
+function streamParams(op: string, shape: Shape, options: RandomOptions): { n: number; key0: number; key1: number; offset0: number; offset1: number; row_len: number } {
   validateShape(shape, op);
   if (!options || options.seed === undefined) throw new TypeError(`${op}: a seed is required (options.seed), so that results are reproducible`);
   const [key0, key1] = toWord64(options.seed, `${op}: seed`);
   const [offset0, offset1] = toWord64(options.offset ?? 0, `${op}: offset`);
   const n = sizeOf(shape);
   if (n > 0xffffffff) throw new RangeError(`${op}: ${n} elements in ${shapeString(shape)} exceed the 2^32 the kernel can index`);
-  return { n, key0, key1, offset0, offset1 };
+  return { n, key0, key1, offset0, offset1, row_len: 0 };
 }
 
 function blocksGrid(n: number): [number, number, number] {
@@ -89,12 +94,37 @@ export function randomUniform(shape: Shape, options: RandomOptions): Tensor {
 /** Normal floats, mean + std * z with z from Box-Muller on pairs of words (see reference/philox.ts). */
 export function randomNormal(shape: Shape, options: NormalOptions): Tensor {
   const p = streamParams('randomNormal', shape, options);
+  const y = empty(shape);
+  K.normal.dispatch({ out: y, params: { ...p, ...normalParams('randomNormal', options) } }, blocksGrid(p.n));
+  return y;
+}
+
+/** A row's stream: [id, keyAdd] (counter word c1, and an addend to the key's high word); [0, 0] is the plain stream. */
+export type RowStream = readonly [number, number];
+
+function normalParams(op: string, options: NormalOptions): { mean: number; stddev: number } {
   const mean = options.mean ?? 0;
   const std = options.std ?? 1;
-  if (!Number.isFinite(mean)) throw new RangeError(`randomNormal: mean must be finite, got ${mean}`);
-  if (!Number.isFinite(std) || std < 0) throw new RangeError(`randomNormal: std must be finite and >= 0, got ${std}`);
+  if (!Number.isFinite(mean)) throw new RangeError(`${op}: mean must be finite, got ${mean}`);
+  if (!Number.isFinite(std) || std < 0) throw new RangeError(`${op}: std must be finite and >= 0, got ${std}`);
+  return { mean, stddev: std };
+}
+
+/**
+ * Normal floats drawn row by row: row r (index r of the first dimension) from stream rows[r], so
+ * each row's numbers depend on (seed, offset, rows[r]) only. Rows must hold a multiple of 4 elements
+ * (a Philox block never straddles two rows). Exact layout: philoxNormalRowsF64 in the mirror.
+ */
+export function randomNormalRows(shape: Shape, rows: readonly RowStream[], options: NormalOptions): Tensor {
+  const p = streamParams('randomNormalRows', shape, options);
+  const rowLen = p.n / shape[0];
+  if (rows.length !== shape[0]) throw new RangeError(`randomNormalRows: ${rows.length} row streams for ${shape[0]} rows of ${shapeString(shape)}`);
+  if (rowLen % 4 !== 0) throw new RangeError(`randomNormalRows: rows of ${shapeString(shape)} hold ${rowLen} elements, not a multiple of 4`);
+  for (const r of rows) if (!(Array.isArray(r) && r.length === 2 && r.every(isU32))) throw new RangeError(`randomNormalRows: a row stream is a pair [id, keyAdd] of u32, got ${JSON.stringify(r)}`);
+  const ids = tensor(rows.flat(), [rows.length, 2], 'u32');
   const y = empty(shape);
-  K.normal.dispatch({ out: y, params: { ...p, mean, stddev: std } }, blocksGrid(p.n));
+  K.normalRows.dispatch({ out: y, row_ids: ids, params: { ...p, ...normalParams('randomNormalRows', options), row_len: rowLen } }, blocksGrid(p.n));
+  ids.dispose();
   return y;
 }
 
@@ -134,5 +164,10 @@ export class RandomStream {
 
   normal(shape: Shape, mean = 0, std = 1): Tensor {
     return this.draw((o) => randomNormal(shape, { ...o, mean, std }));
+  }
+
+  /** Row r of shape[0] from stream rows[r] (randomNormalRows), with this draw's offset. */
+  normalRows(shape: Shape, rows: readonly RowStream[], mean = 0, std = 1): Tensor {
+    return this.draw((o) => randomNormalRows(shape, rows, { ...o, mean, std }));
   }
 }

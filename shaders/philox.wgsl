@@ -7,6 +7,12 @@
 //
 // One invocation computes one block and writes its (up to) 4 elements, so element i depends only
 // on (key, offset, i): never on the workgroup size, the grid, or n.
+//
+// Row streams (philox_normal_rows): the output is rows of row_len elements (a multiple of 4), and
+// row r draws from its own stream, row_ids[r] = (id, key_add): block b of the row is
+// philox4x32_10(counter = (b, id, offset0, offset1), key = (key0, key1 + key_add)). A batch item's
+// numbers then depend on its own id only, not on its place in the batch or the batch's size; row
+// (0, 0) is the plain stream.
 // Not differentiable: no backward entry points.
 
 struct PhiloxParams {
@@ -17,11 +23,13 @@ struct PhiloxParams {
   offset1: u32,  //   high word
   mean: f32,     // normal only (bits and uniform ignore it)
   stddev: f32,   // normal only
+  row_len: u32,  // philox_normal_rows only: elements per row (a multiple of 4)
 }
 
 @group(0) @binding(0) var<storage, read_write> bits_out: array<u32>;  // [n] (philox_bits)
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;       // [n] (philox_uniform, philox_normal)
 @group(0) @binding(1) var<uniform> params: PhiloxParams;
+@group(0) @binding(2) var<storage, read> row_ids: array<vec2u>;        // [rows] (philox_normal_rows)
 
 const WG: u32 = 64u;
 const M0: u32 = 0xD2511F53u;
@@ -131,11 +139,7 @@ fn cos_sin_turns24(j: u32) -> vec2f {
 
 // Words (2j, 2j+1) of the block feed elements 4b + 2j (cos) and 4b + 2j + 1 (sin):
 // u1 = 1 - uniform(word 2j) in (0, 1], so the log is finite; u2 = uniform(word 2j + 1).
-@compute @workgroup_size(64)
-fn philox_normal(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let b = block_index(gid, nwg);
-  if (b >= (params.n + 3u) / 4u) { return; }
-  let words = block_of(b);
+fn write_normals(b: u32, words: vec4u) {
   for (var j = 0u; j < 2u; j++) {
     let k = 16777216u - (words[2u * j] >> 8u);       // u1 = k * 2^-24
     let r = sqrt(max(-2.0 * ln_k24(k), 0.0));
@@ -144,4 +148,22 @@ fn philox_normal(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
     if (i < params.n) { out[i] = params.mean + params.stddev * (r * cs.x); }
     if (i + 1u < params.n) { out[i + 1u] = params.mean + params.stddev * (r * cs.y); }
   }
+}
+
+@compute @workgroup_size(64)
+fn philox_normal(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let b = block_index(gid, nwg);
+  if (b >= (params.n + 3u) / 4u) { return; }
+  write_normals(b, block_of(b));
+}
+
+@compute @workgroup_size(64)
+fn philox_normal_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let b = block_index(gid, nwg);
+  if (b >= params.n / 4u) { return; }
+  let row_blocks = params.row_len / 4u;
+  let r = b / row_blocks;
+  let id = row_ids[r];
+  let words = philox4x32_10(vec4u(b - r * row_blocks, id.x, params.offset0, params.offset1), vec2u(params.key0, params.key1 + id.y));
+  write_normals(b, words);
 }

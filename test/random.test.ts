@@ -5,8 +5,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { engine } from '../engine/engine.ts';
 import { scope, type Tensor } from '../engine/tensor.ts';
-import { RandomStream, randomBits, randomNormal, randomUniform, toWord64 } from '../engine/random.ts';
-import { mulhilo32, philox4x32, philoxBitsRef, philoxNormalF64, philoxNormalRef, philoxUniformRef } from '../engine/reference/philox.ts';
+import { RandomStream, randomBits, randomNormal, randomNormalRows, randomUniform, toWord64 } from '../engine/random.ts';
+import { mulhilo32, philox4x32, philoxBitsRef, philoxNormalF64, philoxNormalRef, philoxNormalRowsF64, philoxUniformRef } from '../engine/reference/philox.ts';
 import { HostRandom } from '../engine/reference/host.ts';
 import { assertClose } from './helpers.ts';
 
@@ -197,7 +197,31 @@ test('random ops allocate nothing beyond their outputs', async () => {
   assert.is(engine().memory().bytesInUse, before);
 });
 
+test('row streams: the GPU matches the mirror, row [0, 0] is the plain stream, a row is the same at any place in any batch', async () => {
+  const rows: [number, number][] = [[5, 1], [0, 0], [9, 2], [2 ** 32 - 1, 7]];
+  const seed = 2 ** 33 + 17;
+  const gpu = (await readOnce(randomNormalRows([4, 3, 4], rows, { seed, offset: 3 }))) as Float32Array;
+  const cpu = philoxNormalRowsF64(12, rows, toWord64(seed, 'seed'), [3, 0]);
+  const c = assertClose(gpu, cpu, NORMAL_TOL, 'row normals');
+  assert.ok(c.maxRelErr <= NORMAL_TOL.rtol, `max rel err ${c.maxRelErr.toExponential(2)}`);
+  // Mirror: the row streams differ from each other, and the key addend wraps mod 2^32.
+  assert.is.not(cpu[0], cpu[24], 'rows [5, 1] and [9, 2] differ');
+  const plain = (await readOnce(randomNormal([12], { seed, offset: 3 }))) as Float32Array;
+  assert.is(firstBitDifference(gpu.subarray(12, 24), plain), -1, 'row [0, 0] = the plain stream');
+  for (const [r, row] of rows.entries()) {
+    const alone = await readOnce(randomNormalRows([1, 3, 4], [row], { seed, offset: 3 }));
+    assert.is(firstBitDifference(alone, gpu.subarray(12 * r, 12 * r + 12)), -1, `row ${r} alone`);
+  }
+  const s = new RandomStream(seed, 3);
+  const viaStream = await readOnce(s.normalRows([4, 12], rows, 0, 1));
+  assert.is(firstBitDifference(viaStream, gpu), -1, 'RandomStream.normalRows uses the stream offset');
+  assert.is(s.offset, 4);
+});
+
 test('bad input gives clear errors', () => {
+  assert.throws(() => randomNormalRows([2, 3], [[0, 0], [1, 0]], { seed: 1 }), /hold 3 elements, not a multiple of 4/);
+  assert.throws(() => randomNormalRows([2, 4], [[0, 0]], { seed: 1 }), /1 row streams for 2 rows/);
+  assert.throws(() => randomNormalRows([1, 4], [[0, -1]], { seed: 1 }), /pair \[id, keyAdd\] of u32/);
   assert.throws(() => randomUniform([4], {} as never), /seed is required/);
   assert.throws(() => randomUniform([4], { seed: -1 }), /seed must be an integer/);
   assert.throws(() => randomUniform([4], { seed: 1.5 }), /seed must be an integer/);

@@ -162,7 +162,9 @@ def row_round(a, sgilo):
           eps = net(x, torch.full((x.shape[0],), p['t'], dtype=dtype))
           delta = ((p['a'] - 1) * x - p['b'] * eps) * rng
       img = g.from_layer(F_lrelu(z * pstd + pmean), noise, k, feat)
-      loss = ((img * mask - y) ** 2).mean()
+      # The engine's loss: each sample's mean squared residual, summed over samples (its gradient
+      # does not depend on the batch); the recorded loss is the mean over samples.
+      loss = ((img * mask - y) ** 2).flatten(1).mean(1).sum()
       grads = torch.autograd.grad(loss, variables)
       for v, gr in zip(variables, grads):
         v.grad = gr
@@ -174,7 +176,7 @@ def row_round(a, sgilo):
             noise[i].mul_(nnorm[i] / rownorm(noise[i]))
         if delta is not None:
           feat.add_(a['temperature'] * delta + noise_scale * torch.randn_like(feat))
-      losses.append(loss.item())
+      losses.append(loss.item() / img.shape[0])
       ms.append((time.perf_counter() - t0) * 1000)
     return losses, ms
 

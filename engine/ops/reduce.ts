@@ -84,15 +84,18 @@ function broadcastBack(kernel: typeof K.sumBackward, gy: Tensor, inShape: Shape,
 }
 
 /**
- * One invocation per output (serial loop) or one workgroup per output (tree)? Serial when R is
- * short, or when there are enough outputs to fill a workgroup and R is not so long that one
- * invocation's loop would dominate: on lavapipe a score-model bias gradient ([32*16, 768] -> [768])
- * as tree workgroups costs most of a training step, and next to nothing serial
- * (bench/results/2026-11-notes-from-code.md, "Reductions: serial vs tree"); at [512, 128] -> [128]
- * (the block-0 model's bias gradients) serial is still about 1.5x faster.
+ * One invocation per output (serial loop) or one workgroup per output (tree)? Serial unless R is so
+ * long that one invocation's loop would dominate: on lavapipe a score-model bias gradient
+ * ([32*16, 768] -> [768]) as tree workgroups costs most of a training step, and next to nothing
+ * serial (bench/results/2026-11-notes-from-code.md, "Reductions: serial vs tree"); at
+ * [512, 128] -> [128] (the block-0 model's bias gradients) serial is still about 1.5x faster.
+ * The choice depends on R alone, never on the number of outputs: the two kernels add in different
+ * orders, so a rule that looked at the output count would give a batch item different bits in a
+ * batch of 4 than alone (a noise map's gradient sums over channels per pixel, one output per
+ * image and pixel), and the methods promise batch-invariant results.
  */
-export function serialSum(nOut: number, reduceSize: number): boolean {
-  return reduceSize <= 64 || (nOut >= 64 && reduceSize <= 16384);
+export function serialSum(reduceSize: number): boolean {
+  return reduceSize <= 16384;
 }
 
 /** Sum (scale 1) or mean (scale 1/R) into an output of `outShape` (same element order). */
@@ -101,7 +104,7 @@ function reduceSumInto(op: string, x: Tensor, axes: number[], outShape: Shape, m
   const scale = mean ? 1 / plan.reduceSize : 1;
   const y = empty(outShape);
   const params = { ...plan.forward, scale };
-  if (serialSum(plan.forward.n_out, plan.reduceSize)) K.sumSerial.dispatch({ x, y, params }, grid1d(Math.ceil(plan.forward.n_out / 64)));
+  if (serialSum(plan.reduceSize)) K.sumSerial.dispatch({ x, y, params }, grid1d(Math.ceil(plan.forward.n_out / 64)));
   else K.sum.dispatch({ x, y, params }, grid1d(plan.forward.n_out) /* one workgroup per output */);
   record(op, [x], y, [], (gy) => [broadcastBack(K.sumBackward, gy, x.shape, plan, scale)]);
   return y;

@@ -110,3 +110,26 @@ export function philoxNormalF64(n: number, seed: Word64, offset: Word64): Float6
 export function philoxNormalRef(n: number, seed: Word64, offset: Word64, mean = 0, std = 1): Float32Array {
   return Float32Array.from(philoxNormalF64(n, seed, offset), (z) => mean + std * z);
 }
+
+/**
+ * Row streams: row r of rowLen standard normals is drawn as the plain stream would be, except that
+ * its blocks count from 0 within the row, counter word c1 is rows[r][0], and rows[r][1] is added to
+ * the key's high word (mod 2^32). Row [0, 0] is the plain stream's first rowLen normals.
+ */
+export function philoxNormalRowsF64(rowLen: number, rows: readonly Word64[], seed: Word64, offset: Word64): Float64Array {
+  const out = new Float64Array(rowLen * rows.length);
+  rows.forEach(([id, keyAdd], r) => {
+    const key: Word64 = [seed[0], (seed[1] + keyAdd) >>> 0];
+    for (let b = 0; 4 * b < rowLen; b++) {
+      const w = philox4x32([b, id, offset[0], offset[1]], key);
+      for (let j = 0; j < 2; j++) {
+        const u1 = 1 - wordToUniform(w[2 * j]);
+        const u2 = wordToUniform(w[2 * j + 1]);
+        const rad = Math.sqrt(-2 * Math.log(u1));
+        out[r * rowLen + 4 * b + 2 * j] = rad * Math.cos(2 * Math.PI * u2);
+        out[r * rowLen + 4 * b + 2 * j + 1] = rad * Math.sin(2 * Math.PI * u2);
+      }
+    }
+  });
+  return out;
+}

@@ -18,15 +18,22 @@
 // the start of the round, one ball per image/chain and per noise map, as in ILO's code. Off unless
 // radii are given (the SGILO and SGLD presets never set them, but any method accepts them).
 //
-// N = images x chains: every image and chain shares each dispatch. Deterministic given the seed.
+// N = images x chains: every image and chain shares each dispatch, yet each sample runs as it
+// would alone: its random draws (start, Langevin and SGLD noise) come from its own row stream
+// (options.streams; engine/random.ts, randomNormalRows), and the loss whose gradient is taken is
+// the sum over samples of each sample's mean squared residual, so no sample's gradient depends on
+// N or on the others. A queue worker can therefore batch any jobs of one setting and get each
+// job's numbers exactly. Deterministic given the seed and the streams. The recorded loss is the
+// mean over samples.
 
 import { Tensor, empty, scope } from '../../engine/tensor.ts';
 import { grad, noGrad, clearTape } from '../../engine/tape.ts';
 import { add, affine, square, sub } from '../../engine/ops/elementwise.ts';
-import { mean } from '../../engine/ops/reduce.ts';
+import { mean, sum } from '../../engine/ops/reduce.ts';
+import { reshape } from '../../engine/ops/layout.ts';
 import { projectL1Ball } from '../../engine/ops/l1_ball.ts';
 import { Adam, rescaleRows } from '../../engine/optim.ts';
-import { RandomStream } from '../../engine/random.ts';
+import { RandomStream, type RowStream } from '../../engine/random.ts';
 import { engine } from '../../engine/engine.ts';
 import { StyleGAN2, numBlocks, numLatents, numNoises, noiseSide } from '../../nets/stylegan2.ts';
 import { MappingProxy, rowNorms } from './mapping_proxy.ts';
@@ -157,7 +164,13 @@ export function l1RadiusAt(radii: L1Radii | undefined, which: keyof L1Radii, rou
 export async function runMethod(
   problem: Problem,
   config: MethodConfig,
-  options: { seed: number; onStep?: (s: StepInfo) => void; onRound?: (r: RoundInfo) => void | Promise<void> },
+  options: {
+    seed: number;
+    /** Sample n's row stream (default [n, 0]); solve() gives [image id, chain]. */
+    streams?: readonly RowStream[];
+    onStep?: (s: StepInfo) => void;
+    onRound?: (r: RoundInfo) => void | Promise<void>;
+  },
 ): Promise<RunResult> {
   const t0 = performance.now();
   const g = problem.generator;
@@ -166,6 +179,8 @@ export async function runMethod(
   const R = numLatents(g.config);
   const S = g.config.styleDim;
   const rng = new RandomStream(options.seed);
+  const streams = options.streams ?? Array.from({ length: N }, (_, n): RowStream => [n, 0]);
+  if (streams.length !== N) throw new RangeError(`${config.method}: ${streams.length} row streams for ${N} samples`);
   for (const k of config.blocks) if (!(k >= 1 && k < L)) throw new RangeError(`${config.method}: block ${k} outside 1..${L - 1}`);
   for (let i = 1; i < config.blocks.length; i++) {
     if (config.blocks[i] <= config.blocks[i - 1]) throw new RangeError(`${config.method}: blocks must increase, got ${config.blocks.join(', ')}`);
@@ -177,8 +192,8 @@ export async function runMethod(
   // Persistent state (kept across rounds, freed at the end).
   // In a scope, so that the intermediates of rowNorms are freed (the caller may have no scope).
   const { z, noise, zNorms, noiseNorms } = scope(() => {
-    const z = rng.normal([N, R, S]);
-    const noise = Array.from({ length: numNoises(g.config) }, (_, i) => rng.normal([N, 1, noiseSide(i), noiseSide(i)]));
+    const z = rng.normalRows([N, R, S], streams);
+    const noise = Array.from({ length: numNoises(g.config) }, (_, i) => rng.normalRows([N, 1, noiseSide(i), noiseSide(i)], streams));
     return { z, noise, zNorms: rowNorms(z), noiseNorms: noise.map((n) => rowNorms(n)) };
   });
   for (const t of [z, zNorms, ...noise, ...noiseNorms]) t.keep();
@@ -207,7 +222,7 @@ export async function runMethod(
       await options.onRound?.(info('start'));
       const balls = l1Balls(config.l1, round, rounds.length, z, noiseIdx.map((i) => noise[i]), layerIn);
       try {
-        const roundLosses = await optimizeRound(problem, config, { round, block: k, vars, z, noise, noiseIdx, zNorms, noiseNorms, layerIn, balls, rng, onStep: options.onStep });
+        const roundLosses = await optimizeRound(problem, config, { round, block: k, vars, z, noise, noiseIdx, zNorms, noiseNorms, layerIn, balls, rng, streams, onStep: options.onStep });
         losses.push(roundLosses);
       } finally {
         for (const b of balls) b.center.dispose();
@@ -247,6 +262,8 @@ interface RoundState {
   layerIn: Tensor | null;
   balls: L1Ball[];
   rng: RandomStream;
+  /** One per sample: its row stream for every draw. */
+  streams: readonly RowStream[];
   onStep?: (s: StepInfo) => void;
 }
 
@@ -279,11 +296,23 @@ function projectBalls(s: RoundState): void {
   for (const b of s.balls) assign(b.target, projectL1Ball(b.target, b.radius, b.center));
 }
 
+/**
+ * Standard normals shaped like a variable whose leading rows are sample-major (N samples, or the
+ * latent prior's N x rows view), each sample's share from its own row stream.
+ */
+function sampleNoise(s: RoundState, shape: readonly number[]): Tensor {
+  const N = s.streams.length;
+  const size = shape.reduce((a, b) => a * b, 1);
+  return reshape(s.rng.normalRows([N, size / N], s.streams), [...shape]);
+}
+
+/** The sum over samples of each sample's mean squared residual (see the header: batch-invariant gradients). */
 function measurementLoss(problem: Problem, s: RoundState): Tensor {
   const g = problem.generator;
   const wplus = problem.proxy.apply(s.z);
   const img = s.layerIn ? g.fromLayer({ wplus, noise: s.noise }, s.block, s.layerIn) : g.synthesis({ wplus, noise: s.noise });
-  return mean(square(sub(problem.forward(img), problem.y)));
+  const r = square(sub(problem.forward(img), problem.y));
+  return sum(mean(r, Array.from({ length: r.rank - 1 }, (_, i) => i + 1)));
 }
 
 async function optimizeRound(problem: Problem, config: MethodConfig, s: RoundState): Promise<number[]> {
@@ -311,7 +340,7 @@ async function optimizeRound(problem: Problem, config: MethodConfig, s: RoundSta
           let v = langevin.read();
           if (delta) v = add(v, affine(delta, temperature));
           for (let k = 1; k < priorSteps && delta; k++) v = add(v, affine(langevin.prior.delta(v), temperature));
-          if (std > 0) v = add(v, affine(s.rng.normal(v.shape), std));
+          if (std > 0) v = add(v, affine(sampleNoise(s, v.shape), std));
           langevin.write(v);
         }
         projectBalls(s);
@@ -334,7 +363,7 @@ async function runSteps(s: RoundState, steps: number, step: (step: number) => Te
   for (const v of s.vars) v.requireGrad();
   try {
     for (let i = 0; i < steps; i++) {
-      const loss = await scope(async () => (await step(i).readF32())[0]);
+      const loss = (await scope(async () => (await step(i).readF32())[0])) / s.streams.length;
       if (!Number.isFinite(loss)) throw await locateDivergence(s, i);
       losses.push(loss);
       s.onStep?.({ round: s.round, block: s.block, step: i, loss });
@@ -371,14 +400,14 @@ async function sgldRound(problem: Problem, config: MethodConfig, s: RoundState, 
   return runSteps(s, config.steps, () => {
     const score = prior && s.layerIn ? noGrad(() => prior.score(s.layerIn!)) : null;
     const l = measurementLoss(problem, s);
-    // mean over N*n elements -> per-image sum / (2 sigma^2): scale the gradient by N*n / (2 sigma^2)
-    const scale = (problem.y.shape[0] * n) / (2 * sigma * sigma);
+    // each sample's mean over its n elements -> its sum / (2 sigma^2): scale the gradient by n / (2 sigma^2)
+    const scale = n / (2 * sigma * sigma);
     const grads = grad(l, s.vars);
     noGrad(() => {
       s.vars.forEach((v, i) => {
         let drift = affine(grads[i], -eta * scale);
         if (score && v === s.layerIn) drift = add(drift, affine(score, eta * lambda));
-        assign(v, add(v, add(drift, affine(s.rng.normal(v.shape), Math.sqrt((2 * eta) / beta)))));
+        assign(v, add(v, add(drift, affine(sampleNoise(s, v.shape), Math.sqrt((2 * eta) / beta)))));
       });
       projectBalls(s);
     });

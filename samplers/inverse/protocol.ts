@@ -40,6 +40,8 @@ export interface RunSpec {
   count: number;
   seed: number;
   chains?: number;
+  /** The images' ids (their random streams; default 0..count-1): the shipped test-image indices. */
+  imageIds?: readonly number[];
 }
 
 /** Measures the images with `spec` (seeded) and runs the variant; throws on a non-finite MSE. */
@@ -47,10 +49,10 @@ export async function runVariant(m: ProtocolModels, variant: Variant, spec: stri
   const size = m.generator.config.size;
   const { operator, noiseStd } = makeOperator(spec, [3, size, size], { seed: r.seed });
   try {
-    const y = takeMeasurements(operator, r.images, r.count, noiseStd, r.seed).keep();
+    const y = takeMeasurements(operator, r.images, r.count, noiseStd, r.seed, r.imageIds).keep();
     try {
       const config = configFromValues(variant, values, r.steps, r.blocks);
-      const run = await solve(y, config, { generator: m.generator, proxy: m.proxy, operator, priors: priorsOf(m, variant), chains: r.chains ?? 1, seed: r.seed }, r.images);
+      const run = await solve(y, config, { generator: m.generator, proxy: m.proxy, operator, priors: priorsOf(m, variant), chains: r.chains ?? 1, seed: r.seed, imageIds: r.imageIds }, r.images);
       const perImage = run.images.map((im) => im.mse!);
       perImage.forEach((v, i) => {
         if (!Number.isFinite(v)) throw new Error(`${variant} on ${spec}: the MSE of image ${i} is not finite (NaN or Inf) after ${r.steps} steps per round`);

@@ -6,6 +6,7 @@
 //   images [B, 3, H, W] in [-1, 1]; measurements y [B, ...outShape], repeated K times.
 
 import { Tensor, scope, tensor } from '../../engine/tensor.ts';
+import type { RowStream } from '../../engine/random.ts';
 import { broadcastTo } from '../../engine/ops/reduce.ts';
 import { reshape } from '../../engine/ops/layout.ts';
 import { measure, type MeasurementOperator } from './operators/index.ts';
@@ -52,12 +53,27 @@ export interface SolveOptions {
   priors?: Map<number, FeaturePrior>;
   chains: number;
   seed: number;
+  /**
+   * The images' ids (default 0..B-1): image b's chain k draws from row stream [imageIds[b], k], so
+   * an image's result depends on its id, not on which other images share the batch.
+   */
+  imageIds?: readonly number[];
   onStep?: (s: StepInfo) => void;
 }
 
-/** y = A(x) + noise for the reference images x [B, 3, H, W] (noise seeded). */
-export function takeMeasurements(op: MeasurementOperator, images: Float32Array, B: number, noiseStd: number, seed: number): Tensor {
-  return scope(() => measure(op, tensor(images, [B, ...op.inShape]), { noiseStd, seed, offset: 7 }));
+/** Row streams [image id, chain], image-major like the samples of a solve(). */
+export function sampleStreams(imageIds: readonly number[], chains: number): RowStream[] {
+  return imageIds.flatMap((id) => Array.from({ length: chains }, (_, k): RowStream => [id, k]));
+}
+
+const defaultIds = (B: number, ids?: readonly number[]): readonly number[] => {
+  if (ids && ids.length !== B) throw new RangeError(`${ids.length} image ids for ${B} images`);
+  return ids ?? Array.from({ length: B }, (_, b) => b);
+};
+
+/** y = A(x) + noise for the reference images x [B, 3, H, W] (noise seeded; image b's from row stream [imageIds[b], 0]). */
+export function takeMeasurements(op: MeasurementOperator, images: Float32Array, B: number, noiseStd: number, seed: number, imageIds?: readonly number[]): Tensor {
+  return scope(() => measure(op, tensor(images, [B, ...op.inShape]), { noiseStd, seed, offset: 7, rows: sampleStreams(defaultIds(B, imageIds), 1) }));
 }
 
 export async function solve(y: Tensor, config: MethodConfig, o: SolveOptions, reference?: Float32Array): Promise<MethodRun> {
@@ -67,7 +83,7 @@ export async function solve(y: Tensor, config: MethodConfig, o: SolveOptions, re
   const yRep = K === 1 ? y : repeatChains(y, K).keep();
   try {
     const problem: Problem = { generator: o.generator, proxy: o.proxy, forward: (x) => o.operator.apply(x), y: yRep, priors: o.priors };
-    const run = await runMethod(problem, config, { seed: o.seed, onStep: o.onStep });
+    const run = await runMethod(problem, config, { seed: o.seed, streams: sampleStreams(defaultIds(B, o.imageIds), K), onStep: o.onStep });
     const per = run.images.length / (B * K);
     const hw = per / 3;
     const images: ImageSummary[] = [];

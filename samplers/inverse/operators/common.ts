@@ -19,7 +19,8 @@ import { noGrad, grad, gradEnabled } from '../../../engine/tape.ts';
 import { scope, zeros, type Tensor } from '../../../engine/tensor.ts';
 import { mul, add } from '../../../engine/ops/elementwise.ts';
 import { sum } from '../../../engine/ops/reduce.ts';
-import { randomNormal, toWord64, type Value64 } from '../../../engine/random.ts';
+import { randomNormal, randomNormalRows, toWord64, type RowStream, type Value64 } from '../../../engine/random.ts';
+import { reshape, slice } from '../../../engine/ops/layout.ts';
 import { philoxBitsRef } from '../../../engine/reference/philox.ts';
 import { shapeString } from '../../../engine/shape.ts';
 import type { HostArray } from '../../../engine/reference/host.ts';
@@ -78,6 +79,11 @@ export interface MeasureOptions {
   seed?: Value64;
   /** Philox stream offset of the noise (default 0), e.g. to draw fresh noise for another image set. */
   offset?: number;
+  /**
+   * One row stream per image (engine/random.ts, randomNormalRows): image n's noise is then its own,
+   * whatever else is in the batch. Without it the batch draws one plain stream.
+   */
+  rows?: readonly RowStream[];
 }
 
 /**
@@ -93,11 +99,20 @@ export function measure(op: MeasurementOperator, x: Tensor, options: MeasureOpti
       checkInput(op, x);
       const clean = op.apply(x);
       if (noiseStd === 0) return clean;
-      let noise = randomNormal(clean.shape, { seed: options.seed!, offset: options.offset ?? 0, std: noiseStd });
+      let noise = options.rows ? rowNoise(clean.shape, options.rows, options.seed!, options.offset ?? 0, noiseStd) : randomNormal(clean.shape, { seed: options.seed!, offset: options.offset ?? 0, std: noiseStd });
       if (op.outputMask) noise = mul(noise, op.outputMask);
       return add(clean, noise);
     }),
   );
+}
+
+/** Row-stream noise shaped like a measurement: rows padded to a multiple of 4 elements, then cut back. */
+function rowNoise(shape: readonly number[], rows: readonly RowStream[], seed: Value64, offset: number, std: number): Tensor {
+  const [N, ...rest] = shape;
+  const m = rest.reduce((a, b) => a * b, 1);
+  const padded = 4 * Math.ceil(m / 4);
+  const drawn = randomNormalRows([N, padded], rows, { seed, offset, std });
+  return reshape(padded === m ? drawn : slice(drawn, [0, 0], [N, m]), [...shape]);
 }
 
 /**
