@@ -18,6 +18,7 @@
 // Training helpers, one dispatch per parameter each: Adam.stepScaled (gradients times a factor on
 // the GPU, e.g. global-norm clipping; optionally updating an exponential moving average of the new
 // weights in the same pass), sumOfSquares (the squared global norm), emaUpdate (the average alone).
+// rescaleRows: a projection step, each row (last axis) of a variable back to a given norm, in place.
 // Update parameters outside of any pending backward pass: a saved tensor that is also a parameter
 // would see the new values (PyTorch raises for this through its version counters; we do not track).
 
@@ -38,6 +39,7 @@ const K = {
     bindings: { p: 'read_write', g: 'read', adam: 'uniform', m: 'read_write', v: 'read_write', g_scale: 'read', avg: 'read_write', ema: 'uniform' },
   }),
   sumSquares: defineKernel({ shader: 'optim', entry: 'sum_squares', bindings: { g: 'read', total: 'read_write', sq: 'uniform' } }),
+  rescaleRows: defineKernel({ shader: 'optim', entry: 'rescale_rows', bindings: { xr: 'read_write', norms: 'read', rp: 'uniform' } }),
   ema: defineKernel({ shader: 'optim', entry: 'ema_step', bindings: { avg: 'read_write', src: 'read', ema: 'uniform' } }),
 };
 
@@ -341,4 +343,20 @@ export function emaUpdate(avg: Tensor, src: Tensor, decay: number): void {
   if (!sameShape(avg.shape, src.shape) || avg.dtype !== 'f32' || src.dtype !== 'f32') throw new RangeError(`emaUpdate: avg ${avg} and src ${src} must be f32 tensors of one shape`);
   if (avg === src) throw new Error('emaUpdate: avg and src are the same tensor');
   K.ema.dispatch({ avg, src, ema: { n: avg.size, decay, rest: 1 - decay } }, grid(avg.size));
+}
+
+/**
+ * x[r, :] *= norms[r] / ||x[r, :]|| in place over the rows of the last axis (x [..., L], norms of
+ * x's shape with L = 1, or [rows]): ILO's spherical projection of the latent rows and noise maps
+ * in one dispatch per variable. Not recorded on the tape (an update, like an optimizer step); a
+ * zero row gives NaN, as the unfused expression does.
+ */
+export function rescaleRows(x: Tensor, norms: Tensor): void {
+  const len = x.shape[x.rank - 1];
+  if (x.dtype !== 'f32' || norms.dtype !== 'f32' || x.rank < 1 || norms.size * len !== x.size) {
+    throw new RangeError(`rescaleRows: x ${x} needs f32 norms with one element per row of its last axis, got ${norms}`);
+  }
+  if (x === norms) throw new Error('rescaleRows: x and norms are the same tensor');
+  const rows = norms.size;
+  K.rescaleRows.dispatch({ xr: x, norms, rp: { rows, len } }, grid(rows));
 }

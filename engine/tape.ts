@@ -9,7 +9,11 @@
 //
 // Backward rules run under `noGrad`, so they are never recorded themselves (first order only).
 // Gradients are summed with engine/accumulate.ts (the `add` op's own kernels), since the tape sits
-// below the ops and imports none of them.
+// below the ops and imports none of them. A node may instead add its input's gradient into the
+// running sum in place (`accumulate`, e.g. a slice scatters-and-adds its window), which saves the
+// zero-filled copy and the add; every gradient in the running sums is the tape's own tensor (rules
+// return fresh tensors), so the in-place add touches nothing else. The caller's `upstream` is never
+// written.
 
 import { Tensor, full, type TapeNode } from './tensor.ts';
 import { sameShape, shapeString } from './shape.ts';
@@ -34,10 +38,10 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
-export function record(op: string, inputs: Tensor[], output: Tensor, saved: Tensor[], backward: TapeNode['backward']): void {
+export function record(op: string, inputs: Tensor[], output: Tensor, saved: Tensor[], backward: TapeNode['backward'], accumulate?: TapeNode['accumulate']): void {
   if (disabled > 0 || !inputs.some((t) => t.requiresGrad)) return;
   for (const s of saved) s.retain();
-  const node: TapeNode = { op, inputs, output, saved, backward };
+  const node: TapeNode = { op, inputs, output, saved, backward, accumulate };
   output.requiresGrad = true;
   output.node = node;
   tape.push(node);
@@ -79,6 +83,16 @@ export function grad(root: Tensor, wrt: readonly Tensor[], options: GradOptions 
       const node = tape[i];
       const gy = grads.get(node.output);
       if (!gy) continue;
+      const into = node.accumulate && node.inputs.length === 1 ? grads.get(node.inputs[0]) : undefined;
+      if (into && owned(into)) {
+        // The running sum is the tape's own tensor: the node adds its gradient into it in place.
+        node.accumulate!(gy, into);
+        if (!wanted.has(node.output)) {
+          grads.delete(node.output);
+          if (owned(gy)) gy.dispose();
+        }
+        continue;
+      }
       const gin = node.backward(gy, node.inputs.map((t) => t.requiresGrad));
       node.inputs.forEach((input, j) => {
         const g = gin[j];

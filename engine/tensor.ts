@@ -27,6 +27,12 @@ export interface TapeNode {
    * `needs[i]` says whether input i requires a gradient, so a rule can skip work nobody uses.
    */
   backward: (gy: Tensor, needs: boolean[]) => (Tensor | null)[];
+  /**
+   * Optional, for single-input ops whose gradient touches part of the input (slice): adds the
+   * input's gradient into `into` (the tape's running sum for that input, same shape, f32) in place,
+   * in fewer dispatches than `backward` followed by an add.
+   */
+  accumulate?: (gy: Tensor, into: Tensor) => void;
 }
 
 export type DType = 'f32' | 'u32';

@@ -50,6 +50,7 @@ import { add, affine, cos, gelu, mul, sin, swish } from '../engine/ops/elementwi
 import { matmul } from '../engine/ops/matmul.ts';
 import { concat, permute, reshape, slice } from '../engine/ops/layout.ts';
 import { layerNorm } from '../engine/ops/layer_norm.ts';
+import { biasAct } from '../engine/ops/bias_act.ts';
 import { qkvAttention } from '../engine/ops/attention.ts';
 import { shapeString } from '../engine/shape.ts';
 import type { HostTensor } from '../engine/host_tensor.ts';
@@ -180,6 +181,12 @@ export class ScoreViT {
     return bias ? add(y, this.p(`${name}.bias`)) : y;
   }
 
+  /** residual + linear(x): the bias and the residual added in one dispatch (the same sums as two adds). */
+  private linearResidual(x: Tensor, name: string, residual: Tensor): Tensor {
+    const y = matmul(x, this.p(`${name}.weight`), { transposeB: true });
+    return biasAct(y, this.p(`${name}.bias`), { act: 'linear', dim: -1, residual });
+  }
+
   /** The time MLP: [B] -> [B, E] (token mode) or tau [B, D] (vector mode). */
   private timeFeatures(t: Tensor): Tensor {
     const B = t.shape[0];
@@ -221,9 +228,9 @@ export class ScoreViT {
     for (let i = 0; i < this.config.depth; i++) {
       const a = `transformer.layers.${i}.0.fn`;
       const f = `transformer.layers.${i}.1.fn`;
-      z = add(z, this.linear(this.attend(this.norm(z, a, c), `${a}.fn.to_qkv.weight`), `${a}.fn.to_out.0`));
+      z = this.linearResidual(this.attend(this.norm(z, a, c), `${a}.fn.to_qkv.weight`), `${a}.fn.to_out.0`, z);
       const hidden = gelu(this.linear(this.norm(z, f, c), `${f}.fn.net.0`));
-      z = add(z, this.linear(hidden, `${f}.fn.net.3`));
+      z = this.linearResidual(hidden, `${f}.fn.net.3`, z);
     }
     const out = this.linear(z, 'projector'); // [B, T, C]
     return reshape(T === 1 ? out : permute(out, [0, 2, 1]), [B, C, H, W]);

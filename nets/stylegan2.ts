@@ -186,8 +186,9 @@ export class StyleGAN2 {
   private equalLinear(x: Tensor, name: string, lrMul: number): Tensor {
     const w = this.p(`${name}.weight`);
     const scale = lrMul / Math.sqrt(w.shape[1]);
-    const y = affine(matmul(x, w, { transposeB: true }), scale);
-    return add(y, affine(this.p(`${name}.bias`), lrMul));
+    // (x W^T * scale / lrMul + b) * lrMul in one bias_act (linear): at lrMul 1 (the styles) the same
+    // bits as the separate affine, bias scale and add.
+    return biasAct(matmul(x, w, { transposeB: true }), this.p(`${name}.bias`), { act: 'linear', scale: scale / lrMul, gain: lrMul });
   }
 
   /** Mapping network: z [N, S] -> w [N, S]. PixelNorm, then nMlp equalized linear + lrelu(0.2)*sqrt2. */
@@ -226,9 +227,10 @@ export class StyleGAN2 {
   /** Modulated conv, noise injection, bias + lrelu(0.2) * sqrt(2). */
   private styledConv(x: Tensor, w: Tensor, name: string, noise: Tensor, upsample: boolean): Tensor {
     const weight = this.convWeight(name);
-    let y = modulatedConv2d(x, weight, this.styles(w, name), { demodulate: true, upsample });
-    y = add(y, mul(noise, this.p(`${name}.noise.weight`)));
-    return biasAct(y, this.p(`${name}.activate.bias`), { act: 'lrelu', clamp: this.config.convClamp });
+    const y = modulatedConv2d(x, weight, this.styles(w, name), { demodulate: true, upsample });
+    // Noise injection fused into the bias + activation: y + noise * w, then the bias.
+    const injected = { map: noise, weight: this.p(`${name}.noise.weight`) };
+    return biasAct(y, this.p(`${name}.activate.bias`), { act: 'lrelu', clamp: this.config.convClamp, noise: injected });
   }
 
   /** The stored weight [1, out, in, k, k] as [out, in, k, k] (a copy, recorded on the tape). */
@@ -237,12 +239,11 @@ export class StyleGAN2 {
     return reshape(w, w.shape.slice(1));
   }
 
-  /** ToRGB: 1x1 modulated conv without demodulation, plus bias (the caller adds the upsampled skip). */
-  private toRgb(x: Tensor, w: Tensor, name: string): Tensor {
+  /** ToRGB: 1x1 modulated conv without demodulation, plus bias, plus the upsampled `skip` when given (one bias_act). */
+  private toRgb(x: Tensor, w: Tensor, name: string, skip: Tensor | null): Tensor {
     const y = modulatedConv2d(x, this.convWeight(name), this.styles(w, name), { demodulate: false });
-    const clamp = this.config.convClamp;
-    const b = this.p(`${name}.bias`);
-    return clamp === undefined ? add(y, b) : biasAct(y, reshape(b, [b.shape[1]]), { act: 'linear', clamp });
+    const residual = skip ? upsample2d(skip) : undefined;
+    return biasAct(y, this.p(`${name}.bias`), { act: 'linear', clamp: this.config.convClamp, residual });
   }
 
   private noiseFor(i: number, given?: Tensor[]): Tensor {
@@ -277,15 +278,21 @@ export class StyleGAN2 {
       rows.push([i, r]);
       return r;
     };
-    const done = (input: Tensor | undefined, t: Tensor) => {
+    const done = (input: Tensor | undefined, w: Tensor, name: string) => {
+      if (!trace) {
+        rgb = this.toRgb(x, w, name, rgb);
+        return;
+      }
+      // A trace hands out ToRGB's own output, so the skip is added separately.
+      const t = this.toRgb(x, w, name, null);
       rgb = rgb ? add(t, upsample2d(rgb)) : t;
-      trace?.records.push({ block: k, rows: rows.splice(0), input, features: x, toRgb: t, rgb });
+      trace.records.push({ block: k, rows: rows.splice(0), input, features: x, toRgb: t, rgb });
     };
     if (from === 0) {
       const c = this.p('input.input');
       x = broadcastTo(c, [N, ...c.shape.slice(1)]);
       x = this.styledConv(x, row(0), 'conv1', this.noiseFor(0, noise), false);
-      done(undefined, this.toRgb(x, row(1), 'to_rgb1'));
+      done(undefined, row(1), 'to_rgb1');
       k = 1;
     } else {
       if (!layerIn) throw new Error(`synthesis: starting at block ${from} needs the features after block ${from - 1}`);
@@ -299,7 +306,7 @@ export class StyleGAN2 {
       const input = trace?.splitInputs ? reshape(x, x.shape) : x;
       x = this.styledConv(input, row(2 * k - 1), `convs.${2 * k - 2}`, this.noiseFor(2 * k - 1, noise), true);
       x = this.styledConv(x, row(2 * k), `convs.${2 * k - 1}`, this.noiseFor(2 * k, noise), false);
-      done(trace?.splitInputs ? input : undefined, this.toRgb(x, row(2 * k + 1), `to_rgbs.${k - 1}`));
+      done(trace?.splitInputs ? input : undefined, row(2 * k + 1), `to_rgbs.${k - 1}`);
     }
     return { features: x, rgb: rgb! };
   }

@@ -19,6 +19,10 @@
 //   layout_scatter: dst[offset + sum_d idx_d(i) * strides[d]] = src[i], idx over shape (src's).
 //                   Forward of concat: each input is written into its band of the output; the
 //                   bands tile the output, so no fill is needed.
+//   layout_scatter_add: dst[offset + ...] += src[i] on f32 bits, the same addressing. The tape's
+//                   accumulation of a slice's gradient into the running gradient of its input
+//                   (one dispatch instead of a zero-padded copy and an add); within one dispatch
+//                   every target is distinct, so there are no write races.
 
 // Gather and scatter walk one side contiguously (i over `shape`) and address the other through
 // `strides`: gather reads src at offset + sum_d idx_d(i) * strides[d], scatter writes dst there.
@@ -111,4 +115,12 @@ fn layout_scatter(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
   let i = linear_index(gid, nwg);
   if (i >= sparams.n) { return; }
   dst[sparams.offset + strided_offset(i, sparams.rank, sparams.shape, sparams.strides)] = src[i];
+}
+
+@compute @workgroup_size(64)
+fn layout_scatter_add(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= sparams.n) { return; }
+  let j = sparams.offset + strided_offset(i, sparams.rank, sparams.shape, sparams.strides);
+  dst[j] = bitcast<u32>(bitcast<f32>(dst[j]) + bitcast<f32>(src[i]));
 }

@@ -62,6 +62,15 @@ struct EmaParams {
 @group(0) @binding(9) var<storage, read> src: array<f32>;         // [n] the current weights
 @group(0) @binding(10) var<uniform> ema: EmaParams;
 
+struct RowsParams {
+  rows: u32,
+  len: u32,        // elements per row (the last axis)
+}
+
+@group(0) @binding(0) var<storage, read_write> xr: array<f32>;    // [rows, len] rescaled in place
+@group(0) @binding(1) var<storage, read> norms: array<f32>;       // [rows] the norm each row gets
+@group(0) @binding(11) var<uniform> rp: RowsParams;
+
 // #include <index_math>
 
 // Plain SGD (momentum 0): no state.
@@ -148,4 +157,21 @@ fn ema_step(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   let i = linear_index(gid, nwg);
   if (i >= ema.n) { return; }
   avg[i] = ema.decay * avg[i] + ema.rest * src[i];
+}
+
+// Each row of xr times norms[row] / ||row||: one invocation per row reads it twice (sum of squares
+// in index order, then the scaling), so the in-place write never races a read. The same arithmetic
+// as mul(x, div(norms, sqrt(sum(square(x), last axis)))) with a serial sum.
+@compute @workgroup_size(64)
+fn rescale_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let r = linear_index(gid, nwg);
+  if (r >= rp.rows) { return; }
+  let base = r * rp.len;
+  var s = 0.0;
+  for (var j = 0u; j < rp.len; j++) {
+    let x = xr[base + j];
+    s += x * x;
+  }
+  let f = norms[r] / sqrt(s);
+  for (var j = 0u; j < rp.len; j++) { xr[base + j] = xr[base + j] * f; }
 }

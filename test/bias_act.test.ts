@@ -17,6 +17,11 @@ test('bias_act rejects a bias of the wrong length, bad options and dims', () => 
   throwsNaming(() => biasAct(x(), null, { act: 'relu' as 'lrelu' }), /unknown activation "relu"/);
   throwsNaming(() => biasAct(x(), null, { clamp: -1 }), /clamp must be >= 0, got -1/);
   throwsNaming(() => biasAct(tensor([1, 2], [2], 'u32')), /expects an f32 tensor, got u32/);
+  const w = () => tensor([0.5], [1]);
+  throwsNaming(() => biasAct(x(), null, { noise: { map: tensor(new Float32Array(8), [2, 1, 4]), weight: w() }, scale: 2 }), /scale and noise do not combine/);
+  throwsNaming(() => biasAct(x(), null, { noise: { map: tensor(new Float32Array(8), [2, 4]), weight: w() } }), /noise map has shape f32\[2, 4\], expected f32\[2, 1, 4\] or f32\[1, 1, 4\]/);
+  throwsNaming(() => biasAct(x(), null, { noise: { map: tensor(new Float32Array(4), [1, 1, 4]), weight: tensor([1, 2], [2]) } }), /noise weight has shape f32\[2\], expected f32\[1\]/);
+  throwsNaming(() => biasAct(x(), null, { scale: Infinity }), /scale must be finite/);
 });
 
 test.run();

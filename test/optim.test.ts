@@ -6,8 +6,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { engine } from '../engine/engine.ts';
 import { scope, tensor, zeros, type Tensor } from '../engine/tensor.ts';
-import { Adam, AdamW, SGD, emaUpdate, sumOfSquares, type AdamOptions, type SgdOptions } from '../engine/optim.ts';
-import { adamReference, adamStateRef, emaReference, sgdReference, sumOfSquaresReference, type AdamHyper, type AdamStateRef, type SgdHyper, type SgdStateRef } from '../engine/reference/optim.ts';
+import { Adam, AdamW, SGD, emaUpdate, rescaleRows, sumOfSquares, type AdamOptions, type SgdOptions } from '../engine/optim.ts';
+import { adamReference, adamStateRef, emaReference, rescaleRowsReference, sgdReference, sumOfSquaresReference, type AdamHyper, type AdamStateRef, type SgdHyper, type SgdStateRef } from '../engine/reference/optim.ts';
 import { HostRandom } from '../engine/reference/host.ts';
 import { randomNormal } from '../engine/random.ts';
 import { sizeOf } from '../engine/shape.ts';
@@ -207,6 +207,23 @@ test('emaUpdate: three in-place updates with changing decay match the float64 re
     assert.throws(() => emaUpdate(avg, avg, 0.5), /the same tensor/);
   });
   avg.dispose();
+});
+
+test('rescaleRows: rows of the last axis (one to 128 long) rescaled in place to their norms match the float64 reference', async () => {
+  const rng = new HostRandom(21);
+  for (const shape of [[3, 2, 128], [4, 1, 8, 8], [5, 1], [70, 3]]) {
+    await scope(async () => {
+      const len = shape[shape.length - 1];
+      const n = sizeOf(shape);
+      const x0 = f32Array(rng, n);
+      const norms = Float64Array.from({ length: n / len }, () => Math.fround(0.5 + rng.uniform()));
+      const x = tensor(Float32Array.from(x0), shape);
+      rescaleRows(x, tensor(Float32Array.from(norms), [...shape.slice(0, -1), 1]));
+      const want = Float64Array.from(x0);
+      rescaleRowsReference(want, norms, len);
+      assertClose(await x.readF32(), want, { atol: 1e-6, rtol: 1e-5 }, `rescaleRows ${shape.join('x')}`);
+    });
+  }
 });
 
 test('step() reads .grad when no gradients are given; zeroGrad() drops them', async () => {

@@ -8,6 +8,8 @@ import { grad, backward, noGrad, tapeLength, clearTape } from '../engine/tape.ts
 import { add, mul, square, sub, affine, tanh } from '../engine/ops/elementwise.ts';
 import { sum, mean } from '../engine/ops/reduce.ts';
 import { matmul } from '../engine/ops/matmul.ts';
+import { slice } from '../engine/ops/layout.ts';
+import { dispatchCountsByKernel } from '../engine/kernel.ts';
 
 const test = suite('tape');
 
@@ -22,6 +24,41 @@ test('a tensor used twice accumulates both paths', async () => {
     const y = sum(mul(x, x)); // d/dx = 2x
     const [g] = grad(y, [x]);
     close(await g.read(), [2, -4, 6]);
+  });
+});
+
+test('slices of one tensor add their gradients into its running sum in place, overlapping or not', async () => {
+  await scope(async () => {
+    // x [2, 3]; loss = sum(x * c) + sum(slice rows 0..1, cols 1..2 * 2) + sum(slice col 2 * 3)
+    // + sum(slice row 1 * 5): d/dx = c + 2 on the first window + 3 on column 2 + 5 on row 1.
+    const x = tensor([1, 2, 3, 4, 5, 6], [2, 3]).requireGrad();
+    const c = tensor([0.5, -1, 2, 1.5, -0.25, 4], [2, 3]);
+    const loss = add(
+      add(sum(mul(x, c)), sum(affine(slice(x, [0, 1], [2, 2]), 2))),
+      add(sum(affine(slice(x, [0, 2], [2, 1]), 3)), sum(affine(slice(x, [1, 0], [1, 3]), 5))),
+    );
+    const pads = () => dispatchCountsByKernel().get('layout.layout_pad') ?? 0;
+    const adds = () => dispatchCountsByKernel().get('layout.layout_scatter_add') ?? 0;
+    const [p0, a0] = [pads(), adds()];
+    const [g] = grad(loss, [x]);
+    close(await g.read(), [0.5, 1, 7, 6.5, 6.75, 14]);
+    // The first slice to reach x starts its running sum (pad into zeros); the others add into it.
+    // The product's gradient arrives last and is added by the tape as usual.
+    assert.is(pads() - p0, 1);
+    assert.is(adds() - a0, 2);
+  });
+});
+
+test('an intermediate sliced twice and asked for gets the summed gradient, and so does its input', async () => {
+  await scope(async () => {
+    const x = tensor([1, 2, 3, 4], [4]).requireGrad();
+    const y = affine(x, 2);
+    const s1 = slice(y, [0], [2]);
+    const s2 = slice(y, [1], [3]);
+    const root = add(sum(s1), sum(s2));
+    const [gy, gx] = grad(root, [y, x]);
+    close(await gy.read(), [1, 2, 1, 1]);
+    close(await gx.read(), [2, 4, 2, 2]);
   });
 });
 

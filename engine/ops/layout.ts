@@ -25,6 +25,7 @@ const K = {
   gather4: defineKernel({ shader: 'layout', entry: 'layout_gather4', bindings: { src4: 'read', dst4: 'read_write', gparams: 'uniform' } }),
   pad: defineKernel({ shader: 'layout', entry: 'layout_pad', bindings: { src: 'read', dst: 'read_write', pparams: 'uniform' } }),
   scatter: defineKernel({ shader: 'layout', entry: 'layout_scatter', bindings: { src: 'read', dst: 'read_write', sparams: 'uniform' } }),
+  scatterAdd: defineKernel({ shader: 'layout', entry: 'layout_scatter_add', bindings: { src: 'read', dst: 'read_write', sparams: 'uniform' } }),
 };
 
 // ---- kernel wrappers (no tape) ------------------------------------------------------------
@@ -73,11 +74,11 @@ function padWindow(src: Tensor, outShape: Shape, lo: number[], value: number): T
   return dst;
 }
 
-/** Writes `src` into `dst` at dst[offset + sum idx_d * dstStrides[d]]. */
-function scatter(src: Tensor, dst: Tensor, dstStrides: number[], offset: number): void {
+/** Writes `src` into `dst` at dst[offset + sum idx_d * dstStrides[d]] (adds it there with `add`, f32 only). */
+function scatter(src: Tensor, dst: Tensor, dstStrides: number[], offset: number, add = false): void {
   const { shape, strides } = coalesce(src.shape, dstStrides);
   const sparams = { n: src.size, rank: shape.length, offset, shape, strides };
-  K.scatter.dispatch({ src, dst, sparams }, grid1d(Math.ceil(src.size / WG)));
+  (add ? K.scatterAdd : K.scatter).dispatch({ src, dst, sparams }, grid1d(Math.ceil(src.size / WG)));
 }
 
 /** The fill value as the u32 bit pattern the pad kernel writes. */
@@ -162,7 +163,7 @@ export function slice(x: Tensor, starts: readonly number[], sizes: readonly numb
   const strides = stridesOf(x.shape);
   const offset = starts.reduce((acc, s, d) => acc + s * strides[d], 0);
   const y = gather(x, ext, strides, offset);
-  record('slice', [x], y, [], (gy) => [padWindow(gy, x.shape, [...starts], 0)]);
+  record('slice', [x], y, [], (gy) => [padWindow(gy, x.shape, [...starts], 0)], (gy, into) => scatter(gy, into, strides, offset, true));
   return y;
 }
 

@@ -90,3 +90,13 @@ export function sumOfSquaresReference(arrays: readonly ArrayLike<number>[]): num
 export function emaReference(avg: Float64Array, src: ArrayLike<number>, decay: number): void {
   for (let i = 0; i < avg.length; i++) avg[i] = decay * avg[i] + (1 - decay) * src[i];
 }
+
+/** x[r, :] *= norms[r] / ||x[r, :]|| in place, rows of `len` elements (engine/optim.ts rescaleRows). */
+export function rescaleRowsReference(x: Float64Array, norms: ArrayLike<number>, len: number): void {
+  for (let r = 0; r < norms.length; r++) {
+    let s = 0;
+    for (let j = 0; j < len; j++) s += x[r * len + j] ** 2;
+    const f = norms[r] / Math.sqrt(s);
+    for (let j = 0; j < len; j++) x[r * len + j] *= f;
+  }
+}

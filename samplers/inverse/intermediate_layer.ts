@@ -28,11 +28,11 @@
 
 import { Tensor, empty, scope } from '../../engine/tensor.ts';
 import { grad, noGrad, clearTape } from '../../engine/tape.ts';
-import { add, affine, div, mul, square, sub } from '../../engine/ops/elementwise.ts';
+import { add, affine, square, sub } from '../../engine/ops/elementwise.ts';
 import { mean, sum } from '../../engine/ops/reduce.ts';
 import { reshape } from '../../engine/ops/layout.ts';
 import { projectL1Ball } from '../../engine/ops/l1_ball.ts';
-import { Adam } from '../../engine/optim.ts';
+import { Adam, rescaleRows } from '../../engine/optim.ts';
 import { RandomStream, type RowStream } from '../../engine/random.ts';
 import { engine } from '../../engine/engine.ts';
 import { StyleGAN2, numBlocks, numLatents, numNoises, noiseSide } from '../../nets/stylegan2.ts';
@@ -376,8 +376,8 @@ async function runSteps(s: RoundState, steps: number, step: (step: number) => Te
 
 /** Rescales each latent row and optimized noise map to the norm it started with. */
 function project(s: RoundState): void {
-  assign(s.z, mul(s.z, div(s.zNorms, rowNorms(s.z))));
-  for (const i of s.noiseIdx) assign(s.noise[i], mul(s.noise[i], div(s.noiseNorms[i], rowNorms(s.noise[i]))));
+  rescaleRows(s.z, s.zNorms);
+  for (const i of s.noiseIdx) rescaleRows(s.noise[i], s.noiseNorms[i]);
 }
 
 async function locateDivergence(s: RoundState, step: number): Promise<DivergenceError> {
