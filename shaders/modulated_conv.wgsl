@@ -77,6 +77,24 @@ fn modulated_conv_up_weights(@builtin(global_invocation_id) gid: vec3u, @builtin
   }
 }
 
+// The split upsampling path (T = 2: the stride-2 transposed conv alone, its blur a separate pass),
+// one invocation per (o, i): phase r's tap t reads x[a - 1 + t] for output row 2a + r, which is
+// kernel tap ky = r + 2 - 2t of the transposed conv (none where that is 3: phase 1 has one tap).
+@compute @workgroup_size(64)
+fn modulated_conv_up_weights_transposed(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let oi = linear_index(gid, nwg);
+  if (oi >= p.total) { return; }
+  for (var ph = 0u; ph < 4u; ph++) {
+    for (var ty = 0u; ty < 2u; ty++) {
+      for (var tx = 0u; tx < 2u; tx++) {
+        let ky = (ph >> 1u) + 2u - 2u * ty;
+        let kx = (ph & 1u) + 2u - 2u * tx;
+        keff_out[oi * 16u + ph * 4u + ty * 2u + tx] = select(0.0, wt[oi * 9u + min(ky, 2u) * 3u + min(kx, 2u)], ky < 3u && kx < 3u);
+      }
+    }
+  }
+}
+
 // Invocation = 4 output channels x 8 consecutive pixels of one row of one phase plane, the fastest
 // block on lavapipe (bench/results/2026-11-notes-from-code.md, "Modulated convolution: tiles and
 // helper kernels"). Along a row of taps the 8 input values slide by one, so each tap

@@ -32,6 +32,11 @@ interface RowShape {
    * the rows the window reads, so loads past either end are left out altogether.
    */
   width?: number;
+  /**
+   * Set when lanes may start at column W (the split upsampling forward's phase planes are W + 1
+   * wide): the lane's own vec4 is then read only inside the row.
+   */
+  past?: boolean;
 }
 
 /** Whether a row of W values can be unrolled: the window (8 + T - 1 values around a lane's 8) within 4 aligned vec4s. */
@@ -68,7 +73,7 @@ function tapRow(forward: boolean, tap: TapCode, row: RowShape | null): string {
     ? { ind, base: 'let xr = (row + b0) / 4u; // vec4 index of column b0 (row and b0 are multiples of 4)', name: 'xw', index: 'xr', buf: 'x4', scale: 'sr', pixel: 'b0', limit: 'p.W' }
     : { ind, base: 'let gr = (row + px0) / 4u; // vec4 index of column px0 (row and px0 are multiples of 4)', name: 'gw', index: 'gr', buf: 'gy4', scale: 'cr', pixel: 'px0', limit: 'p.Wp' };
   const tapIndex = (tx: number) => (forward ? `kofs + ty * ${T}u + ${tx}u` : `kbase + ph * ${T * T}u + ty * ${T}u + ${tx}u`);
-  return windowRow(names, { first, lo, hi, T, width: row.width }, tap, tapIndex, (tx, at) => slide(at(forward ? first + 8 + tx : 3 + pad - tx)));
+  return windowRow(names, { first, lo, hi, T, width: row.width, past: row.past }, tap, tapIndex, (tx, at) => slide(at(forward ? first + 8 + tx : 3 + pad - tx)));
 }
 
 /** What a general row reads: the zero-padded reader, the row's scale, the window's first column, the tap's weight index, the next value, the window's slide. */
@@ -119,7 +124,7 @@ interface WindowNames {
  */
 function windowRow(
   n: WindowNames,
-  { first, lo, hi, T, width }: { first: number; lo: number; hi: number; T: number; width?: number },
+  { first, lo, hi, T, width, past }: { first: number; lo: number; hi: number; T: number; width?: number; past?: boolean },
   tap: TapCode,
   tapIndex: (tx: number) => string,
   slide: (tx: number, at: (j: number) => string) => string[],
@@ -130,6 +135,7 @@ function windowRow(
     const col = 4 * v - 4; // column offset from the lane's first pixel
     const load = (i: string) => `${n.scale} * ${n.buf}[${i}]`;
     if (width !== undefined) lines.push(`let ${n.name}${v} = ${col < 0 || col >= width ? 'vec4f(0.0)' : load(`${n.index} + ${col / 4}u`)};`);
+    else if (col === 0 && past) lines.push(`let ${n.name}${v} = select(vec4f(0.0), ${load(`select(${n.index} - 1u, ${n.index}, ${n.pixel} < ${n.limit})`)}, ${n.pixel} < ${n.limit});`);
     else if (col === 0) lines.push(`let ${n.name}${v} = ${load(n.index)};`);
     else if (col < 0) lines.push(`let ${n.name}${v} = select(vec4f(0.0), ${load(`select(${n.index}, ${n.index} - 1u, ${n.pixel} >= 4u)`)}, ${n.pixel} >= 4u);`);
     else lines.push(`let ${n.name}${v} = select(vec4f(0.0), ${load(`select(${n.index}, ${n.index} + ${col / 4}u, ${n.pixel} + ${col}u < ${n.limit})`)}, ${n.pixel} + ${col}u < ${n.limit});`);
@@ -239,7 +245,7 @@ const kernels = new Map<string, Kernel>();
 /** Records one dispatch of a variant; `tensors` are keyed by plain binding name (x, y, keff, ...). */
 function dispatchVariant(v: Variant, tensors: Record<string, Tensor>, p: Record<string, number>, grid: number[]): void {
   const names = wgslNames(v);
-  const name = `${v.ch}ch${v.mode === 'scaled' ? '' : ` ${v.mode} conv2d`}${v.linked ? ' linked' : ''}${v.row ? ` T${v.row.T} pad${v.row.pad}${v.row.width ? ` width${v.row.width}` : ''}` : ''}${v.vecStore ? ' vec4 out' : ''}`;
+  const name = `${v.ch}ch${v.mode === 'scaled' ? '' : ` ${v.mode} conv2d`}${v.linked ? ' linked' : ''}${v.row ? ` T${v.row.T} pad${v.row.pad}${v.row.width ? ` width${v.row.width}` : ''}${v.row.past ? ' past' : ''}` : ''}${v.vecStore ? ' vec4 out' : ''}`;
   let k = kernels.get(`${v.entry}/${name}`);
   if (!k) {
     const declared = v.entry === 'forward' ? forwardBindings[v.mode] : inputBindings;
@@ -255,7 +261,7 @@ function dispatchVariant(v: Variant, tensors: Record<string, Tensor>, p: Record<
  * are, and for an upsampling conv (`linked`) the phase kernels built from the raw weight (keff).
  */
 function dispatchForward(ch: number, mode: ForwardMode, sizes: { W: number; Wp: number; up: number; T: number; pad: number }, tensors: Record<string, Tensor>, p: Record<string, number>, grid: number[], linked = false): void {
-  const row = rowUnrollable(sizes.W, sizes.T, sizes.pad) ? { T: sizes.T, pad: sizes.pad, width: sizes.Wp <= 8 ? sizes.W : undefined } : null;
+  const row = rowUnrollable(sizes.W, sizes.T, sizes.pad) ? { T: sizes.T, pad: sizes.pad, width: sizes.Wp <= 8 ? sizes.W : undefined, past: sizes.Wp > sizes.W || undefined } : null;
   const vecStore = sizes.up === 1 && sizes.Wp % 4 === 0;
   dispatchVariant({ entry: 'forward', ch, mode, row, linked, vecStore }, tensors, p, grid);
 }
@@ -278,14 +284,17 @@ function fits(grid: number[]): boolean {
  * forward: bench/results/2026-11-notes-from-code.md, "Modulated convolution: tiles and helper
  * kernels").
  */
-export function trySubgroupForward(pl: ModulatedConvPlan, b: { x: Tensor; weight: Tensor; st: Tensor; coef: Tensor; y: Tensor }): boolean {
+export function trySubgroupForward(pl: ModulatedConvPlan, b: { x: Tensor; weight: Tensor; st: Tensor; coef: Tensor; y: Tensor; keff?: Tensor }): boolean {
   const ch = channelsPerTile(pl.Co);
   if (ch === null) return false;
   const lanes = pl.N * pl.Hp * Math.ceil(pl.Wp / 8);
   const grid = [Math.ceil(lanes / 8), Math.ceil(pl.Co / ch), pl.up * pl.up];
   if (!fits(grid)) return false;
-  const { weight, ...rest } = b;
-  dispatchForward(ch, 'scaled', pl, { ...rest, keff: weight }, modulatedConvParams(pl, lanes), grid, pl.up === 2);
+  const { weight, keff, ...rest } = b;
+  // Linked: the fused upsampling phase kernels (T = 3) built in the kernel; the split path's (T = 2) come built in keff.
+  const linked = pl.up === 2 && pl.T === 3;
+  if (!linked && pl.up === 2 && !keff) throw new Error('modulated_conv: the split upsampling forward needs its phase kernels');
+  dispatchForward(ch, 'scaled', pl, { ...rest, keff: linked ? weight : (keff ?? weight) }, modulatedConvParams(pl, lanes), grid, linked);
   return true;
 }
 
