@@ -89,8 +89,10 @@ async function main(): Promise<void> {
   resetPeakRss();
   for (let s = 0; s < o.steps; s++) {
     eng.resetPeak();
+    const cpu0 = process.cpuUsage();
     const ms = await step(gen, o.layer, 7);
-    console.log(`step ${s + 1}: ${(ms / 1000).toFixed(2)} s wall, pool peak ${(eng.memory().peakBytesInUse / GIB).toFixed(3)} GiB, process peak RSS ${(peakRss() / GIB).toFixed(2)} GiB (load average ${loadAverage()})`);
+    const cpu = process.cpuUsage(cpu0);
+    console.log(`step ${s + 1}: ${(ms / 1000).toFixed(2)} s wall, ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s CPU (all threads, reading back included), pool peak ${(eng.memory().peakBytesInUse / GIB).toFixed(3)} GiB, process peak RSS ${(peakRss() / GIB).toFixed(2)} GiB (load average ${loadAverage()})`);
   }
   if (o.profile) {
     labelGrids(eng);

@@ -89,14 +89,18 @@ const UP_BLUR = makeKernel([1, 3, 3, 1], 4);
 export const SPLIT_UPSAMPLE_MIN_PIXELS = 32 * 32;
 
 /**
- * The split path's plan where it pays, else null: an upsampling conv on an input of at least
- * SPLIT_UPSAMPLE_MIN_PIXELS pixels and 16 channels, on the CPU adapters' kernels (subgroup or
- * general; hardware GPUs keep the fused phases in their implicit GEMM). Smaller planes keep the
- * fused path: there the blur's extra dispatch costs more than the multiply-adds it saves.
+ * The split path's plan where it pays and fits, else null: an upsampling conv on an input of at
+ * least SPLIT_UPSAMPLE_MIN_PIXELS pixels and 16 channels, on the CPU adapters' kernels (subgroup or
+ * general; hardware GPUs keep the fused phases in their implicit GEMM), whose unblurred map fits
+ * one binding. Smaller planes keep the fused path: there the blur's extra dispatch costs more than
+ * the multiply-adds it saves.
  */
 function splitUpsample(pl: ModulatedConvPlan): ModulatedConvPlan | null {
   if (pl.up !== 2 || pl.H * pl.W < SPLIT_UPSAMPLE_MIN_PIXELS || pl.Ci < 16 || workgroupTiles(backend().gpu)) return null;
-  return transposedUpsamplePlan(pl);
+  const sp = transposedUpsamplePlan(pl);
+  // The unblurred map must be bindable (config-f's 1024^2 layer, 32 x 1026^2 floats, is not on lavapipe's 128 MiB).
+  const limits = backend().gpu.limits;
+  return 4 * sp.N * sp.Co * sp.Ho * sp.Wo <= Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) ? sp : null;
 }
 
 /**
