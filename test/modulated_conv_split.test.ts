@@ -99,8 +99,9 @@ for (const family of ['subgroup', 'general'] as const) {
         assert.not.ok(any(kernels, 'modulated_conv.modulated_conv_up_weights<') || kernels.has('modulated_conv.modulated_conv_up_weights'), `${c.name}: no fused phase kernels (ran: ${names})`);
         assert.not.ok([...kernels.keys()].some((k) => k.includes('linked')), `${c.name}: no fused (linked) forward (ran: ${names})`);
         if (family === 'subgroup') {
-          assert.ok([...kernels.keys()].some((k) => k.startsWith('modulated_conv_subgroup.forward<')), `${c.name}: the subgroup forward ran (ran: ${names})`);
-          assert.ok([...kernels.keys()].some((k) => k.startsWith('modulated_conv_subgroup.input_backward<')), `${c.name}: the subgroup input gradient ran (ran: ${names})`);
+          // The variants that leave out the phase kernels' zero taps (" transposed" in the name).
+          assert.ok([...kernels.keys()].some((k) => k.startsWith('modulated_conv_subgroup.forward<') && k.includes(' transposed>')), `${c.name}: the subgroup transposed forward ran (ran: ${names})`);
+          assert.ok([...kernels.keys()].some((k) => k.startsWith('modulated_conv_subgroup.input_backward<') && k.includes(' transposed>')), `${c.name}: the subgroup transposed input gradient ran (ran: ${names})`);
         } else {
           assert.ok(kernels.has('modulated_conv.modulated_conv_forward'), `${c.name}: the general forward ran (ran: ${names})`);
           assert.ok(kernels.has('modulated_conv_backward.modulated_conv_input_backward'), `${c.name}: the general input gradient ran (ran: ${names})`);

@@ -37,6 +37,8 @@ interface RowShape {
    * wide): the lane's own vec4 is then read only inside the row.
    */
   past?: boolean;
+  /** The split upsampling path's forward: tap 0 of the row runs only in phase column 0 (phase column 1's is zero). */
+  transposed?: boolean;
 }
 
 /** Whether a row of W values can be unrolled: the window (8 + T - 1 values around a lane's 8) within 4 aligned vec4s. */
@@ -55,14 +57,16 @@ function rowUnrollable(W: number, T: number, pad: number): boolean {
  * row's ends) hold every value the row needs, so the window's values are static components and each
  * tap's new value is too.
  */
-function tapRow(forward: boolean, tap: TapCode, row: RowShape | null): string {
+function tapRow(forward: boolean, tap: TapCode, row: RowShape | null, transposed = false): string {
   const ind = forward ? '      ' : '        ';
   const slide = (next: string) => (forward ? ['v0 = vec4f(v0.yzw, v1.x);', `v1 = vec4f(v1.yzw, ${next});`] : ['v1 = vec4f(v0.w, v1.xyz);', `v0 = vec4f(${next}, v0.xyz);`]);
   if (row === null) {
     const code = forward
       ? { read: 'x_at', scale: 'sr', pos: 'ix', tIndex: 'kofs + ty * p.T + tx', next: 'x_at(row, ix + i32(tx) + 8)' }
       : { read: 'gy_at', scale: 'cr', pos: 'bx', tIndex: 'kbase + ph * tt + ty * p.T + tx', next: 'gy_at(row, bx - i32(tx) - 1)' };
-    return generalRow(ind, tap, { ...code, slide: slide('next') });
+    // The split path's input gradient starts at tap column ph & 1 (phase column 1's tap 0 is zero), its window that many columns left.
+    const start = !forward && transposed ? { tx0: 'ph & 1u', pos: '(bx - i32(ph & 1u))' } : { tx0: '0u', pos: code.pos };
+    return generalRow(ind, tap, { ...code, pos: start.pos, tx0: start.tx0, slide: slide('next') });
   }
   const { T, pad } = row;
   // Window value j is column pixel - 4 + j: component j % 4 of <name><j / 4> (columns -4 .. 11 from
@@ -73,7 +77,7 @@ function tapRow(forward: boolean, tap: TapCode, row: RowShape | null): string {
     ? { ind, base: 'let xr = (row + b0) / 4u; // vec4 index of column b0 (row and b0 are multiples of 4)', name: 'xw', index: 'xr', buf: 'x4', scale: 'sr', pixel: 'b0', limit: 'p.W' }
     : { ind, base: 'let gr = (row + px0) / 4u; // vec4 index of column px0 (row and px0 are multiples of 4)', name: 'gw', index: 'gr', buf: 'gy4', scale: 'cr', pixel: 'px0', limit: 'p.Wp' };
   const tapIndex = (tx: number) => (forward ? `kofs + ty * ${T}u + ${tx}u` : `kbase + ph * ${T * T}u + ty * ${T}u + ${tx}u`);
-  return windowRow(names, { first, lo, hi, T, width: row.width, past: row.past }, tap, tapIndex, (tx, at) => slide(at(forward ? first + 8 + tx : 3 + pad - tx)));
+  return windowRow(names, { first, lo, hi, T, width: row.width, past: row.past, firstTapIf: row.transposed ? '(ph & 1u) == 0u' : undefined }, tap, tapIndex, (tx, at) => slide(at(forward ? first + 8 + tx : 3 + pad - tx)));
 }
 
 /** What a general row reads: the zero-padded reader, the row's scale, the window's first column, the tap's weight index, the next value, the window's slide. */
@@ -84,6 +88,8 @@ interface GeneralRowCode {
   tIndex: string;
   next: string;
   slide: string[];
+  /** The first tap column (a WGSL expression). */
+  tx0: string;
 }
 
 /**
@@ -96,7 +102,7 @@ function generalRow(ind: string, tap: TapCode, c: GeneralRowCode): string {
   return [
     `var v0 = ${window([0, 1, 2, 3])};`,
     `var v1 = ${window([4, 5, 6, 7])};`,
-    'for (var tx = 0u; tx < p.T; tx++) {',
+    `for (var tx = ${c.tx0}; tx < p.T; tx++) {`,
     `  let t = ${c.tIndex};`,
     ...tap('tx').map((l) => `  ${l}`),
     `  let next = ${c.scale} * ${c.next};`,
@@ -124,7 +130,7 @@ interface WindowNames {
  */
 function windowRow(
   n: WindowNames,
-  { first, lo, hi, T, width, past }: { first: number; lo: number; hi: number; T: number; width?: number; past?: boolean },
+  { first, lo, hi, T, width, past, firstTapIf }: { first: number; lo: number; hi: number; T: number; width?: number; past?: boolean; firstTapIf?: string },
   tap: TapCode,
   tapIndex: (tx: number) => string,
   slide: (tx: number, at: (j: number) => string) => string[],
@@ -142,7 +148,8 @@ function windowRow(
   }
   lines.push(`var v0 = vec4f(${[0, 1, 2, 3].map((e) => at(first + e)).join(', ')});`, `var v1 = vec4f(${[4, 5, 6, 7].map((e) => at(first + e)).join(', ')});`);
   for (let tx = 0; tx < T; tx++) {
-    lines.push('{', `  let t = ${tapIndex(tx)};`, ...tap(`${tx}u`).map((l) => `  ${l}`), '}');
+    // A tap under a condition is skipped by the whole workgroup at once (the condition is the phase, wid.z).
+    lines.push(tx === 0 && firstTapIf ? `if (${firstTapIf}) {` : '{', `  let t = ${tapIndex(tx)};`, ...tap(`${tx}u`).map((l) => `  ${l}`), '}');
     if (tx < T - 1) lines.push(...slide(tx, at));
   }
   return lines.join(`\n${n.ind}`);
@@ -156,7 +163,7 @@ type TapCode = (tx: string) => string[];
  * general row, so the module compiles whole).
  */
 function modulatedConvSubgroupSpecialization(v: Variant): Record<string, string | number> {
-  const { ch, mode, linked, vecStore } = v;
+  const { ch, mode, linked, vecStore, transposed } = v;
   const row = v.entry === 'forward' ? v.row : null;
   const ibRow = v.entry === 'input_backward' ? v.row : null;
   const blocks = ch / 8;
@@ -198,10 +205,12 @@ function modulatedConvSubgroupSpecialization(v: Variant): Record<string, string 
     FWD_OUT: FORWARD_OUT[mode],
     FWD_SETUP: join([...fwdSetup, ...accs], '  '),
     FWD_PER_INPUT: join(fwdPerInput, '    '),
+    FWD_TY0: transposed && v.entry === 'forward' ? 'ph >> 1u' : '0u',
+    IB_TY0: transposed && v.entry === 'input_backward' ? 'ph >> 1u' : '0u',
     FWD_ROW: tapRow(true, linked ? fromLinked : fromK, row),
     FWD_STORE: join(fwdStore, '  '),
     IB_SETUP: join([...ibSetup, ...accs], '  '),
-    IB_ROW: tapRow(false, fromK, ibRow),
+    IB_ROW: tapRow(false, fromK, ibRow, transposed),
     IB_STORE: join(ibStore, '  '),
   };
 }
@@ -224,6 +233,8 @@ interface Variant {
   linked: boolean;
   /** The outputs are written (and the input gradient's x read) as vec4s (store_y4, store_gx4). */
   vecStore: boolean;
+  /** The split upsampling path's transposed conv (up = 2, T = 2): the taps zero in every phase kernel are left out. */
+  transposed: boolean;
 }
 
 /**
@@ -245,7 +256,7 @@ const kernels = new Map<string, Kernel>();
 /** Records one dispatch of a variant; `tensors` are keyed by plain binding name (x, y, keff, ...). */
 function dispatchVariant(v: Variant, tensors: Record<string, Tensor>, p: Record<string, number>, grid: number[]): void {
   const names = wgslNames(v);
-  const name = `${v.ch}ch${v.mode === 'scaled' ? '' : ` ${v.mode} conv2d`}${v.linked ? ' linked' : ''}${v.row ? ` T${v.row.T} pad${v.row.pad}${v.row.width ? ` width${v.row.width}` : ''}${v.row.past ? ' past' : ''}` : ''}${v.vecStore ? ' vec4 out' : ''}`;
+  const name = `${v.ch}ch${v.mode === 'scaled' ? '' : ` ${v.mode} conv2d`}${v.linked ? ' linked' : ''}${v.row ? ` T${v.row.T} pad${v.row.pad}${v.row.width ? ` width${v.row.width}` : ''}${v.row.past ? ' past' : ''}` : ''}${v.vecStore ? ' vec4 out' : ''}${v.transposed ? ' transposed' : ''}`;
   let k = kernels.get(`${v.entry}/${name}`);
   if (!k) {
     const declared = v.entry === 'forward' ? forwardBindings[v.mode] : inputBindings;
@@ -261,9 +272,10 @@ function dispatchVariant(v: Variant, tensors: Record<string, Tensor>, p: Record<
  * are, and for an upsampling conv (`linked`) the phase kernels built from the raw weight (keff).
  */
 function dispatchForward(ch: number, mode: ForwardMode, sizes: { W: number; Wp: number; up: number; T: number; pad: number }, tensors: Record<string, Tensor>, p: Record<string, number>, grid: number[], linked = false): void {
-  const row = rowUnrollable(sizes.W, sizes.T, sizes.pad) ? { T: sizes.T, pad: sizes.pad, width: sizes.Wp <= 8 ? sizes.W : undefined, past: sizes.Wp > sizes.W || undefined } : null;
+  const transposed = sizes.up === 2 && sizes.T === 2;
+  const row = rowUnrollable(sizes.W, sizes.T, sizes.pad) ? { T: sizes.T, pad: sizes.pad, width: sizes.Wp <= 8 ? sizes.W : undefined, past: sizes.Wp > sizes.W || undefined, transposed: transposed || undefined } : null;
   const vecStore = sizes.up === 1 && sizes.Wp % 4 === 0;
-  dispatchVariant({ entry: 'forward', ch, mode, row, linked, vecStore }, tensors, p, grid);
+  dispatchVariant({ entry: 'forward', ch, mode, row, linked, vecStore, transposed }, tensors, p, grid);
 }
 
 /** 16 channels per workgroup where there are that many, else 8; null below 8 (ToRGB's 3 outputs). */
@@ -306,7 +318,7 @@ export function trySubgroupInputBackward(pl: ModulatedConvPlan, b: { gy: Tensor;
   const grid = [Math.ceil(lanes / 8), Math.ceil(pl.Ci / ch)];
   if (!fits(grid)) return false;
   const row = pl.up === 1 && rowUnrollable(pl.Wp, pl.T, pl.pad) ? { T: pl.T, pad: pl.pad, width: pl.W <= 8 ? pl.Wp : undefined } : null;
-  dispatchVariant({ entry: 'input_backward', ch, mode: 'scaled', row, linked: false, vecStore: pl.W % 4 === 0 }, b, modulatedConvParams(pl, lanes), grid);
+  dispatchVariant({ entry: 'input_backward', ch, mode: 'scaled', row, linked: false, vecStore: pl.W % 4 === 0, transposed: pl.up === 2 && pl.T === 2 }, b, modulatedConvParams(pl, lanes), grid);
   return true;
 }
 
