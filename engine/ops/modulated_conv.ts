@@ -177,8 +177,8 @@ function splitForward(pl: ModulatedConvPlan, sp: ModulatedConvPlan, b: { x: Tens
     perTile(K.forward, { x: b.x, keff, st: b.st, coef: b.coef, y: t }, sp, lanes, quad(sp.Co));
   }
   keff.dispose();
-  // t[2a + r] holds rosinality's transposed-conv output at 2a + r (its row 2H+1 is zero); the blur pads 1 before, 0 after.
-  const y = noGrad(() => upfirdn2d(t, UP_BLUR, { pad: [1, 0, 1, 0] }));
+  // t[2a + r] holds rosinality's transposed-conv output at 2a + r (zero past 2H and 2W); the blur pads 1 before and crops after.
+  const y = noGrad(() => upfirdn2d(t, UP_BLUR, { pad: [1, 2 * sp.W + 2 - sp.Wo, 1, 2 * sp.H + 2 - sp.Ho] }));
   t.dispose();
   if (y.shape[2] !== pl.Ho || y.shape[3] !== pl.Wo) throw new Error(`modulated_conv: the split path made ${y.shape[2]}x${y.shape[3]}, expected ${pl.Ho}x${pl.Wo}`);
   return y;
@@ -200,8 +200,8 @@ interface Saved {
  */
 function backward(pl: ModulatedConvPlan, gyOut: Tensor, sv: Saved, sp: ModulatedConvPlan | null = null): (Tensor | null)[] {
   const { N, Ci, Co } = pl;
-  // The blur's adjoint: its kernel is symmetric, so an upfirdn2d with pads k-1-p0 = 2 before and 3 after.
-  const gy = sp ? noGrad(() => upfirdn2d(gyOut, UP_BLUR, { pad: [2, 3, 2, 3] })) : gyOut;
+  // The blur's adjoint: its kernel is symmetric, so an upfirdn2d with pads k-1-p0 = 2 before and what makes t's size after.
+  const gy = sp ? noGrad(() => upfirdn2d(gyOut, UP_BLUR, { pad: [2, sp.Wo - 2 * sp.W + 1, 2, sp.Ho - 2 * sp.H + 1] })) : gyOut;
   const cp = sp ?? pl; // the conv kernels' plan
   const { x, weight, styles, coef, y, keff } = sv;
   const wantInput = x.requiresGrad || styles.requiresGrad;

@@ -57,17 +57,16 @@ function rowUnrollable(W: number, T: number, pad: number): boolean {
  * row's ends) hold every value the row needs, so the window's values are static components and each
  * tap's new value is too.
  */
-function tapRow(forward: boolean, tap: TapCode, row: RowShape | null, transposed = false): string {
+function tapRow(forward: boolean, tap: TapCode, row: RowShape | null): string {
   const ind = forward ? '      ' : '        ';
   const slide = (next: string) => (forward ? ['v0 = vec4f(v0.yzw, v1.x);', `v1 = vec4f(v1.yzw, ${next});`] : ['v1 = vec4f(v0.w, v1.xyz);', `v0 = vec4f(${next}, v0.xyz);`]);
   if (row === null) {
     const code = forward
       ? { read: 'x_at', scale: 'sr', pos: 'ix', tIndex: 'kofs + ty * p.T + tx', next: 'x_at(row, ix + i32(tx) + 8)' }
       : { read: 'gy_at', scale: 'cr', pos: 'bx', tIndex: 'kbase + ph * tt + ty * p.T + tx', next: 'gy_at(row, bx - i32(tx) - 1)' };
-    // The split path's input gradient starts at tap column ph & 1 (phase column 1's tap 0 is zero), its window that many columns left.
-    const start = !forward && transposed ? { tx0: 'ph & 1u', pos: '(bx - i32(ph & 1u))' } : { tx0: '0u', pos: code.pos };
-    return generalRow(ind, tap, { ...code, pos: start.pos, tx0: start.tx0, slide: slide('next') });
+    return generalRow(ind, tap, { ...code, slide: slide('next') });
   }
+  if (!forward && row.transposed) return transposedInputRow(ind, tap);
   const { T, pad } = row;
   // Window value j is column pixel - 4 + j: component j % 4 of <name><j / 4> (columns -4 .. 11 from
   // the pixel). The last tap's new value is never used, so the far end stops one short of it.
@@ -80,6 +79,27 @@ function tapRow(forward: boolean, tap: TapCode, row: RowShape | null, transposed
   return windowRow(names, { first, lo, hi, T, width: row.width, past: row.past, firstTapIf: row.transposed ? '(ph & 1u) == 0u' : undefined }, tap, tapIndex, (tx, at) => slide(at(forward ? first + 8 + tx : 3 + pad - tx)));
 }
 
+/**
+ * The split path's input gradient (T = 2, pad = 1, up = 2, Wo % 4 == 0): pixel px0 + j of tap tx
+ * reads phase-plane column b = px0 + j + 1 - tx, i.e. column 2b + rx of the interleaved gy row. The
+ * 20 columns from 2 px0 (5 aligned vec4s, zero past the row) hold both phases' values of both taps,
+ * so each window is static components: even ones for phase column 0 (taps 0 and 1), odd ones for
+ * phase column 1 (tap 1 alone; its tap 0 is zero). The phase branch is uniform in the workgroup.
+ */
+function transposedInputRow(ind: string, tap: TapCode): string {
+  const q = (c: number) => `q${c >> 2}.${'xyzw'[c & 3]}`; // column 2 px0 + c
+  const win = (m0: number, rx: number) => [0, 1, 2, 3, 4, 5, 6, 7].map((j) => q(2 * (m0 + j) + rx));
+  const taps = (list: [number, number, number][]) =>
+    list.flatMap(([tx, m0, rx]) => {
+      const w = win(m0, rx);
+      return ['{', `  let v0 = vec4f(${w.slice(0, 4).join(', ')});`, `  let v1 = vec4f(${w.slice(4).join(', ')});`, `  let t = kbase + ph * 4u + ty * 2u + ${tx}u;`, ...tap(`${tx}u`).map((l) => `  ${l}`), '}'];
+    });
+  const lines = ['let g4 = (row - (ph & 1u) + 2u * px0) / 4u; // vec4 index of column 2 px0 (row start and 2 px0 are multiples of 4)', 'let q0 = cr * gy4[g4];'];
+  for (let v = 1; v < 5; v++) lines.push(`let q${v} = select(vec4f(0.0), cr * gy4[select(g4, g4 + ${v}u, 2u * px0 + ${4 * v}u < p.Wo)], 2u * px0 + ${4 * v}u < p.Wo);`);
+  lines.push('if ((ph & 1u) == 0u) {', ...taps([[0, 1, 0], [1, 0, 0]]).map((l) => `  ${l}`), '} else {', ...taps([[1, 0, 1]]).map((l) => `  ${l}`), '}');
+  return lines.join(`\n${ind}`);
+}
+
 /** What a general row reads: the zero-padded reader, the row's scale, the window's first column, the tap's weight index, the next value, the window's slide. */
 interface GeneralRowCode {
   read: string;
@@ -88,8 +108,6 @@ interface GeneralRowCode {
   tIndex: string;
   next: string;
   slide: string[];
-  /** The first tap column (a WGSL expression). */
-  tx0: string;
 }
 
 /**
@@ -102,7 +120,7 @@ function generalRow(ind: string, tap: TapCode, c: GeneralRowCode): string {
   return [
     `var v0 = ${window([0, 1, 2, 3])};`,
     `var v1 = ${window([4, 5, 6, 7])};`,
-    `for (var tx = ${c.tx0}; tx < p.T; tx++) {`,
+    'for (var tx = 0u; tx < p.T; tx++) {',
     `  let t = ${c.tIndex};`,
     ...tap('tx').map((l) => `  ${l}`),
     `  let next = ${c.scale} * ${c.next};`,
@@ -210,7 +228,7 @@ function modulatedConvSubgroupSpecialization(v: Variant): Record<string, string 
     FWD_ROW: tapRow(true, linked ? fromLinked : fromK, row),
     FWD_STORE: join(fwdStore, '  '),
     IB_SETUP: join([...ibSetup, ...accs], '  '),
-    IB_ROW: tapRow(false, fromK, ibRow, transposed),
+    IB_ROW: tapRow(false, fromK, ibRow),
     IB_STORE: join(ibStore, '  '),
   };
 }
@@ -317,8 +335,10 @@ export function trySubgroupInputBackward(pl: ModulatedConvPlan, b: { gy: Tensor;
   const lanes = pl.N * pl.H * Math.ceil(pl.W / 8);
   const grid = [Math.ceil(lanes / 8), Math.ceil(pl.Ci / ch)];
   if (!fits(grid)) return false;
-  const row = pl.up === 1 && rowUnrollable(pl.Wp, pl.T, pl.pad) ? { T: pl.T, pad: pl.pad, width: pl.W <= 8 ? pl.Wp : undefined } : null;
-  dispatchVariant({ entry: 'input_backward', ch, mode: 'scaled', row, linked: false, vecStore: pl.W % 4 === 0, transposed: pl.up === 2 && pl.T === 2 }, b, modulatedConvParams(pl, lanes), grid);
+  const transposed = pl.up === 2 && pl.T === 2;
+  let row: RowShape | null = pl.up === 1 && rowUnrollable(pl.Wp, pl.T, pl.pad) ? { T: pl.T, pad: pl.pad, width: pl.W <= 8 ? pl.Wp : undefined } : null;
+  if (transposed && pl.pad === 1 && pl.Wo % 4 === 0 && pl.Wp >= pl.W + 1) row = { T: 2, pad: 1, transposed: true };
+  dispatchVariant({ entry: 'input_backward', ch, mode: 'scaled', row, linked: false, vecStore: pl.W % 4 === 0, transposed }, b, modulatedConvParams(pl, lanes), grid);
   return true;
 }
 
