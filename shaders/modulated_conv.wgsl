@@ -15,6 +15,8 @@
 // padding. Upsampled: K = the transposed conv composed with the blur, split into its 4 stride-2
 // phases (derived in engine/ops/modulated_conv.ts, upsampleLink): T = 3 and pad = 1, so each output
 // pixel gathers 3x3 taps per channel, like the plain conv, and nothing of size 2H+1 is ever stored.
+// Large upsampling convs take the split path instead (the op file says when): K = the transposed
+// conv alone, T = 2 and pad = 1 (up_weights_transposed), output (2H+2) x 2Wp, blurred afterwards.
 //
 // coef[n,o] = scale * rsqrt(scale^2 * sum_i s[n,i]^2 * sum_t W[o,i,t]^2 + 1e-8) with demodulation,
 // coef = scale = 1/sqrt(Ci*k*k) without: the per-sample weight of the definition is coef*s[n,i]*W[o,i].

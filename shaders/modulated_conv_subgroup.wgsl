@@ -26,7 +26,8 @@
 // The split upsampling path's transposed conv (T = 2, up = 2: engine/ops/modulated_conv.ts) leaves
 // out the taps that are zero in every phase kernel: phase row 1 has only tap row 1, phase column 1
 // only tap column 1 (FWD_TY0, IB_TY0, and the rows' first tap), so its phases cost 4, 2, 2 and 1
-// taps instead of 4 each.
+// taps instead of 4 each. Its input gradient reads each interleaved row of gy as aligned vec4s that
+// hold both phases (the op file's transposedInputRow).
 // The forward also serves a plain conv2d (stride 1, one group; engine/ops/conv2d_kernels.ts): its
 // FWD_STYLE and FWD_OUT slots then read no styles and no coef, and add the bias if there is one.
 
