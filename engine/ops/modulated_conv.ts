@@ -16,7 +16,8 @@
 // alone as the phase convolution (2 x 2 taps per phase, 9 of them nonzero: 4 times fewer
 // multiply-adds than the fused 3 x 3 per phase, which carry the blur in every tap), then the blur
 // as its own pass over the output channels (upfirdn2d), as rosinality's model runs it. It stores
-// the unblurred map of (2H+2)^2 for the length of the op (forward) and its gradient (backward).
+// the unblurred map of (2H+2) x 2Wp (Wp = W+1 or W+2, even) for the length of the op (forward)
+// and its gradient (backward).
 //
 // Formulation, chosen by measurement: W stays shared by the batch, x is multiplied by s[n,i] as
 // the conv loads it and the output by coef[n,o]; the style gradient's sum_p x * u comes from the
@@ -168,7 +169,7 @@ function phaseKernels(pl: ModulatedConvPlan, weight: Tensor): Tensor {
   return keff;
 }
 
-/** The split path's forward: the transposed conv t [N, Co, 2H+2, 2W+2] (scaled by coef), then y = blur(t). */
+/** The split path's forward: the transposed conv t [N, Co, 2H+2, 2Wp] (scaled by coef), then y = blur(t). */
 function splitForward(pl: ModulatedConvPlan, sp: ModulatedConvPlan, b: { x: Tensor; weight: Tensor; st: Tensor; coef: Tensor }): Tensor {
   const keff = phaseKernels(sp, b.weight);
   const t = empty([sp.N, sp.Co, sp.Ho, sp.Wo]);
@@ -196,7 +197,7 @@ interface Saved {
 
 /**
  * The op's gradients. With the split path's plan `sp`, the conv kernels run on the plan `sp` and
- * gt = blur^T(gy) [N, Co, 2H+2, 2W+2]; h needs no change: sum gt*t = sum gy*blur(t) = sum gy*y.
+ * gt = blur^T(gy) [N, Co, 2H+2, 2Wp]; h needs no change: sum gt*t = sum gy*blur(t) = sum gy*y.
  */
 function backward(pl: ModulatedConvPlan, gyOut: Tensor, sv: Saved, sp: ModulatedConvPlan | null = null): (Tensor | null)[] {
   const { N, Ci, Co } = pl;
