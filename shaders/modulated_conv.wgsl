@@ -15,6 +15,8 @@
 // padding. Upsampled: K = the transposed conv composed with the blur, split into its 4 stride-2
 // phases (derived in engine/ops/modulated_conv.ts, upsampleLink): T = 3 and pad = 1, so each output
 // pixel gathers 3x3 taps per channel, like the plain conv, and nothing of size 2H+1 is ever stored.
+// Large upsampling convs take the split path instead (the op file says when): K = the transposed
+// conv alone, T = 2 and pad = 1 (up_weights_transposed), output (2H+2) x 2Wp, blurred afterwards.
 //
 // coef[n,o] = scale * rsqrt(scale^2 * sum_i s[n,i]^2 * sum_t W[o,i,t]^2 + 1e-8) with demodulation,
 // coef = scale = 1/sqrt(Ci*k*k) without: the per-sample weight of the definition is coef*s[n,i]*W[o,i].
@@ -73,6 +75,24 @@ fn modulated_conv_up_weights(@builtin(global_invocation_id) gid: vec3u, @builtin
     let at = oi * 36u + ph * 9u;
     for (var ty = 0u; ty < 3u; ty++) {
       for (var tx = 0u; tx < 3u; tx++) { keff_out[at + ty * 3u + tx] = kp[tx][ty]; }
+    }
+  }
+}
+
+// The split upsampling path (T = 2: the stride-2 transposed conv alone, its blur a separate pass),
+// one invocation per (o, i): phase r's tap t reads x[a - 1 + t] for output row 2a + r, which is
+// kernel tap ky = r + 2 - 2t of the transposed conv (none where that is 3: phase 1 has one tap).
+@compute @workgroup_size(64)
+fn modulated_conv_up_weights_transposed(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let oi = linear_index(gid, nwg);
+  if (oi >= p.total) { return; }
+  for (var ph = 0u; ph < 4u; ph++) {
+    for (var ty = 0u; ty < 2u; ty++) {
+      for (var tx = 0u; tx < 2u; tx++) {
+        let ky = (ph >> 1u) + 2u - 2u * ty;
+        let kx = (ph & 1u) + 2u - 2u * tx;
+        keff_out[oi * 16u + ph * 4u + ty * 2u + tx] = select(0.0, wt[oi * 9u + min(ky, 2u) * 3u + min(kx, 2u)], ky < 3u && kx < 3u);
+      }
     }
   }
 }

@@ -200,6 +200,21 @@ fn modulated_conv_weight_finish(@builtin(global_invocation_id) gid: vec3u, @buil
     for (var t = 0u; t < kk; t++) { gw[oi * kk + t] = gk[oi * kk + t] - wt[oi * kk + t] * d; }
     return;
   }
+  if (p.T == 2u) {
+    // The split upsampling path: the adjoint of up_weights_transposed, each phase tap back to its kernel tap.
+    var acc = array<f32, 9>();
+    for (var ph = 0u; ph < 4u; ph++) {
+      for (var ty = 0u; ty < 2u; ty++) {
+        for (var tx = 0u; tx < 2u; tx++) {
+          let ky = (ph >> 1u) + 2u - 2u * ty;
+          let kx = (ph & 1u) + 2u - 2u * tx;
+          if (ky < 3u && kx < 3u) { acc[ky * 3u + kx] += gk[oi * 16u + ph * 4u + ty * 2u + tx]; }
+        }
+      }
+    }
+    for (var t = 0u; t < 9u; t++) { gw[oi * 9u + t] = acc[t] - wt[oi * 9u + t] * d; }
+    return;
+  }
   // Upsampled: the adjoint of up_weights, sum over phases of L_ry^T G L_rx.
   var g = mat3x3f();
   for (var ph = 0u; ph < 4u; ph++) {

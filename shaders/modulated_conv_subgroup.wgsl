@@ -23,6 +23,11 @@
 // ROW, one row of taps). Where the row is a multiple of 4 long (W for the forward, Wo = Wp with
 // up = 1 for the input gradient) and the kernel size and padding are known, the row is unrolled
 // and its window read as 3-4 aligned vec4s instead of 8 + T single values.
+// The split upsampling path's transposed conv (T = 2, up = 2: engine/ops/modulated_conv.ts) leaves
+// out the taps that are zero in every phase kernel: phase row 1 has only tap row 1, phase column 1
+// only tap column 1 (FWD_TY0, IB_TY0, and the rows' first tap), so its phases cost 4, 2, 2 and 1
+// taps instead of 4 each. Its input gradient reads each interleaved row of gy as aligned vec4s that
+// hold both phases (the op file's transposedInputRow).
 // The forward also serves a plain conv2d (stride 1, one group; engine/ops/conv2d_kernels.ts): its
 // FWD_STYLE and FWD_OUT slots then read no styles and no coef, and add the bias if there is one.
 
@@ -84,7 +89,7 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) l
     let xbase = (n * p.Ci + i) * p.H * p.W;
     let kofs = i * PH * tt;
     {{FWD_PER_INPUT}}
-    for (var ty = 0u; ty < p.T; ty++) {
+    for (var ty = {{FWD_TY0}}; ty < p.T; ty++) {
       let iy = i32(a) - i32(p.pad) + i32(ty);
       let sr = select(0.0, s, iy >= 0 && iy < i32(p.H));
       let row = xbase + u32(clamp(iy, 0, i32(p.H) - 1)) * p.W;
@@ -133,7 +138,7 @@ fn input_backward(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocatio
     let gbase = (n * p.Co + o) * p.Ho * p.Wo;
     let kbase = o * p.Ci * PH * tt;
     for (var ph = 0u; ph < PH; ph++) {
-      for (var ty = 0u; ty < p.T; ty++) {
+      for (var ty = {{IB_TY0}}; ty < p.T; ty++) {
         let ay = i32(py) + i32(p.pad) - i32(ty);
         let cr = select(0.0, c, ay >= 0 && ay < i32(p.Hp));
         let row = gbase + (u32(clamp(ay, 0, i32(p.Hp) - 1)) * p.up + (ph >> 1u)) * p.Wo + (ph & 1u);

@@ -70,6 +70,19 @@ export function planModulatedConv(xShape: readonly number[], wShape: readonly nu
 
 
 /**
+ * The split upsampling path's plan (engine/ops/modulated_conv.ts, splitUpsample): the same op as a
+ * phase convolution with the stride-2 transposed conv alone, T = 2 taps per phase and side reading
+ * x[a - 1 + t] (9 of its 16 taps nonzero), the output t of (2H + 2) x 2 Wp (Wp = W + 1 or W + 2,
+ * even; the rows and columns past 2H and 2W zero) that the blur then filters to 2H x 2W. Everything else (coef, scale, k) is `pl`'s.
+ */
+export function transposedUpsamplePlan(pl: ModulatedConvPlan): ModulatedConvPlan {
+  if (pl.up !== 2 || pl.k !== 3) throw new RangeError(`modulated_conv: the split upsampling path needs an upsampling 3x3 plan, got up ${pl.up}, k ${pl.k}`);
+  // Wp even, so rows of t (2 Wp) are whole vec4s: the input gradient reads them as vec4s (one more zero phase column where W is even).
+  const [Hp, Wp] = [pl.H + 1, pl.W + 1 + ((pl.W + 1) % 2)];
+  return { ...pl, T: 2, pad: 1, Hp, Wp, Ho: 2 * Hp, Wo: 2 * Wp, kshape: [pl.Co, pl.Ci, 4, 2, 2], macs: pl.N * pl.Co * pl.Ci * 16 * Hp * Wp };
+}
+
+/**
  * The uniform every kernel of the op reads (ModParams, shaders/modulated_conv_params.wgsl) for a
  * dispatch of `total` invocations that do work.
  */

@@ -32,6 +32,13 @@ interface RowShape {
    * the rows the window reads, so loads past either end are left out altogether.
    */
   width?: number;
+  /**
+   * Set when lanes may start at column W (the split upsampling forward's phase planes are W + 1
+   * wide): the lane's own vec4 is then read only inside the row.
+   */
+  past?: boolean;
+  /** The split upsampling path's forward: tap 0 of the row runs only in phase column 0 (phase column 1's is zero). */
+  transposed?: boolean;
 }
 
 /** Whether a row of W values can be unrolled: the window (8 + T - 1 values around a lane's 8) within 4 aligned vec4s. */
@@ -59,6 +66,7 @@ function tapRow(forward: boolean, tap: TapCode, row: RowShape | null): string {
       : { read: 'gy_at', scale: 'cr', pos: 'bx', tIndex: 'kbase + ph * tt + ty * p.T + tx', next: 'gy_at(row, bx - i32(tx) - 1)' };
     return generalRow(ind, tap, { ...code, slide: slide('next') });
   }
+  if (!forward && row.transposed) return transposedInputRow(ind, tap);
   const { T, pad } = row;
   // Window value j is column pixel - 4 + j: component j % 4 of <name><j / 4> (columns -4 .. 11 from
   // the pixel). The last tap's new value is never used, so the far end stops one short of it.
@@ -68,7 +76,28 @@ function tapRow(forward: boolean, tap: TapCode, row: RowShape | null): string {
     ? { ind, base: 'let xr = (row + b0) / 4u; // vec4 index of column b0 (row and b0 are multiples of 4)', name: 'xw', index: 'xr', buf: 'x4', scale: 'sr', pixel: 'b0', limit: 'p.W' }
     : { ind, base: 'let gr = (row + px0) / 4u; // vec4 index of column px0 (row and px0 are multiples of 4)', name: 'gw', index: 'gr', buf: 'gy4', scale: 'cr', pixel: 'px0', limit: 'p.Wp' };
   const tapIndex = (tx: number) => (forward ? `kofs + ty * ${T}u + ${tx}u` : `kbase + ph * ${T * T}u + ty * ${T}u + ${tx}u`);
-  return windowRow(names, { first, lo, hi, T, width: row.width }, tap, tapIndex, (tx, at) => slide(at(forward ? first + 8 + tx : 3 + pad - tx)));
+  return windowRow(names, { first, lo, hi, T, width: row.width, past: row.past, firstTapIf: row.transposed ? '(ph & 1u) == 0u' : undefined }, tap, tapIndex, (tx, at) => slide(at(forward ? first + 8 + tx : 3 + pad - tx)));
+}
+
+/**
+ * The split path's input gradient (T = 2, pad = 1, up = 2, Wo % 4 == 0): pixel px0 + j of tap tx
+ * reads phase-plane column b = px0 + j + 1 - tx, i.e. column 2b + rx of the interleaved gy row. The
+ * 20 columns from 2 px0 (5 aligned vec4s, zero past the row) hold both phases' values of both taps,
+ * so each window is static components: even ones for phase column 0 (taps 0 and 1), odd ones for
+ * phase column 1 (tap 1 alone; its tap 0 is zero). The phase branch is uniform in the workgroup.
+ */
+function transposedInputRow(ind: string, tap: TapCode): string {
+  const q = (c: number) => `q${c >> 2}.${'xyzw'[c & 3]}`; // column 2 px0 + c
+  const win = (m0: number, rx: number) => [0, 1, 2, 3, 4, 5, 6, 7].map((j) => q(2 * (m0 + j) + rx));
+  const taps = (list: [number, number, number][]) =>
+    list.flatMap(([tx, m0, rx]) => {
+      const w = win(m0, rx);
+      return ['{', `  let v0 = vec4f(${w.slice(0, 4).join(', ')});`, `  let v1 = vec4f(${w.slice(4).join(', ')});`, `  let t = kbase + ph * 4u + ty * 2u + ${tx}u;`, ...tap(`${tx}u`).map((l) => `  ${l}`), '}'];
+    });
+  const lines = ['let g4 = (row - (ph & 1u) + 2u * px0) / 4u; // vec4 index of column 2 px0 (row start and 2 px0 are multiples of 4)', 'let q0 = cr * gy4[g4];'];
+  for (let v = 1; v < 5; v++) lines.push(`let q${v} = select(vec4f(0.0), cr * gy4[select(g4, g4 + ${v}u, 2u * px0 + ${4 * v}u < p.Wo)], 2u * px0 + ${4 * v}u < p.Wo);`);
+  lines.push('if ((ph & 1u) == 0u) {', ...taps([[0, 1, 0], [1, 0, 0]]).map((l) => `  ${l}`), '} else {', ...taps([[1, 0, 1]]).map((l) => `  ${l}`), '}');
+  return lines.join(`\n${ind}`);
 }
 
 /** What a general row reads: the zero-padded reader, the row's scale, the window's first column, the tap's weight index, the next value, the window's slide. */
@@ -119,7 +148,7 @@ interface WindowNames {
  */
 function windowRow(
   n: WindowNames,
-  { first, lo, hi, T, width }: { first: number; lo: number; hi: number; T: number; width?: number },
+  { first, lo, hi, T, width, past, firstTapIf }: { first: number; lo: number; hi: number; T: number; width?: number; past?: boolean; firstTapIf?: string },
   tap: TapCode,
   tapIndex: (tx: number) => string,
   slide: (tx: number, at: (j: number) => string) => string[],
@@ -130,13 +159,15 @@ function windowRow(
     const col = 4 * v - 4; // column offset from the lane's first pixel
     const load = (i: string) => `${n.scale} * ${n.buf}[${i}]`;
     if (width !== undefined) lines.push(`let ${n.name}${v} = ${col < 0 || col >= width ? 'vec4f(0.0)' : load(`${n.index} + ${col / 4}u`)};`);
+    else if (col === 0 && past) lines.push(`let ${n.name}${v} = select(vec4f(0.0), ${load(`select(${n.index} - 1u, ${n.index}, ${n.pixel} < ${n.limit})`)}, ${n.pixel} < ${n.limit});`);
     else if (col === 0) lines.push(`let ${n.name}${v} = ${load(n.index)};`);
     else if (col < 0) lines.push(`let ${n.name}${v} = select(vec4f(0.0), ${load(`select(${n.index}, ${n.index} - 1u, ${n.pixel} >= 4u)`)}, ${n.pixel} >= 4u);`);
     else lines.push(`let ${n.name}${v} = select(vec4f(0.0), ${load(`select(${n.index}, ${n.index} + ${col / 4}u, ${n.pixel} + ${col}u < ${n.limit})`)}, ${n.pixel} + ${col}u < ${n.limit});`);
   }
   lines.push(`var v0 = vec4f(${[0, 1, 2, 3].map((e) => at(first + e)).join(', ')});`, `var v1 = vec4f(${[4, 5, 6, 7].map((e) => at(first + e)).join(', ')});`);
   for (let tx = 0; tx < T; tx++) {
-    lines.push('{', `  let t = ${tapIndex(tx)};`, ...tap(`${tx}u`).map((l) => `  ${l}`), '}');
+    // A tap under a condition is skipped by the whole workgroup at once (the condition is the phase, wid.z).
+    lines.push(tx === 0 && firstTapIf ? `if (${firstTapIf}) {` : '{', `  let t = ${tapIndex(tx)};`, ...tap(`${tx}u`).map((l) => `  ${l}`), '}');
     if (tx < T - 1) lines.push(...slide(tx, at));
   }
   return lines.join(`\n${n.ind}`);
@@ -150,7 +181,7 @@ type TapCode = (tx: string) => string[];
  * general row, so the module compiles whole).
  */
 function modulatedConvSubgroupSpecialization(v: Variant): Record<string, string | number> {
-  const { ch, mode, linked, vecStore } = v;
+  const { ch, mode, linked, vecStore, transposed } = v;
   const row = v.entry === 'forward' ? v.row : null;
   const ibRow = v.entry === 'input_backward' ? v.row : null;
   const blocks = ch / 8;
@@ -192,6 +223,8 @@ function modulatedConvSubgroupSpecialization(v: Variant): Record<string, string 
     FWD_OUT: FORWARD_OUT[mode],
     FWD_SETUP: join([...fwdSetup, ...accs], '  '),
     FWD_PER_INPUT: join(fwdPerInput, '    '),
+    FWD_TY0: transposed && v.entry === 'forward' ? 'ph >> 1u' : '0u',
+    IB_TY0: transposed && v.entry === 'input_backward' ? 'ph >> 1u' : '0u',
     FWD_ROW: tapRow(true, linked ? fromLinked : fromK, row),
     FWD_STORE: join(fwdStore, '  '),
     IB_SETUP: join([...ibSetup, ...accs], '  '),
@@ -218,6 +251,8 @@ interface Variant {
   linked: boolean;
   /** The outputs are written (and the input gradient's x read) as vec4s (store_y4, store_gx4). */
   vecStore: boolean;
+  /** The split upsampling path's transposed conv (up = 2, T = 2): the taps zero in every phase kernel are left out. */
+  transposed: boolean;
 }
 
 /**
@@ -239,7 +274,7 @@ const kernels = new Map<string, Kernel>();
 /** Records one dispatch of a variant; `tensors` are keyed by plain binding name (x, y, keff, ...). */
 function dispatchVariant(v: Variant, tensors: Record<string, Tensor>, p: Record<string, number>, grid: number[]): void {
   const names = wgslNames(v);
-  const name = `${v.ch}ch${v.mode === 'scaled' ? '' : ` ${v.mode} conv2d`}${v.linked ? ' linked' : ''}${v.row ? ` T${v.row.T} pad${v.row.pad}${v.row.width ? ` width${v.row.width}` : ''}` : ''}${v.vecStore ? ' vec4 out' : ''}`;
+  const name = `${v.ch}ch${v.mode === 'scaled' ? '' : ` ${v.mode} conv2d`}${v.linked ? ' linked' : ''}${v.row ? ` T${v.row.T} pad${v.row.pad}${v.row.width ? ` width${v.row.width}` : ''}${v.row.past ? ' past' : ''}` : ''}${v.vecStore ? ' vec4 out' : ''}${v.transposed ? ' transposed' : ''}`;
   let k = kernels.get(`${v.entry}/${name}`);
   if (!k) {
     const declared = v.entry === 'forward' ? forwardBindings[v.mode] : inputBindings;
@@ -255,9 +290,10 @@ function dispatchVariant(v: Variant, tensors: Record<string, Tensor>, p: Record<
  * are, and for an upsampling conv (`linked`) the phase kernels built from the raw weight (keff).
  */
 function dispatchForward(ch: number, mode: ForwardMode, sizes: { W: number; Wp: number; up: number; T: number; pad: number }, tensors: Record<string, Tensor>, p: Record<string, number>, grid: number[], linked = false): void {
-  const row = rowUnrollable(sizes.W, sizes.T, sizes.pad) ? { T: sizes.T, pad: sizes.pad, width: sizes.Wp <= 8 ? sizes.W : undefined } : null;
+  const transposed = sizes.up === 2 && sizes.T === 2;
+  const row = rowUnrollable(sizes.W, sizes.T, sizes.pad) ? { T: sizes.T, pad: sizes.pad, width: sizes.Wp <= 8 ? sizes.W : undefined, past: sizes.Wp > sizes.W || undefined, transposed: transposed || undefined } : null;
   const vecStore = sizes.up === 1 && sizes.Wp % 4 === 0;
-  dispatchVariant({ entry: 'forward', ch, mode, row, linked, vecStore }, tensors, p, grid);
+  dispatchVariant({ entry: 'forward', ch, mode, row, linked, vecStore, transposed }, tensors, p, grid);
 }
 
 /** 16 channels per workgroup where there are that many, else 8; null below 8 (ToRGB's 3 outputs). */
@@ -278,14 +314,17 @@ function fits(grid: number[]): boolean {
  * forward: bench/results/2026-11-notes-from-code.md, "Modulated convolution: tiles and helper
  * kernels").
  */
-export function trySubgroupForward(pl: ModulatedConvPlan, b: { x: Tensor; weight: Tensor; st: Tensor; coef: Tensor; y: Tensor }): boolean {
+export function trySubgroupForward(pl: ModulatedConvPlan, b: { x: Tensor; weight: Tensor; st: Tensor; coef: Tensor; y: Tensor; keff?: Tensor }): boolean {
   const ch = channelsPerTile(pl.Co);
   if (ch === null) return false;
   const lanes = pl.N * pl.Hp * Math.ceil(pl.Wp / 8);
   const grid = [Math.ceil(lanes / 8), Math.ceil(pl.Co / ch), pl.up * pl.up];
   if (!fits(grid)) return false;
-  const { weight, ...rest } = b;
-  dispatchForward(ch, 'scaled', pl, { ...rest, keff: weight }, modulatedConvParams(pl, lanes), grid, pl.up === 2);
+  const { weight, keff, ...rest } = b;
+  // Linked: the fused upsampling phase kernels (T = 3) built in the kernel; the split path's (T = 2) come built in keff.
+  const linked = pl.up === 2 && pl.T === 3;
+  if (!linked && pl.up === 2 && !keff) throw new Error('modulated_conv: the split upsampling forward needs its phase kernels');
+  dispatchForward(ch, 'scaled', pl, { ...rest, keff: linked ? weight : (keff ?? weight) }, modulatedConvParams(pl, lanes), grid, linked);
   return true;
 }
 
@@ -296,8 +335,10 @@ export function trySubgroupInputBackward(pl: ModulatedConvPlan, b: { gy: Tensor;
   const lanes = pl.N * pl.H * Math.ceil(pl.W / 8);
   const grid = [Math.ceil(lanes / 8), Math.ceil(pl.Ci / ch)];
   if (!fits(grid)) return false;
-  const row = pl.up === 1 && rowUnrollable(pl.Wp, pl.T, pl.pad) ? { T: pl.T, pad: pl.pad, width: pl.W <= 8 ? pl.Wp : undefined } : null;
-  dispatchVariant({ entry: 'input_backward', ch, mode: 'scaled', row, linked: false, vecStore: pl.W % 4 === 0 }, b, modulatedConvParams(pl, lanes), grid);
+  const transposed = pl.up === 2 && pl.T === 2;
+  let row: RowShape | null = pl.up === 1 && rowUnrollable(pl.Wp, pl.T, pl.pad) ? { T: pl.T, pad: pl.pad, width: pl.W <= 8 ? pl.Wp : undefined } : null;
+  if (transposed && pl.pad === 1 && pl.Wo % 4 === 0 && pl.Wp >= pl.W + 1) row = { T: 2, pad: 1, transposed: true };
+  dispatchVariant({ entry: 'input_backward', ch, mode: 'scaled', row, linked: false, vecStore: pl.W % 4 === 0, transposed }, b, modulatedConvParams(pl, lanes), grid);
   return true;
 }
 
