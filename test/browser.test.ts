@@ -4,7 +4,8 @@
 // the same seed and settings on SwiftShader too (VK_ICD_FILENAMES = chromium-common's ICD), and the
 // samples, mean, std map and losses must agree to max|a-b|/max|b| <= 1e-3. The page is also checked
 // without WebGPU (its message), the server's routes, and a screenshot is written to
-// docs/browser-screenshot.png (SGILO_SCREENSHOT overrides the path).
+// out/browser-screenshot.png (SGILO_SCREENSHOT overrides the path; the README's picture is made
+// with SGILO_SCREENSHOT=docs/browser-screenshot.png, so a test run leaves tracked files alone).
 //
 // Without Chromium (or its SwiftShader ICD) the tests are skipped with the reason printed, unless
 // SGILO_REQUIRE_BROWSER=1 (set by .ci/run, where `npm run provision` installs chromium): then that
@@ -24,7 +25,7 @@ import { ROOT, SHORT_RUN, TOLERANCE, adapterKind, agreement, formatAgreement, pr
 const CHROMIUM = process.env.SGILO_CHROMIUM ?? '/usr/bin/chromium';
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const REQUIRED = process.env.SGILO_REQUIRE_BROWSER === '1';
-const SCREENSHOT = process.env.SGILO_SCREENSHOT ?? join(ROOT, 'docs/browser-screenshot.png');
+const SCREENSHOT = process.env.SGILO_SCREENSHOT ?? join(ROOT, 'out/browser-screenshot.png');
 /** WebGPU on SwiftShader (no GPU here), headless, no sandbox (CI runs as root), no network chatter. */
 export const CHROMIUM_FLAGS = [
   '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-webgpu-adapter=swiftshader',
