@@ -3,7 +3,7 @@
 // strides, offsets, dtypes, DEFLATE, ZIP64 and legacy views, and the Node / Deno file layer.
 // No GPU involved. The corruption fuzz is in checkpoint_fuzz.test.ts.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -117,6 +117,14 @@ test('fashion32-codes.safetensors: z [10000, 128] on the sphere of radius sqrt(1
     const norm = Math.hypot(...r);
     assert.ok(Math.abs(norm - Math.sqrt(128)) < 1e-3, `row ${row}: norm ${norm}`);
   }
+});
+
+test('safetensors: a Node Buffer from readFileSync (a view into a shared pool) reads like a Uint8Array', () => {
+  const file = join(ROOT, 'models/fashion32/mapping-proxy.safetensors');
+  readFileSync(join(ROOT, 'package.json')); // other reads share the pool
+  const viaBuffer = readSafetensors(readFileSync(file));
+  const viaCopy = readSafetensors(new Uint8Array(readFileSync(file)));
+  for (const [name, t] of viaCopy.tensors) assert.equal(Array.from(viaBuffer.tensors.get(name)!.data as Float32Array), Array.from(t.data as Float32Array), name);
 });
 
 test('safetensors: write then read round trip for every dtype, scalars, empty tensors, metadata', async () => {

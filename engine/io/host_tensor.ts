@@ -40,7 +40,9 @@ export function isHostTensor(v: unknown): v is HostTensor {
 export function decodeElements(bytes: Uint8Array, dtype: StorageDType, numel: number, bigEndian = false): { dtype: HostDType; data: HostData } {
   const size = ITEM_SIZE[dtype];
   if (bytes.length < numel * size) throw new CheckpointFormatError(`decode ${dtype}: ${bytes.length} bytes for ${numel} elements`);
-  const raw = bytes.slice(0, numel * size); // an aligned copy that owns its buffer
+  // An aligned copy that owns its buffer. Not bytes.slice(): on a Node Buffer that is a view into
+  // the (pooled) buffer, not a copy, and the typed arrays below would read from its start.
+  const raw = new Uint8Array(bytes.subarray(0, numel * size));
   if (size > 1 && bigEndian === HOST_LITTLE_ENDIAN) swapBytes(raw, size);
   const buf = raw.buffer;
   switch (dtype) {
