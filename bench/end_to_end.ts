@@ -10,6 +10,7 @@
 // callbacks (each step reads its loss back, so the wall time between two callbacks is one step) and
 // profiled over whole rounds (onRound start/end), divided by the round's steps.
 
+import { mkdir } from 'node:fs/promises';
 import type { Engine } from '../engine/engine.ts';
 import type { KernelTime } from '../engine/profiler.ts';
 import { readFileBytes } from '../engine/io/files.ts';
@@ -288,6 +289,8 @@ export async function sgiloRows(eng: Engine, steps: number, profileSteps: number
 /** The `demo` command in this process (its settings: 4 images, 2 tasks, CSGM/ILO/SGILO, 40 steps), wall time. */
 export async function demoRow(log: (line: string) => void): Promise<EndToEndRow> {
   const out = 'out/goals-demo';
+  // runDemo writes into an existing folder (the CLI stages one); here the bench makes it.
+  await mkdir(out, { recursive: true });
   const t0 = performance.now();
   await runDemo({ steps: 40, images: 4, seed: 0, out });
   const ms = performance.now() - t0;
