@@ -1,5 +1,7 @@
 // CSGM, ILO and SGILO: reconstruction by optimizing (or sampling) a StyleGAN2's latent rows, noise
 // maps and, from round 1 on, the features entering an intermediate block (docs/design.md, "CSGM, ILO and SGILO").
+// long because the methods share one round loop, its state, the batch-invariant loss and noise,
+// and the step helpers (projections, divergence); splitting them would spread one algorithm thin.
 //
 //   round 0 (CSGM):  variables z [N, 2L, S] (through MappingProxy) and noise maps 0..4
 //   round k >= 1:    + the features entering block k [N, C, r, r], initialized from the previous
