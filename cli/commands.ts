@@ -1,9 +1,8 @@
+// long because it is the one table of every command's declaration, read whole by args, help, the page and the README.
 // The declaration of every `sgilo` command: positionals, options with types, defaults, ranges and
 // help text, output location, conflicts and an example. cli/args.ts parses and prints help from
 // these; cli/main.ts runs them; the web page checks its form against `reconstruct`'s; the README's
 // command list is tested against them (test/cli.test.ts).
-// long because it is the one table of every command's declaration, which args, help, the page and
-// the README's command list read as a whole.
 
 import type { CommandDecl, OptionDecl, Parsed } from './args.ts';
 import { parseL1Radius } from './l1_options.ts';

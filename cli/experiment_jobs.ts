@@ -164,8 +164,3 @@ export async function runJobs(models: ProtocolModels, jobs: readonly ExperimentJ
   }
   return results;
 }
-
-/** One job (a batch of one). */
-export async function runJob(models: ProtocolModels, job: ExperimentJob, png?: (image: Float32Array) => Promise<string>): Promise<JobResult> {
-  return (await runJobs(models, [job], png))[0];
-}

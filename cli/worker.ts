@@ -1,7 +1,8 @@
 // `sgilo worker --queue redis://HOST:PORT/NAME`: takes the experiment's jobs from the queue, up to
 // --batch at once, runs those of one setting as one batch with the engine (cli/experiment_jobs.ts,
-// runJobs, the function the in-process run uses) and stores each result with its job. A job whose model files differ from this machine's
-// fails at once (no retry); another failure is retried up to the queue's attempts. BullMQ renews
+// runJobs, the function the in-process run uses) and stores each result with its job. A job whose
+// model files differ from this machine's fails at once (no retry); another failure is retried up
+// to the queue's attempts. BullMQ renews
 // the job's lock while it runs; a worker that dies mid-job loses nothing: when the lock expires, a
 // living worker's stalled check (every 5 s at most; it moves only jobs whose lock has expired)
 // returns the job to the queue.

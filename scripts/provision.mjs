@@ -162,7 +162,12 @@ function provisionBrowser() {
     console.error(`provision: no Chromium for the browser tests (they will skip). Run as root:\n  ${text}`);
     return;
   }
-  console.log(`provision: installing Debian's chromium for the browser tests:`);
+  aptInstall(commands, 'chromium', 'browser');
+}
+
+/** Runs the apt-get commands (as root, non-interactive), saying what it does; a failure is reported, not thrown. */
+function aptInstall(commands, pkg, tests) {
+  console.log(`provision: installing Debian's ${pkg} for the ${tests} tests:`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   try {
     for (const [cmd, args] of commands) {
@@ -170,7 +175,7 @@ function provisionBrowser() {
       execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], env });
     }
   } catch (e) {
-    console.error(`provision: installing chromium failed (${e.message}); the browser tests will report it`);
+    console.error(`provision: installing ${pkg} failed (${e.message}); the ${tests} tests will report it`);
   }
 }
 
@@ -190,16 +195,7 @@ function provisionRedis() {
     console.error(`provision: no ${REDIS_SERVER} for the queue tests (they will fail saying so). ${isRoot ? 'Install redis-server, or set SGILO_REDIS_SERVER to one.' : `Run as root:\n  ${text}`}`);
     return;
   }
-  console.log(`provision: installing Debian's redis-server for the queue tests:`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  try {
-    for (const [cmd, args] of commands) {
-      console.log(`  ${cmd} ${args.join(' ')}`);
-      execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], env });
-    }
-  } catch (e) {
-    console.error(`provision: installing redis-server failed (${e.message}); the queue tests will report it`);
-  }
+  aptInstall(commands, 'redis-server', 'queue');
 }
 
 process.exitCode = main();

@@ -10,10 +10,7 @@
 
 import { init } from '../engine/engine.ts';
 import { dispatchCountsByKernel, resetDispatchCounts } from '../engine/kernel.ts';
-import { HostRandom } from '../engine/reference/host.ts';
-import { grad } from '../engine/tape.ts';
-import { scope, tensor } from '../engine/tensor.ts';
-import { noiseSide, numLatents, numNoises } from '../nets/stylegan2.ts';
+import { makePasses } from '../bench/stylegan2.ts';
 import { runMethod, type Problem } from '../samplers/inverse/intermediate_layer.ts';
 import { takeMeasurements } from '../samplers/inverse/reconstruct.ts';
 import { makeOperator } from '../samplers/inverse/operators/index.ts';
@@ -91,23 +88,9 @@ async function roundRow(setup: Setup, method: 'ilo' | 'sgilo', N: number): Promi
 }
 
 async function stylegan2Row(setup: Setup, N: number): Promise<void> {
-  const g = setup.generator;
-  const c = g.config;
-  const rng = new HostRandom(5);
-  const randn = (shape: number[]) => tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal()), shape).keep();
-  const wplus = randn([N, numLatents(c), c.styleDim]);
-  const noise = Array.from({ length: numNoises(c) }, (_, i) => randn([N, 1, noiseSide(i), noiseSide(i)]));
-  const R = randn([N, 3, c.size, c.size]);
-  const leaves = [wplus, ...noise];
-  const pass = () =>
-    scope(() => {
-      for (const t of leaves) t.requireGrad();
-      try {
-        grad(g.synthesis({ wplus, noise }), leaves, { upstream: R });
-      } finally {
-        for (const t of leaves) t.requireGrad(false);
-      }
-    });
+  // The goals bench's passes (bench/stylegan2.ts): the same seeded W+, noise and upstream.
+  const passes = makePasses(setup.generator, N);
+  const pass = passes.fwdBwd;
   const eng = (await import('../engine/engine.ts')).engine();
   pass();
   await eng.sync();
@@ -128,7 +111,7 @@ async function stylegan2Row(setup: Setup, N: number): Promise<void> {
     console.log(`stylegan2 fwd+bwd N=${N}: recording ${Math.min(...recording).toFixed(2)} ms fastest, ${median(recording).toFixed(2)} ms median`);
     report(`stylegan2 fwd+bwd N=${N}`, (performance.now() - t0) / steps, countsSince(before, steps), (cpuMs() - c0) / steps, Math.min(...each));
   }
-  [...leaves, R].forEach((t) => t.dispose());
+  passes.dispose();
 }
 
 const eng0 = await init({ dawnOptions: ["disable-dawn-features=timestamp_quantization"] });
